@@ -1,0 +1,119 @@
+/// The matrix product op(a)·op(b) over the last two dimensions, where op(x) is xᵀ when the
+/// corresponding flag is set; leading (batch) dimensions broadcast.
+///
+/// Both operands need rank ≥ 2. Transposed operands go straight to the GEMM kernel (no copy).
+public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+    precondition(a.rank >= 2 && b.rank >= 2, "matmul needs rank ≥ 2 operands, not \(a.shape) and \(b.shape)")
+    precondition(a.dtype == b.dtype, "matmul: dtypes differ (\(a.dtype), \(b.dtype))")
+    let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+    let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+    let (m, k) = transposeA ? (ac, ar) : (ar, ac)
+    let (k2, n) = transposeB ? (bc, br) : (br, bc)
+    precondition(k == k2, "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+    let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
+    let shapeA = a.shape
+    let out: Tensor
+    if batchB.isEmpty && !transposeA {
+        // Fold a's batch into its rows: one GEMM.
+        let rows = batchA.reduce(1, *) * m
+        out = gemm(a.detached(), b.detached(), m: rows, n: n, k: k, transposeA: false, transposeB: transposeB,
+                   batch: 1, strideA: 0, strideB: 0).reshaped(to: batchA + [m, n])
+    } else {
+        let batch = broadcastShape(batchA, batchB)
+        let ea = a.detached().broadcast(to: batch + [ar, ac])
+        let eb = b.detached().broadcast(to: batch + [br, bc])
+        out = gemm(ea, eb, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                   batch: batch.reduce(1, *), strideA: ar * ac, strideB: br * bc).reshaped(to: batch + [m, n])
+    }
+    let folded = batchB.isEmpty && !transposeA && a.rank > 2
+    return Tensor.record("matmul", out, [a, b]) { g, needs in
+        // C = op(A)·op(B): dA and dB are again products, chosen so no operand is transposed in
+        // memory. When A's batch was folded into its rows, the backward pass folds it too.
+        let (a, g) = folded ? (a.reshaped(to: [-1, k]), g.reshaped(to: [-1, n])) : (a, g)
+        let ga: Tensor? = !needs[0] ? nil : (transposeA
+            ? matmul(b, g, transposeA: transposeB, transposeB: true)
+            : matmul(g, b, transposeA: false, transposeB: !transposeB))
+        let gb: Tensor? = !needs[1] ? nil : (transposeB
+            ? matmul(g, a, transposeA: true, transposeB: transposeA)
+            : matmul(a, g, transposeA: !transposeA, transposeB: false))
+        return [ga.map { reduceBatch($0, to: shapeA) }, gb.map { reduceBatch($0, to: b.shape) }]
+    }
+}
+
+/// Sums a batched matrix gradient over the batch dimensions an operand was broadcast along.
+private func reduceBatch(_ g: Tensor, to shape: [Int]) -> Tensor {
+    if g.shape == shape { return g }
+    if g.count == shape.reduce(1, *) { return g.reshaped(to: shape) }
+    return g.sum(toShape: shape)
+}
+
+/// Runs `batch` GEMMs over contiguous operands (no recording).
+private func gemm(
+    _ a: Tensor, _ b: Tensor, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool,
+    batch: Int, strideA: Int, strideB: Int
+) -> Tensor {
+    let out = Tensor(uninitializedShape: [batch * m, n], dtype: a.dtype)
+    let lda = transposeA ? m : k, ldb = transposeB ? k : n
+    func run<T: TensorScalar>(_: T.Type) {
+        let pa = a.pointer(T.self), pb = b.pointer(T.self), pc = out.pointer(T.self)
+        withExtendedLifetime((a, b)) {
+            for i in 0..<batch {
+                T.gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1,
+                       a: pa + i * strideA, lda: lda, b: pb + i * strideB, ldb: ldb, beta: 0,
+                       c: pc + i * m * n, ldc: n)
+            }
+        }
+    }
+    switch a.dtype {
+    case .float32: run(Float.self)
+    case .float64: run(Double.self)
+    }
+    return out
+}
+
+/// The affine map of a dense layer, y = x·Wᵀ + b, as one fused operation.
+///
+/// - Parameters:
+///   - x: inputs of shape [..., in].
+///   - weight: shape [out, in] (PyTorch's `nn.Linear` layout, so weights exchange unchanged).
+///   - bias: shape [out], or `nil`.
+/// - Returns: shape [..., out].
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+    precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
+        "linear: input shape \(x.shape) does not fit weight shape \(weight.shape) ([out, in])")
+    precondition(x.dtype == weight.dtype, "linear: dtypes differ (\(x.dtype), \(weight.dtype))")
+    let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
+    if let bias {
+        precondition(bias.shape == [outFeatures], "linear: bias shape \(bias.shape) should be [\(outFeatures)]")
+    }
+    let rows = x.count / Swift.max(inFeatures, 1)
+    let outShape = Array(x.shape.dropLast()) + [outFeatures]
+    let out = Tensor(uninitializedShape: outShape, dtype: x.dtype)
+    func run<T: TensorScalar>(_: T.Type) {
+        let px = x.pointer(T.self), pw = weight.pointer(T.self), py = out.pointer(T.self)
+        withExtendedLifetime((x, weight, bias)) {
+            var beta: T = 0
+            if let bias {
+                let pb = bias.pointer(T.self)
+                for r in 0..<rows { (py + r * outFeatures).update(from: pb, count: outFeatures) }
+                beta = 1
+            }
+            T.gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
+                   a: px, lda: inFeatures, b: pw, ldb: inFeatures, beta: beta, c: py, ldc: outFeatures)
+        }
+    }
+    switch x.dtype {
+    case .float32: run(Float.self)
+    case .float64: run(Double.self)
+    }
+    var inputs = [x, weight]
+    if let bias { inputs.append(bias) }
+    let inputShape = x.shape
+    return Tensor.record("linear", out, inputs) { g, needs in
+        let g2 = g.reshaped(to: [rows, outFeatures])
+        let gx = needs[0] ? matmul(g2, weight).reshaped(to: inputShape) : nil
+        let gw = needs[1] ? matmul(g2, x.reshaped(to: [rows, inFeatures]), transposeA: true) : nil
+        let gb = needs.count > 2 && needs[2] ? g2.sum(alongAxis: 0) : nil
+        return [gx, gw, gb]
+    }
+}

@@ -1,0 +1,263 @@
+/// Integer indices with a shape, as produced by ``searchSorted(_:_:right:)`` or ``Tensor/argsort(alongAxis:descending:)``
+/// and consumed by ``Tensor/gathering(alongAxis:indices:)``.
+public struct IndexTensor: Sendable, Equatable {
+    public var shape: [Int]
+    public var indices: [Int]
+
+    public init(shape: [Int], indices: [Int]) {
+        precondition(shape.reduce(1, *) == indices.count, "\(indices.count) indices do not fill shape \(shape)")
+        self.shape = shape
+        self.indices = indices
+    }
+}
+
+extension Tensor {
+    // MARK: Reshaping (shares the buffer)
+
+    /// The same elements with a new shape; one dimension may be −1 (inferred).
+    public func reshaped(to newShape: [Int]) -> Tensor {
+        var newShape = newShape
+        if let unknown = newShape.firstIndex(of: -1) {
+            let known = newShape.enumerated().filter { $0.offset != unknown }.reduce(1) { $0 * $1.element }
+            precondition(known > 0 && count % known == 0, "cannot reshape \(shape) to \(newShape)")
+            newShape[unknown] = count / known
+        }
+        precondition(
+            newShape.allSatisfy { $0 >= 0 } && newShape.reduce(1, *) == count,
+            "cannot reshape \(shape) (\(count) elements) to \(newShape)")
+        if newShape == shape { return self }
+        let out = Tensor(storage: storage, shape: newShape)
+        let inputShape = shape
+        return Tensor.record("reshape", out, [self]) { g, _ in [g.reshaped(to: inputShape)] }
+    }
+
+    /// All dimensions merged into one.
+    public func flattened() -> Tensor { reshaped(to: [count]) }
+
+    /// A new dimension of size 1 inserted at `axis` (which may be `rank`).
+    public func unsqueezed(axis: Int) -> Tensor {
+        let a = normalizedAxis(axis, rank: rank + 1)
+        var s = shape
+        s.insert(1, at: a)
+        return reshaped(to: s)
+    }
+
+    /// The dimension `axis`, which must have size 1, removed.
+    public func squeezed(axis: Int) -> Tensor {
+        let a = normalizedAxis(axis)
+        precondition(shape[a] == 1, "cannot squeeze axis \(axis) of size \(shape[a]) in shape \(shape)")
+        var s = shape
+        s.remove(at: a)
+        return reshaped(to: s)
+    }
+
+    // MARK: Permutation (copies)
+
+    /// Dimensions reordered: result dimension i is input dimension `axes[i]`.
+    public func permuted(_ axes: [Int]) -> Tensor {
+        let axes = axes.map { normalizedAxis($0) }
+        precondition(axes.sorted() == Array(0..<rank), "\(axes) is not a permutation of the axes of \(shape)")
+        if axes == Array(0..<rank) { return self }
+        let out: Tensor
+        switch dtype {
+        case .float32: out = permuteCopy(axes, Float.self)
+        case .float64: out = permuteCopy(axes, Double.self)
+        }
+        var inverse = [Int](repeating: 0, count: rank)
+        for (i, a) in axes.enumerated() { inverse[a] = i }
+        return Tensor.record("permute", out, [self]) { g, _ in [g.permuted(inverse)] }
+    }
+
+    /// The last two dimensions swapped (the matrix transpose for rank 2).
+    public func transposed() -> Tensor {
+        precondition(rank >= 2, "transpose needs rank ≥ 2, not shape \(shape)")
+        var axes = Array(0..<rank)
+        axes.swapAt(rank - 1, rank - 2)
+        return permuted(axes)
+    }
+
+    /// Dimensions `a` and `b` swapped.
+    public func transposed(_ a: Int, _ b: Int) -> Tensor {
+        var axes = Array(0..<rank)
+        axes.swapAt(normalizedAxis(a), normalizedAxis(b))
+        return permuted(axes)
+    }
+
+    private func permuteCopy<T: TensorScalar>(_ axes: [Int], _: T.Type) -> Tensor {
+        let outShape = axes.map { shape[$0] }
+        let out = Tensor(uninitializedShape: outShape, dtype: dtype)
+        var inStrides = [Int](repeating: 1, count: rank)
+        for i in stride(from: rank - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * shape[i + 1] }
+        let permutedStrides = axes.map { inStrides[$0] }
+        let src = pointer(T.self), dst = out.pointer(T.self)
+        let n = outShape.last ?? 1, innerStride = permutedStrides.last ?? 1
+        let outer = outShape.dropLast().reduce(1, *)
+        var index = [Int](repeating: 0, count: Swift.max(rank - 1, 0))
+        var offset = 0
+        withExtendedLifetime(self) {
+            for row in 0..<outer {
+                let d = dst + row * n
+                for i in 0..<n { d[i] = src[offset + i * innerStride] }
+                var k = rank - 2
+                while k >= 0 {
+                    index[k] += 1
+                    offset += permutedStrides[k]
+                    if index[k] < outShape[k] { break }
+                    offset -= permutedStrides[k] * outShape[k]
+                    index[k] = 0
+                    k -= 1
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: Slicing and joining (copies)
+
+    /// The elements whose index along `axis` lies in `range`.
+    public func slice(alongAxis axis: Int, _ range: Range<Int>) -> Tensor {
+        let axis = normalizedAxis(axis)
+        precondition(range.lowerBound >= 0 && range.upperBound <= shape[axis],
+            "slice \(range) out of bounds for axis \(axis) of shape \(shape)")
+        if range.count == shape[axis] { return self }
+        let (outer, size, inner) = split(at: axis)
+        var outShape = shape
+        outShape[axis] = range.count
+        let out = Tensor(uninitializedShape: outShape, dtype: dtype)
+        let bytes = dtype.byteSize
+        withExtendedLifetime(self) {
+            for o in 0..<outer {
+                (out.storage.base + o * range.count * inner * bytes).copyMemory(
+                    from: storage.base + (o * size + range.lowerBound) * inner * bytes,
+                    byteCount: range.count * inner * bytes)
+            }
+        }
+        let inputShape = shape
+        return Tensor.record("slice", out, [self]) { g, _ in
+            [g.padded(alongAxis: axis, before: range.lowerBound, toSize: inputShape[axis])]
+        }
+    }
+
+    /// The sub-tensor at `index` along `axis`, with that axis removed.
+    public func select(alongAxis axis: Int, index: Int) -> Tensor {
+        let axis = normalizedAxis(axis)
+        let i = index < 0 ? index + shape[axis] : index
+        return slice(alongAxis: axis, i..<(i + 1)).squeezed(axis: axis)
+    }
+
+    /// Rows `range` along the first axis.
+    public subscript(range: Range<Int>) -> Tensor { slice(alongAxis: 0, range) }
+
+    /// The sub-tensor at `index` along the first axis.
+    public subscript(index: Int) -> Tensor { select(alongAxis: 0, index: index) }
+
+    /// Zeros around this tensor along `axis`: `before` zeros first, then zeros up to `size`.
+    func padded(alongAxis axis: Int, before: Int, toSize size: Int) -> Tensor {
+        var parts: [Tensor] = []
+        var zerosShape = shape
+        if before > 0 { zerosShape[axis] = before; parts.append(.zeros(zerosShape, dtype: dtype)) }
+        parts.append(self)
+        let after = size - before - shape[axis]
+        if after > 0 { zerosShape[axis] = after; parts.append(.zeros(zerosShape, dtype: dtype)) }
+        return Tensor.concatenate(parts, alongAxis: axis)
+    }
+
+    /// Tensors joined along an existing axis; other dimensions must agree.
+    public static func concatenate(_ tensors: [Tensor], alongAxis axis: Int) -> Tensor {
+        precondition(!tensors.isEmpty, "concatenate needs at least one tensor")
+        let first = tensors[0]
+        let axis = first.normalizedAxis(axis)
+        for t in tensors {
+            precondition(t.dtype == first.dtype, "concatenate: dtypes differ (\(first.dtype), \(t.dtype))")
+            precondition(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == axis || t.shape[$0] == first.shape[$0] },
+                "concatenate along axis \(axis): shapes \(tensors.map(\.shape)) do not match")
+        }
+        if tensors.count == 1 { return first }
+        var outShape = first.shape
+        outShape[axis] = tensors.reduce(0) { $0 + $1.shape[axis] }
+        let out = Tensor(uninitializedShape: outShape, dtype: first.dtype)
+        let (outer, _, inner) = out.split(at: axis)
+        let bytes = first.dtype.byteSize
+        var start = 0
+        for t in tensors {
+            let size = t.shape[axis]
+            withExtendedLifetime(t) {
+                for o in 0..<outer {
+                    (out.storage.base + (o * outShape[axis] + start) * inner * bytes).copyMemory(
+                        from: t.storage.base + o * size * inner * bytes, byteCount: size * inner * bytes)
+                }
+            }
+            start += size
+        }
+        let sizes = tensors.map { $0.shape[axis] }
+        return record("concatenate", out, tensors) { g, needs in
+            var offset = 0
+            return zip(sizes, needs).map { size, need in
+                defer { offset += size }
+                return need ? g.slice(alongAxis: axis, offset..<(offset + size)) : nil
+            }
+        }
+    }
+
+    /// Tensors of equal shape joined along a new axis.
+    public static func stack(_ tensors: [Tensor], alongAxis axis: Int = 0) -> Tensor {
+        precondition(!tensors.isEmpty, "stack needs at least one tensor")
+        precondition(tensors.allSatisfy { $0.shape == tensors[0].shape },
+            "stack: shapes \(tensors.map(\.shape)) differ")
+        return concatenate(tensors.map { $0.unsqueezed(axis: axis) }, alongAxis: axis)
+    }
+
+    // MARK: Indexing
+
+    /// The slices at `indices` along `axis`, in that order (indices may repeat).
+    public func indexSelect(alongAxis axis: Int, _ indices: [Int]) -> Tensor {
+        let axis = normalizedAxis(axis)
+        let (outer, size, inner) = split(at: axis)
+        for i in indices { precondition(i >= 0 && i < size, "index \(i) out of range for axis \(axis) of shape \(shape)") }
+        var outShape = shape
+        outShape[axis] = indices.count
+        var positions = [Int]()
+        positions.reserveCapacity(outer * indices.count * inner)
+        for o in 0..<outer { for i in indices { for k in 0..<inner { positions.append((o * size + i) * inner + k) } } }
+        return gatherFlat(positions, shape: outShape, name: "indexSelect")
+    }
+
+    /// PyTorch's `gather`: out[…, j, …] = self[…, indices[…, j, …], …] along `axis`; `indices`
+    /// has this tensor's rank and its sizes on the other axes.
+    public func gathering(alongAxis axis: Int, indices: IndexTensor) -> Tensor {
+        let axis = normalizedAxis(axis)
+        precondition(indices.shape.count == rank
+            && (0..<rank).allSatisfy { $0 == axis || indices.shape[$0] == shape[$0] },
+            "gather along axis \(axis): index shape \(indices.shape) does not fit tensor shape \(shape)")
+        let size = shape[axis]
+        let idxInner = indices.shape[(axis + 1)...].reduce(1, *)
+        let idxSize = indices.shape[axis]
+        var positions = [Int](repeating: 0, count: indices.indices.count)
+        for (flat, i) in indices.indices.enumerated() {
+            precondition(i >= 0 && i < size, "gather index \(i) out of range for axis \(axis) of shape \(shape)")
+            let k = flat % idxInner
+            let o = flat / (idxInner * idxSize)
+            positions[flat] = (o * size + i) * idxInner + k
+        }
+        return gatherFlat(positions, shape: indices.shape, name: "gather")
+    }
+
+    /// Elements at flat `positions`, shaped `shape`; the backward pass scatter-adds.
+    func gatherFlat(_ positions: [Int], shape outShape: [Int], name: String) -> Tensor {
+        let out = Tensor(uninitializedShape: outShape, dtype: dtype)
+        withExtendedLifetime(self) {
+            switch dtype {
+            case .float32:
+                let x = pointer(Float.self), y = out.pointer(Float.self)
+                for (k, p) in positions.enumerated() { y[k] = x[p] }
+            case .float64:
+                let x = pointer(Double.self), y = out.pointer(Double.self)
+                for (k, p) in positions.enumerated() { y[k] = x[p] }
+            }
+        }
+        let inputShape = shape, inputType = dtype
+        return Tensor.record(name, out, [self]) { g, _ in
+            [Tensor.scatterAdd(g, positions: positions, shape: inputShape, dtype: inputType)]
+        }
+    }
+}

@@ -1,0 +1,2 @@
+import NormalizingFlows
+print("flows")
