@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import NormalizingFlows
+
+/// `flows bench`: the benchmark tasks, as a table or as JSON lines.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a benchmark task and report its figures.",
+        discussion: """
+            Tasks: \(BenchTask.allCases.map(\.rawValue).joined(separator: ", ")).
+            Build in release mode for meaningful numbers: swift run -c release flows bench --task gemm
+            """)
+
+    @Option(help: "The task to run.")
+    var task: BenchTask
+
+    @Option(help: "Repetitions (or training steps) to time; the median is reported.")
+    var steps: Int?
+
+    @Flag(help: "Print one JSON object per line instead of a table.")
+    var json = false
+
+    func validate() throws {
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+    }
+
+    func run() throws {
+        let records: [BenchRecord]
+        switch task {
+        case .gemm: records = GEMMBench.run(repetitions: steps)
+        case .mlpStep: records = [MLPStepBench.run(steps: steps)]
+        }
+        for record in records {
+            print(json ? record.jsonLine : record.tableLine)
+        }
+    }
+}
+
+enum BenchTask: String, CaseIterable, ExpressibleByArgument {
+    case gemm
+    case mlpStep = "mlp-step"
+}
+
+/// One line of benchmark output: ordered fields, as JSON or as aligned text.
+struct BenchRecord {
+    var fields: [(String, Any)]
+
+    var jsonLine: String {
+        "{" + fields.map { key, value in
+            let rendered: String
+            switch value {
+            case let s as String: rendered = "\"\(s)\""
+            case let d as Double: rendered = d.isFinite ? String(format: "%.6g", d) : "null"
+            default: rendered = "\(value)"
+            }
+            return "\"\(key)\": \(rendered)"
+        }.joined(separator: ", ") + "}"
+    }
+
+    var tableLine: String {
+        fields.map { key, value in
+            if let d = value as? Double { return "\(key)=\(String(format: "%.4g", d))" }
+            return "\(key)=\(value)"
+        }.joined(separator: "  ")
+    }
+}
+
+/// Wall-clock timing helpers for benchmarks.
+enum Timing {
+    /// Seconds taken by `body`.
+    static func seconds(_ body: () -> Void) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// The median of `repetitions` timings of `body`, after `warmup` untimed runs.
+    static func median(repetitions: Int, warmup: Int = 2, _ body: () -> Void) -> Double {
+        for _ in 0..<warmup { body() }
+        let times = (0..<repetitions).map { _ in seconds(body) }.sorted()
+        return times[times.count / 2]
+    }
+
+    /// Peak resident memory of this process in MiB.
+    static var peakResidentMegabytes: Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024          // kilobytes on Linux
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        return Double(usage.ru_maxrss) / (1024 * 1024)  // bytes on macOS
+        #endif
+    }
+}

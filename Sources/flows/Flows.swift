@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Flows: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flows",
+        abstract: "Normalizing flows in Swift: fit, sample, score, plot and benchmark.",
+        subcommands: [Bench.self]
+    )
+}

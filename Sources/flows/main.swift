@@ -1,2 +1,0 @@
-import NormalizingFlows
-print("flows")
