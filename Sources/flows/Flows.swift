@@ -5,6 +5,6 @@ struct Flows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flows",
         abstract: "Normalizing flows in Swift: fit, sample, score, plot and benchmark.",
-        subcommands: [Bench.self]
+        subcommands: [Demo.self, Bench.self]
     )
 }

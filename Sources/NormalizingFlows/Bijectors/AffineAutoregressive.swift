@@ -1,0 +1,36 @@
+/// An affine autoregressive bijector (IAF/MAF, Kingma et al. 2016; Papamakarios et al. 2017):
+/// y_i = μ_i(x_<i) + σ_i(x_<i)·x_i with (μ, s) from a MADE network and log σ from ``AffineScale``.
+///
+/// `forward` (sampling) is one network pass; `inverse` (density evaluation) takes D passes.
+/// Wrap it in ``Invert`` for the MAF direction (parallel density, sequential sampling).
+///
+/// Defaults differ from FlowTorch's where FlowTorch's fail on its own tutorial: the network
+/// starts as the identity (zero last layer), and the log-scale is softly bounded instead of
+/// hard-clamped (a hard clamp passes no gradient once saturated).
+public struct AffineAutoregressive: BijectorPlan {
+    public var conditioner: DenseAutoregressive
+    public var scale: AffineScale
+
+    public init(conditioner: DenseAutoregressive = DenseAutoregressive(), scale: AffineScale = .default) {
+        self.conditioner = conditioner
+        self.scale = scale
+    }
+
+    /// FlowTorch's spelling: hidden sizes and log-scale clamp bounds.
+    public init(hiddenSizes: [Int], activation: Activation = DenseAutoregressive().activation, scale: AffineScale = .default) {
+        self.init(conditioner: DenseAutoregressive(hiddenSizes: hiddenSizes, activation: activation), scale: scale)
+    }
+
+    public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        let transform = AffineTransform(scale: scale)
+        try transform.validate()
+        if spec.eventSize == 1 && spec.contextSize == 0 {
+            // One dimension and no context: the parameters depend on nothing.
+            return try ParametricElementwiseBijector(transform: transform, spec: spec, generator: &generator)
+        }
+        let network = try conditioner.makeNetwork(
+            inputSize: spec.eventSize, contextSize: spec.contextSize, outputsPerDimension: transform.parameterCount,
+            outputBias: transform.identityParameters, dtype: spec.dtype, generator: &generator)
+        return AutoregressiveBijector(transform: transform, network: network, spec: spec)
+    }
+}

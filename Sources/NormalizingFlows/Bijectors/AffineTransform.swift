@@ -1,0 +1,65 @@
+/// How the raw scale parameter s of an affine transform becomes log σ.
+public enum AffineScale: Sendable, Equatable {
+    /// log σ = b·tanh(s / b): smooth, bounded in (−b, b), the identity near 0, and never without
+    /// gradient (unlike a hard clamp). The default, with b = 5.
+    case softBounded(Double)
+    /// log σ = s, unbounded.
+    case exp
+    /// log σ = clamp(s, min, max) with FlowTorch's straight-through gradient inside the bounds
+    /// only (a hard clamp: no gradient once saturated). FlowTorch's default is (−5, 3).
+    case clamped(min: Double, max: Double)
+    /// σ = sigmoid(s + bias), the "numerically stable" IAF variant (Kingma et al. 2016).
+    case sigmoid(bias: Double)
+
+    public static let `default` = AffineScale.softBounded(5)
+
+    /// log σ from the raw parameter.
+    func logScale(_ s: Tensor) -> Tensor {
+        switch self {
+        case .softBounded(let b): (s / b).tanh() * b
+        case .exp: s
+        case .clamped(let lo, let hi): s.clamped(min: lo, max: hi)
+        case .sigmoid(let bias): (s + bias).logSigmoid()
+        }
+    }
+
+    /// The raw parameter for σ = 1.
+    var identityRaw: Double {
+        switch self {
+        case .softBounded, .exp, .clamped: 0
+        case .sigmoid(let bias): 30 - bias   // σ(30) = 1 − 9e-14: the identity to Float precision
+        }
+    }
+
+    func validate() throws {
+        switch self {
+        case .softBounded(let b) where !(b > 0 && b.isFinite):
+            throw FlowError.invalidConfiguration("the soft bound on the log-scale must be positive, got \(b)")
+        case .clamped(let lo, let hi) where !(lo < hi) || !(lo <= 0 && hi >= 0):
+            throw FlowError.invalidConfiguration("log-scale clamp bounds need min ≤ 0 ≤ max and min < max, got (\(lo), \(hi))")
+        default: return
+        }
+    }
+}
+
+/// y = μ + σ·x with parameters (μ, s) per element and log σ = ``AffineScale`` (s):
+/// log |∂y/∂x| = log σ.
+public struct AffineTransform: ElementwiseTransform {
+    public var scale: AffineScale
+
+    public init(scale: AffineScale = .default) { self.scale = scale }
+
+    public var parameterCount: Int { 2 }
+    public var identityParameters: [Double] { [0, scale.identityRaw] }
+    public func validate() throws { try scale.validate() }
+
+    public func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {
+        let logScale = scale.logScale(parameters.parameter(1))
+        return (x * logScale.exp() + parameters.parameter(0), logScale.broadcast(to: x.shape))
+    }
+
+    public func inverse(_ y: Tensor, parameters: Tensor) -> (x: Tensor, logAbsDerivative: Tensor) {
+        let logScale = scale.logScale(parameters.parameter(1))
+        return ((y - parameters.parameter(0)) * logScale.negated().exp(), logScale.negated().broadcast(to: y.shape))
+    }
+}

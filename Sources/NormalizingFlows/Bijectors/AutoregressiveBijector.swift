@@ -1,0 +1,78 @@
+/// An ``ElementwiseTransform`` whose parameters for dimension i come from a MADE network fed the
+/// dimensions before i: y_i = f(x_i; θ_i(x_<i)) (Kingma et al. 2016; Papamakarios et al. 2017).
+///
+/// The Jacobian is triangular in the network's order, so log |det J| = Σᵢ log |∂y_i/∂x_i|.
+/// `forward` (noise → data) takes one network pass. `inverse` is sequential: pass k fixes the
+/// k-th dimension in the order, so it takes D passes; the first pass sees only zeros and, without
+/// context, runs on a single row. ``Invert`` swaps the costs (MAF versus IAF).
+final class AutoregressiveBijector: Bijector {
+    let transform: any ElementwiseTransform
+    let network: MaskedAutoregressiveNetwork
+    let eventShape: [Int]
+    let contextSize: Int
+
+    init(transform: any ElementwiseTransform, network: MaskedAutoregressiveNetwork, spec: BijectorSpec) {
+        self.transform = transform
+        self.network = network
+        self.eventShape = spec.eventShape
+        self.contextSize = spec.contextSize
+    }
+
+    var namedParameters: [(name: String, parameter: Parameter)] {
+        network.namedParameters.map { ("conditioner.\($0.name)", $0.parameter) }
+    }
+
+    var namedBuffers: [(name: String, value: Tensor)] { [("conditioner.order", network.orderBuffer)] }
+
+    func loadBuffer(named name: String, _ value: Tensor) throws {
+        guard name == "conditioner.order" else {
+            throw FlowError.stateMismatch("autoregressive bijector has no buffer named '\(name)'")
+        }
+        try network.loadOrder(value)
+    }
+
+    private var size: Int { eventShape.reduce(1, *) }
+
+    func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
+        let leading = try leadingShape(of: x, "input")
+        try checkContext(context, leading: leading)
+        let flat = x.reshaped(to: leading + [size])
+        let (y, d) = transform.forward(flat, parameters: network(flat, context: context))
+        return (y.reshaped(to: x.shape), d.sum(alongAxis: -1))
+    }
+
+    func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
+        let leading = try leadingShape(of: y, "input")
+        try checkContext(context, leading: leading)
+        let flat = y.reshaped(to: leading + [size])
+        // Pass 1: the input is all zeros, identical for every row.
+        let firstInput = context == nil ? Tensor.zeros([1, size], dtype: y.dtype) : Tensor.zeros(flat.shape, dtype: y.dtype)
+        var (x, d) = transform.inverse(flat, parameters: network(firstInput, context: context))
+        for _ in 1..<size {
+            (x, d) = transform.inverse(flat, parameters: network(x, context: context))
+        }
+        return (x.reshaped(to: y.shape), d.sum(alongAxis: -1))
+    }
+
+    private func checkContext(_ context: Tensor?, leading: [Int]) throws {
+        guard contextSize > 0 else {
+            if context != nil {
+                throw FlowError.shapeMismatch("a context was given, but this bijector was made without one (contextSize 0)")
+            }
+            return
+        }
+        guard let context else {
+            throw FlowError.shapeMismatch("this bijector needs a context of size \(contextSize)")
+        }
+        guard context.shape.last == contextSize,
+              broadcastable(Array(context.shape.dropLast()), leading) else {
+            throw FlowError.shapeMismatch("context shape \(context.shape) does not fit inputs with leading shape \(leading) and context size \(contextSize)")
+        }
+    }
+}
+
+/// Whether `shape` broadcasts to `target` without changing `target`.
+func broadcastable(_ shape: [Int], _ target: [Int]) -> Bool {
+    guard shape.count <= target.count else { return false }
+    return zip(shape.reversed(), target.reversed()).allSatisfy { $0 == $1 || $0 == 1 }
+}

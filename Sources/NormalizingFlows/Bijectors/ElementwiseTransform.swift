@@ -1,0 +1,33 @@
+/// A monotonic map of one real number with P raw parameters per element: the "operation" that
+/// affine and spline bijectors share, separate from where the parameters come from (free
+/// tensors, a MADE network, a coupling network).
+public protocol ElementwiseTransform: Sendable {
+    /// Raw parameters per element.
+    var parameterCount: Int { get }
+    /// y = f(x; θ) and log |∂y/∂x| elementwise. `parameters` has shape `x.shape + [P]` or
+    /// broadcasts to it.
+    func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor)
+    /// x = f⁻¹(y; θ) and log |∂x/∂y| elementwise.
+    func inverse(_ y: Tensor, parameters: Tensor) -> (x: Tensor, logAbsDerivative: Tensor)
+    /// Raw parameters (P values) for which f is the identity.
+    var identityParameters: [Double] { get }
+    /// Throws when the settings cannot work.
+    func validate() throws
+}
+
+extension ElementwiseTransform {
+    public func validate() throws {}
+
+    /// Raw parameters for `elements` elements: the identity plus N(0, scale²) noise, as
+    /// FlowTorch initialises free parameters (scale 10⁻³), shape [elements, P].
+    func initialParameters(elements: Int, noise scale: Double, dtype: DType, generator: inout RandomGenerator) -> Tensor {
+        let identity = Tensor(identityParameters, shape: [1, parameterCount], dtype: dtype)
+        let noise = Tensor.randn([elements, parameterCount], generator: &generator, dtype: dtype) * scale
+        return identity + noise
+    }
+}
+
+extension Tensor {
+    /// Raw parameter `index` of the trailing parameter axis: shape `self.shape.dropLast()`.
+    func parameter(_ index: Int) -> Tensor { select(alongAxis: -1, index: index) }
+}

@@ -1,0 +1,64 @@
+/// An ``ElementwiseTransform`` with its own free parameters per element (FlowTorch's
+/// `Elementwise` with `parameters.Tensor`): shape `eventShape + [P]`, initialised at the identity
+/// plus N(0, 10⁻⁶) noise. With a context, the parameters come from a linear map of the context
+/// added to the free ones.
+final class ParametricElementwiseBijector: Bijector {
+    let transform: any ElementwiseTransform
+    let eventShape: [Int]
+    let parameters: Parameter
+    let contextWeight: Parameter?
+
+    init(transform: any ElementwiseTransform, spec: BijectorSpec, generator: inout RandomGenerator) throws {
+        try transform.validate()
+        self.transform = transform
+        self.eventShape = spec.eventShape
+        let p = transform.parameterCount
+        parameters = Parameter(
+            transform.initialParameters(elements: spec.eventSize, noise: 1e-3, dtype: spec.dtype, generator: &generator)
+                .reshaped(to: spec.eventShape + [p]),
+            name: "parameters")
+        contextWeight = spec.contextSize > 0
+            ? Parameter(.zeros([spec.eventSize * p, spec.contextSize], dtype: spec.dtype), name: "context.weight")
+            : nil
+    }
+
+    var namedParameters: [(name: String, parameter: Parameter)] {
+        [("parameters", parameters)] + (contextWeight.map { [("context.weight", $0)] } ?? [])
+    }
+
+    private func currentParameters(_ context: Tensor?, leading: [Int]) throws -> Tensor {
+        guard let contextWeight else {
+            if context != nil { throw FlowError.shapeMismatch("a context was given, but this bijector was made without one") }
+            return parameters.value
+        }
+        guard let context, context.shape.last == contextWeight.shape[1] else {
+            throw FlowError.shapeMismatch("this bijector needs a context of size \(contextWeight.shape[1])")
+        }
+        let shift = linear(context, weight: contextWeight.value, bias: nil)
+        return parameters.value + shift.reshaped(to: Array(context.shape.dropLast()) + eventShape + [transform.parameterCount])
+    }
+
+    func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
+        let leading = try leadingShape(of: x, "input")
+        let (y, d) = transform.forward(x, parameters: try currentParameters(context, leading: leading))
+        return (y, sumOverEvent(d))
+    }
+
+    func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
+        let leading = try leadingShape(of: y, "input")
+        let (x, d) = transform.inverse(y, parameters: try currentParameters(context, leading: leading))
+        return (x, sumOverEvent(d))
+    }
+}
+
+/// A learnable elementwise affine map y = μ + σ·x with its own (μ, s) per element
+/// (FlowTorch's `Affine`); log σ = ``AffineScale`` (s).
+public struct Affine: BijectorPlan {
+    public var scale: AffineScale
+
+    public init(scale: AffineScale = .default) { self.scale = scale }
+
+    public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        try ParametricElementwiseBijector(transform: AffineTransform(scale: scale), spec: spec, generator: &generator)
+    }
+}

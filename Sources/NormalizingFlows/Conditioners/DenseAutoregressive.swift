@@ -1,0 +1,170 @@
+/// The order in which an autoregressive conditioner visits the dimensions of an event.
+public enum VariableOrder: Sendable, Equatable {
+    /// 0, 1, …, D − 1.
+    case natural
+    /// D − 1, …, 0.
+    case reversed
+    /// A random permutation drawn when the plan is made concrete (and saved with the model).
+    case random
+    /// A given permutation of 0..<D.
+    case given([Int])
+
+    func permutation(_ d: Int, generator: inout RandomGenerator) throws -> [Int] {
+        switch self {
+        case .natural: return Array(0..<d)
+        case .reversed: return Array((0..<d).reversed())
+        case .random: return generator.permutation(d)
+        case .given(let p):
+            guard p.sorted() == Array(0..<d) else {
+                throw FlowError.invalidConfiguration("\(p) is not a permutation of 0..<\(d)")
+            }
+            return p
+        }
+    }
+}
+
+/// MADE, the masked autoencoder for distribution estimation (Germain, Gregor, Murray & Larochelle
+/// 2015): a dense network whose output for dimension i depends only on the inputs before i in
+/// a chosen order, so it can parameterise an autoregressive bijector in one pass.
+///
+/// Each unit gets a degree: input i has its position in the order (1…D); hidden units cycle
+/// through 1…D−1; a hidden unit sees units of degree ≤ its own, an output for dimension i sees
+/// units of degree < deg(i). Context inputs have degree 0, so every unit may see them
+/// (Paige & Wood 2016). The last layer starts at zero with the transform's identity
+/// parameters as bias: a new flow is the identity map.
+public struct DenseAutoregressive: Sendable, Equatable {
+    public var hiddenSizes: [Int]
+    public var activation: Activation
+    /// Adds a masked linear map from the inputs straight to the outputs.
+    public var skipConnections: Bool
+    public var order: VariableOrder
+
+    public init(
+        hiddenSizes: [Int] = [256, 256], activation: Activation = .relu, skipConnections: Bool = false,
+        order: VariableOrder = .natural
+    ) {
+        self.hiddenSizes = hiddenSizes
+        self.activation = activation
+        self.skipConnections = skipConnections
+        self.order = order
+    }
+
+    /// A network for `inputSize` dimensions emitting `outputsPerDimension` values each.
+    func makeNetwork(
+        inputSize: Int, contextSize: Int, outputsPerDimension: Int, outputBias: [Double],
+        dtype: DType, generator: inout RandomGenerator
+    ) throws -> MaskedAutoregressiveNetwork {
+        guard inputSize >= 1, !hiddenSizes.isEmpty, hiddenSizes.allSatisfy({ $0 >= 1 }) else {
+            throw FlowError.invalidConfiguration("DenseAutoregressive needs D ≥ 1 and at least one hidden layer of positive size, got D = \(inputSize), hidden \(hiddenSizes)")
+        }
+        let order = try order.permutation(inputSize, generator: &generator)
+        return MaskedAutoregressiveNetwork(
+            order: order, contextSize: contextSize, hiddenSizes: hiddenSizes, activation: activation,
+            outputsPerDimension: outputsPerDimension, outputBias: outputBias, skip: skipConnections,
+            dtype: dtype, generator: &generator)
+    }
+}
+
+/// A concrete MADE: masked dense layers mapping x [..., D] (and context [..., C]) to
+/// parameters [..., D, P].
+final class MaskedAutoregressiveNetwork {
+    private(set) var order: [Int]
+    let contextSize: Int
+    let outputsPerDimension: Int
+    let activation: Activation
+    let weights: [Parameter]
+    let biases: [Parameter]
+    private(set) var masks: [Tensor]
+    let skipWeight: Parameter?
+    private(set) var skipMask: Tensor?
+    private let hiddenSizes: [Int]
+
+    init(
+        order: [Int], contextSize: Int, hiddenSizes: [Int], activation: Activation,
+        outputsPerDimension: Int, outputBias: [Double], skip: Bool, dtype: DType,
+        generator: inout RandomGenerator
+    ) {
+        self.order = order
+        self.contextSize = contextSize
+        self.outputsPerDimension = outputsPerDimension
+        self.activation = activation
+        self.hiddenSizes = hiddenSizes
+        let d = order.count, p = outputsPerDimension
+        let sizes = [d + contextSize] + hiddenSizes + [d * p]
+        var weights: [Parameter] = [], biases: [Parameter] = []
+        for (l, (fanIn, fanOut)) in zip(sizes, sizes.dropFirst()).enumerated() {
+            let last = l == sizes.count - 2
+            let bound = 1 / Double(fanIn).squareRoot()
+            let w = last ? Tensor.zeros([fanOut, fanIn], dtype: dtype)
+                : Tensor.uniform([fanOut, fanIn], low: -bound, high: bound, generator: &generator, dtype: dtype)
+            let b = last ? Tensor((0..<fanOut).map { outputBias[$0 % p] }, dtype: dtype)
+                : Tensor.uniform([fanOut], low: -bound, high: bound, generator: &generator, dtype: dtype)
+            weights.append(Parameter(w, name: "layers.\(l).weight"))
+            biases.append(Parameter(b, name: "layers.\(l).bias"))
+        }
+        self.weights = weights
+        self.biases = biases
+        self.skipWeight = skip ? Parameter(.zeros([d * p, d], dtype: dtype), name: "skip.weight") : nil
+        self.masks = []
+        rebuildMasks(dtype: dtype)
+    }
+
+    /// Masks from the degrees of the current order.
+    private func rebuildMasks(dtype: DType) {
+        let d = order.count, p = outputsPerDimension
+        var inputDegree = [Int](repeating: 0, count: d)
+        for (position, dimension) in order.enumerated() { inputDegree[dimension] = position + 1 }
+        var previous = inputDegree + [Int](repeating: 0, count: contextSize)
+        var masks: [Tensor] = []
+        for h in hiddenSizes {
+            let degrees = (0..<h).map { $0 % Swift.max(d - 1, 1) + 1 }
+            masks.append(Self.mask(rows: degrees, columns: previous, dtype: dtype) { $0 >= $1 })
+            previous = degrees
+        }
+        let outputDegrees = (0..<(d * p)).map { inputDegree[$0 / p] }
+        masks.append(Self.mask(rows: outputDegrees, columns: previous, dtype: dtype) { $0 > $1 })
+        self.masks = masks
+        if skipWeight != nil {
+            skipMask = Self.mask(rows: outputDegrees, columns: inputDegree, dtype: dtype) { $0 > $1 }
+        }
+    }
+
+    private static func mask(rows: [Int], columns: [Int], dtype: DType, _ connect: (Int, Int) -> Bool) -> Tensor {
+        Tensor(rows.flatMap { r in columns.map { c in connect(r, c) ? 1.0 : 0.0 } }, shape: [rows.count, columns.count], dtype: dtype)
+    }
+
+    var namedParameters: [(name: String, parameter: Parameter)] {
+        var all = zip(weights, biases).flatMap { [($0.name, $0), ($1.name, $1)] }
+        if let skipWeight { all.append((skipWeight.name, skipWeight)) }
+        return all
+    }
+
+    /// The order as a Float64 tensor, so model files keep a random order.
+    var orderBuffer: Tensor { Tensor(order.map(Double.init), dtype: .float64) }
+
+    func loadOrder(_ value: Tensor) throws {
+        let newOrder = value.doubles.map { Int($0) }
+        guard newOrder.sorted() == Array(0..<order.count), value.doubles.allSatisfy({ $0 == $0.rounded() }) else {
+            throw FlowError.stateMismatch("saved order \(value.doubles) is not a permutation of 0..<\(order.count)")
+        }
+        order = newOrder
+        rebuildMasks(dtype: weights[0].dtype)
+    }
+
+    /// Parameters [..., D, P] for inputs x [..., D] and optional context [..., C].
+    func callAsFunction(_ x: Tensor, context: Tensor?) -> Tensor {
+        var h = x
+        if contextSize > 0, let context {
+            h = Tensor.concatenate([x, context.broadcast(to: Array(x.shape.dropLast()) + [contextSize])], alongAxis: -1)
+        }
+        let input = x
+        for l in weights.indices {
+            h = linear(h, weight: weights[l].value * masks[l], bias: biases[l].value)
+            if l < weights.count - 1 { h = activation(h) }
+        }
+        if let skipWeight, let skipMask {
+            h = h + linear(input, weight: skipWeight.value * skipMask, bias: nil)
+        }
+        return h.reshaped(to: Array(x.shape.dropLast()) + [order.count, outputsPerDimension])
+    }
+}

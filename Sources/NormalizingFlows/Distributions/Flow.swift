@@ -1,0 +1,111 @@
+/// A normalizing flow: a base distribution pushed through a bijector, y = f(x), x ~ base.
+///
+/// log p(y) = log p_base(f⁻¹(y)) + log |det ∂f⁻¹/∂y|. The flow is an ordinary ``Distribution``
+/// and owns the bijector's trainable ``parameters``.
+///
+/// ```swift
+/// let flow = try Flow(base: Normal.standard([2]), bijector: AffineAutoregressive())
+/// let optimizer = Adam(flow.parameters, learningRate: 5e-2)
+/// for _ in 0...500 {
+///     let loss = try -flow.logProb(target.sample(1000)).mean()
+///     optimizer.step(minimizing: loss)
+/// }
+/// let (samples, logProbs) = try flow.sampleAndLogProb(10_000)
+/// ```
+public final class Flow: Distribution {
+    public let base: any Distribution
+    /// The plan the bijector was made from.
+    public let plan: any BijectorPlan
+    /// The concrete bijector, made for the base's event shape and dtype.
+    public let bijector: any Bijector
+    /// The length of the context vector (0 for an unconditional flow).
+    public let contextSize: Int
+
+    /// Makes `plan` concrete for `base` (its event shape and dtype) with parameters drawn from
+    /// a generator seeded with `seed`.
+    /// - Throws: ``FlowError/invalidConfiguration(_:)`` when the plan cannot work for this base.
+    public init(base: any Distribution, bijector plan: any BijectorPlan, contextSize: Int = 0, seed: UInt64 = 0) throws {
+        guard contextSize >= 0 else { throw FlowError.invalidConfiguration("context size must be non-negative, got \(contextSize)") }
+        self.base = base
+        self.plan = plan
+        self.contextSize = contextSize
+        var generator = RandomGenerator(seed: seed)
+        self.bijector = try plan.makeBijector(
+            for: BijectorSpec(eventShape: base.eventShape, contextSize: contextSize, dtype: base.dtype),
+            generator: &generator)
+    }
+
+    public var eventShape: [Int] { base.eventShape }
+    public var batchShape: [Int] { base.batchShape }
+    public var dtype: DType { base.dtype }
+
+    /// The trainable parameters.
+    public var parameters: [Parameter] { bijector.parameters }
+
+    /// The total number of trainable scalars.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
+        let x = try base.rsample(n, context: nil, generator: &generator)
+        return try bijector.forward(x, context: try checkedContext(context)).y
+    }
+
+    public func logProb(_ y: Tensor, context: Tensor?) throws -> Tensor {
+        _ = try checkInput(y)
+        try bijector.codomain.check(y, "value outside the support of the flow")
+        let (x, logDet) = try bijector.inverse(y, context: try checkedContext(context))
+        return try base.logProb(x, context: nil) + logDet
+    }
+
+    public func rsampleAndLogProb(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> (samples: Tensor, logProbs: Tensor) {
+        let x = try base.rsample(n, context: nil, generator: &generator)
+        let baseLogProb = try base.logProb(x, context: nil)
+        let (y, logDet) = try bijector.forward(x, context: try checkedContext(context))
+        return (y, baseLogProb - logDet)
+    }
+
+    private func checkedContext(_ context: Tensor?) throws -> Tensor? {
+        guard let context else {
+            if contextSize > 0 { throw FlowError.shapeMismatch("this flow is conditional: pass a context of size \(contextSize)") }
+            return nil
+        }
+        guard contextSize > 0 else { throw FlowError.shapeMismatch("this flow takes no context") }
+        guard context.shape.last == contextSize, context.dtype == dtype else {
+            throw FlowError.shapeMismatch("context must have shape [..., \(contextSize)] and dtype \(dtype), got \(context.shape) \(context.dtype)")
+        }
+        guard context.isFinite else { throw FlowError.nonFiniteValues("the context contains NaN or ±∞") }
+        return context
+    }
+
+    // MARK: State
+
+    /// Every parameter and buffer by name: what a model file stores.
+    public func state() -> [String: Tensor] {
+        var state: [String: Tensor] = [:]
+        for (name, p) in bijector.namedParameters { state[name] = p.value.detached() }
+        for (name, b) in bijector.namedBuffers { state[name] = b }
+        return state
+    }
+
+    /// Loads a state saved from a flow with the same plan.
+    /// - Throws: ``FlowError/stateMismatch(_:)`` naming the missing, extra or mis-shaped entry.
+    public func load(state: [String: Tensor]) throws {
+        let parameters = bijector.namedParameters
+        let buffers = bijector.namedBuffers
+        let expected = Set(parameters.map(\.name) + buffers.map(\.name))
+        if let extra = Set(state.keys).subtracting(expected).sorted().first {
+            throw FlowError.stateMismatch("the state has an entry '\(extra)' that this flow does not")
+        }
+        for (name, p) in parameters {
+            guard let value = state[name] else { throw FlowError.stateMismatch("the state lacks '\(name)'") }
+            guard value.shape == p.shape else {
+                throw FlowError.stateMismatch("'\(name)' has shape \(value.shape) in the state and \(p.shape) in the flow")
+            }
+            p.value = value.converted(to: p.dtype)
+        }
+        for (name, _) in buffers {
+            guard let value = state[name] else { throw FlowError.stateMismatch("the state lacks '\(name)'") }
+            try bijector.loadBuffer(named: name, value)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import NormalizingFlows
+
+/// `flows demo`: FlowTorch's "Your First Flow" tutorial in Swift.
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Learn N((5, 5), 0.5²·I) from N(0, I) with one affine autoregressive layer.",
+        discussion: """
+            The FlowTorch tutorial: Adam with learning rate 5e-2, 1000 fresh target samples per step, \
+            then the negative log-likelihood on 10,000 fresh samples (the optimum is the target's \
+            entropy, 1.4516 nats). Writes an SVG of base, target and flow samples before and after training.
+            """)
+
+    @Option(help: "Seed for the parameters and the samples.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Training steps after the first (the tutorial runs 0...500).")
+    var steps = 500
+
+    @Option(help: "Folder for the SVG pictures.")
+    var out = "demo-output"
+
+    @Flag(help: "End with one JSON object holding the results.")
+    var json = false
+
+    func validate() throws {
+        guard steps >= 0 else { throw ValidationError("--steps must be non-negative") }
+    }
+
+    func run() throws {
+        var generator = RandomGenerator(seed: seed)
+        let base = Normal.standard([2])
+        let target = Normal(loc: .full([2], 5), scale: .full([2], 0.5))
+        let flow = try Flow(base: base, bijector: AffineAutoregressive(), seed: seed)
+        let before = try flow.sample(1000, generator: &generator)
+
+        let optimizer = Adam(flow.parameters, learningRate: 5e-2)
+        var losses: [Double] = []
+        var lastLoss = Double.nan
+        let start = DispatchTime.now().uptimeNanoseconds
+        for step in 0...steps {
+            let y = try target.sample(1000, generator: &generator)
+            lastLoss = optimizer.step(minimizing: try -flow.logProb(y).mean())
+            guard lastLoss.isFinite else { throw ValidationError("training diverged at step \(step): loss \(lastLoss)") }
+            if step % 100 == 0 {
+                losses.append(lastLoss)
+                if !json { print("step \(step): loss \(String(format: "%.4f", lastLoss))") }
+            }
+        }
+        let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+
+        let testNLL = try withoutGradients {
+            try -flow.logProb(target.sample(10_000, generator: &generator)).mean().item
+        }
+        let after = try flow.sample(1000, generator: &generator)
+        let plot = ScatterPlot(panels: [
+            .init(title: "base N(0, I)", points: try base.sample(1000, generator: &generator).points2D, color: "#1f77b4"),
+            .init(title: "target N(5, 0.5²)", points: try target.sample(1000, generator: &generator).points2D, color: "#d62728"),
+            .init(title: "flow, before training", points: before.points2D, color: "#7f7f7f"),
+            .init(title: "flow, after training", points: after.points2D, color: "#2ca02c"),
+        ])
+        let folder = URL(fileURLWithPath: out, isDirectory: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let file = folder.appendingPathComponent("first-flow.svg")
+        try plot.write(to: file)
+
+        if json {
+            print("{\"task\": \"first-flow\", \"seed\": \(seed), \"steps\": \(steps + 1), \"final_loss\": \(String(format: "%.6f", lastLoss)), \"test_nll\": \(String(format: "%.6f", testNLL)), \"train_seconds\": \(String(format: "%.4f", trainSeconds)), \"params\": \(flow.parameterCount), \"plot\": \"\(file.path)\"}")
+        } else {
+            print("test NLL on 10,000 fresh samples: \(String(format: "%.4f", testNLL)) nats (optimum 1.4516)")
+            print("training took \(String(format: "%.2f", trainSeconds)) s; pictures in \(file.path)")
+        }
+    }
+}

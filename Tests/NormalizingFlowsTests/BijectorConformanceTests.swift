@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+@testable import NormalizingFlows
+
+/// A bijector plan with the event shape and context it is checked at.
+struct ConformanceCase: Sendable, CustomStringConvertible {
+    let name: String
+    let plan: any BijectorPlan
+    var eventShape: [Int] = [3]
+    var contextSize = 0
+    var description: String { name }
+}
+
+private let rotation = Tensor([0.6, -0.8, 0.8, 0.6], shape: [2, 2], dtype: .float64)
+
+/// Every bijector: a new one is one line here.
+let conformanceCases: [ConformanceCase] = [
+    ConformanceCase(name: "Affine", plan: Affine()),
+    ConformanceCase(name: "Affine sigmoid scale", plan: Affine(scale: .sigmoid(bias: 2))),
+    ConformanceCase(name: "AffineFixed", plan: AffineFixed(loc: 1.5, scale: -0.7)),
+    ConformanceCase(name: "Exp", plan: Exp()),
+    ConformanceCase(name: "Sigmoid", plan: Sigmoid()),
+    ConformanceCase(name: "Softplus", plan: Softplus()),
+    ConformanceCase(name: "Tanh", plan: Tanh()),
+    ConformanceCase(name: "ELU", plan: ELU()),
+    ConformanceCase(name: "ELU α = 0.5", plan: ELU(alpha: 0.5)),
+    ConformanceCase(name: "LeakyReLU", plan: LeakyReLU(negativeSlope: 0.2)),
+    ConformanceCase(name: "Power", plan: Power(exponent: 1.7)),
+    ConformanceCase(name: "Permute random", plan: Permute(), eventShape: [5]),
+    ConformanceCase(name: "Permute reversed", plan: Permute(.reversed)),
+    ConformanceCase(name: "Permute given", plan: Permute(.given([2, 0, 1]))),
+    ConformanceCase(name: "VolumePreserving rotation", plan: VolumePreserving(
+        name: "rotation", forward: { matmul($0, rotation, transposeB: true) }, inverse: { matmul($0, rotation) }),
+        eventShape: [2]),
+    ConformanceCase(name: "AffineAutoregressive", plan: AffineAutoregressive(hiddenSizes: [16, 16])),
+    ConformanceCase(name: "AffineAutoregressive D = 1", plan: AffineAutoregressive(hiddenSizes: [8]), eventShape: [1]),
+    ConformanceCase(name: "AffineAutoregressive matrix event", plan: AffineAutoregressive(hiddenSizes: [12]), eventShape: [2, 3]),
+    ConformanceCase(name: "AffineAutoregressive random order, skip, tanh", plan: AffineAutoregressive(
+        conditioner: DenseAutoregressive(hiddenSizes: [16], activation: .tanh, skipConnections: true, order: .random)), eventShape: [4]),
+    ConformanceCase(name: "AffineAutoregressive clamped scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .clamped(min: -5, max: 3))),
+    ConformanceCase(name: "AffineAutoregressive sigmoid scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .sigmoid(bias: 2))),
+    ConformanceCase(name: "AffineAutoregressive with context", plan: AffineAutoregressive(hiddenSizes: [16]), contextSize: 2),
+    ConformanceCase(name: "Affine with context", plan: Affine(), contextSize: 2),
+    ConformanceCase(name: "Invert AffineAutoregressive", plan: Invert(AffineAutoregressive(hiddenSizes: [16]))),
+    ConformanceCase(name: "Invert Exp", plan: Invert(Exp())),
+    ConformanceCase(name: "Compose autoregressive + elementwise", plan: Compose([
+        AffineAutoregressive(hiddenSizes: [16]), Tanh(), Permute(.reversed), Affine(),
+    ])),
+    ConformanceCase(name: "Compose Exp, Power", plan: Compose([Exp(), Power(exponent: 0.5)])),
+]
+
+/// Makes `testCase` concrete in Float64 and moves every parameter away from the identity.
+private func concrete(_ testCase: ConformanceCase, seed: UInt64 = 1) throws -> any Bijector {
+    var generator = RandomGenerator(seed: seed)
+    let bijector = try testCase.plan.makeBijector(
+        for: BijectorSpec(eventShape: testCase.eventShape, contextSize: testCase.contextSize, dtype: .float64),
+        generator: &generator)
+    for p in bijector.parameters {
+        p.value = p.value + Tensor.randn(p.shape, generator: &generator, dtype: .float64) * 0.3
+    }
+    return bijector
+}
+
+private func context(_ testCase: ConformanceCase, leading: [Int], generator: inout RandomGenerator) -> Tensor? {
+    testCase.contextSize > 0 ? Tensor.randn(leading + [testCase.contextSize], generator: &generator, dtype: .float64) : nil
+}
+
+@Test("inverse(forward(x)) = x and the log-dets are negatives", arguments: conformanceCases)
+func bijectorInverts(_ testCase: ConformanceCase) throws {
+    let bijector = try concrete(testCase)
+    var generator = RandomGenerator(seed: 2)
+    for leading in [[1], [7], [2, 3]] {
+        let x = sample(in: bijector.domain, shape: leading + testCase.eventShape, generator: &generator)
+        let c = context(testCase, leading: leading, generator: &generator)
+        let (y, forwardLogDet) = try bijector.forward(x, context: c)
+        let (back, inverseLogDet) = try bijector.inverse(y, context: c)
+        #expect(y.shape == x.shape && back.shape == x.shape)
+        #expect(forwardLogDet.shape == leading && inverseLogDet.shape == leading)
+        #expect(maxAbsDifference(back.doubles, x.doubles) < 1e-6, "\(testCase.name): round trip")
+        #expect(maxAbsDifference(forwardLogDet.doubles, inverseLogDet.negated().doubles) < 1e-6, "\(testCase.name): log-dets")
+        #expect(y.doubles.allSatisfy { bijector.codomain.contains($0) }, "\(testCase.name): output outside the codomain")
+    }
+}
+
+@Test("log |det J| equals the log-determinant of the autograd Jacobian", arguments: conformanceCases)
+func bijectorLogDetMatchesJacobian(_ testCase: ConformanceCase) throws {
+    let bijector = try concrete(testCase)
+    var generator = RandomGenerator(seed: 3)
+    for _ in 0..<3 {
+        let x = sample(in: bijector.domain, shape: [1] + testCase.eventShape, generator: &generator)
+        let c = context(testCase, leading: [1], generator: &generator)
+        let n = x.count
+        let j = try jacobian(of: { try bijector.forward($0, context: c).y }, at: x)
+        let (y, logDet) = try bijector.forward(x, context: c)
+        #expect(abs(logDet.item - logAbsDeterminant(j, n: n)) < 1e-6, "\(testCase.name): forward log-det")
+        let jInverse = try jacobian(of: { try bijector.inverse($0, context: c).x }, at: y.detached())
+        let inverseLogDet = try bijector.inverse(y.detached(), context: c).logAbsDetJacobian
+        #expect(abs(inverseLogDet.item - logAbsDeterminant(jInverse, n: n)) < 1e-6, "\(testCase.name): inverse log-det")
+    }
+}
+
+@Test("gradients reach every parameter", arguments: conformanceCases)
+func bijectorGradientsReachEveryParameter(_ testCase: ConformanceCase) throws {
+    let bijector = try concrete(testCase)
+    var generator = RandomGenerator(seed: 4)
+    let x = sample(in: bijector.domain, shape: [16] + testCase.eventShape, generator: &generator)
+    let c = context(testCase, leading: [16], generator: &generator)
+    let (y, logDet) = try bijector.forward(x, context: c)
+    guard !bijector.parameters.isEmpty else { return }
+    (y.square().sum() + logDet.sum()).backward()
+    for (name, p) in bijector.namedParameters {
+        #expect(p.grad?.doubles.contains { $0 != 0 } == true, "\(testCase.name): no gradient reached \(name)")
+    }
+}
+
+@Test("inputs outside the domain are refused with a clear error", arguments: conformanceCases)
+func bijectorRefusesOutOfDomainInput(_ testCase: ConformanceCase) throws {
+    let bijector = try concrete(testCase)
+    let shape = [2] + testCase.eventShape
+    var generator = RandomGenerator(seed: 5)
+    let c = context(testCase, leading: [2], generator: &generator)
+    let nan = Tensor.full(shape, .nan, dtype: .float64)
+    #expect(throws: FlowError.self) { try bijector.forward(nan, context: c) }
+    #expect(throws: FlowError.self) { try bijector.inverse(nan, context: c) }
+    let directions: [(Domain, (Tensor) throws -> Void)] = [
+        (bijector.domain, { _ = try bijector.forward($0, context: c) }),
+        (bijector.codomain, { _ = try bijector.inverse($0, context: c) }),
+    ]
+    for (domain, run) in directions where domain != .real {
+        let (lower, upper) = domain.bounds
+        let outside = Tensor.full(shape, lower.isFinite ? lower - 0.5 : upper + 0.5, dtype: .float64)
+        do {
+            try run(outside)
+            Issue.record("\(testCase.name): accepted \(outside.doubles[0]) outside \(domain)")
+        } catch let error as FlowError {
+            guard case .outsideDomain(let message) = error else {
+                Issue.record("\(testCase.name): wrong error \(error)")
+                continue
+            }
+            #expect(message.contains(domain.description))
+        }
+    }
+}
+
+@Test func wrongEventShapesAreRefused() throws {
+    var generator = RandomGenerator(seed: 0)
+    let bijector = try AffineAutoregressive(hiddenSizes: [8]).makeBijector(for: BijectorSpec(eventShape: [3]), generator: &generator)
+    #expect(throws: FlowError.self) { try bijector.forward(.zeros([4, 2]), context: nil) }
+    #expect(throws: FlowError.self) { try bijector.inverse(.zeros([3, 4]), context: nil) }
+    #expect(throws: FlowError.self) { try bijector.forward(.zeros([4, 3]), context: .zeros([4, 2])) }
+}
+
+@Test func invalidSettingsAreRefusedWhenMadeConcrete() {
+    var generator = RandomGenerator(seed: 0)
+    let spec = BijectorSpec(eventShape: [3])
+    let invalid: [any BijectorPlan] = [
+        AffineFixed(scale: 0), Power(exponent: 0), LeakyReLU(negativeSlope: 0), ELU(alpha: -1),
+        Permute(.given([0, 0, 1])), Compose([]), AffineAutoregressive(hiddenSizes: []),
+        AffineAutoregressive(hiddenSizes: [8], scale: .clamped(min: 1, max: 2)),
+    ]
+    for plan in invalid {
+        #expect(throws: FlowError.self, "\(plan)") { try plan.makeBijector(for: spec, generator: &generator) }
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+@testable import NormalizingFlows
+
+/// log |det A| of a square matrix (row-major) by LU decomposition with partial pivoting, in Double.
+func logAbsDeterminant(_ a: [Double], n: Int) -> Double {
+    var m = a
+    var logDet = 0.0
+    for col in 0..<n {
+        let pivot = (col..<n).max { abs(m[$0 * n + col]) < abs(m[$1 * n + col]) }!
+        if m[pivot * n + col] == 0 { return -.infinity }
+        if pivot != col { for j in 0..<n { m.swapAt(col * n + j, pivot * n + j) } }
+        let p = m[col * n + col]
+        logDet += Foundation.log(abs(p))
+        for r in (col + 1)..<n {
+            let factor = m[r * n + col] / p
+            if factor != 0 { for j in col..<n { m[r * n + j] -= factor * m[col * n + j] } }
+        }
+    }
+    return logDet
+}
+
+/// The Jacobian ∂y/∂x of one event, by reverse-mode autograd: row k is the gradient of y_k.
+func jacobian(of f: (Tensor) throws -> Tensor, at x: Tensor) rethrows -> [Double] {
+    let n = x.count
+    var rows: [Double] = []
+    for k in 0..<n {
+        let leaf = x.requiringGradient()
+        let y = try f(leaf)
+        precondition(y.count == n, "the map must keep the number of elements")
+        var seed = [Double](repeating: 0, count: n)
+        seed[k] = 1
+        if y.requiresGradient {
+            y.backward(Tensor(seed, shape: y.shape, dtype: .float64))
+            rows += leaf.grad?.doubles ?? [Double](repeating: 0, count: n)
+        } else {
+            rows += [Double](repeating: 0, count: n)
+        }
+    }
+    return rows
+}
+
+func maxAbsDifference(_ a: [Double], _ b: [Double]) -> Double {
+    precondition(a.count == b.count, "\(a.count) vs \(b.count) values")
+    return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+}
+
+/// Samples from `domain`, shape `shape`, Float64.
+func sample(in domain: Domain, shape: [Int], generator: inout RandomGenerator) -> Tensor {
+    let z = Tensor.randn(shape, generator: &generator, dtype: .float64)
+    switch domain {
+    case .real: return z * 1.5
+    case .positive: return z.exp()
+    case .unitInterval: return z.sigmoid()
+    case .open(let a, let b): return z.sigmoid() * (b - a) + a
+    case .greaterThan(let a): return z.exp() + a
+    }
+}
