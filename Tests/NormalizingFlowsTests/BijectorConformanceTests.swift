@@ -46,6 +46,10 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "Compose autoregressive + elementwise", plan: Compose([
         AffineAutoregressive(hiddenSizes: [16]), Tanh(), Permute(.reversed), Affine(),
     ])),
+    ConformanceCase(name: "Spline", plan: Spline(bins: 5, bound: 2)),
+    ConformanceCase(name: "Spline two bins", plan: Spline(bins: 2, bound: 1)),
+    ConformanceCase(name: "SplineAutoregressive", plan: SplineAutoregressive(bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16]))),
+    ConformanceCase(name: "SplineAutoregressive with context", plan: SplineAutoregressive(bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 3),
     ConformanceCase(name: "Compose Exp, Power", plan: Compose([Exp(), Power(exponent: 0.5)])),
 ]
 
@@ -157,6 +161,7 @@ func bijectorRefusesOutOfDomainInput(_ testCase: ConformanceCase) throws {
         AffineFixed(scale: 0), Power(exponent: 0), LeakyReLU(negativeSlope: 0), ELU(alpha: -1),
         Permute(.given([0, 0, 1])), Compose([]), AffineAutoregressive(hiddenSizes: []),
         AffineAutoregressive(hiddenSizes: [8], scale: .clamped(min: 1, max: 2)),
+        Spline(bins: 1), Spline(bins: 4, bound: 0), SplineAutoregressive(bins: 8, bound: .infinity),
     ]
     for plan in invalid {
         #expect(throws: FlowError.self, "\(plan)") { try plan.makeBijector(for: spec, generator: &generator) }

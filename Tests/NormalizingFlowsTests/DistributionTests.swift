@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+@testable import NormalizingFlows
+
+private func normalLogPDF(_ x: Double, _ mu: Double, _ sigma: Double) -> Double {
+    -0.5 * pow((x - mu) / sigma, 2) - Foundation.log(sigma) - 0.5 * Foundation.log(2 * Double.pi)
+}
+
+@Test func normalLogDensityMatchesTheFormula() throws {
+    let normal = Normal(loc: Tensor([1, -2], dtype: .float64), scale: Tensor([0.5, 3], dtype: .float64))
+    let x = Tensor([0.3, 1.0, 2.0, -7.0], shape: [2, 2], dtype: .float64)
+    let lp = try normal.logProb(x).doubles
+    #expect(abs(lp[0] - (normalLogPDF(0.3, 1, 0.5) + normalLogPDF(1, -2, 3))) < 1e-12)
+    #expect(abs(lp[1] - (normalLogPDF(2, 1, 0.5) + normalLogPDF(-7, -2, 3))) < 1e-12)
+}
+
+@Test func studentTLogDensityMatchesTheFormulaAndItsSamplesTheVariance() throws {
+    let nu = 5.0
+    let t = StudentT(degreesOfFreedom: nu, loc: Tensor([1], dtype: .float64), scale: Tensor([2], dtype: .float64))
+    let x = 2.5, z = (x - 1) / 2
+    let expected = lgamma(3.0) - lgamma(2.5) - 0.5 * Foundation.log(nu * .pi) - Foundation.log(2.0) - 3 * Foundation.log(1 + z * z / nu)
+    #expect(abs(try t.logProb(Tensor([x], shape: [1, 1], dtype: .float64)).item - expected) < 1e-12)
+    var g = RandomGenerator(seed: 1)
+    let samples = try t.sample(100_000, generator: &g).doubles
+    let mean = samples.reduce(0, +) / Double(samples.count)
+    let variance = samples.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(samples.count)
+    #expect(abs(mean - 1) < 0.03)
+    #expect(abs(variance - 4 * nu / (nu - 2)) / (4 * nu / (nu - 2)) < 0.08)   // 6.67
+}
+
+@Test func uniformLogDensityInsideAndOutside() throws {
+    let u = Uniform(low: Tensor([0, -1], dtype: .float64), high: Tensor([2, 3], dtype: .float64))
+    let lp = try u.logProb(Tensor([1, 0, 5, 0], shape: [2, 2], dtype: .float64)).doubles
+    #expect(abs(lp[0] + Foundation.log(8)) < 1e-12)
+    #expect(lp[1] == -.infinity)
+}
+
+@Test func aFlowOfAffineFixedIsTheShiftedNormal() throws {
+    let flow = try Flow(base: Normal.standard([2], dtype: .float64), bijector: AffineFixed(loc: 3, scale: 0.5))
+    let shifted = Normal(loc: .full([2], 3, dtype: .float64), scale: .full([2], 0.5, dtype: .float64))
+    var g = RandomGenerator(seed: 2)
+    let y = Tensor.randn([50, 2], generator: &g, dtype: .float64) * 2
+    #expect(maxAbsDifference(try flow.logProb(y).doubles, try shifted.logProb(y).doubles) < 1e-12)
+}
+
+@Test func sampleAndLogProbAgreesWithLogProbOfTheSamples() throws {
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64),
+                        bijector: Compose([AffineAutoregressive(hiddenSizes: [8]), Tanh()]), seed: 3)
+    var g = RandomGenerator(seed: 4)
+    for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: .float64) * 0.2 }
+    let (samples, logProbs) = try flow.sampleAndLogProb(64, generator: &g)
+    #expect(samples.shape == [64, 3] && logProbs.shape == [64])
+    #expect(maxAbsDifference(try flow.logProb(samples).doubles, logProbs.doubles) < 1e-8)
+}
+
+@Test func badInputToLogProbThrowsClearErrors() throws {
+    let flow = try Flow(base: Normal.standard([2]), bijector: Compose([AffineAutoregressive(hiddenSizes: [8]), Sigmoid()]))
+    #expect(throws: FlowError.self) { try flow.logProb(Tensor([0.5, 0.5, 0.5] as [Float])) }          // wrong shape
+    #expect(throws: FlowError.self) { try flow.logProb(Tensor([0.5, .nan] as [Float], shape: [1, 2])) } // NaN
+    #expect(throws: FlowError.self) { try flow.logProb(Tensor([0.5, 1.5] as [Float], shape: [1, 2])) } // outside (0, 1)
+    #expect(throws: FlowError.self) { try flow.logProb(Tensor([0.5, 0.5], shape: [1, 2], dtype: .float64)) } // dtype
+    #expect(throws: FlowError.self) { try flow.sample(-1) }
+}
