@@ -147,3 +147,15 @@ import Testing
     #expect(!x.isFinite)
     #expect(minimum(x, Tensor([0] as [Float])).floats[0].isNaN)
 }
+
+@Test func largeTensorsTakeTheParallelPathWithIdenticalResults() {
+    var g = RandomGenerator(seed: 12)
+    let n = (1 << 18) * 2 + 37
+    let x = Tensor.uniform([n], low: -5, high: 5, generator: &g)
+    let parallel = x.exp().floats
+    var serial = [Float](repeating: 0, count: n)
+    x.withUnsafeBufferPointer(as: Float.self) { p in
+        serial.withUnsafeMutableBufferPointer { VectorMath.exp(p.baseAddress!, $0.baseAddress!, count: n) }
+    }
+    #expect(parallel == serial)
+}

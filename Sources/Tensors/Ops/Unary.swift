@@ -118,13 +118,18 @@ extension Tensor {
         }
     }
 
-    /// Applies a vectorised transcendental function without recording it.
+    /// Applies a vectorised transcendental function without recording it; large tensors are
+    /// split over the cores (these kernels are compute-bound).
     func applying(_ function: VectorFunction) -> Tensor {
         let out = Tensor(uninitializedShape: shape, dtype: dtype)
         withExtendedLifetime(self) {
             switch dtype {
-            case .float32: Float.apply(function, pointer(Float.self), out.pointer(Float.self), count: count)
-            case .float64: Double.apply(function, pointer(Double.self), out.pointer(Double.self), count: count)
+            case .float32:
+                let x = pointer(Float.self), y = out.pointer(Float.self)
+                Parallel.chunks(count) { start, end in Float.apply(function, x + start, y + start, count: end - start) }
+            case .float64:
+                let x = pointer(Double.self), y = out.pointer(Double.self)
+                Parallel.chunks(count) { start, end in Double.apply(function, x + start, y + start, count: end - start) }
             }
         }
         return out
