@@ -1,2 +1,231 @@
+// Packed single-precision GEMM (the Goto/BLIS scheme: pack a KC×NC panel of B and an MC×KC
+// block of A into contiguous micro-panels, then run an MR×NR register-blocked micro-kernel).
+// The AVX2+FMA micro-kernel is compiled with a target attribute and chosen at run time, so the
+// package needs no unsafe build flags; other CPUs use a portable kernel with the same packing.
+
 #include "CKernels.h"
-int ck_placeholder(void) { return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+enum { MR = 6, NR = 16, KC = 256, MC = 96, NC = 3072 };
+
+typedef void (*microkernel_fn)(long kc, const float *a, const float *b, float *c, long ldc,
+                               float alpha, float beta, int accumulate);
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernels: C[0..MR, 0..NR] (ldc) = alpha * Apanel·Bpanel + (accumulate ? C : beta * C).
+// Apanel is kc × MR (MR values per k), Bpanel is kc × NR (NR values per k).
+
+static void microkernel_portable(long kc, const float *a, const float *b, float *c, long ldc,
+                                 float alpha, float beta, int accumulate) {
+    float acc[MR][NR];
+    memset(acc, 0, sizeof acc);
+    for (long p = 0; p < kc; p++) {
+        const float *bp = b + p * NR;
+        const float *ap = a + p * MR;
+        for (int r = 0; r < MR; r++) {
+            float av = ap[r];
+            for (int j = 0; j < NR; j++) acc[r][j] += av * bp[j];
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        for (int j = 0; j < NR; j++) {
+            float base = accumulate ? cr[j] : (beta == 0.0f ? 0.0f : beta * cr[j]);
+            cr[j] = base + alpha * acc[r][j];
+        }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void microkernel_avx2(long kc, const float *a, const float *b, float *c, long ldc,
+                             float alpha, float beta, int accumulate) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (long p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 av;
+        av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+        a += MR;
+        b += NR;
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        for (int h = 0; h < 2; h++) {
+            __m256 v = _mm256_mul_ps(va, acc[r][h]);
+            if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(cr + 8 * h));
+            else if (beta != 0.0f) v = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8 * h), v);
+            _mm256_storeu_ps(cr + 8 * h, v);
+        }
+    }
+}
+#endif
+
+static microkernel_fn selected_kernel = 0;
+
+static microkernel_fn kernel(void) {
+    microkernel_fn k = __atomic_load_n(&selected_kernel, __ATOMIC_RELAXED);
+    if (k) return k;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    k = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? microkernel_avx2 : microkernel_portable;
+#else
+    k = microkernel_portable;
+#endif
+    __atomic_store_n(&selected_kernel, k, __ATOMIC_RELAXED);
+    return k;
+}
+
+int ck_uses_fma_kernel(void) {
+#if defined(__x86_64__)
+    return kernel() == microkernel_avx2;
+#else
+    return 0;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing. op(A)[i][p] = trans ? a[p*lda + i] : a[i*lda + p]; likewise op(B)[p][j].
+
+static void pack_a(int trans, long mc, long kc, const float *a, long lda, float *dst) {
+    for (long i0 = 0; i0 < mc; i0 += MR) {
+        long rows = mc - i0 < MR ? mc - i0 : MR;
+        for (long p = 0; p < kc; p++) {
+            for (long r = 0; r < rows; r++)
+                dst[r] = trans ? a[p * lda + (i0 + r)] : a[(i0 + r) * lda + p];
+            for (long r = rows; r < MR; r++) dst[r] = 0.0f;
+            dst += MR;
+        }
+    }
+}
+
+static void pack_b(int trans, long kc, long nc, const float *b, long ldb, float *dst) {
+    for (long j0 = 0; j0 < nc; j0 += NR) {
+        long cols = nc - j0 < NR ? nc - j0 : NR;
+        for (long p = 0; p < kc; p++) {
+            if (!trans && cols == NR) {
+                memcpy(dst, b + p * ldb + j0, NR * sizeof(float));
+            } else {
+                for (long j = 0; j < cols; j++)
+                    dst[j] = trans ? b[(j0 + j) * ldb + p] : b[p * ldb + (j0 + j)];
+                for (long j = cols; j < NR; j++) dst[j] = 0.0f;
+            }
+            dst += NR;
+        }
+    }
+}
+
+// Per-thread packing buffers, grown on demand and kept for the thread's lifetime.
+static _Thread_local float *buffer_a = 0, *buffer_b = 0;
+
+static float *aligned_buffer(float **slot, size_t count) {
+    if (!*slot) {
+        size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+        *slot = (float *)aligned_alloc(64, bytes);
+    }
+    return *slot;
+}
+
+static void scale_c(long m, long n, float beta, float *c, long ldc) {
+    for (long i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        if (beta == 0.0f) memset(row, 0, (size_t)n * sizeof(float));
+        else for (long j = 0; j < n; j++) row[j] *= beta;
+    }
+}
+
+void ck_sgemm(int transA, int transB, long m, long n, long k, float alpha,
+              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == 0.0f) { scale_c(m, n, beta, c, ldc); return; }
+    microkernel_fn kern = kernel();
+    float *pa = aligned_buffer(&buffer_a, (size_t)MC * KC);
+    float *pb = aligned_buffer(&buffer_b, (size_t)KC * NC);
+    float edge[MR * NR] __attribute__((aligned(64)));
+
+    for (long j0 = 0; j0 < n; j0 += NC) {
+        long nc = n - j0 < NC ? n - j0 : NC;
+        for (long p0 = 0; p0 < k; p0 += KC) {
+            long kc = k - p0 < KC ? k - p0 : KC;
+            int accumulate = p0 > 0;
+            const float *bsrc = transB ? b + j0 * ldb + p0 : b + p0 * ldb + j0;
+            pack_b(transB, kc, nc, bsrc, ldb, pb);
+            for (long i0 = 0; i0 < m; i0 += MC) {
+                long mc = m - i0 < MC ? m - i0 : MC;
+                const float *asrc = transA ? a + p0 * lda + i0 : a + i0 * lda + p0;
+                pack_a(transA, mc, kc, asrc, lda, pa);
+                for (long jr = 0; jr < nc; jr += NR) {
+                    long cols = nc - jr < NR ? nc - jr : NR;
+                    for (long ir = 0; ir < mc; ir += MR) {
+                        long rows = mc - ir < MR ? mc - ir : MR;
+                        const float *ap = pa + ir * kc;
+                        const float *bp = pb + jr * kc;
+                        float *cp = c + (i0 + ir) * ldc + (j0 + jr);
+                        if (rows == MR && cols == NR) {
+                            kern(kc, ap, bp, cp, ldc, alpha, beta, accumulate);
+                        } else {
+                            // Edge tile: run the full kernel into a scratch tile, copy the valid part.
+                            for (long r = 0; r < rows; r++)
+                                for (long j = 0; j < cols; j++) edge[r * NR + j] = cp[r * ldc + j];
+                            kern(kc, ap, bp, edge, NR, alpha, beta, accumulate);
+                            for (long r = 0; r < rows; r++)
+                                for (long j = 0; j < cols; j++) cp[r * ldc + j] = edge[r * NR + j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Double precision: i-p-j loops over blocks of K, vectorised by the compiler along j.
+
+void ck_dgemm(int transA, int transB, long m, long n, long k, double alpha,
+              const double *a, long lda, const double *b, long ldb, double beta, double *c, long ldc) {
+    if (m <= 0 || n <= 0) return;
+    for (long i = 0; i < m; i++) {
+        double *row = c + i * ldc;
+        if (beta == 0.0) memset(row, 0, (size_t)n * sizeof(double));
+        else if (beta != 1.0) for (long j = 0; j < n; j++) row[j] *= beta;
+    }
+    if (k <= 0 || alpha == 0.0) return;
+    double *bt = 0;
+    if (transB) {
+        // Transpose B once so the inner loop runs along contiguous rows.
+        bt = (double *)malloc((size_t)k * (size_t)n * sizeof(double));
+        for (long j = 0; j < n; j++)
+            for (long p = 0; p < k; p++) bt[p * n + j] = b[j * ldb + p];
+        b = bt;
+        ldb = n;
+    }
+    const long KB = 128;
+    for (long p0 = 0; p0 < k; p0 += KB) {
+        long p1 = k - p0 < KB ? k : p0 + KB;
+        for (long i = 0; i < m; i++) {
+            double *row = c + i * ldc;
+            for (long p = p0; p < p1; p++) {
+                double av = alpha * (transA ? a[p * lda + i] : a[i * lda + p]);
+                const double *brow = b + p * ldb;
+                for (long j = 0; j < n; j++) row[j] += av * brow[j];
+            }
+        }
+    }
+    free(bt);
+}

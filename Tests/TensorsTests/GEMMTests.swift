@@ -1,0 +1,76 @@
+import Testing
+@testable import Tensors
+
+/// op(A)·op(B) accumulated in Double, for comparison.
+private func reference(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: [Double], _ lda: Int,
+                       _ b: [Double], _ ldb: Int) -> [Double] {
+    var c = [Double](repeating: 0, count: m * n)
+    for i in 0..<m { for j in 0..<n {
+        var s = 0.0
+        for p in 0..<k { s += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]) }
+        c[i * n + j] = s
+    } }
+    return c
+}
+
+struct GEMMCase: Sendable, CustomStringConvertible {
+    var m, n, k: Int
+    var description: String { "\(m)×\(k)·\(k)×\(n)" }
+}
+
+let gemmShapes = [
+    GEMMCase(m: 1, n: 1, k: 1), GEMMCase(m: 7, n: 13, k: 5), GEMMCase(m: 6, n: 16, k: 256),
+    GEMMCase(m: 67, n: 129, k: 33), GEMMCase(m: 200, n: 70, k: 300), GEMMCase(m: 512, n: 2, k: 64),
+    GEMMCase(m: 300, n: 64, k: 2), GEMMCase(m: 97, n: 3100, k: 17),
+]
+
+@Test("sgemm and dgemm agree with a Double reference", arguments: gemmShapes)
+func gemmMatchesReference(_ s: GEMMCase) {
+    var g = RandomGenerator(seed: UInt64(s.m * 1000 + s.n * 10 + s.k))
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for threads in [1, 2] {
+            // Leading dimensions padded by 3 so strides differ from widths.
+            let (ar, ac) = ta ? (s.k, s.m) : (s.m, s.k)
+            let (br, bc) = tb ? (s.n, s.k) : (s.k, s.n)
+            let lda = ac + 3, ldb = bc + 3, ldc = s.n + 3
+            let a = (0..<(ar * lda)).map { _ in g.nextUniform() * 2 - 1 }
+            let b = (0..<(br * ldb)).map { _ in g.nextUniform() * 2 - 1 }
+            let c0 = (0..<(s.m * ldc)).map { _ in g.nextUniform() * 2 - 1 }
+            let product = reference(ta, tb, s.m, s.n, s.k, a, lda, b, ldb)
+            for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
+                // Float: error bound from k roundings of terms of size ≤ 1.
+                var cf = c0.map { beta == 0 ? Float.nan : Float($0) }
+                let af = a.map(Float.init), bf = b.map(Float.init)
+                GEMM.sgemm(transA: ta, transB: tb, m: s.m, n: s.n, k: s.k, alpha: Float(alpha), a: af, lda: lda,
+                           b: bf, ldb: ldb, beta: Float(beta), c: &cf, ldc: ldc, threads: threads)
+                var cd = c0.map { beta == 0 ? Double.nan : $0 }
+                GEMM.dgemm(transA: ta, transB: tb, m: s.m, n: s.n, k: s.k, alpha: alpha, a: a, lda: lda,
+                           b: b, ldb: ldb, beta: beta, c: &cd, ldc: ldc, threads: threads)
+                var worstFloat = 0.0, worstDouble = 0.0
+                for i in 0..<s.m { for j in 0..<s.n {
+                    let expected = alpha * product[i * s.n + j] + beta * c0[i * ldc + j]
+                    worstFloat = max(worstFloat, abs(Double(cf[i * ldc + j]) - expected))
+                    worstDouble = max(worstDouble, abs(cd[i * ldc + j] - expected))
+                } }
+                let tolerance = 4e-7 * Double(s.k + 4) * max(1, abs(alpha))
+                #expect(worstFloat <= tolerance, "\(s) tA \(ta) tB \(tb) threads \(threads) α \(alpha) β \(beta): \(worstFloat)")
+                #expect(worstDouble <= 1e-12 * Double(s.k + 4), "dgemm \(s): \(worstDouble)")
+                // Padding columns of C are untouched (NaN where β = 0 filled C with NaN).
+                for i in 0..<s.m { for j in s.n..<ldc {
+                    let before = c0[i * ldc + j]
+                    #expect(beta == 0 ? cd[i * ldc + j].isNaN && cf[i * ldc + j].isNaN
+                                      : cd[i * ldc + j] == before && cf[i * ldc + j] == Float(before))
+                } }
+            }
+        }
+    }
+}
+
+@Test func gemmHandlesEmptyDimensions() {
+    var c: [Float] = [1, 2, 3, 4]
+    let a: [Float] = [1], b: [Float] = [1]
+    GEMM.sgemm(transA: false, transB: false, m: 2, n: 2, k: 0, alpha: 1, a: a, lda: 1, b: b, ldb: 2, beta: 0.5, c: &c, ldc: 2)
+    #expect(c == [0.5, 1, 1.5, 2])
+    GEMM.sgemm(transA: false, transB: false, m: 0, n: 2, k: 3, alpha: 1, a: a, lda: 3, b: b, ldb: 2, beta: 0, c: &c, ldc: 2)
+    #expect(c == [0.5, 1, 1.5, 2])
+}
