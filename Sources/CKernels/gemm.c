@@ -1,5 +1,6 @@
-// Packed single-precision GEMM (the Goto/BLIS scheme: pack a KC×NC panel of B and an MC×KC
-// block of A into contiguous micro-panels, then run an MR×NR register-blocked micro-kernel).
+// Single-precision GEMM in the Goto/BLIS scheme: pack a KC×NC panel of B into contiguous NR-wide
+// micro-panels and run an MR×NR register-blocked micro-kernel over MC×KC blocks of A, which the
+// kernel reads in place through its row and column strides.
 // The AVX2+FMA micro-kernel is compiled with a target attribute and chosen at run time, so the
 // package needs no unsafe build flags; other CPUs use a portable kernel with the same packing.
 
@@ -13,22 +14,22 @@
 
 enum { MR = 6, NR = 16, KC = 256, MC = 96, NC = 3072 };
 
-typedef void (*microkernel_fn)(long kc, const float *a, const float *b, float *c, long ldc,
-                               float alpha, float beta, int accumulate);
+typedef void (*microkernel_fn)(long kc, const float *a, long rs, long cs, const float *b, float *c,
+                               long ldc, float alpha, float beta, int accumulate);
 
 // ---------------------------------------------------------------------------------------------
-// Micro-kernels: C[0..MR, 0..NR] (ldc) = alpha * Apanel·Bpanel + (accumulate ? C : beta * C).
-// Apanel is kc × MR (MR values per k), Bpanel is kc × NR (NR values per k).
+// Micro-kernels: C[0..MR, 0..NR] (ldc) = alpha * A·Bpanel + (accumulate ? C : beta * C), where
+// A(r, p) = a[r*rs + p*cs] (packed panels have rs = 1, cs = MR; row-major A has rs = lda, cs = 1;
+// transposed A has rs = 1, cs = lda) and Bpanel is kc × NR (NR values per k).
 
-static void microkernel_portable(long kc, const float *a, const float *b, float *c, long ldc,
-                                 float alpha, float beta, int accumulate) {
+static void microkernel_portable(long kc, const float *a, long rs, long cs, const float *b, float *c,
+                                 long ldc, float alpha, float beta, int accumulate) {
     float acc[MR][NR];
     memset(acc, 0, sizeof acc);
     for (long p = 0; p < kc; p++) {
         const float *bp = b + p * NR;
-        const float *ap = a + p * MR;
         for (int r = 0; r < MR; r++) {
-            float av = ap[r];
+            float av = a[r * rs + p * cs];
             for (int j = 0; j < NR; j++) acc[r][j] += av * bp[j];
         }
     }
@@ -43,8 +44,8 @@ static void microkernel_portable(long kc, const float *a, const float *b, float 
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma")))
-static void microkernel_avx2(long kc, const float *a, const float *b, float *c, long ldc,
-                             float alpha, float beta, int accumulate) {
+static void microkernel_avx2(long kc, const float *a, long rs, long cs, const float *b, float *c,
+                             long ldc, float alpha, float beta, int accumulate) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -54,13 +55,13 @@ static void microkernel_avx2(long kc, const float *a, const float *b, float *c, 
     for (long p = 0; p < kc; p++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         __m256 av;
-        av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
-        a += MR;
+        av = _mm256_broadcast_ss(a);          c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a + rs);     c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a + 2 * rs); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a + 3 * rs); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(a + 4 * rs); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(a + 5 * rs); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+        a += cs;
         b += NR;
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
@@ -158,6 +159,8 @@ void ck_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     float *pa = aligned_buffer(&buffer_a, (size_t)MC * KC);
     float *pb = aligned_buffer(&buffer_b, (size_t)KC * NC);
     float edge[MR * NR] __attribute__((aligned(64)));
+    // A's row and k strides as stored; packed panels use (1, MR).
+    const long ars = transA ? 1 : lda, acs = transA ? lda : 1;
 
     for (long j0 = 0; j0 < n; j0 += NC) {
         long nc = n - j0 < NC ? n - j0 : NC;
@@ -169,21 +172,26 @@ void ck_sgemm(int transA, int transB, long m, long n, long k, float alpha,
             for (long i0 = 0; i0 < m; i0 += MC) {
                 long mc = m - i0 < MC ? m - i0 : MC;
                 const float *asrc = transA ? a + p0 * lda + i0 : a + i0 * lda + p0;
-                pack_a(transA, mc, kc, asrc, lda, pa);
+                // A is read in place (measured faster than packing it, even at 1024³); only a
+                // final partial panel of fewer than MR rows is packed, zero-padded.
+                long fullRows = mc / MR * MR;
+                if (fullRows < mc) pack_a(transA, mc - fullRows, kc, asrc + fullRows * ars, lda, pa);
                 for (long jr = 0; jr < nc; jr += NR) {
                     long cols = nc - jr < NR ? nc - jr : NR;
                     for (long ir = 0; ir < mc; ir += MR) {
                         long rows = mc - ir < MR ? mc - ir : MR;
-                        const float *ap = pa + ir * kc;
+                        int packed = ir >= fullRows;
+                        const float *ap = packed ? pa : asrc + ir * ars;
+                        long rs = packed ? 1 : ars, cs = packed ? MR : acs;
                         const float *bp = pb + jr * kc;
                         float *cp = c + (i0 + ir) * ldc + (j0 + jr);
                         if (rows == MR && cols == NR) {
-                            kern(kc, ap, bp, cp, ldc, alpha, beta, accumulate);
+                            kern(kc, ap, rs, cs, bp, cp, ldc, alpha, beta, accumulate);
                         } else {
                             // Edge tile: run the full kernel into a scratch tile, copy the valid part.
                             for (long r = 0; r < rows; r++)
                                 for (long j = 0; j < cols; j++) edge[r * NR + j] = cp[r * ldc + j];
-                            kern(kc, ap, bp, edge, NR, alpha, beta, accumulate);
+                            kern(kc, ap, rs, cs, bp, edge, NR, alpha, beta, accumulate);
                             for (long r = 0; r < rows; r++)
                                 for (long j = 0; j < cols; j++) cp[r * ldc + j] = edge[r * NR + j];
                         }

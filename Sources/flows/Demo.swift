@@ -18,6 +18,12 @@ struct Demo: ParsableCommand {
     @Option(help: "Training steps after the first (the tutorial runs 0...500).")
     var steps = 500
 
+    @Option(help: "Hidden layer sizes of the conditioner, comma-separated (default: the library default).")
+    var hidden: String?
+
+    @Option(help: "Activation of the conditioner: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")) (default: the library default).")
+    var activation: Activation?
+
     @Option(help: "Folder for the SVG pictures.")
     var out = "demo-output"
 
@@ -26,13 +32,26 @@ struct Demo: ParsableCommand {
 
     func validate() throws {
         guard steps >= 0 else { throw ValidationError("--steps must be non-negative") }
+        _ = try hiddenSizes()
+    }
+
+    private func hiddenSizes() throws -> [Int]? {
+        guard let hidden else { return nil }
+        let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("--hidden takes positive integers separated by commas, e.g. 64,64; got '\(hidden)'")
+        }
+        return sizes.map { $0! }
     }
 
     func run() throws {
         var generator = RandomGenerator(seed: seed)
         let base = Normal.standard([2])
         let target = Normal(loc: .full([2], 5), scale: .full([2], 0.5))
-        let flow = try Flow(base: base, bijector: AffineAutoregressive(), seed: seed)
+        var conditioner = DenseAutoregressive()
+        if let sizes = try hiddenSizes() { conditioner.hiddenSizes = sizes }
+        if let activation { conditioner.activation = activation }
+        let flow = try Flow(base: base, bijector: AffineAutoregressive(conditioner: conditioner), seed: seed)
         let before = try flow.sample(1000, generator: &generator)
 
         let optimizer = Adam(flow.parameters, learningRate: 5e-2)
@@ -73,3 +92,5 @@ struct Demo: ParsableCommand {
         }
     }
 }
+
+extension Activation: ExpressibleByArgument {}

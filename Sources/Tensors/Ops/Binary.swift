@@ -52,14 +52,25 @@ extension Tensor {
             let loop = BroadcastLoop(outShape: outShape, operandShapes: [outShape, a.shape, b.shape])
             let n = loop.innerCount
             let sa = loop.innerStride(1), sb = loop.innerStride(2)
-            loop.forEachRow { o in
-                let y = po + o[0], x1 = pa + o[1], x2 = pb + o[2]
+            // Rows of the merged space: one outer dimension (the common case) is walked with plain
+            // offsets; deeper spaces use the odometer. The stride pattern is dispatched per block.
+            @inline(__always) func rows(_ count: Int, _ offsets: (Int) -> (Int, Int, Int)) {
                 switch (sa, sb) {
-                case (1, 1): for i in 0..<n { y[i] = f(x1[i], x2[i]) }
-                case (1, 0): let s = x2[0]; for i in 0..<n { y[i] = f(x1[i], s) }
-                case (0, 1): let s = x1[0]; for i in 0..<n { y[i] = f(s, x2[i]) }
-                default: for i in 0..<n { y[i] = f(x1[i * sa], x2[i * sb]) }
+                case (1, 1):
+                    for r in 0..<count { let (o, p, q) = offsets(r); for i in 0..<n { po[o + i] = f(pa[p + i], pb[q + i]) } }
+                case (1, 0):
+                    for r in 0..<count { let (o, p, q) = offsets(r); let s = pb[q]; for i in 0..<n { po[o + i] = f(pa[p + i], s) } }
+                case (0, 1):
+                    for r in 0..<count { let (o, p, q) = offsets(r); let s = pa[p]; for i in 0..<n { po[o + i] = f(s, pb[q + i]) } }
+                default:
+                    for r in 0..<count { let (o, p, q) = offsets(r); for i in 0..<n { po[o + i] = f(pa[p + i * sa], pb[q + i * sb]) } }
                 }
+            }
+            if loop.shape.count == 2 {
+                let (oa, ob) = (loop.strides[1][0], loop.strides[2][0])
+                rows(loop.shape[0]) { r in (r * n, r * oa, r * ob) }
+            } else {
+                loop.forEachRow { o in rows(1) { _ in (o[0], o[1], o[2]) } }
             }
         }
         return out
