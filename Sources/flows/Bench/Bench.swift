@@ -29,6 +29,7 @@ struct Bench: ParsableCommand {
         switch task {
         case .gemm: records = GEMMBench.run(repetitions: steps)
         case .mlpStep: records = [MLPStepBench.run(steps: steps)]
+        case .vectorMath: records = VectorMathBench.run(repetitions: steps)
         }
         for record in records {
             print(json ? record.jsonLine : record.tableLine)
@@ -39,6 +40,7 @@ struct Bench: ParsableCommand {
 enum BenchTask: String, CaseIterable, ExpressibleByArgument {
     case gemm
     case mlpStep = "mlp-step"
+    case vectorMath = "vector-math"
 }
 
 /// One line of benchmark output: ordered fields, as JSON or as aligned text.

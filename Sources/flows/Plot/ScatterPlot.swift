@@ -56,7 +56,10 @@ struct ScatterPlot {
     }
 
     private func f(_ v: Double) -> String { String(format: "%.1f", v) }
-    private func label(_ v: Double) -> String { String(format: "%g", (v * 1000).rounded() / 1000) }
+    private func label(_ v: Double) -> String {
+        let rounded = (v * 1000).rounded() / 1000
+        return String(format: "%g", rounded == 0 ? 0 : rounded)
+    }
     private func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
     }
@@ -66,10 +69,8 @@ struct ScatterPlot {
         let raw = (b - a) / 5
         let magnitude = Foundation.pow(10, Foundation.floor(Foundation.log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
-        var t = Foundation.ceil(a / step) * step
-        var out: [Double] = []
-        while t <= b { out.append(t); t += step }
-        return out
+        let first = Int(Foundation.ceil(a / step)), last = Int(Foundation.floor(b / step))
+        return first <= last ? (first...last).map { Double($0) * step } : []
     }
 }
 
