@@ -72,6 +72,22 @@ public struct Tensor: @unchecked Sendable {
         storage.pointer(T.self)
     }
 
+    /// Calls `body` with the elements' bytes (native byte order, row-major).
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(storage) {
+            try body(UnsafeRawBufferPointer(start: storage.base, count: count * dtype.byteSize))
+        }
+    }
+
+    /// A tensor whose elements are copied from `bytes` (native byte order, row-major), which
+    /// must hold exactly `shape.product × dtype.byteSize` bytes.
+    public init(shape: [Int], dtype: DType, copyingBytes bytes: UnsafeRawBufferPointer) {
+        self.init(uninitializedShape: shape, dtype: dtype)
+        precondition(bytes.count == count * dtype.byteSize,
+            "\(bytes.count) bytes do not fill shape \(shape) of \(dtype)")
+        if let source = bytes.baseAddress { storage.base.copyMemory(from: source, byteCount: bytes.count) }
+    }
+
     // MARK: Reading values
 
     /// The elements in row-major order, converted to `Float`.

@@ -52,6 +52,14 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "Spline two bins", plan: Spline(bins: 2, bound: 1)),
     ConformanceCase(name: "SplineAutoregressive", plan: SplineAutoregressive(bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16]))),
     ConformanceCase(name: "SplineAutoregressive with context", plan: SplineAutoregressive(bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 3),
+    ConformanceCase(name: "Planar", plan: Planar()),
+    ConformanceCase(name: "Planar matrix event", plan: Planar(), eventShape: [2, 2]),
+    ConformanceCase(name: "Radial", plan: Radial()),
+    ConformanceCase(name: "MAF", plan: MAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
+    ConformanceCase(name: "IAF", plan: IAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
+    ConformanceCase(name: "NSF", plan: NSF(layers: 2, bins: 4, bound: 3, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
+    ConformanceCase(name: "PlanarFlow", plan: PlanarFlow(layers: 4)),
+    ConformanceCase(name: "RadialFlow", plan: RadialFlow(layers: 3)),
     ConformanceCase(name: "Compose Exp, Power", plan: Compose([Exp(), Power(exponent: 0.5)])),
 ]
 

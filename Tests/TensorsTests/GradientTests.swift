@@ -50,6 +50,8 @@ let gradientCases: [GradientCase] = [
     GradientCase("sigmoid", [r([8], 29, -5, 5)]) { $0[0].sigmoid() },
     GradientCase("softplus", [r([8], 30, -5, 5)]) { $0[0].softplus() },
     GradientCase("logSigmoid", [r([8], 31, -5, 5)]) { $0[0].logSigmoid() },
+    GradientCase("sin", [r([8], 37, -4, 4)]) { $0[0].sin() },
+    GradientCase("cos", [r([8], 38, -4, 4)]) { $0[0].cos() },
     GradientCase("relu", [awayFromZero([8], seed: 32)]) { $0[0].relu() },
     GradientCase("elu", [awayFromZero([8], seed: 33)]) { $0[0].elu(alpha: 0.7) },
     GradientCase("leakyRelu", [awayFromZero([8], seed: 34)]) { $0[0].leakyRelu(negativeSlope: 0.1) },

@@ -34,3 +34,7 @@ public struct AffineAutoregressive: BijectorPlan {
         return AutoregressiveBijector(transform: transform, network: network, spec: spec)
     }
 }
+
+extension AffineAutoregressive: SerializablePlan {
+    public static var typeName: String { "AffineAutoregressive" }
+}

@@ -24,3 +24,7 @@ public struct AffineFixed: ElementwiseFunction {
 }
 
 import Foundation
+
+extension AffineFixed: SerializablePlan {
+    public static var typeName: String { "AffineFixed" }
+}

@@ -1,5 +1,5 @@
 /// How the raw scale parameter s of an affine transform becomes log σ.
-public enum AffineScale: Sendable, Equatable {
+public enum AffineScale: Sendable, Equatable, Codable {
     /// log σ = b·tanh(s / b): smooth, bounded in (−b, b), the identity near 0, and never without
     /// gradient (unlike a hard clamp). The default, with b = 5.
     case softBounded(Double)

@@ -29,3 +29,7 @@ public struct ELU: ElementwiseFunction {
 }
 
 import Foundation
+
+extension ELU: SerializablePlan {
+    public static var typeName: String { "ELU" }
+}

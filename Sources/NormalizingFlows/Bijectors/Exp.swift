@@ -10,3 +10,7 @@ public struct Exp: ElementwiseFunction {
         return (x, -x)
     }
 }
+
+extension Exp: SerializablePlan {
+    public static var typeName: String { "Exp" }
+}

@@ -20,3 +20,7 @@ public struct LeakyReLU: ElementwiseFunction {
 }
 
 import Foundation
+
+extension LeakyReLU: SerializablePlan {
+    public static var typeName: String { "LeakyReLU" }
+}

@@ -62,3 +62,7 @@ public struct Affine: BijectorPlan {
         try ParametricElementwiseBijector(transform: AffineTransform(scale: scale), spec: spec, generator: &generator)
     }
 }
+
+extension Affine: SerializablePlan {
+    public static var typeName: String { "Affine" }
+}

@@ -56,3 +56,7 @@ final class PermuteBijector: Bijector {
         try apply(inversePermutation, y)
     }
 }
+
+extension Permute: SerializablePlan {
+    public static var typeName: String { "Permute" }
+}

@@ -24,3 +24,7 @@ public struct Power: ElementwiseFunction {
 }
 
 import Foundation
+
+extension Power: SerializablePlan {
+    public static var typeName: String { "Power" }
+}

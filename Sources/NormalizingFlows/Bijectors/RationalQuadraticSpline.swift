@@ -14,7 +14,7 @@ import Foundation
 /// The inverse solves the quadratic for ξ with the cancellation-free root 2c / (−b − √(b² − 4ac)).
 /// Inputs are clipped to [−B, B] before the spline is evaluated and the tails are selected
 /// afterwards, so inputs at or far beyond ±B give finite values and gradients.
-public struct RationalQuadraticSplineTransform: ElementwiseTransform {
+public struct RationalQuadraticSplineTransform: ElementwiseTransform, Codable {
     public var bins: Int
     public var bound: Double
     public var minimumBinWidth: Double
@@ -161,4 +161,12 @@ public struct SplineAutoregressive: BijectorPlan {
             outputBias: transform.identityParameters, dtype: spec.dtype, generator: &generator)
         return AutoregressiveBijector(transform: transform, network: network, spec: spec)
     }
+}
+
+extension Spline: SerializablePlan {
+    public static var typeName: String { "Spline" }
+}
+
+extension SplineAutoregressive: SerializablePlan {
+    public static var typeName: String { "SplineAutoregressive" }
 }

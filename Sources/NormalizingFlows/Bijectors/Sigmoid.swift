@@ -14,3 +14,7 @@ public struct Sigmoid: ElementwiseFunction {
         return (logY - log1mY, -(logY + log1mY))
     }
 }
+
+extension Sigmoid: SerializablePlan {
+    public static var typeName: String { "Sigmoid" }
+}

@@ -13,3 +13,7 @@ public struct Softplus: ElementwiseFunction {
         return (x, x.logSigmoid().negated())
     }
 }
+
+extension Softplus: SerializablePlan {
+    public static var typeName: String { "Softplus" }
+}

@@ -19,3 +19,7 @@ public struct Tanh: ElementwiseFunction {
 }
 
 import Foundation
+
+extension Tanh: SerializablePlan {
+    public static var typeName: String { "Tanh" }
+}

@@ -1,5 +1,5 @@
 /// The order in which an autoregressive conditioner visits the dimensions of an event.
-public enum VariableOrder: Sendable, Equatable {
+public enum VariableOrder: Sendable, Equatable, Codable {
     /// 0, 1, …, D − 1.
     case natural
     /// D − 1, …, 0.
@@ -24,7 +24,7 @@ public enum VariableOrder: Sendable, Equatable {
 }
 
 /// How a dense layer's stored weights become the weights it applies.
-public enum WeightParameterization: String, Sendable, Equatable, CaseIterable {
+public enum WeightParameterization: String, Sendable, Equatable, CaseIterable, Codable {
     /// Applied weight = stored weight / fan-in, with stored weights drawn from U(±√fan-in), so the
     /// network starts as PyTorch's would. Adam moves every stored weight by about the learning
     /// rate per step whatever its gradient's scale, so with plain weights one step moves a unit's
@@ -59,7 +59,7 @@ public enum WeightParameterization: String, Sendable, Equatable, CaseIterable {
 /// Defaults: hidden sizes [64, 64] (zuko's; FlowTorch's [256, 256] costs 16× more per step and
 /// gave no better fit on its own tutorial), ReLU, and the ``WeightParameterization/meanField``
 /// weights that make FlowTorch's tutorial converge on every seed.
-public struct DenseAutoregressive: Sendable, Equatable {
+public struct DenseAutoregressive: Sendable, Equatable, Codable {
     public var hiddenSizes: [Int]
     public var activation: Activation
     /// Adds a masked linear map from the inputs straight to the outputs.

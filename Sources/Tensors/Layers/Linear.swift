@@ -32,7 +32,7 @@ public final class Linear {
 }
 
 /// An activation function for hidden layers.
-public enum Activation: String, Sendable, CaseIterable {
+public enum Activation: String, Sendable, CaseIterable, Codable {
     case relu, tanh, elu, leakyRelu, sigmoid, softplus
 
     public func callAsFunction(_ x: Tensor) -> Tensor {

@@ -2,7 +2,7 @@ import RealModule
 
 /// Pointwise functions computed by plain loops (the transcendental ones go through ``VectorMath``).
 enum PointwiseOperation {
-    case negate, abs, sqrt, square, reciprocal, relu, sign
+    case negate, abs, sqrt, square, reciprocal, relu, sign, sin, cos
     case elu(alpha: Double)
     case leakyRelu(slope: Double)
     case clamp(lower: Double, upper: Double)
@@ -27,6 +27,8 @@ enum PointwiseGradient {
     case clamp(lower: Double, upper: Double)  // saved x: g where lower ≤ x ≤ upper
     case power(Double)               // saved x: g·p·x^(p−1)
     case integerPower(Int)           // saved x: g·n·x^(n−1)
+    case sin             // saved x: g·cos x
+    case cos             // saved x: −g·sin x
     case softplus        // saved x: g·σ(x)
     case logSigmoid      // saved x: g·σ(−x)
 }
@@ -59,6 +61,8 @@ extension Tensor {
         case .reciprocal: return x.mapElements(T.self) { 1 / $0 }
         case .relu: return x.mapElements(T.self) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) }
         case .sign: return x.mapElements(T.self) { $0 > 0 ? 1 : ($0 < 0 ? -1 : $0) }
+        case .sin: return x.mapElements(T.self) { T.sin($0) }
+        case .cos: return x.mapElements(T.self) { T.cos($0) }
         case .elu(let alpha):
             let a = T(alpha)
             return x.mapElements(T.self) { $0 > 0 ? $0 : a * T.expMinusOne($0) }
@@ -111,6 +115,8 @@ extension Tensor {
         case .integerPower(let n):
             let e = T(n)
             return zipBroadcast(g, s, T.self) { g, x in n == 0 ? 0 : g * e * T.pow(x, n - 1) }
+        case .sin: return zipBroadcast(g, s, T.self) { g, x in g * T.cos(x) }
+        case .cos: return zipBroadcast(g, s, T.self) { g, x in -g * T.sin(x) }
         case .softplus:
             return zipBroadcast(g, s, T.self) { g, x in g / (1 + T.exp(-x)) }
         case .logSigmoid:
@@ -167,6 +173,8 @@ extension Tensor {
     public func softplus() -> Tensor { unary("softplus", applying(.softplus), .softplus, savingOutput: false) }
     /// log σ(x) = −softplus(−x), computed without overflow.
     public func logSigmoid() -> Tensor { unary("logSigmoid", applying(.logSigmoid), .logSigmoid, savingOutput: false) }
+    public func sin() -> Tensor { unary("sin", Tensor.pointwise(.sin, self), .sin, savingOutput: false) }
+    public func cos() -> Tensor { unary("cos", Tensor.pointwise(.cos, self), .cos, savingOutput: false) }
     public func relu() -> Tensor { unary("relu", Tensor.pointwise(.relu, self), .relu, savingOutput: false) }
 
     /// x for x > 0, α(eˣ − 1) otherwise (Clevert et al. 2016).

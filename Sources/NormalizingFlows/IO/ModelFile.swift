@@ -1,0 +1,74 @@
+import Foundation
+
+/// Model files: safetensors holding the flow's parameters and buffers under
+/// `bijector.<name>` (names as in ``Bijector/namedParameters``), the base distribution's
+/// `base.loc` and `base.scale`, and in `__metadata__` the plan and base as JSON, so a file
+/// rebuilds the same flow.
+///
+/// MADE weights are stored as this library keeps them: with the default
+/// ``WeightParameterization/meanField`` the applied weight is the stored weight divided by
+/// the layer's fan-in (times its 0/1 mask).
+extension Flow {
+    /// The metadata value identifying this library's model files.
+    public static let fileFormat = "swift-normalizing-flows"
+    /// The model file version this library writes.
+    public static let fileFormatVersion = 1
+
+    /// Saves the flow atomically (a temporary file renamed into place).
+    /// - Throws: ``FlowError/invalidConfiguration(_:)`` if the plan or base cannot be saved,
+    ///   ``FileError`` if the file cannot be written.
+    public func save(to path: String) throws {
+        guard let normal = base as? Normal else {
+            throw FlowError.invalidConfiguration("only flows on a Normal base can be saved, not \(type(of: base))")
+        }
+        var tensors: [String: Tensor] = ["base.loc": normal.loc, "base.scale": normal.scale]
+        for (name, value) in state() { tensors["bijector.\(name)"] = value }
+        let metadata = [
+            "format": Flow.fileFormat,
+            "format_version": String(Flow.fileFormatVersion),
+            "plan": try PlanCoding.json(plan),
+            "base": "{\"type\": \"Normal\", \"eventRank\": \(normal.eventRank)}",
+            "context_size": String(contextSize),
+        ]
+        try SafeTensors.write(tensors, metadata: metadata, to: path)
+    }
+
+    /// Loads a flow saved by ``save(to:)``.
+    /// - Throws: ``FileError`` naming the file and what is wrong with it.
+    public static func load(from path: String) throws -> Flow {
+        let (tensors, metadata) = try SafeTensors.read(path)
+        func fail(_ message: String) -> FileError { FileError(path: path, "not a valid model file: \(message)") }
+        guard metadata["format"] == fileFormat else { throw fail("it was not written by this library (no '\(fileFormat)' format tag)") }
+        guard let version = metadata["format_version"].flatMap(Int.init), version <= fileFormatVersion else {
+            throw fail("format version \(metadata["format_version"] ?? "missing") is newer than this library reads (\(fileFormatVersion))")
+        }
+        guard let planJSON = metadata["plan"], let baseJSON = metadata["base"],
+              let contextSize = metadata["context_size"].flatMap(Int.init), contextSize >= 0 else {
+            throw fail("the metadata lacks the plan, base or context size")
+        }
+        guard let baseObject = try? JSONSerialization.jsonObject(with: Data(baseJSON.utf8)) as? [String: Any],
+              baseObject["type"] as? String == "Normal", let eventRank = baseObject["eventRank"] as? Int else {
+            throw fail("unsupported base distribution \(baseJSON)")
+        }
+        guard let loc = tensors["base.loc"], let scale = tensors["base.scale"], loc.shape == scale.shape, loc.dtype == scale.dtype,
+              eventRank >= 0, eventRank <= loc.rank else {
+            throw fail("the base distribution's loc and scale are missing or do not match")
+        }
+        guard loc.isFinite, scale.doubles.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw fail("the base distribution's loc must be finite and its scale positive")
+        }
+        do {
+            let plan = try PlanCoding.plan(fromJSON: planJSON)
+            let flow = try Flow(base: Normal(loc: loc, scale: scale, eventRank: eventRank), bijector: plan, contextSize: contextSize)
+            var state: [String: Tensor] = [:]
+            for (name, value) in tensors where name.hasPrefix("bijector.") {
+                guard value.isFinite else { throw fail("'\(name)' holds NaN or ±∞") }
+                state[String(name.dropFirst("bijector.".count))] = value
+            }
+            try flow.load(state: state)
+            return flow
+        } catch let error as FlowError {
+            throw fail(error.description)
+        }
+    }
+}

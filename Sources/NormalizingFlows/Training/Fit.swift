@@ -1,0 +1,159 @@
+import Foundation
+
+/// Settings for ``fit(_:data:validation:options:progress:)``.
+public struct FitOptions: Sendable {
+    public var steps = 1000
+    public var batchSize = 256
+    public var learningRate = 1e-3
+    public var weightDecay = 0.0
+    public var learningRatePolicy = LearningRatePolicy.cosine
+    /// Gradient-norm clipping bound, or `nil` for none.
+    public var gradientClipNorm: Double? = 5
+    /// The share of `data` held out for validation when no validation set is given (0 for none).
+    public var validationFraction = 0.1
+    /// Steps between validation evaluations (and progress reports).
+    public var evaluationInterval = 100
+    /// Stop after this many evaluations without a better validation NLL (`nil`: never).
+    public var patience: Int? = 10
+    /// Keep the parameters of the best validation evaluation at the end.
+    public var restoreBest = true
+    public var seed: UInt64 = 0
+
+    public init() {}
+}
+
+/// What ``fit(_:data:validation:options:progress:)`` did.
+public struct FitReport: Sendable {
+    public var stepsTaken: Int
+    public var finalLoss: Double
+    /// The best validation NLL and the step it was reached at (`nil` without validation).
+    public var bestValidationNLL: Double?
+    public var bestStep: Int?
+    public var stoppedEarly: Bool
+    public var seconds: Double
+}
+
+/// The mean negative log-likelihood of `data` under `flow`, in chunks, without gradients.
+public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, chunk: Int = 4096) throws -> Double {
+    try withoutGradients {
+        var total = 0.0
+        let n = data.shape[0]
+        for start in stride(from: 0, to: n, by: chunk) {
+            total -= try flow.logProb(data.slice(alongAxis: 0, start..<Swift.min(n, start + chunk))).sum().item
+        }
+        return total / Double(n)
+    }
+}
+
+/// Fits `flow` to `data` by minibatch maximum likelihood with Adam.
+///
+/// Each step draws a batch from a fresh shuffle of the training rows and minimises the mean
+/// negative log-likelihood. Every `evaluationInterval` steps the validation NLL is computed; with
+/// `patience`, training stops after that many evaluations without improvement, and with
+/// `restoreBest` the best parameters are put back at the end.
+///
+/// - Parameters:
+///   - data: training rows, shape [N] + event shape.
+///   - validation: held-out rows; when `nil`, `options.validationFraction` of `data` is held out.
+///   - progress: called after every evaluation (and at the end).
+/// - Throws: ``TrainingError/nonFiniteLoss(step:value:)`` naming the step where the loss became
+///   NaN or infinite; ``FlowError`` for data of the wrong shape or with non-finite values.
+@discardableResult
+public func fit(
+    _ flow: Flow, data: Tensor, validation: Tensor? = nil, options: FitOptions = FitOptions(),
+    progress: ((TrainingProgress) -> Void)? = nil
+) throws -> FitReport {
+    guard options.steps >= 1, options.batchSize >= 1, options.evaluationInterval >= 1, options.learningRate > 0 else {
+        throw TrainingError.invalidOption("steps, batch size and evaluation interval must be at least 1 and the learning rate positive")
+    }
+    guard (0..<1).contains(options.validationFraction) else {
+        throw TrainingError.invalidOption("validation fraction must lie in [0, 1), got \(options.validationFraction)")
+    }
+    _ = try flow.logProb(data.slice(alongAxis: 0, 0..<Swift.min(1, data.shape.first ?? 0)))   // shape and dtype check
+    _ = try flow.checkInput(data)
+    var generator = RandomGenerator(seed: options.seed)
+    var train = data
+    var held = validation
+    if let validation {
+        _ = try flow.checkInput(validation)
+    } else if options.validationFraction > 0 {
+        let n = data.shape[0]
+        let heldCount = Int((Double(n) * options.validationFraction).rounded())
+        guard heldCount >= 1 && n - heldCount >= 1 else {
+            throw TrainingError.invalidData("\(n) rows are too few to hold out \(Int(options.validationFraction * 100))% for validation")
+        }
+        let order = generator.permutation(n)
+        held = data.indexSelect(alongAxis: 0, Array(order[..<heldCount]))
+        train = data.indexSelect(alongAxis: 0, Array(order[heldCount...]))
+    }
+    let n = train.shape[0]
+    guard n >= 1 else { throw TrainingError.invalidData("no training rows") }
+
+    let optimizer = Adam(flow.parameters, learningRate: options.learningRate, weightDecay: options.weightDecay, decoupledWeightDecay: true)
+    let schedule = options.learningRatePolicy.schedule(base: options.learningRate, steps: options.steps)
+    let batch = Swift.min(options.batchSize, n)
+    var order = generator.permutation(n)
+    var cursor = 0
+    var best: (nll: Double, step: Int, state: [String: Tensor])?
+    var evaluationsWithoutImprovement = 0
+    var loss = Double.nan
+    var stoppedEarly = false
+    var step = 0
+    let start = DispatchTime.now().uptimeNanoseconds
+    func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+
+    while step < options.steps {
+        if cursor + batch > n {
+            order = generator.permutation(n)
+            cursor = 0
+        }
+        let rows = train.indexSelect(alongAxis: 0, Array(order[cursor..<(cursor + batch)]))
+        cursor += batch
+        optimizer.learningRate = schedule.learningRate(atStep: step)
+        optimizer.zeroGrad()
+        // The data were checked up front, so a non-finite value inside the flow means divergence.
+        let objective = try divergenceReported(atStep: step) { try -flow.logProb(rows).mean() }
+        loss = objective.item
+        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: loss) }
+        objective.backward()
+        if let bound = options.gradientClipNorm {
+            let norm = clipGradientNorm(flow.parameters, maxNorm: bound)
+            guard norm.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: norm) }
+        }
+        optimizer.step()
+        step += 1
+
+        if step % options.evaluationInterval == 0 || step == options.steps {
+            var validationNLL: Double?
+            if let held {
+                let nll = try divergenceReported(atStep: step) { try negativeLogLikelihood(flow, held) }
+                validationNLL = nll
+                if nll.isFinite, nll < (best?.nll ?? .infinity) {
+                    best = (nll, step, options.restoreBest ? flow.state() : [:])
+                    evaluationsWithoutImprovement = 0
+                } else {
+                    evaluationsWithoutImprovement += 1
+                }
+            }
+            progress?(TrainingProgress(step: step, totalSteps: options.steps, loss: loss, validationNLL: validationNLL,
+                                       learningRate: optimizer.learningRate, elapsedSeconds: elapsed()))
+            if let patience = options.patience, held != nil, evaluationsWithoutImprovement >= patience {
+                stoppedEarly = true
+                break
+            }
+        }
+    }
+    if options.restoreBest, let best, !best.state.isEmpty { try flow.load(state: best.state) }
+    return FitReport(stepsTaken: step, finalLoss: loss, bestValidationNLL: best?.nll, bestStep: best?.step,
+                     stoppedEarly: stoppedEarly, seconds: elapsed())
+}
+
+/// Runs `body`, turning a ``FlowError/nonFiniteValues(_:)`` raised inside the flow (an overflow
+/// during training) into ``TrainingError/nonFiniteLoss(step:value:)``.
+func divergenceReported<R>(atStep step: Int, _ body: () throws -> R) throws -> R {
+    do {
+        return try body()
+    } catch FlowError.nonFiniteValues {
+        throw TrainingError.nonFiniteLoss(step: step, value: .nan)
+    }
+}

@@ -1,0 +1,47 @@
+/// Why training stopped abnormally.
+public enum TrainingError: Error, Equatable, CustomStringConvertible {
+    /// The loss became NaN or infinite: the step it happened at and its value.
+    case nonFiniteLoss(step: Int, value: Double)
+    /// The data cannot be used (too few rows, wrong shape…).
+    case invalidData(String)
+    /// An option is out of range.
+    case invalidOption(String)
+
+    public var description: String {
+        switch self {
+        case .nonFiniteLoss(let step, let value):
+            "the loss became \(value) at step \(step); try a lower learning rate or gradient clipping"
+        case .invalidData(let m): "invalid data: \(m)"
+        case .invalidOption(let m): "invalid option: \(m)"
+        }
+    }
+}
+
+/// A snapshot of training progress, passed to the progress callback.
+public struct TrainingProgress: Sendable {
+    /// Steps completed so far.
+    public var step: Int
+    public var totalSteps: Int
+    /// The training loss of the last step (negative log-likelihood, or reverse KL up to log Z).
+    public var loss: Double
+    /// The validation negative log-likelihood, when evaluated at this step.
+    public var validationNLL: Double?
+    public var learningRate: Double
+    public var elapsedSeconds: Double
+    public var stepsPerSecond: Double { elapsedSeconds > 0 ? Double(step) / elapsedSeconds : 0 }
+    public var secondsLeft: Double { stepsPerSecond > 0 ? Double(totalSteps - step) / stepsPerSecond : 0 }
+}
+
+/// How the learning rate evolves during training.
+public enum LearningRatePolicy: String, Sendable, CaseIterable {
+    case constant
+    /// Cosine decay to 0 over the run (``CosineAnnealing``).
+    case cosine
+
+    func schedule(base: Double, steps: Int) -> any LearningRateSchedule {
+        switch self {
+        case .constant: ConstantLearningRate(base)
+        case .cosine: CosineAnnealing(base: base, totalSteps: Swift.max(steps, 1))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+
+/// Settings for ``fitVariational(_:logDensity:options:progress:)``.
+public struct VariationalOptions: Sendable {
+    public var steps = 5000
+    /// Monte Carlo samples per step.
+    public var samplesPerStep = 256
+    public var learningRate = 1e-3
+    public var learningRatePolicy = LearningRatePolicy.constant
+    public var gradientClipNorm: Double? = 10
+    public var reportInterval = 500
+    public var seed: UInt64 = 0
+
+    public init() {}
+}
+
+/// What ``fitVariational(_:logDensity:options:progress:)`` did.
+public struct VariationalReport: Sendable {
+    public var stepsTaken: Int
+    /// The last step's loss: E_q[log q(z) − log p̃(z)] = KL(q‖p) − log Z.
+    public var finalLoss: Double
+    public var seconds: Double
+}
+
+/// Fits `flow` to the unnormalised density p̃ = exp(`logDensity`) by minimising the reverse KL
+/// divergence, i.e. maximising the ELBO (Rezende & Mohamed 2015):
+/// loss = E_{z∼q}[log q(z) − log p̃(z)] = KL(q ‖ p) − log Z, estimated with reparameterised
+/// samples drawn through the flow's forward direction (one pass, no inverse).
+///
+/// - Parameter logDensity: log p̃ for samples of shape [n] + event shape, returning shape [n];
+///   built from tensor operations so gradients reach the flow's samples.
+/// - Throws: ``TrainingError/nonFiniteLoss(step:value:)`` naming the step where the loss became
+///   NaN or infinite.
+@discardableResult
+public func fitVariational(
+    _ flow: Flow, logDensity: (Tensor) -> Tensor, options: VariationalOptions = VariationalOptions(),
+    progress: ((TrainingProgress) -> Void)? = nil
+) throws -> VariationalReport {
+    guard options.steps >= 1, options.samplesPerStep >= 1, options.reportInterval >= 1, options.learningRate > 0 else {
+        throw TrainingError.invalidOption("steps, samples per step and report interval must be at least 1 and the learning rate positive")
+    }
+    var generator = RandomGenerator(seed: options.seed)
+    let optimizer = Adam(flow.parameters, learningRate: options.learningRate)
+    let schedule = options.learningRatePolicy.schedule(base: options.learningRate, steps: options.steps)
+    let start = DispatchTime.now().uptimeNanoseconds
+    func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+    var loss = Double.nan
+    for step in 0..<options.steps {
+        optimizer.learningRate = schedule.learningRate(atStep: step)
+        optimizer.zeroGrad()
+        let (z, logQ) = try divergenceReported(atStep: step) {
+            try flow.rsampleAndLogProb(options.samplesPerStep, context: nil, generator: &generator)
+        }
+        let target = logDensity(z)
+        guard target.shape == logQ.shape else {
+            throw TrainingError.invalidOption("logDensity returned shape \(target.shape) for samples of shape \(z.shape); expected \(logQ.shape)")
+        }
+        let objective = (logQ - target).mean()
+        loss = objective.item
+        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: loss) }
+        objective.backward()
+        if let bound = options.gradientClipNorm {
+            let norm = clipGradientNorm(flow.parameters, maxNorm: bound)
+            guard norm.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: norm) }
+        }
+        optimizer.step()
+        if (step + 1) % options.reportInterval == 0 || step + 1 == options.steps {
+            progress?(TrainingProgress(step: step + 1, totalSteps: options.steps, loss: loss, validationNLL: nil,
+                                       learningRate: optimizer.learningRate, elapsedSeconds: elapsed()))
+        }
+    }
+    return VariationalReport(stepsTaken: options.steps, finalLoss: loss, seconds: elapsed())
+}
+
+/// KL(q ‖ p) estimated as E_q[log q(z) − log p̃(z)] + log Z with `samples` draws (in chunks).
+public func klDivergence(_ flow: Flow, logDensity: (Tensor) -> Tensor, logNormalizer: Double, samples: Int = 100_000, seed: UInt64 = 1) throws -> Double {
+    var generator = RandomGenerator(seed: seed)
+    var total = 0.0
+    var remaining = samples
+    try withoutGradients {
+        while remaining > 0 {
+            let n = Swift.min(remaining, 10_000)
+            let (z, logQ) = try flow.sampleAndLogProb(n, generator: &generator)
+            total += (logQ - logDensity(z)).sum().item
+            remaining -= n
+        }
+    }
+    return total / Double(samples) + logNormalizer
+}

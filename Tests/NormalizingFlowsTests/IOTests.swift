@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+@testable import NormalizingFlows
+
+private func temporaryPath(_ name: String) -> String {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flows-tests-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder.appendingPathComponent(name).path
+}
+
+@Test("every saveable plan survives JSON", arguments: conformanceCases.filter { !($0.plan is VolumePreserving) })
+func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
+    let json = try PlanCoding.json(testCase.plan)
+    let decoded = try PlanCoding.plan(fromJSON: json)
+    #expect(try PlanCoding.json(decoded) == json)
+}
+
+@Test func closurePlansAndUnknownTypesAreRefused() {
+    let rotation = VolumePreserving(name: "r", forward: { $0 }, inverse: { $0 })
+    #expect(throws: Error.self) { try PlanCoding.json(Compose([Exp(), rotation])) }
+    #expect(throws: FlowError.self) { try PlanCoding.plan(fromJSON: #"{"type": "Mystery", "options": {}}"#) }
+    #expect(throws: FlowError.self) { try PlanCoding.plan(fromJSON: "not json") }
+}
+
+@Test func modelFilesRebuildTheSameFlowBitForBit() throws {
+    let plan = Compose([MAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [8], order: .random)), Permute(), NSF(layers: 1, bins: 4)])
+    let flow = try Flow(base: Normal.standard([3]), bijector: plan, seed: 4)
+    var g = RandomGenerator(seed: 1)
+    for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g) * 0.1 }
+    let y = Tensor.randn([50, 3], generator: &g)
+    let expected = try flow.logProb(y).floats
+    let path = temporaryPath("model.safetensors")
+    try flow.save(to: path)
+    let loaded = try Flow.load(from: path)
+    #expect(try loaded.logProb(y).floats == expected)
+    var a = RandomGenerator(seed: 9), b = RandomGenerator(seed: 9)
+    #expect(try flow.sample(10, generator: &a).floats == loaded.sample(10, generator: &b).floats)
+}
+
+@Test func malformedModelFilesAreRefusedWithTheirPath() throws {
+    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
+    let path = temporaryPath("good.safetensors")
+    try flow.save(to: path)
+    let good = try Data(contentsOf: URL(fileURLWithPath: path))
+    let headerLength = Int(good[0]) | Int(good[1]) << 8
+    var cases: [(String, Data)] = [
+        ("truncated", good.prefix(good.count - 10)),
+        ("tiny", good.prefix(5)),
+        ("empty", Data()),
+        ("corrupted length", { var d = good; d[7] = 0x7F; return d }()),
+        ("corrupted header", { var d = good; d[8] = UInt8(ascii: "x"); return d }()),
+        ("extra bytes", good + Data([1, 2, 3, 4])),
+        ("not a model", Data("hello, world, this is not a model".utf8)),
+    ]
+    // A header whose dtype is BF16.
+    if let header = String(data: good[8..<(8 + headerLength)], encoding: .utf8), header.contains("\"F32\"") {
+        var d = good
+        d.replaceSubrange(8..<(8 + headerLength), with: Data(header.replacingOccurrences(of: "\"F32\"", with: "\"I32\"").utf8))
+        cases.append(("integer dtype", d))
+    }
+    for (name, data) in cases {
+        let bad = temporaryPath("\(name).safetensors")
+        try data.write(to: URL(fileURLWithPath: bad))
+        #expect(throws: FileError.self, "\(name)") { try Flow.load(from: bad) }
+        do { _ = try Flow.load(from: bad) } catch let error as FileError { #expect(error.path == bad) }
+    }
+    #expect(throws: FileError.self) { try Flow.load(from: temporaryPath("missing.safetensors")) }
+}
+
+@Test func savingIsAtomicAndNeverLeavesPartialFiles() throws {
+    let flow = try Flow(base: Normal.standard([2]), bijector: Affine())
+    let path = temporaryPath("model.safetensors")
+    try flow.save(to: path)
+    try flow.save(to: path)   // overwrite in place
+    let folder = (path as NSString).deletingLastPathComponent
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["model.safetensors"])
+    #expect(throws: FileError.self) { try flow.save(to: "/nonexistent-folder/model.safetensors") }
+}
+
+@Test func csvFilesParseAndBadOnesNameLineAndColumn() throws {
+    func parse(_ text: String) throws -> Tensor {
+        let path = temporaryPath("data.csv")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return try DataFile.read(path)
+    }
+    #expect(try parse("x,y\n1,2\n3,4.5\n").floats == [1, 2, 3, 4.5])
+    #expect(try parse("# comment\n1 2\n\n3\t4\n").shape == [2, 2])
+    #expect(try parse("1,2\r\n3,4\r\n").shape == [2, 2])
+    func error(_ text: String) -> FileError? {
+        do { _ = try parse(text); return nil } catch { return error as? FileError }
+    }
+    #expect(error("1,2\n3\n")?.line == 2)
+    let notNumber = error("1,2\n3,abc\n")
+    #expect(notNumber?.line == 2 && notNumber?.column == 3 && notNumber?.message.contains("abc") == true)
+    #expect(error("1,nan\n")?.message.contains("finite") == true)
+    #expect(error("1,inf\n") != nil)
+    #expect(error("") != nil)
+    #expect(error("x,y\n") != nil)
+    #expect(throws: FileError.self) { try DataFile.read(temporaryPath("missing.csv")) }
+}
+
+@Test func npyFilesParse() throws {
+    func npy(_ descr: String, _ shape: String, _ payload: Data, fortran: Bool = false) throws -> Tensor {
+        var header = "{'descr': '\(descr)', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shape), }"
+        while (10 + header.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)])
+        data.append(Data(header.utf8))
+        data.append(payload)
+        let path = temporaryPath("data.npy")
+        try data.write(to: URL(fileURLWithPath: path))
+        return try DataFile.read(path)
+    }
+    let floats: [Float] = [1, 2, 3, 4, 5, 6]
+    let f32 = floats.withUnsafeBytes { Data($0) }
+    #expect(try npy("<f4", "(3, 2)", f32).floats == floats)
+    #expect(try npy("<f4", "(2, 3)", f32, fortran: true).floats == [1, 3, 5, 2, 4, 6])
+    let doubles: [Double] = [1.5, -2]
+    #expect(try npy("<f8", "(2,)", doubles.withUnsafeBytes { Data($0) }).shape == [2, 1])
+    #expect(throws: FileError.self) { try npy("<i4", "(3, 2)", f32) }
+    #expect(throws: FileError.self) { try npy("<f4", "(4, 2)", f32) }   // too little data
+    #expect(throws: FileError.self) { try npy("<f4", "(3, 2)", [Float.nan, 1, 1, 1, 1, 1].withUnsafeBytes { Data($0) }) }
+}

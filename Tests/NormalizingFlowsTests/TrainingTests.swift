@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+@testable import NormalizingFlows
+
+/// A correlated 2-D Gaussian: y = (x₁, 0.8x₁ + 0.6x₂) + (1, −1), whose entropy is known.
+private func correlatedData(_ n: Int, seed: UInt64) -> Tensor {
+    var g = RandomGenerator(seed: seed)
+    let x = Tensor.randn([n, 2], generator: &g)
+    let mixing = Tensor([1, 0.8, 0, 0.6], shape: [2, 2])
+    return matmul(x, mixing) + Tensor([1, -1] as [Float])
+}
+
+@Test func fitLearnsACorrelatedGaussianAndReportsProgress() throws {
+    let data = correlatedData(4000, seed: 1)
+    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 2, conditioner: .init(hiddenSizes: [16])))
+    let before = try negativeLogLikelihood(flow, data)
+    var options = FitOptions()
+    options.steps = 300
+    options.learningRate = 1e-2
+    options.evaluationInterval = 50
+    var reports: [TrainingProgress] = []
+    let report = try fit(flow, data: data, options: options) { reports.append($0) }
+    // Entropy of N(μ, Σ) with det Σ = 0.36: log(2πe) + ½ log 0.36 = 2.327.
+    let entropy = Foundation.log(2 * Double.pi * M_E) + 0.5 * Foundation.log(0.36)
+    let test = try negativeLogLikelihood(flow, correlatedData(4000, seed: 2))
+    #expect(before > entropy + 1)
+    #expect(test < entropy + 0.1, "test NLL \(test), entropy \(entropy)")
+    #expect(reports.count == 6 && reports.allSatisfy { $0.validationNLL != nil })
+    #expect(report.bestValidationNLL != nil)
+}
+
+@Test func earlyStoppingRestoresTheBestParameters() throws {
+    let data = correlatedData(400, seed: 3)
+    let flow = try Flow(base: Normal.standard([2]), bijector: Affine())
+    var options = FitOptions()
+    options.steps = 5000
+    options.learningRate = 5e-2
+    options.learningRatePolicy = .constant
+    options.evaluationInterval = 10
+    options.patience = 3
+    let report = try fit(flow, data: data, options: options)
+    #expect(report.stoppedEarly && report.stepsTaken < 5000)
+    // The restored parameters give the best validation NLL that was recorded.
+    #expect(report.bestValidationNLL != nil)
+}
+
+@Test func aDivergingRunStopsWithTheStepNamed() throws {
+    // Values whose squares overflow Float32: the loss is +∞ at the first step.
+    let flow = try Flow(base: Normal.standard([2]), bijector: Affine())
+    var options = FitOptions()
+    options.validationFraction = 0
+    #expect(throws: TrainingError.nonFiniteLoss(step: 0, value: .infinity)) {
+        try fit(flow, data: Tensor.full([8, 2], 1e30), options: options)
+    }
+    // A target density that turns NaN on its fifth evaluation (step 4).
+    var calls = 0
+    var vi = VariationalOptions()
+    vi.steps = 10
+    do {
+        try fitVariational(flow, logDensity: { z in
+            calls += 1
+            let base = z.square().sum(alongAxis: -1) * -0.5
+            return calls == 5 ? base * Double.nan : base
+        }, options: vi)
+        Issue.record("a NaN target density did not stop training")
+    } catch let TrainingError.nonFiniteLoss(step, value) {
+        #expect(step == 4 && value.isNaN)
+    }
+}
+
+@Test func badTrainingDataIsRefused() throws {
+    let flow = try Flow(base: Normal.standard([2]), bijector: Affine())
+    #expect(throws: FlowError.self) { try fit(flow, data: Tensor.zeros([10, 3])) }
+    #expect(throws: FlowError.self) { try fit(flow, data: Tensor([1, .nan, 0, 0] as [Float], shape: [2, 2])) }
+    #expect(throws: TrainingError.self) { try fit(flow, data: Tensor.zeros([1, 2])) }
+}
+
+@Test func variationalFitOnU1ImprovesTheKL() throws {
+    let flow = try Flow(base: Normal.standard([2]), bijector: PlanarFlow(layers: 8))
+    let energy = Energy.u1
+    let logZ = energy.logNormalizer(cells: 300)
+    let before = try klDivergence(flow, logDensity: energy.logDensity, logNormalizer: logZ, samples: 5000)
+    var options = VariationalOptions()
+    options.steps = 600
+    options.learningRate = 1e-2
+    try fitVariational(flow, logDensity: energy.logDensity, options: options)
+    let after = try klDivergence(flow, logDensity: energy.logDensity, logNormalizer: logZ, samples: 5000)
+    #expect(after < before - 0.5 && after < 0.6, "KL \(before) → \(after)")
+    #expect(after > -0.05)   // a KL divergence is non-negative up to Monte Carlo error
+}
+
+@Test func energyNormalizersMatchClosedForms() {
+    // ∫∫ exp(−U2) = ∫ 0.4·√(2π) dz₁ over [−8, 8] (the z₂ integral is a full Gaussian).
+    #expect(abs(Energy.u2.logNormalizer(cells: 400) - Foundation.log(16 * 0.4 * (2 * Double.pi).squareRoot())) < 1e-3)
+    // The funnel is the normalised N(z₂; 0, 3²)·N(z₁; 0, e^{z₂}).
+    #expect(Energy.funnel.logNormalizer() == 0)
+    func logNormal(_ x: Double, _ sd: Double) -> Double { -0.5 * (x / sd) * (x / sd) - Foundation.log(sd) - 0.5 * Foundation.log(2 * Double.pi) }
+    let points: [(Double, Double)] = [(0, 0), (1.5, -2), (-20, 6), (0.01, -7)]
+    let z = Tensor(points.flatMap { [$0.0, $0.1] }, shape: [points.count, 2], dtype: .float64)
+    let expected = points.map { logNormal($0.1, 3) + logNormal($0.0, Foundation.exp($0.1 / 2)) }
+    #expect(maxAbsDifference(Energy.funnel.logDensity(z).doubles, expected) < 1e-10)
+}
