@@ -37,8 +37,9 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "AffineAutoregressive matrix event", plan: AffineAutoregressive(hiddenSizes: [12]), eventShape: [2, 3]),
     ConformanceCase(name: "AffineAutoregressive random order, skip, tanh", plan: AffineAutoregressive(
         conditioner: DenseAutoregressive(hiddenSizes: [16], activation: .tanh, skipConnections: true, order: .random)), eventShape: [4]),
-    ConformanceCase(name: "AffineAutoregressive standard weights", plan: AffineAutoregressive(
-        conditioner: DenseAutoregressive(hiddenSizes: [16], parameterization: .standard))),
+    ConformanceCase(name: "AffineAutoregressive mean-field weights", plan: AffineAutoregressive(
+        conditioner: DenseAutoregressive(hiddenSizes: [16], parameterization: .meanField))),
+    ConformanceCase(name: "AffineAutoregressive soft-bounded scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .softBounded(5))),
     ConformanceCase(name: "AffineAutoregressive clamped scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .clamped(min: -5, max: 3))),
     ConformanceCase(name: "AffineAutoregressive sigmoid scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .sigmoid(bias: 2))),
     ConformanceCase(name: "AffineAutoregressive with context", plan: AffineAutoregressive(hiddenSizes: [16]), contextSize: 2),

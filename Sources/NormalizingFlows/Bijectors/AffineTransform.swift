@@ -1,9 +1,9 @@
 /// How the raw scale parameter s of an affine transform becomes log σ.
 public enum AffineScale: Sendable, Equatable, Codable {
-    /// log σ = b·tanh(s / b): smooth, bounded in (−b, b), the identity near 0, and never without
-    /// gradient (unlike a hard clamp). The default, with b = 5.
+    /// log σ = b·tanh(s / b): smooth, bounded in (−b, b), the identity near 0; its gradient
+    /// vanishes only gradually once |s| ≫ b (a hard clamp cuts it off at once).
     case softBounded(Double)
-    /// log σ = s, unbounded.
+    /// log σ = s, unbounded (the default).
     case exp
     /// log σ = clamp(s, min, max) with FlowTorch's straight-through gradient inside the bounds
     /// only (a hard clamp: no gradient once saturated). FlowTorch's default is (−5, 3).
@@ -11,7 +11,11 @@ public enum AffineScale: Sendable, Equatable, Codable {
     /// σ = sigmoid(s + bias), the "numerically stable" IAF variant (Kingma et al. 2016).
     case sigmoid(bias: Double)
 
-    public static let `default` = AffineScale.softBounded(5)
+    /// Unbounded `exp`: measured on FlowTorch's tutorial (Adam at 5e-2, 60 seeds) it converged
+    /// on every seed, while tanh bounds of 5, 10 and 20 each stranded some seeds with the raw
+    /// parameter deep in the flat tail, where no gradient comes back. A diverging run is
+    /// reported by ``fit(_:data:validation:options:progress:)`` with the step it happened at.
+    public static let `default` = AffineScale.exp
 
     /// log σ from the raw parameter.
     func logScale(_ s: Tensor) -> Tensor {

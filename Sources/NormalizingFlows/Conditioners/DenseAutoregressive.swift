@@ -25,17 +25,19 @@ public enum VariableOrder: Sendable, Equatable, Codable {
 
 /// How a dense layer's stored weights become the weights it applies.
 public enum WeightParameterization: String, Sendable, Equatable, CaseIterable, Codable {
+    /// Applied weight = stored weight, initialised U(±1/√fan-in): PyTorch's `nn.Linear`. The default.
+    case standard
     /// Applied weight = stored weight / fan-in, with stored weights drawn from U(±√fan-in), so the
     /// network starts as PyTorch's would. Adam moves every stored weight by about the learning
     /// rate per step whatever its gradient's scale, so with plain weights one step moves a unit's
-    /// input by about fan-in × learning rate: at FlowTorch's tutorial rate of 5e-2 a 256-wide layer
-    /// jumps by ~13 per step, units die or saturate and the flow stalls. The 1/fan-in multiplier
-    /// keeps each step O(learning rate) at any width: the Adam rule of the maximal-update
-    /// parameterization (Yang, Hu et al. 2022, "Tensor Programs V", arXiv:2203.03466).
-    /// With SGD the multiplier also scales gradients, so SGD needs a larger learning rate.
+    /// input by about fan-in × learning rate; the 1/fan-in multiplier keeps each step
+    /// O(learning rate) at any width (the Adam rule of the maximal-update parameterization;
+    /// Yang, Hu et al. 2022, "Tensor Programs V", arXiv:2203.03466). It makes very high learning
+    /// rates safe for wide networks (FlowTorch's tutorial at 5e-2 with 256-wide layers converged
+    /// on every seed), but at ordinary rates it learns 1/fan-in times slower: on two moons at
+    /// 1e-3 it reached a test NLL of 1.82 where standard weights reached 0.37.
+    /// With SGD the multiplier also scales gradients, so SGD needs a far larger learning rate.
     case meanField
-    /// Applied weight = stored weight, initialised U(±1/√fan-in) (PyTorch's `nn.Linear`).
-    case standard
 
     /// The multiplier for a layer with `fanIn` inputs.
     func multiplier(fanIn: Int) -> Double {
@@ -57,8 +59,9 @@ public enum WeightParameterization: String, Sendable, Equatable, CaseIterable, C
 /// parameters as bias: a new flow is the identity map.
 ///
 /// Defaults: hidden sizes [64, 64] (zuko's; FlowTorch's [256, 256] costs 16× more per step and
-/// gave no better fit on its own tutorial), ReLU, and the ``WeightParameterization/meanField``
-/// weights that make FlowTorch's tutorial converge on every seed.
+/// fits its own tutorial no better), ReLU, standard weights. With the zero-initialised last
+/// layer and ``AffineScale/exp`` these make FlowTorch's tutorial converge on every seed
+/// (60 of 60 measured).
 public struct DenseAutoregressive: Sendable, Equatable, Codable {
     public var hiddenSizes: [Int]
     public var activation: Activation
@@ -69,7 +72,7 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
 
     public init(
         hiddenSizes: [Int] = [64, 64], activation: Activation = .relu, skipConnections: Bool = false,
-        order: VariableOrder = .natural, parameterization: WeightParameterization = .meanField
+        order: VariableOrder = .natural, parameterization: WeightParameterization = .standard
     ) {
         self.hiddenSizes = hiddenSizes
         self.activation = activation

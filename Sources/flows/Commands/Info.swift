@@ -1,0 +1,27 @@
+import ArgumentParser
+import NormalizingFlows
+
+/// `flows info`: what a model file holds.
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a model's plan, dimension and parameter count.")
+
+    @Option(help: "The model file.")
+    var model: String
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        let flow = try Flow.load(from: model)
+        let plan = try PlanCoding.json(flow.plan)
+        let dimension = flow.eventShape.reduce(1, *)
+        if json {
+            print(Output.json([("dimension", dimension), ("parameters", flow.parameterCount), ("dtype", flow.dtype.rawValue),
+                               ("context_size", flow.contextSize), ("plan", plan)]))
+        } else {
+            print("dimension:  \(dimension)")
+            print("parameters: \(flow.parameterCount)")
+            print("dtype:      \(flow.dtype)")
+            print("plan:       \(plan)")
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import NormalizingFlows
+
+/// `flows plot`: an SVG picture of a model (and optionally data).
+struct Plot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw a model: for 2-D a density heat map with samples (and data) on top; otherwise pairwise scatter plots of samples.")
+
+    @Option(help: "The model file.")
+    var model: String
+    @Option(help: "Data to overlay (CSV or NPY).")
+    var data: String?
+    @Option(help: "The SVG file to write.")
+    var out: String
+    @Option(help: "Samples to draw.")
+    var samples = 1000
+    @Option(help: "Seed of the samples.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+    }
+
+    func run() throws {
+        let flow = try Flow.load(from: model)
+        let points = try data.map { try loadData($0, for: flow) }
+        var generator = RandomGenerator(seed: seed)
+        let dimension = flow.eventShape.reduce(1, *)
+        let drawn = try flow.sample(samples, generator: &generator).reshaped(to: [samples, dimension])
+        let svg: String
+        if dimension == 2 {
+            svg = try DensityPlot(flow: flow, samples: drawn, data: points).svg()
+        } else {
+            svg = PairPlot(samples: drawn, data: points).svg()
+        }
+        guard out.lowercased().hasSuffix(".svg") else { throw CommandError("--out must name an .svg file, got '\(out)'") }
+        try Output.write(svg, to: out)
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import NormalizingFlows
+
+/// `flows vi`: fits a flow to a built-in unnormalised density by reverse KL.
+struct VI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vi", abstract: "Fit a flow to a test energy (Rezende & Mohamed's U1–U4, Neal's funnel) by reverse KL.")
+
+    @Option(help: "The target: \(Energy.allCases.map(\.rawValue).joined(separator: "|")).")
+    var energy: String
+    @Option(help: "The flow family: planar|radial|maf|iaf|nsf.")
+    var flow: String
+    @Option(help: "Number of layers (default: 32 for planar/radial, 5 otherwise).")
+    var layers: Int?
+    @Option(help: "Hidden layer sizes of autoregressive conditioners, comma-separated.")
+    var hidden: String?
+    @Option(help: "Training steps.")
+    var steps = 5000
+    @Option(help: "Monte Carlo samples per step.")
+    var samples = 256
+    @Option(help: "Adam learning rate.")
+    var lr = 1e-3
+    @Option(help: "Seed.")
+    var seed: UInt64 = 0
+    @Option(help: "The model file to write.")
+    var out: String
+    @Flag(help: "Report progress as JSON lines.")
+    var json = false
+
+    func validate() throws {
+        guard steps >= 1, samples >= 1 else { throw ValidationError("--steps and --samples must be at least 1") }
+        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
+        if let layers, layers < 1 { throw ValidationError("--layers must be at least 1") }
+        _ = try parseSizes(hidden, option: "--hidden")
+    }
+
+    func run() throws {
+        guard let target = Energy(rawValue: energy.lowercased()) else {
+            throw CommandError("unknown energy '\(energy)'; choose one of \(Energy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: nil)
+        let model = try Flow(base: Normal.standard([2]), bijector: plan, seed: seed)
+        var options = VariationalOptions()
+        options.steps = steps
+        options.samplesPerStep = samples
+        options.learningRate = lr
+        options.seed = seed
+        options.reportInterval = Swift.max(1, steps / 20)
+        let reporter = ProgressReporter(json: json, label: "vi \(energy)")
+        let report = try fitVariational(model, logDensity: target.logDensity, options: options, progress: reporter.report)
+        try model.save(to: out)
+        let logZ = target.logNormalizer()
+        let kl = try klDivergence(model, logDensity: target.logDensity, logNormalizer: logZ, samples: 100_000)
+        let fields: [(String, Any?)] = [
+            ("event", "done"), ("energy", target.rawValue), ("flow", flow), ("steps", report.stepsTaken),
+            ("kl", kl), ("log_z", logZ), ("seconds", report.seconds), ("steps_per_s", Double(report.stepsTaken) / report.seconds),
+            ("model", out),
+        ]
+        if json {
+            print(Output.json(fields))
+        } else {
+            print(String(format: "KL(q ‖ p) ≈ %.4f nats on 100,000 samples (log Z = %.4f by a 1000² grid); %.1f s; saved %@", kl, logZ, report.seconds, out))
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import NormalizingFlows
+
+/// Colours along a perceptually ordered dark-blue → green → yellow ramp (viridis-like), t in [0, 1].
+func rampColor(_ t: Double) -> String {
+    let stops: [(Double, Double, Double)] = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+    let x = Swift.min(Swift.max(t, 0), 1) * Double(stops.count - 1)
+    let i = Swift.min(Int(x), stops.count - 2), f = x - Double(i)
+    let (a, b) = (stops[i], stops[i + 1])
+    return String(format: "#%02x%02x%02x", Int(a.0 + (b.0 - a.0) * f), Int(a.1 + (b.1 - a.1) * f), Int(a.2 + (b.2 - a.2) * f))
+}
+
+/// The range holding the central 99% of `values`, padded by 10%.
+func plotRange(_ values: [Double]) -> (Double, Double) {
+    let sorted = values.filter(\.isFinite).sorted()
+    guard let first = sorted.first else { return (-1, 1) }
+    let lo = sorted[Int(Double(sorted.count - 1) * 0.005)], hi = sorted[Int(Double(sorted.count - 1) * 0.995)]
+    let pad = Swift.max((hi - lo) * 0.1, 1e-6)
+    return first == sorted.last ? (lo - 1, hi + 1) : (lo - pad, hi + pad)
+}
+
+/// A 2-D density heat map of a flow with samples (and data) on top.
+struct DensityPlot {
+    var flow: Flow
+    var samples: Tensor
+    var data: Tensor?
+    var cells = 90
+    var size = 480.0
+    var margin = 44.0
+
+    func svg() throws -> String {
+        let all = samples.points2D + (data?.points2D ?? [])
+        let (x0, x1) = plotRange(all.map(\.0)), (y0, y1) = plotRange(all.map(\.1))
+        var grid: [Double] = []
+        for j in 0..<cells {
+            for i in 0..<cells {
+                grid += [x0 + (Double(i) + 0.5) * (x1 - x0) / Double(cells), y1 - (Double(j) + 0.5) * (y1 - y0) / Double(cells)]
+            }
+        }
+        let density = try withoutGradients {
+            try flow.logProb(Tensor(grid, shape: [cells * cells, 2], dtype: flow.dtype)).exp().doubles
+        }
+        let peak = Swift.max(density.filter(\.isFinite).max() ?? 1, 1e-300)
+        let cell = size / Double(cells)
+        let width = size + 2 * margin, height = size + 2 * margin
+        var out = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" \
+            font-family="Helvetica, Arial, sans-serif" font-size="12">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="\(width / 2)" y="\(margin - 16)" text-anchor="middle" font-size="14">flow density, samples (white)\(data == nil ? "" : " and data (red)")</text>
+            <g shape-rendering="crispEdges">
+
+            """
+        for (k, p) in density.enumerated() {
+            let i = k % cells, j = k / cells
+            out += "<rect x=\"\(f(margin + Double(i) * cell))\" y=\"\(f(margin + Double(j) * cell))\" width=\"\(f(cell + 0.3))\" height=\"\(f(cell + 0.3))\" fill=\"\(rampColor(p.isFinite ? p / peak : 0))\"/>\n"
+        }
+        out += "</g>\n"
+        func px(_ x: Double) -> Double { margin + (x - x0) / (x1 - x0) * size }
+        func py(_ y: Double) -> Double { margin + (y1 - y) / (y1 - y0) * size }
+        func dots(_ points: [(Double, Double)], _ color: String, _ r: Double) {
+            out += "<g fill=\"\(color)\" fill-opacity=\"0.55\">\n"
+            for (x, y) in points where x >= x0 && x <= x1 && y >= y0 && y <= y1 {
+                out += "<circle cx=\"\(f(px(x)))\" cy=\"\(f(py(y)))\" r=\"\(r)\"/>\n"
+            }
+            out += "</g>\n"
+        }
+        if let data { dots(data.points2D.prefix(2000).map { $0 }, "#e4572e", 1.4) }
+        dots(samples.points2D, "white", 1.2)
+        out += "<rect x=\"\(margin)\" y=\"\(margin)\" width=\"\(size)\" height=\"\(size)\" fill=\"none\" stroke=\"#333\"/>\n"
+        for k in 0...4 {
+            let tx = x0 + Double(k) / 4 * (x1 - x0), ty = y0 + Double(k) / 4 * (y1 - y0)
+            out += "<text x=\"\(f(px(tx)))\" y=\"\(f(margin + size + 16))\" text-anchor=\"middle\" fill=\"#333\">\(String(format: "%.2g", tx))</text>\n"
+            out += "<text x=\"\(f(margin - 6))\" y=\"\(f(py(ty) + 4))\" text-anchor=\"end\" fill=\"#333\">\(String(format: "%.2g", ty))</text>\n"
+        }
+        return out + "</svg>\n"
+    }
+
+    private func f(_ v: Double) -> String { String(format: "%.1f", v) }
+}
+
+/// Pairwise scatter plots of the first (up to six) dimensions, histograms on the diagonal.
+struct PairPlot {
+    var samples: Tensor
+    var data: Tensor?
+    var panel = 130.0
+    var gap = 8.0
+
+    func svg() -> String {
+        let d = Swift.min(samples.shape[1], 6)
+        let s = samples.doubles, width = samples.shape[1]
+        let dataValues = data?.doubles
+        func column(_ values: [Double], _ j: Int) -> [Double] { stride(from: j, to: values.count, by: width).map { values[$0] } }
+        let ranges = (0..<d).map { c in plotRange(column(s, c) + (dataValues.map { column($0, c) } ?? [])) }
+        let total = Double(d) * (panel + gap) + 40
+        var out = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(total))" height="\(Int(total))" viewBox="0 0 \(Int(total)) \(Int(total))" \
+            font-family="Helvetica, Arial, sans-serif" font-size="11">
+            <rect width="100%" height="100%" fill="white"/>
+
+            """
+        for r in 0..<d {
+            for c in 0..<d {
+                let left = 30 + Double(c) * (panel + gap), top = 10 + Double(r) * (panel + gap)
+                out += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(panel)\" height=\"\(panel)\" fill=\"none\" stroke=\"#999\"/>\n"
+                let (cx0, cx1) = ranges[c], (ry0, ry1) = ranges[r]
+                if r == c {
+                    var bins = [Int](repeating: 0, count: 30)
+                    for v in column(s, c) where v >= cx0 && v < cx1 { bins[Int((v - cx0) / (cx1 - cx0) * 30)] += 1 }
+                    let peak = Double(bins.max() ?? 1)
+                    for (k, count) in bins.enumerated() where count > 0 {
+                        let h = Double(count) / peak * (panel - 4)
+                        out += "<rect x=\"\(String(format: "%.1f", left + Double(k) * panel / 30))\" y=\"\(String(format: "%.1f", top + panel - h))\" width=\"\(String(format: "%.1f", panel / 30))\" height=\"\(String(format: "%.1f", h))\" fill=\"#3b528b\"/>\n"
+                    }
+                    out += "<text x=\"\(left + 4)\" y=\"\(top + 12)\">x\(c + 1)</text>\n"
+                } else {
+                    for (xs, color) in [(s, "#21918c")] + (dataValues.map { [($0, "#e4572e")] } ?? []) {
+                        let a = column(xs, c), b = column(xs, r)
+                        out += "<g fill=\"\(color)\" fill-opacity=\"0.4\">"
+                        for (x, y) in zip(a, b).prefix(1500) where x >= cx0 && x <= cx1 && y >= ry0 && y <= ry1 {
+                            out += "<circle cx=\"\(String(format: "%.1f", left + (x - cx0) / (cx1 - cx0) * panel))\" cy=\"\(String(format: "%.1f", top + (ry1 - y) / (ry1 - ry0) * panel))\" r=\"1\"/>"
+                        }
+                        out += "</g>\n"
+                    }
+                }
+            }
+        }
+        return out + "</svg>\n"
+    }
+}
