@@ -34,5 +34,7 @@ let package = Package(
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "NormalizingFlowsTests", dependencies: ["NormalizingFlows"]),
+        // Runs the built `flows` executable in separate processes.
+        .testTarget(name: "flowsTests", dependencies: ["flows", "NormalizingFlows"]),
     ]
 )

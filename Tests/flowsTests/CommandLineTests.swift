@@ -1,0 +1,137 @@
+import Foundation
+import NormalizingFlows
+import Testing
+
+/// The `flows` executable built next to this test bundle.
+private let executable: URL = {
+    var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("flows").path), folder.path != "/" {
+        folder.deleteLastPathComponent()
+    }
+    return folder.appendingPathComponent("flows")
+}()
+
+private struct Run {
+    var status: Int32
+    var signaled: Bool
+    var output: String
+    var error: String
+}
+
+private func flows(_ arguments: [String]) throws -> Run {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Run(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
+               output: String(decoding: outData, as: UTF8.self), error: String(decoding: errData, as: UTF8.self))
+}
+
+private func folder() -> String {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("flows-cli-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url.path
+}
+
+/// Two moons made here (the shared data folder may be absent): noise 0.05.
+private func moons(_ n: Int, seed: UInt64) -> Tensor {
+    var g = RandomGenerator(seed: seed)
+    var values: [Double] = []
+    for i in 0..<n {
+        let t = Double.pi * g.nextUniform()
+        let upper = i % 2 == 0
+        let (x, y) = upper ? (cos(t), sin(t)) : (1 - cos(t), 0.5 - sin(t))
+        values += [x + 0.05 * g.nextNormal(), y + 0.05 * g.nextNormal()]
+    }
+    return Tensor(values, shape: [n, 2])
+}
+
+@Test func aSavedModelScoresBitForBitInANewProcessAndSamplesReproducibly() throws {
+    let dir = folder()
+    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 2, conditioner: .init(hiddenSizes: [16])))
+    var options = FitOptions()
+    options.steps = 200
+    options.learningRate = 5e-3
+    try fit(flow, data: moons(2000, seed: 1), options: options)
+    let test = moons(300, seed: 2)
+    let expected = try flow.logProb(test).floats
+    try flow.save(to: "\(dir)/model.safetensors")
+    try DataFile.writeCSV(test, to: "\(dir)/test.csv")
+
+    let scored = try flows(["logprob", "--model", "\(dir)/model.safetensors", "--data", "\(dir)/test.csv"])
+    #expect(scored.status == 0, "\(scored.error)")
+    let values = scored.output.split(separator: "\n").map { Float(String($0))! }
+    #expect(values == expected)
+
+    let a = try flows(["sample", "--model", "\(dir)/model.safetensors", "-n", "20", "--seed", "3"])
+    let b = try flows(["sample", "--model", "\(dir)/model.safetensors", "-n", "20", "--seed", "3"])
+    let c = try flows(["sample", "--model", "\(dir)/model.safetensors", "-n", "20", "--seed", "4"])
+    #expect(a.status == 0 && a.output == b.output && a.output != c.output)
+    #expect(a.output.split(separator: "\n").count == 20)
+
+    let info = try flows(["info", "--model", "\(dir)/model.safetensors", "--json"])
+    #expect(info.status == 0 && info.output.contains("\"dimension\": 2"))
+}
+
+@Test func fitWritesAModelThatTheOtherCommandsRead() throws {
+    let dir = folder()
+    try DataFile.writeCSV(moons(600, seed: 5), to: "\(dir)/train.csv")
+    let fitted = try flows(["fit", "--data", "\(dir)/train.csv", "--flow", "maf", "--layers", "2", "--hidden", "8,8",
+                            "--steps", "40", "--out", "\(dir)/m.safetensors", "--json"])
+    #expect(fitted.status == 0, "\(fitted.error)")
+    let lines = fitted.output.split(separator: "\n")
+    #expect(lines.count >= 2 && lines.last!.contains("\"event\": \"done\""))
+    let plot = try flows(["plot", "--model", "\(dir)/m.safetensors", "--data", "\(dir)/train.csv", "--out", "\(dir)/p.svg", "--samples", "100"])
+    #expect(plot.status == 0, "\(plot.error)")
+    #expect(try String(contentsOfFile: "\(dir)/p.svg", encoding: .utf8).hasPrefix("<svg"))
+}
+
+@Test func userMistakesGiveAClearErrorAndStatusOne() throws {
+    let dir = folder()
+    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
+    try flow.save(to: "\(dir)/good.safetensors")
+    let good = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/good.safetensors"))
+    try good.prefix(good.count / 2).write(to: URL(fileURLWithPath: "\(dir)/truncated.safetensors"))
+    var corrupted = good
+    corrupted[12] = UInt8(ascii: "#")
+    try corrupted.write(to: URL(fileURLWithPath: "\(dir)/corrupted.safetensors"))
+    try "1,2,3\n4,5,6\n".write(toFile: "\(dir)/three.csv", atomically: true, encoding: .utf8)
+    try "1,2\n3\n".write(toFile: "\(dir)/ragged.csv", atomically: true, encoding: .utf8)
+    try "1,2\n3,nan\n".write(toFile: "\(dir)/nan.csv", atomically: true, encoding: .utf8)
+    try "".write(toFile: "\(dir)/empty.csv", atomically: true, encoding: .utf8)
+    try "1,2\n3,4\n".write(toFile: "\(dir)/ok.csv", atomically: true, encoding: .utf8)
+    let cases: [(String, [String], String)] = [
+        ("truncated model", ["logprob", "--model", "\(dir)/truncated.safetensors", "--data", "\(dir)/ok.csv"], "truncated.safetensors"),
+        ("corrupted header", ["logprob", "--model", "\(dir)/corrupted.safetensors", "--data", "\(dir)/ok.csv"], "corrupted.safetensors"),
+        ("wrong dimension", ["logprob", "--model", "\(dir)/good.safetensors", "--data", "\(dir)/three.csv"], "3 columns"),
+        ("ragged CSV", ["fit", "--data", "\(dir)/ragged.csv", "--flow", "maf", "--out", "\(dir)/x.safetensors"], "ragged.csv:2"),
+        ("NaN in data", ["fit", "--data", "\(dir)/nan.csv", "--flow", "maf", "--out", "\(dir)/x.safetensors"], "nan.csv:2:3"),
+        ("empty file", ["logprob", "--model", "\(dir)/good.safetensors", "--data", "\(dir)/empty.csv"], "no rows"),
+        ("missing file", ["sample", "--model", "\(dir)/missing.safetensors", "-n", "3"], "no such file"),
+        ("unknown flow", ["fit", "--data", "\(dir)/ok.csv", "--flow", "glow", "--out", "\(dir)/x.safetensors"], "unknown flow 'glow'"),
+        ("unknown energy", ["vi", "--energy", "u9", "--flow", "planar", "--out", "\(dir)/x.safetensors"], "unknown energy"),
+    ]
+    for (name, arguments, fragment) in cases {
+        let run = try flows(arguments)
+        #expect(run.status == 1 && !run.signaled, "\(name): status \(run.status)")
+        #expect(run.error.hasPrefix("error: ") && run.error.contains(fragment), "\(name): \(run.error)")
+        #expect(!run.error.contains("Fatal error") && !run.error.contains("Stack dump"), "\(name)")
+    }
+    #expect(!FileManager.default.fileExists(atPath: "\(dir)/x.safetensors"))   // nothing half-written
+}
+
+@Test func malformedCommandLinesExitWithTwo() throws {
+    for arguments in [["fit", "--flow", "maf"], ["sample", "--model", "m", "-n", "-4"], ["frobnicate"], ["fit", "--steps", "many"]] {
+        let run = try flows(arguments)
+        #expect(run.status == 2 && !run.signaled, "\(arguments): \(run.status) \(run.error)")
+        #expect(run.error.hasPrefix("error: "))
+    }
+    let help = try flows(["--help"])
+    #expect(help.status == 0 && help.output.contains("USAGE"))
+}
