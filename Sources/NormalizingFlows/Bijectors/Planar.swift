@@ -30,9 +30,10 @@ final class PlanarBijector: Bijector {
     init(spec: BijectorSpec, generator: inout RandomGenerator) {
         eventShape = spec.eventShape
         let d = spec.eventSize
-        let bound = 1 / Double(d).squareRoot()
-        u = Parameter(.uniform([d], low: -bound, high: bound, generator: &generator, dtype: spec.dtype), name: "u")
-        w = Parameter(.uniform([d], low: -bound, high: bound, generator: &generator, dtype: spec.dtype), name: "w")
+        // u ~ U(±√2), w ~ U(±√(2/D)), b = 0: the initialisation normflows uses.
+        let boundW = (2 / Double(d)).squareRoot(), boundU = 2.0.squareRoot()
+        u = Parameter(.uniform([d], low: -boundU, high: boundU, generator: &generator, dtype: spec.dtype), name: "u")
+        w = Parameter(.uniform([d], low: -boundW, high: boundW, generator: &generator, dtype: spec.dtype), name: "w")
         b = Parameter(.zeros([], dtype: spec.dtype), name: "b")
     }
 
