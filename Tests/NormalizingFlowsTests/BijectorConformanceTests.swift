@@ -61,6 +61,13 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "NSF", plan: NSF(layers: 2, bins: 4, bound: 3, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
     ConformanceCase(name: "PlanarFlow", plan: PlanarFlow(layers: 4)),
     ConformanceCase(name: "RadialFlow", plan: RadialFlow(layers: 3)),
+    ConformanceCase(name: "AffineCoupling", plan: AffineCoupling(conditioner: .init(hiddenSizes: [8]))),
+    ConformanceCase(name: "AffineCoupling given mask, context", plan: AffineCoupling(mask: .given([true, false, false, true]), conditioner: .init(hiddenSizes: [8])),
+                    eventShape: [4], contextSize: 2),
+    ConformanceCase(name: "AdditiveCoupling", plan: AdditiveCoupling(mask: .alternating(parity: 1), conditioner: .init(hiddenSizes: [8]))),
+    ConformanceCase(name: "SplineCoupling", plan: SplineCoupling(bins: 4, bound: 2, conditioner: .init(hiddenSizes: [8])), eventShape: [2, 2]),
+    ConformanceCase(name: "RealNVP", plan: RealNVP(layers: 3, conditioner: .init(hiddenSizes: [8]))),
+    ConformanceCase(name: "NSFCoupling", plan: NSFCoupling(layers: 2, bins: 4, bound: 3, conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "Compose Exp, Power", plan: Compose([Exp(), Power(exponent: 0.5)])),
 ]
 
@@ -173,6 +180,7 @@ func bijectorRefusesOutOfDomainInput(_ testCase: ConformanceCase) throws {
         Permute(.given([0, 0, 1])), Compose([]), AffineAutoregressive(hiddenSizes: []),
         AffineAutoregressive(hiddenSizes: [8], scale: .clamped(min: 1, max: 2)),
         Spline(bins: 1), Spline(bins: 4, bound: 0), SplineAutoregressive(bins: 8, bound: .infinity),
+        AffineCoupling(mask: .given([true, true, true])), AffineCoupling(mask: .given([true, false])),
     ]
     for plan in invalid {
         #expect(throws: FlowError.self, "\(plan)") { try plan.makeBijector(for: spec, generator: &generator) }

@@ -17,6 +17,7 @@ public enum PlanCoding {
             LeakyReLU.self, Power.self, Permute.self, Compose.self, Invert.self, AffineAutoregressive.self,
             Spline.self, SplineAutoregressive.self, Planar.self, Radial.self,
             MAF.self, IAF.self, NSF.self, PlanarFlow.self, RadialFlow.self,
+            AffineCoupling.self, AdditiveCoupling.self, SplineCoupling.self, RealNVP.self, NSFCoupling.self,
         ]
         return Dictionary(uniqueKeysWithValues: types.map { ($0.typeName, $0) })
     }()

@@ -25,8 +25,11 @@ enum FlowChoice: String, CaseIterable {
         case .nsf: return NSF(layers: layers ?? 5, bins: bins ?? 8, bound: 5, conditioner: conditioner)
         case .planar: return PlanarFlow(layers: layers ?? 32)
         case .radial: return RadialFlow(layers: layers ?? 32)
-        case .nsfCoupling, .realnvp, .sylvester:
-            throw CommandError("the '\(rawValue)' flow is not available in this version yet; available now: maf, iaf, nsf, planar, radial")
+        case .realnvp: return RealNVP(layers: layers ?? 6, conditioner: CouplingNetwork(hiddenSizes: hidden ?? [64, 64]))
+        case .nsfCoupling:
+            return NSFCoupling(layers: layers ?? 6, bins: bins ?? 8, bound: 5, conditioner: CouplingNetwork(hiddenSizes: hidden ?? [64, 64]))
+        case .sylvester:
+            throw CommandError("the 'sylvester' flow is not available in this version yet; available now: maf, iaf, nsf, nsf-coupling, realnvp, planar, radial")
         }
     }
 }

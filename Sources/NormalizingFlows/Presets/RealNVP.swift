@@ -1,0 +1,43 @@
+/// RealNVP (Dinh, Sohl-Dickstein & Bengio 2017): `layers` affine coupling layers whose masks
+/// alternate, so every element is transformed in every other layer.
+public struct RealNVP: SerializablePlan {
+    public static var typeName: String { "RealNVP" }
+    public var layers: Int
+    public var conditioner: CouplingNetwork
+
+    public init(layers: Int = 6, conditioner: CouplingNetwork = CouplingNetwork()) {
+        self.layers = layers
+        self.conditioner = conditioner
+    }
+
+    public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        guard layers >= 1 else { throw FlowError.invalidConfiguration("RealNVP needs at least one layer") }
+        let parts: [any BijectorPlan] = (0..<layers).map { AffineCoupling(mask: .alternating(parity: $0 % 2), conditioner: conditioner) }
+        return try Compose(parts).makeBijector(for: spec, generator: &generator)
+    }
+}
+
+/// Neural spline flow, coupling variant (NSF-C, Durkan et al. 2019): `layers` rational-quadratic
+/// spline coupling layers with alternating masks. Sampling and density both take one pass per layer.
+public struct NSFCoupling: SerializablePlan {
+    public static var typeName: String { "NSFCoupling" }
+    public var layers: Int
+    public var bins: Int
+    public var bound: Double
+    public var conditioner: CouplingNetwork
+
+    public init(layers: Int = 6, bins: Int = 8, bound: Double = 5, conditioner: CouplingNetwork = CouplingNetwork()) {
+        self.layers = layers
+        self.bins = bins
+        self.bound = bound
+        self.conditioner = conditioner
+    }
+
+    public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        guard layers >= 1 else { throw FlowError.invalidConfiguration("NSFCoupling needs at least one layer") }
+        let parts: [any BijectorPlan] = (0..<layers).map {
+            SplineCoupling(mask: .alternating(parity: $0 % 2), bins: bins, bound: bound, conditioner: conditioner)
+        }
+        return try Compose(parts).makeBijector(for: spec, generator: &generator)
+    }
+}
