@@ -68,6 +68,11 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "SplineCoupling", plan: SplineCoupling(bins: 4, bound: 2, conditioner: .init(hiddenSizes: [8])), eventShape: [2, 2]),
     ConformanceCase(name: "RealNVP", plan: RealNVP(layers: 3, conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "NSFCoupling", plan: NSFCoupling(layers: 2, bins: 4, bound: 3, conditioner: .init(hiddenSizes: [8]))),
+    ConformanceCase(name: "Sylvester orthogonal", plan: Sylvester(variant: .orthogonal), eventShape: [4]),
+    ConformanceCase(name: "Sylvester orthogonal, 2 columns", plan: Sylvester(variant: .orthogonal, columns: 2), eventShape: [4]),
+    ConformanceCase(name: "Sylvester Householder", plan: Sylvester(variant: .householder, reflections: 3)),
+    ConformanceCase(name: "Sylvester triangular", plan: Sylvester(variant: .triangular)),
+    ConformanceCase(name: "SylvesterFlow", plan: SylvesterFlow(layers: 3, variant: .triangular)),
     ConformanceCase(name: "Compose Exp, Power", plan: Compose([Exp(), Power(exponent: 0.5)])),
 ]
 

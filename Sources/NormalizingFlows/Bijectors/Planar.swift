@@ -64,7 +64,7 @@ final class PlanarBijector: Bijector {
         let (uHat, c) = constrained()
         let t = (flat * w.value).sum(alongAxis: -1) + b.value
         let cValue = c.item
-        let solved = Tensor(t.doubles.map { Self.solve(target: $0, c: cValue) }, shape: t.shape, dtype: t.dtype)
+        let solved = Tensor(t.doubles.map { solveTanhEquation(target: $0, slope: cValue) }, shape: t.shape, dtype: t.dtype)
         // One Newton step on the tape: its value is the solution, its derivative the implicit one.
         let th = solved.tanh()
         let s = solved - (solved + c * th - t) / ((1 - th.square()) * c + 1)
@@ -74,18 +74,22 @@ final class PlanarBijector: Bijector {
         return (x.reshaped(to: y.shape), logDet)
     }
 
-    /// The root of s + c·tanh(s) = target (increasing in s, since c > −1).
-    static func solve(target: Double, c: Double) -> Double {
-        var lo = target - Swift.abs(c), hi = target + Swift.abs(c)
-        var s = target
-        for _ in 0..<100 {
-            let th = Foundation.tanh(s)
-            let g = s + c * th - target
-            if Swift.abs(g) <= 1e-12 * (1 + Swift.abs(target)) { break }
-            if g > 0 { hi = s } else { lo = s }
-            let next = s - g / (1 + c * (1 - th * th))
-            s = next > lo && next < hi ? next : 0.5 * (lo + hi)
-        }
-        return s
+}
+
+/// The root s of s + c·tanh(s) = target for c > −1, where the left side increases strictly:
+/// safeguarded Newton iteration in Double (bisection keeps it in the bracket
+/// [target − |c|, target + |c|]) to |residual| ≤ 1e-12·(1 + |target|), at most 100 steps.
+/// Planar and Sylvester inverses reduce to this equation.
+func solveTanhEquation(target: Double, slope c: Double) -> Double {
+    var lo = target - Swift.abs(c), hi = target + Swift.abs(c)
+    var s = target
+    for _ in 0..<100 {
+        let th = Foundation.tanh(s)
+        let g = s + c * th - target
+        if Swift.abs(g) <= 1e-12 * (1 + Swift.abs(target)) { break }
+        if g > 0 { hi = s } else { lo = s }
+        let next = s - g / (1 + c * (1 - th * th))
+        s = next > lo && next < hi ? next : 0.5 * (lo + hi)
     }
+    return s
 }

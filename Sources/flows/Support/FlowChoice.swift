@@ -17,7 +17,7 @@ enum FlowChoice: String, CaseIterable {
     }
 
     /// The plan, with the command line's sizes where given.
-    func plan(layers: Int?, hidden: [Int]?, bins: Int?) throws -> any BijectorPlan {
+    func plan(layers: Int?, hidden: [Int]?, bins: Int?) -> any BijectorPlan {
         let conditioner = DenseAutoregressive(hiddenSizes: hidden ?? [64, 64])
         switch self {
         case .maf: return MAF(layers: layers ?? 5, conditioner: conditioner)
@@ -28,8 +28,7 @@ enum FlowChoice: String, CaseIterable {
         case .realnvp: return RealNVP(layers: layers ?? 6, conditioner: CouplingNetwork(hiddenSizes: hidden ?? [64, 64]))
         case .nsfCoupling:
             return NSFCoupling(layers: layers ?? 6, bins: bins ?? 8, bound: 5, conditioner: CouplingNetwork(hiddenSizes: hidden ?? [64, 64]))
-        case .sylvester:
-            throw CommandError("the 'sylvester' flow is not available in this version yet; available now: maf, iaf, nsf, nsf-coupling, realnvp, planar, radial")
+        case .sylvester: return SylvesterFlow(layers: layers ?? 16)
         }
     }
 }
