@@ -61,3 +61,13 @@ private func normalLogPDF(_ x: Double, _ mu: Double, _ sigma: Double) -> Double 
     #expect(throws: FlowError.self) { try flow.logProb(Tensor([0.5, 0.5], shape: [1, 2], dtype: .float64)) } // dtype
     #expect(throws: FlowError.self) { try flow.sample(-1) }
 }
+
+@Test func overflowFarFromTheDataGivesZeroDensityNotAnError() throws {
+    // An affine flow that shrinks by e⁻⁶⁰ in the inverse direction: y = 1e30 overflows Float32.
+    let flow = try Flow(base: Normal.standard([2]), bijector: Compose([Affine(), Permute(.reversed)]))
+    flow.parameters[0].value = Tensor([0, -60, 0, -60] as [Float], shape: [2, 2])
+    let lp = try flow.logProb(Tensor([0, 0, 1e30, 1e30] as [Float], shape: [2, 2])).floats
+    #expect(lp[0].isFinite && lp[1] == -.infinity)
+    // Direct calls still refuse non-finite input.
+    #expect(throws: FlowError.self) { try flow.bijector.forward(Tensor([.infinity, 0] as [Float], shape: [1, 2]), context: nil) }
+}

@@ -82,7 +82,7 @@ extension Bijector {
             throw FlowError.shapeMismatch(
                 "\(what) of \(type(of: self)) needs shape [..., \(eventShape.map(String.init).joined(separator: ", "))], got \(x.shape)")
         }
-        guard x.isFinite else {
+        guard !InputValidation.isEnabled || x.isFinite else {
             throw FlowError.nonFiniteValues("\(what) of \(type(of: self)) contains NaN or ±∞")
         }
         return Array(x.shape.dropLast(eventRank))
@@ -92,4 +92,13 @@ extension Bijector {
     func sumOverEvent(_ elementwise: Tensor) -> Tensor {
         eventRank == 0 ? elementwise : elementwise.sum(alongAxes: Array((elementwise.rank - eventRank)..<elementwise.rank))
     }
+}
+
+/// Whether bijectors and distributions check their inputs for NaN and ±∞.
+///
+/// On for direct calls. A ``Flow`` checks the values a user passes once, then evaluates its
+/// parts with the checks off, so an overflow deep inside a trained flow (far from its data)
+/// yields a log-density of −∞ instead of an error about an intermediate value.
+enum InputValidation {
+    @TaskLocal static var isEnabled = true
 }

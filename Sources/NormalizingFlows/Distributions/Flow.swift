@@ -47,20 +47,36 @@ public final class Flow: Distribution {
 
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
         let x = try base.rsample(n, context: nil, generator: &generator)
-        return try bijector.forward(x, context: try checkedContext(context)).y
+        let context = try checkedContext(context)
+        return try InputValidation.$isEnabled.withValue(false) { try bijector.forward(x, context: context).y }
     }
 
+    /// log p(y) by the inverse pass.
+    ///
+    /// Far outside the region a flow was trained on, its inverse can overflow the dtype's range
+    /// (a scale of e⁶⁰ applied twice); the overflow then turns into ∞ or NaN in later layers.
+    /// With finite parameters and finite input nothing else produces them, so those rows get
+    /// log p = −∞: a density below what the dtype can represent.
+    /// - Throws: ``FlowError`` for input of the wrong shape or dtype, NaN or ±∞ in the input, or
+    ///   values outside the flow's support.
     public func logProb(_ y: Tensor, context: Tensor?) throws -> Tensor {
         _ = try checkInput(y)
         try bijector.codomain.check(y, "value outside the support of the flow")
-        let (x, logDet) = try bijector.inverse(y, context: try checkedContext(context))
-        return try base.logProb(x, context: nil) + logDet
+        let context = try checkedContext(context)
+        let result = try InputValidation.$isEnabled.withValue(false) {
+            let (x, logDet) = try bijector.inverse(y, context: context)
+            return try base.logProb(x, context: nil) + logDet
+        }
+        let overflowed = result.isNotEqual(to: result)   // 1 where NaN
+        guard overflowed.sum().item > 0 else { return result }
+        return `where`(overflowed, Tensor.full(result.shape, -.infinity, dtype: result.dtype), result)
     }
 
     public func rsampleAndLogProb(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> (samples: Tensor, logProbs: Tensor) {
         let x = try base.rsample(n, context: nil, generator: &generator)
         let baseLogProb = try base.logProb(x, context: nil)
-        let (y, logDet) = try bijector.forward(x, context: try checkedContext(context))
+        let context = try checkedContext(context)
+        let (y, logDet) = try InputValidation.$isEnabled.withValue(false) { try bijector.forward(x, context: context) }
         return (y, baseLogProb - logDet)
     }
 
