@@ -73,6 +73,10 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "Sylvester Householder", plan: Sylvester(variant: .householder, reflections: 3)),
     ConformanceCase(name: "Sylvester triangular", plan: Sylvester(variant: .triangular)),
     ConformanceCase(name: "SylvesterFlow", plan: SylvesterFlow(layers: 3, variant: .triangular)),
+    ConformanceCase(name: "ActNorm", plan: ActNorm(), eventShape: [2, 3]),
+    ConformanceCase(name: "BatchNorm", plan: BatchNorm()),
+    ConformanceCase(name: "LULinear", plan: LULinear(), eventShape: [4]),
+    ConformanceCase(name: "Householder", plan: Householder(reflections: 2)),
     ConformanceCase(name: "Compose Exp, Power", plan: Compose([Exp(), Power(exponent: 0.5)])),
 ]
 

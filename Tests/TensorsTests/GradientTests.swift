@@ -82,6 +82,8 @@ let gradientCases: [GradientCase] = [
     GradientCase("matmul batch × matrix", [r([2, 3, 4], 70), r([4, 5], 71)]) { matmul($0[0], $0[1]) },
     GradientCase("matmul matrix × batch", [r([3, 4], 72), r([2, 4, 5], 73)]) { matmul($0[0], $0[1]) },
     GradientCase("matmul broadcast batch Bᵀ", [r([2, 1, 3, 4], 74), r([3, 5, 4], 75)]) { matmul($0[0], $0[1], transposeB: true) },
+    GradientCase("matrixInverse", [r([3, 3], 81) + Tensor.eye(3, dtype: .float64) * 3]) { $0[0].matrixInverse() },
+    GradientCase("matrixInverse batched", [r([2, 2, 2], 82) + Tensor.eye(2, dtype: .float64) * 3]) { $0[0].matrixInverse() },
     GradientCase("linear", [r([6, 4], 76), r([3, 4], 77), r([3], 78)]) { linear($0[0], weight: $0[1], bias: $0[2]) },
     GradientCase("linear rank 3 no bias", [r([2, 3, 4], 79), r([5, 4], 80)]) { linear($0[0], weight: $0[1], bias: nil) },
     // Shapes and indexing

@@ -159,3 +159,8 @@ import Testing
     }
     #expect(parallel == serial)
 }
+
+@Test func matrixInverseInverts() {
+    let a = randomTensor([4, 4], seed: 21) + Tensor.eye(4, dtype: .float64) * 2
+    #expect(maxAbsDifference(matmul(a, a.matrixInverse()).doubles, Tensor.eye(4, dtype: .float64).doubles) < 1e-12)
+}

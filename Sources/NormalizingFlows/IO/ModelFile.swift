@@ -5,9 +5,8 @@ import Foundation
 /// `base.loc` and `base.scale`, and in `__metadata__` the plan and base as JSON, so a file
 /// rebuilds the same flow.
 ///
-/// MADE weights are stored as this library keeps them: with the default
-/// ``WeightParameterization/meanField`` the applied weight is the stored weight divided by
-/// the layer's fan-in (times its 0/1 mask).
+/// Dense weights use PyTorch's [out, in] layout. MADE weights are stored unmasked; the applied
+/// weight is stored weight ⊙ mask (divided by the fan-in under ``WeightParameterization/meanField``).
 extension Flow {
     /// The metadata value identifying this library's model files.
     public static let fileFormat = "swift-normalizing-flows"

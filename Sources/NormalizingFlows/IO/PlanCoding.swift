@@ -18,7 +18,7 @@ public enum PlanCoding {
             Spline.self, SplineAutoregressive.self, Planar.self, Radial.self,
             MAF.self, IAF.self, NSF.self, PlanarFlow.self, RadialFlow.self,
             AffineCoupling.self, AdditiveCoupling.self, SplineCoupling.self, RealNVP.self, NSFCoupling.self,
-            Sylvester.self, SylvesterFlow.self,
+            Sylvester.self, SylvesterFlow.self, ActNorm.self, BatchNorm.self, LULinear.self, Householder.self,
         ]
         return Dictionary(uniqueKeysWithValues: types.map { ($0.typeName, $0) })
     }()

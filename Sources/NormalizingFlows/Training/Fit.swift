@@ -112,7 +112,7 @@ public func fit(
         optimizer.learningRate = schedule.learningRate(atStep: step)
         optimizer.zeroGrad()
         // The data were checked up front, so a non-finite value inside the flow means divergence.
-        let objective = try divergenceReported(atStep: step) { try -flow.logProb(rows).mean() }
+        let objective = try divergenceReported(atStep: step) { try FlowMode.training { try -flow.logProb(rows).mean() } }
         loss = objective.item
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: loss) }
         objective.backward()

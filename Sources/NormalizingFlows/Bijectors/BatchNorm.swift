@@ -1,0 +1,83 @@
+/// Batch normalisation as a bijector (Dinh, Sohl-Dickstein & Bengio 2017; Papamakarios et al.
+/// 2017), in the normalising (inverse, data → noise) direction:
+/// x = (y − m)/√(v + ε)·e^γ + β per element, log |det ∂x/∂y| = Σ (γ − ½ log(v + ε)).
+///
+/// In training mode (``FlowMode``) the inverse uses the batch mean m and variance v (gradients
+/// flow through them) and updates running averages with `momentum`; otherwise both directions
+/// use the running averages, and the layer is an exact bijection. The running averages are
+/// buffers saved with the model.
+public struct BatchNorm: SerializablePlan {
+    public static var typeName: String { "BatchNorm" }
+    public var momentum: Double
+    public var epsilon: Double
+
+    public init(momentum: Double = 0.1, epsilon: Double = 1e-5) {
+        self.momentum = momentum
+        self.epsilon = epsilon
+    }
+
+    public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        guard momentum > 0 && momentum <= 1, epsilon > 0 else {
+            throw FlowError.invalidConfiguration("BatchNorm needs 0 < momentum ≤ 1 and ε > 0")
+        }
+        return BatchNormBijector(plan: self, spec: spec)
+    }
+}
+
+final class BatchNormBijector: Bijector {
+    let eventShape: [Int]
+    let plan: BatchNorm
+    let logGamma: Parameter, beta: Parameter
+    private(set) var runningMean: Tensor, runningVariance: Tensor
+
+    init(plan: BatchNorm, spec: BijectorSpec) {
+        self.plan = plan
+        eventShape = spec.eventShape
+        logGamma = Parameter(.zeros(spec.eventShape, dtype: spec.dtype), name: "log_gamma")
+        beta = Parameter(.zeros(spec.eventShape, dtype: spec.dtype), name: "beta")
+        runningMean = .zeros(spec.eventShape, dtype: spec.dtype)
+        runningVariance = .ones(spec.eventShape, dtype: spec.dtype)
+    }
+
+    var namedParameters: [(name: String, parameter: Parameter)] { [("log_gamma", logGamma), ("beta", beta)] }
+    var namedBuffers: [(name: String, value: Tensor)] { [("running_mean", runningMean), ("running_variance", runningVariance)] }
+
+    func loadBuffer(named name: String, _ value: Tensor) throws {
+        guard value.shape == eventShape else { throw FlowError.stateMismatch("BatchNorm buffer '\(name)' has shape \(value.shape), expected \(eventShape)") }
+        switch name {
+        case "running_mean": runningMean = value.converted(to: runningMean.dtype)
+        case "running_variance":
+            guard value.doubles.allSatisfy({ $0 > 0 }) else { throw FlowError.stateMismatch("BatchNorm running variance must be positive") }
+            runningVariance = value.converted(to: runningVariance.dtype)
+        default: throw FlowError.stateMismatch("BatchNorm has no buffer '\(name)'")
+        }
+    }
+
+    private func logDet(_ variance: Tensor, leading: [Int]) -> Tensor {
+        (logGamma.value - (variance + plan.epsilon).log() * 0.5).sum().broadcast(to: leading)
+    }
+
+    func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
+        let leading = try leadingShape(of: x, "input")
+        let y = (x - beta.value) * logGamma.value.negated().exp() * (runningVariance + plan.epsilon).sqrt() + runningMean
+        return (y, logDet(runningVariance, leading: leading).negated())
+    }
+
+    func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
+        let leading = try leadingShape(of: y, "input")
+        let rows = leading.reduce(1, *)
+        var mean = runningMean, variance = runningVariance
+        if FlowMode.isTraining && rows >= 2 {
+            let flat = y.reshaped(to: [rows] + eventShape)
+            mean = flat.mean(alongAxis: 0)
+            variance = (flat - mean).square().mean(alongAxis: 0)
+            withoutGradients {
+                let unbiased = variance.detached() * (Double(rows) / Double(rows - 1))
+                runningMean = runningMean * (1 - plan.momentum) + mean.detached() * plan.momentum
+                runningVariance = runningVariance * (1 - plan.momentum) + unbiased * plan.momentum
+            }
+        }
+        let x = (y - mean) / (variance + plan.epsilon).sqrt() * logGamma.value.exp() + beta.value
+        return (x, logDet(variance, leading: leading))
+    }
+}
