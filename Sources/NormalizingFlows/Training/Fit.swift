@@ -33,13 +33,15 @@ public struct FitReport: Sendable {
     public var seconds: Double
 }
 
-/// The mean negative log-likelihood of `data` under `flow`, in chunks, without gradients.
-public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, chunk: Int = 4096) throws -> Double {
+/// The mean negative log-likelihood of `data` (with per-row `context` for a conditional flow)
+/// under `flow`, in chunks, without gradients.
+public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, context: Tensor? = nil, chunk: Int = 4096) throws -> Double {
     try withoutGradients {
         var total = 0.0
         let n = data.shape[0]
         for start in stride(from: 0, to: n, by: chunk) {
-            total -= try flow.logProb(data.slice(alongAxis: 0, start..<Swift.min(n, start + chunk))).sum().item
+            let rows = start..<Swift.min(n, start + chunk)
+            total -= try flow.logProb(data.slice(alongAxis: 0, rows), context: context?.slice(alongAxis: 0, rows)).sum().item
         }
         return total / Double(n)
     }
@@ -54,14 +56,16 @@ public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, chunk: Int = 409
 ///
 /// - Parameters:
 ///   - data: training rows, shape [N] + event shape.
+///   - context: for a conditional flow, one context row per data row, shape [N, C].
 ///   - validation: held-out rows; when `nil`, `options.validationFraction` of `data` is held out.
+///   - validationContext: the context rows of `validation`.
 ///   - progress: called after every evaluation (and at the end).
 /// - Throws: ``TrainingError/nonFiniteLoss(step:value:)`` naming the step where the loss became
 ///   NaN or infinite; ``FlowError`` for data of the wrong shape or with non-finite values.
 @discardableResult
 public func fit(
-    _ flow: Flow, data: Tensor, validation: Tensor? = nil, options: FitOptions = FitOptions(),
-    progress: ((TrainingProgress) -> Void)? = nil
+    _ flow: Flow, data: Tensor, context: Tensor? = nil, validation: Tensor? = nil, validationContext: Tensor? = nil,
+    options: FitOptions = FitOptions(), progress: ((TrainingProgress) -> Void)? = nil
 ) throws -> FitReport {
     guard options.steps >= 1, options.batchSize >= 1, options.evaluationInterval >= 1, options.learningRate > 0 else {
         throw TrainingError.invalidOption("steps, batch size and evaluation interval must be at least 1 and the learning rate positive")
@@ -69,13 +73,25 @@ public func fit(
     guard (0..<1).contains(options.validationFraction) else {
         throw TrainingError.invalidOption("validation fraction must lie in [0, 1), got \(options.validationFraction)")
     }
-    _ = try flow.logProb(data.slice(alongAxis: 0, 0..<Swift.min(1, data.shape.first ?? 0)))   // shape and dtype check
     _ = try flow.checkInput(data)
+    func checkContext(_ c: Tensor?, rows: Int, _ what: String) throws {
+        guard let c else {
+            if flow.contextSize > 0 { throw TrainingError.invalidData("the flow is conditional: pass a context for the \(what)") }
+            return
+        }
+        guard c.rank == 2, c.shape == [rows, flow.contextSize] else {
+            throw TrainingError.invalidData("the \(what) context must have shape [\(rows), \(flow.contextSize)], got \(c.shape)")
+        }
+    }
+    try checkContext(context, rows: data.shape[0], "data")
+    _ = try flow.logProb(data.slice(alongAxis: 0, 0..<Swift.min(1, data.shape[0])),
+                         context: context?.slice(alongAxis: 0, 0..<Swift.min(1, data.shape[0])))   // shapes and dtypes
     var generator = RandomGenerator(seed: options.seed)
-    var train = data
-    var held = validation
+    var train = data, trainContext = context
+    var held = validation, heldContext = validationContext
     if let validation {
         _ = try flow.checkInput(validation)
+        try checkContext(validationContext, rows: validation.shape[0], "validation data")
     } else if options.validationFraction > 0 {
         let n = data.shape[0]
         let heldCount = Int((Double(n) * options.validationFraction).rounded())
@@ -83,8 +99,11 @@ public func fit(
             throw TrainingError.invalidData("\(n) rows are too few to hold out \(Int(options.validationFraction * 100))% for validation")
         }
         let order = generator.permutation(n)
-        held = data.indexSelect(alongAxis: 0, Array(order[..<heldCount]))
-        train = data.indexSelect(alongAxis: 0, Array(order[heldCount...]))
+        let (heldRows, trainRows) = (Array(order[..<heldCount]), Array(order[heldCount...]))
+        held = data.indexSelect(alongAxis: 0, heldRows)
+        train = data.indexSelect(alongAxis: 0, trainRows)
+        heldContext = context?.indexSelect(alongAxis: 0, heldRows)
+        trainContext = context?.indexSelect(alongAxis: 0, trainRows)
     }
     let n = train.shape[0]
     guard n >= 1 else { throw TrainingError.invalidData("no training rows") }
@@ -107,12 +126,14 @@ public func fit(
             order = generator.permutation(n)
             cursor = 0
         }
-        let rows = train.indexSelect(alongAxis: 0, Array(order[cursor..<(cursor + batch)]))
+        let picked = Array(order[cursor..<(cursor + batch)])
+        let rows = train.indexSelect(alongAxis: 0, picked)
+        let rowContext = trainContext?.indexSelect(alongAxis: 0, picked)
         cursor += batch
         optimizer.learningRate = schedule.learningRate(atStep: step)
         optimizer.zeroGrad()
         // The data were checked up front, so a non-finite value inside the flow means divergence.
-        let objective = try divergenceReported(atStep: step) { try FlowMode.training { try -flow.logProb(rows).mean() } }
+        let objective = try divergenceReported(atStep: step) { try FlowMode.training { try -flow.logProb(rows, context: rowContext).mean() } }
         loss = objective.item
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: loss) }
         objective.backward()
@@ -126,7 +147,7 @@ public func fit(
         if step % options.evaluationInterval == 0 || step == options.steps {
             var validationNLL: Double?
             if let held {
-                let nll = try divergenceReported(atStep: step) { try negativeLogLikelihood(flow, held) }
+                let nll = try divergenceReported(atStep: step) { try negativeLogLikelihood(flow, held, context: heldContext) }
                 validationNLL = nll
                 if nll.isFinite, nll < (best?.nll ?? .infinity) {
                     best = (nll, step, options.restoreBest ? flow.state() : [:])

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+@testable import NormalizingFlows
+
+/// Two moons with noise 0.1, centred and scaled to unit-ish spread.
+private func moons(_ n: Int, seed: UInt64) -> Tensor {
+    var g = RandomGenerator(seed: seed)
+    var values: [Double] = []
+    for i in 0..<n {
+        let t = Double.pi * g.nextUniform()
+        let (x, y) = i % 2 == 0 ? (cos(t), sin(t)) : (1 - cos(t), 0.5 - sin(t))
+        values += [(x - 0.5 + 0.1 * g.nextNormal()) * 1.5, (y - 0.25 + 0.1 * g.nextNormal()) * 2]
+    }
+    return Tensor(values, shape: [n, 2])
+}
+
+struct FamilyCase: Sendable, CustomStringConvertible {
+    let name: String
+    let plan: any BijectorPlan
+    var learningRate = 5e-3
+    var description: String { name }
+}
+
+let families: [FamilyCase] = [
+    FamilyCase(name: "MAF", plan: MAF(layers: 3, conditioner: .init(hiddenSizes: [32, 32]))),
+    FamilyCase(name: "IAF", plan: IAF(layers: 3, conditioner: .init(hiddenSizes: [32, 32]))),
+    FamilyCase(name: "NSF", plan: NSF(layers: 2, bins: 6, bound: 4, conditioner: .init(hiddenSizes: [32, 32]))),
+    FamilyCase(name: "NSF coupling", plan: NSFCoupling(layers: 4, bins: 6, bound: 4, conditioner: .init(hiddenSizes: [32, 32]))),
+    FamilyCase(name: "RealNVP", plan: RealNVP(layers: 6, conditioner: .init(hiddenSizes: [32, 32]))),
+    FamilyCase(name: "NICE with ActNorm", plan: Compose([ActNorm()] + (0..<4).map {
+        AdditiveCoupling(mask: .alternating(parity: $0 % 2), conditioner: .init(hiddenSizes: [32, 32])) as any BijectorPlan
+    })),
+    FamilyCase(name: "Glow-like (ActNorm, LU, coupling)", plan: Compose((0..<3).flatMap { i -> [any BijectorPlan] in
+        [ActNorm(), LULinear(), AffineCoupling(mask: .alternating(parity: i % 2), conditioner: .init(hiddenSizes: [32, 32]))]
+    })),
+    FamilyCase(name: "MAF with BatchNorm", plan: Compose([MAF(layers: 2, conditioner: .init(hiddenSizes: [32, 32])), BatchNorm(),
+                                                         MAF(layers: 1, conditioner: .init(hiddenSizes: [32, 32]))])),
+    FamilyCase(name: "Planar", plan: PlanarFlow(layers: 16), learningRate: 1e-2),
+    FamilyCase(name: "Radial", plan: RadialFlow(layers: 16), learningRate: 1e-2),
+    FamilyCase(name: "Sylvester", plan: SylvesterFlow(layers: 16), learningRate: 1e-2),
+    FamilyCase(name: "Householder and Affine", plan: Compose([Householder(), Affine(), Householder(), Spline(bins: 6, bound: 4)]), learningRate: 1e-2),
+]
+
+@Test("each family fits two moons and its density integrates to 1", arguments: families)
+func familyFitsTwoMoons(_ family: FamilyCase) throws {
+    let flow = try Flow(base: Normal.standard([2]), bijector: family.plan, seed: 1)
+    let test = moons(2000, seed: 2)
+    let baseNLL = try negativeLogLikelihood(try Flow(base: Normal.standard([2]), bijector: AffineFixed()), test)
+    var options = FitOptions()
+    options.steps = 400
+    options.learningRate = family.learningRate
+    options.validationFraction = 0
+    try fit(flow, data: moons(4000, seed: 1), options: options)
+    let nll = try negativeLogLikelihood(flow, test)
+    #expect(nll < baseNLL - 0.3, "\(family.name): held-out NLL \(nll) vs base \(baseNLL)")
+    // ∫ p over [−6, 6]² by the midpoint rule on 240² cells.
+    let cells = 240, h = 12.0 / Double(cells)
+    var grid: [Double] = []
+    grid.reserveCapacity(cells * cells * 2)
+    for i in 0..<cells { for j in 0..<cells { grid += [-6 + (Double(i) + 0.5) * h, -6 + (Double(j) + 0.5) * h] } }
+    let mass = try withoutGradients { try flow.logProb(Tensor(grid, shape: [cells * cells, 2])).exp().sum().item } * h * h
+    #expect(abs(mass - 1) < 0.01, "\(family.name): density integrates to \(mass)")
+}
+
+@Test func aConditionalFlowGeneralisesToUnseenContexts() throws {
+    // y | c ~ N((2c, −c), diag(0.5², (0.6 + 0.3c)²)), trained on c ∈ {−1, −0.6, −0.2, 0.6, 1}.
+    var g = RandomGenerator(seed: 3)
+    let trainedContexts = [-1.0, -0.6, -0.2, 0.6, 1.0]
+    var ys: [Double] = [], cs: [Double] = []
+    for k in 0..<6000 {
+        let c = trainedContexts[k % trainedContexts.count]
+        ys += [2 * c + 0.5 * g.nextNormal(), -c + (0.6 + 0.3 * c) * g.nextNormal()]
+        cs.append(c)
+    }
+    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 3, conditioner: .init(hiddenSizes: [32, 32])), contextSize: 1)
+    var options = FitOptions()
+    options.steps = 800
+    options.learningRate = 5e-3
+    options.validationFraction = 0
+    try fit(flow, data: Tensor(ys, shape: [6000, 2]), context: Tensor(cs, shape: [6000, 1]), options: options)
+    for c in [0.2, 0.8] {
+        let s = try flow.sample(20_000, context: Tensor([c]), generator: &g).doubles
+        let y1 = stride(from: 0, to: s.count, by: 2).map { s[$0] }, y2 = stride(from: 1, to: s.count, by: 2).map { s[$0] }
+        func meanAndSD(_ v: [Double]) -> (Double, Double) {
+            let m = v.reduce(0, +) / Double(v.count)
+            return (m, (v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(v.count)).squareRoot())
+        }
+        let (m1, s1) = meanAndSD(y1), (m2, s2) = meanAndSD(y2)
+        // Tolerances: 0.1 on the means, 10% on the standard deviations.
+        #expect(abs(m1 - 2 * c) < 0.1 && abs(m2 + c) < 0.1, "c = \(c): means \(m1), \(m2)")
+        #expect(abs(s1 / 0.5 - 1) < 0.1 && abs(s2 / (0.6 + 0.3 * c) - 1) < 0.1, "c = \(c): sds \(s1), \(s2)")
+    }
+}
+
+@Test func splinesStayFiniteAtAndBeyondTheirBoundsWithNarrowBins() throws {
+    var g = RandomGenerator(seed: 4)
+    let transform = RationalQuadraticSplineTransform(bins: 8, bound: 3)
+    // Raw parameters scaled ×30 give bins near the minimum width and extreme derivatives.
+    let xs: [Double] = [-1e6, -3 - 1e-9, -3, -3 + 1e-12, -1e-300, 0, 1e-12, 2.999999, 3, 3 + 1e-9, 1e6]
+    let x = Tensor(xs, dtype: .float64).requiringGradient()
+    let parameters = (Tensor.randn([xs.count, transform.parameterCount], generator: &g, dtype: .float64) * 30).requiringGradient()
+    let (y, logForward) = transform.forward(x, parameters: parameters)
+    let (back, logInverse) = transform.inverse(y.detached(), parameters: parameters)
+    #expect(y.isFinite && logForward.isFinite && back.isFinite && logInverse.isFinite)
+    for (a, b) in zip(back.doubles, xs) { #expect(abs(a - b) <= 1e-6 * max(1, abs(b)), "\(b) → \(a)") }
+    #expect(maxAbsDifference(logForward.doubles, logInverse.negated().doubles) < 1e-6)
+    (y.sum() + logForward.sum()).backward()
+    #expect(x.grad!.isFinite && parameters.grad!.isFinite)
+    // Float32 too, including the bounds and far outside.
+    let x32 = Tensor(xs.map(Float.init))
+    let (y32, l32) = transform.forward(x32, parameters: parameters.detached().converted(to: .float32))
+    #expect(y32.isFinite && l32.isFinite)
+}
