@@ -154,6 +154,17 @@ extension Tensor {
         }
     }
 
+    /// Records a custom operation: `output` was computed (without recording) from `inputs`, and
+    /// `backward(outputGradient, needsGradient)` returns one gradient per input (`nil` where not
+    /// needed). Use it for fused kernels with hand-written derivatives; check them with
+    /// ``gradCheck(_:epsilon:seed:_:)``.
+    public static func recordOperation(
+        _ name: String, output: Tensor, inputs: [Tensor],
+        backward: @escaping (_ grad: Tensor, _ needs: [Bool]) -> [Tensor?]
+    ) -> Tensor {
+        record(name, output.detached(), inputs, backward: backward)
+    }
+
     /// Adds `other` (same shape and dtype) into this tensor's buffer.
     @usableFromInline
     mutating func addInPlace(_ other: Tensor) {

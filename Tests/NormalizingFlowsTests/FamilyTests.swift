@@ -111,3 +111,18 @@ func familyFitsTwoMoons(_ family: FamilyCase) throws {
     let (y32, l32) = transform.forward(x32, parameters: parameters.detached().converted(to: .float32))
     #expect(y32.isFinite && l32.isFinite)
 }
+
+@Test("the fused spline's gradients match finite differences", arguments: [false, true])
+func fusedSplineGradients(inverse: Bool) throws {
+    var g = RandomGenerator(seed: 6)
+    let transform = RationalQuadraticSplineTransform(bins: 5, bound: 2)
+    let x = Tensor([-2.5, -1.7, -0.3, 0.4, 1.1, 1.9, 2.6], dtype: .float64)   // inside and in both tails
+    let parameters = Tensor.randn([7, transform.parameterCount], generator: &g, dtype: .float64)
+    let result = gradCheck([x, parameters]) { inputs in
+        let (out, logDerivative) = inverse
+            ? transform.inverse(inputs[0], parameters: inputs[1])
+            : transform.forward(inputs[0], parameters: inputs[1])
+        return Tensor.concatenate([out, logDerivative * 0.7], alongAxis: 0)
+    }
+    #expect(result.maxRelativeError < 1e-6, "\(result)")
+}

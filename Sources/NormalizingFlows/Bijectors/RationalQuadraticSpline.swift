@@ -12,8 +12,10 @@ import Foundation
 ///   dy/dx = s_k² (d_{k+1}ξ² + 2s_k ξ(1−ξ) + d_k(1−ξ)²) / (s_k + (d_{k+1} + d_k − 2s_k) ξ(1−ξ))².
 ///
 /// The inverse solves the quadratic for ξ with the cancellation-free root 2c / (−b − √(b² − 4ac)).
-/// Inputs are clipped to [−B, B] before the spline is evaluated and the tails are selected
-/// afterwards, so inputs at or far beyond ±B give finite values and gradients.
+/// Knots come from tensor operations (softmax, cumulative sums); the per-element work (bin
+/// search, rational function, tails) is one fused kernel with exact derivatives
+/// (``RationalQuadraticSplineKernel``). Inputs outside [−B, B], however far, take the identity
+/// tails, and ξ is kept in [0, 1], so values and gradients stay finite at and beyond the bounds.
 public struct RationalQuadraticSplineTransform: ElementwiseTransform, Codable {
     public var bins: Int
     public var bound: Double
@@ -49,8 +51,8 @@ public struct RationalQuadraticSplineTransform: ElementwiseTransform, Codable {
         }
     }
 
-    /// Knot positions [..., K+1] on [−B, B] and bin sizes [..., K] from logits [..., K].
-    private func knots(_ logits: Tensor, minimum: Double) -> (positions: Tensor, sizes: Tensor) {
+    /// Knot positions [..., K+1] on [−B, B] from logits [..., K]: cumulative bin sizes.
+    private func knotPositions(_ logits: Tensor, minimum: Double) -> Tensor {
         let k = logits.shape[logits.rank - 1]
         let fractions = logits.softmax(alongAxis: -1) * (1 - minimum * Double(k)) + minimum
         let cumulative = fractions.cumulativeSum(alongAxis: -1)
@@ -58,70 +60,34 @@ public struct RationalQuadraticSplineTransform: ElementwiseTransform, Codable {
         ends[ends.count - 1] = 1
         let interior = [cumulative.slice(alongAxis: -1, 0..<(k - 1))]
         let unit = Tensor.concatenate([Tensor.zeros(ends, dtype: logits.dtype)] + interior + [Tensor.ones(ends, dtype: logits.dtype)], alongAxis: -1)
-        let positions = unit * (2 * bound) - bound
-        let sizes = positions.slice(alongAxis: -1, 1..<(k + 1)) - positions.slice(alongAxis: -1, 0..<k)
-        return (positions, sizes)
+        return unit * (2 * bound) - bound
     }
 
-    /// The spline's pieces for each element, selected in the bin that holds `value` (on the x or y knots).
-    private struct Bin {
-        var x, width, y, height, d0, d1: Tensor
-        var slope: Tensor { height / width }
-    }
-
-    private func bin(_ parameters: Tensor, shape: [Int], locating value: Tensor, onOutputKnots: Bool) -> Bin {
+    /// Knot x-positions, y-positions and derivatives [N, K+1] for every element of a tensor of
+    /// `shape` (parameters broadcast to `shape + [P]`).
+    private func knots(_ parameters: Tensor, shape: [Int]) -> (x: Tensor, y: Tensor, derivatives: Tensor) {
         let k = bins
-        let p = parameters.broadcast(to: shape + [parameterCount])
-        let (xKnots, widths) = knots(p.slice(alongAxis: -1, 0..<k), minimum: minimumBinWidth)
-        let (yKnots, heights) = knots(p.slice(alongAxis: -1, k..<(2 * k)), minimum: minimumBinHeight)
-        var ends = shape
-        ends.append(1)
-        let ones = Tensor.ones(ends, dtype: parameters.dtype)
-        let interior = [p.slice(alongAxis: -1, (2 * k)..<(3 * k - 1)).softplus() + minimumDerivative]
-        let derivatives = Tensor.concatenate([ones] + interior + [ones], alongAxis: -1)
-
-        let located = searchSorted(onOutputKnots ? yKnots : xKnots, value.unsqueezed(axis: -1), right: true)
-        let lower = IndexTensor(shape: located.shape, indices: located.indices.map { Swift.min(Swift.max($0 - 1, 0), k - 1) })
-        let upper = IndexTensor(shape: lower.shape, indices: lower.indices.map { $0 + 1 })
-        func pick(_ t: Tensor, _ i: IndexTensor) -> Tensor { t.gathering(alongAxis: -1, indices: i).squeezed(axis: -1) }
-        return Bin(x: pick(xKnots, lower), width: pick(widths, lower), y: pick(yKnots, lower),
-                   height: pick(heights, lower), d0: pick(derivatives, lower), d1: pick(derivatives, upper))
-    }
-
-    /// log dy/dx at ξ in bin `b`.
-    private func logDerivative(_ b: Bin, _ xi: Tensor) -> Tensor {
-        let s = b.slope
-        let xi1 = xi * (1 - xi)
-        let denominator = s + (b.d1 + b.d0 - 2 * s) * xi1
-        let numerator = b.d1 * xi.square() + 2 * s * xi1 + b.d0 * (1 - xi).square()
-        return 2 * s.log() + numerator.log() - 2 * denominator.log()
+        let n = shape.reduce(1, *)
+        let p = parameters.broadcast(to: shape + [parameterCount]).reshaped(to: [n, parameterCount])
+        let xKnots = knotPositions(p.slice(alongAxis: -1, 0..<k), minimum: minimumBinWidth)
+        let yKnots = knotPositions(p.slice(alongAxis: -1, k..<(2 * k)), minimum: minimumBinHeight)
+        let ones = Tensor.ones([n, 1], dtype: parameters.dtype)
+        let interior = p.slice(alongAxis: -1, (2 * k)..<(3 * k - 1)).softplus() + minimumDerivative
+        return (xKnots, yKnots, Tensor.concatenate([ones, interior, ones], alongAxis: -1))
     }
 
     public func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {
-        let inside = x.isGreaterOrEqual(to: -bound) * x.isLessOrEqual(to: bound)
-        let clipped = x.clamped(min: -bound, max: bound)
-        let b = bin(parameters, shape: x.shape, locating: clipped.detached(), onOutputKnots: false)
-        let xi = ((clipped - b.x) / b.width).clamped(min: 0, max: 1)
-        let s = b.slope
-        let xi1 = xi * (1 - xi)
-        let y = b.y + b.height * (s * xi.square() + b.d0 * xi1) / (s + (b.d1 + b.d0 - 2 * s) * xi1)
-        return (`where`(inside, y, x), `where`(inside, logDerivative(b, xi), Tensor.zeros(x.shape, dtype: x.dtype)))
+        let (xk, yk, d) = knots(parameters, shape: x.shape)
+        let (y, logDerivative) = RationalQuadraticSplineKernel.evaluate(
+            x.flattened(), xKnots: xk, yKnots: yk, derivatives: d, bound: bound, inverse: false)
+        return (y.reshaped(to: x.shape), logDerivative.reshaped(to: x.shape))
     }
 
     public func inverse(_ y: Tensor, parameters: Tensor) -> (x: Tensor, logAbsDerivative: Tensor) {
-        let inside = y.isGreaterOrEqual(to: -bound) * y.isLessOrEqual(to: bound)
-        let clipped = y.clamped(min: -bound, max: bound)
-        let b = bin(parameters, shape: y.shape, locating: clipped.detached(), onOutputKnots: true)
-        let s = b.slope
-        let offset = clipped - b.y
-        let curvature = b.d1 + b.d0 - 2 * s
-        let qa = b.height * (s - b.d0) + offset * curvature
-        let qb = b.height * b.d0 - offset * curvature
-        let qc = s.negated() * offset
-        let discriminant = (qb.square() - 4 * qa * qc).clamped(min: 0)
-        let xi = ((2 * qc) / (qb.negated() - discriminant.sqrt())).clamped(min: 0, max: 1)
-        let x = xi * b.width + b.x
-        return (`where`(inside, x, y), `where`(inside, logDerivative(b, xi).negated(), Tensor.zeros(y.shape, dtype: y.dtype)))
+        let (xk, yk, d) = knots(parameters, shape: y.shape)
+        let (x, logDerivative) = RationalQuadraticSplineKernel.evaluate(
+            y.flattened(), xKnots: xk, yKnots: yk, derivatives: d, bound: bound, inverse: true)
+        return (x.reshaped(to: y.shape), logDerivative.reshaped(to: y.shape))
     }
 }
 
