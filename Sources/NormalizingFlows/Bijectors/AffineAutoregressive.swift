@@ -22,16 +22,7 @@ public struct AffineAutoregressive: BijectorPlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        let transform = AffineTransform(scale: scale)
-        try transform.validate()
-        if spec.eventSize == 1 && spec.contextSize == 0 {
-            // One dimension and no context: the parameters depend on nothing.
-            return try ParametricElementwiseBijector(transform: transform, spec: spec, generator: &generator)
-        }
-        let network = try conditioner.makeNetwork(
-            inputSize: spec.eventSize, contextSize: spec.contextSize, outputsPerDimension: transform.parameterCount,
-            outputBias: transform.identityParameters, dtype: spec.dtype, generator: &generator)
-        return AutoregressiveBijector(transform: transform, network: network, spec: spec)
+        try makeAutoregressive(AffineTransform(scale: scale), conditioner: conditioner, spec: spec, generator: &generator)
     }
 }
 

@@ -71,6 +71,22 @@ final class AutoregressiveBijector: Bijector {
     }
 }
 
+/// An autoregressive bijector for `transform` with a MADE `conditioner`; for a single dimension
+/// without context the parameters depend on nothing, so they are free per-element parameters.
+func makeAutoregressive(
+    _ transform: any ElementwiseTransform, conditioner: DenseAutoregressive, spec: BijectorSpec,
+    generator: inout RandomGenerator
+) throws -> any Bijector {
+    try transform.validate()
+    if spec.eventSize == 1 && spec.contextSize == 0 {
+        return try ParametricElementwiseBijector(transform: transform, spec: spec, generator: &generator)
+    }
+    let network = try conditioner.makeNetwork(
+        inputSize: spec.eventSize, contextSize: spec.contextSize, outputsPerDimension: transform.parameterCount,
+        outputBias: transform.identityParameters, dtype: spec.dtype, generator: &generator)
+    return AutoregressiveBijector(transform: transform, network: network, spec: spec)
+}
+
 /// Whether `shape` broadcasts to `target` without changing `target`.
 func broadcastable(_ shape: [Int], _ target: [Int]) -> Bool {
     guard shape.count <= target.count else { return false }

@@ -118,14 +118,7 @@ public struct SplineAutoregressive: BijectorPlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        try transform.validate()
-        if spec.eventSize == 1 && spec.contextSize == 0 {
-            return try ParametricElementwiseBijector(transform: transform, spec: spec, generator: &generator)
-        }
-        let network = try conditioner.makeNetwork(
-            inputSize: spec.eventSize, contextSize: spec.contextSize, outputsPerDimension: transform.parameterCount,
-            outputBias: transform.identityParameters, dtype: spec.dtype, generator: &generator)
-        return AutoregressiveBijector(transform: transform, network: network, spec: spec)
+        try makeAutoregressive(transform, conditioner: conditioner, spec: spec, generator: &generator)
     }
 }
 

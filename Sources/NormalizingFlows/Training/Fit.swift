@@ -136,12 +136,7 @@ public func fit(
         let objective = try divergenceReported(atStep: step) { try FlowMode.training { try -flow.logProb(rows, context: rowContext).mean() } }
         loss = objective.item
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: loss) }
-        objective.backward()
-        if let bound = options.gradientClipNorm {
-            let norm = clipGradientNorm(flow.parameters, maxNorm: bound)
-            guard norm.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: norm) }
-        }
-        optimizer.step()
+        try applyUpdate(objective, optimizer: optimizer, clipNorm: options.gradientClipNorm, step: step)
         step += 1
 
         if step % options.evaluationInterval == 0 || step == options.steps {
@@ -177,4 +172,15 @@ func divergenceReported<R>(atStep step: Int, _ body: () throws -> R) throws -> R
     } catch FlowError.nonFiniteValues {
         throw TrainingError.nonFiniteLoss(step: step, value: .nan)
     }
+}
+
+/// Back-propagates `objective`, clips the gradients' joint norm (a non-finite norm means the
+/// run diverged at `step`) and applies one optimizer update.
+func applyUpdate(_ objective: Tensor, optimizer: Adam, clipNorm: Double?, step: Int) throws {
+    objective.backward()
+    if let bound = clipNorm {
+        let norm = clipGradientNorm(optimizer.parameters, maxNorm: bound)
+        guard norm.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: norm) }
+    }
+    optimizer.step()
 }

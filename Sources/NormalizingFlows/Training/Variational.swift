@@ -58,12 +58,7 @@ public func fitVariational(
         let objective = (logQ - target).mean()
         loss = objective.item
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: loss) }
-        objective.backward()
-        if let bound = options.gradientClipNorm {
-            let norm = clipGradientNorm(flow.parameters, maxNorm: bound)
-            guard norm.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: norm) }
-        }
-        optimizer.step()
+        try applyUpdate(objective, optimizer: optimizer, clipNorm: options.gradientClipNorm, step: step)
         if (step + 1) % options.reportInterval == 0 || step + 1 == options.steps {
             progress?(TrainingProgress(step: step + 1, totalSteps: options.steps, loss: loss, validationNLL: nil,
                                        learningRate: optimizer.learningRate, elapsedSeconds: elapsed()))

@@ -33,20 +33,11 @@ public enum GEMM {
         c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "sgemm: negative size m \(m), n \(n), k \(k)")
-        let parts = partitions(m: m, n: n, k: k, requested: threads)
-        if parts <= 1 {
-            ck_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-            return
-        }
-        // Row blocks (multiples of the 6-row micro-panel) of op(A) and C.
-        let rows = ((m + parts - 1) / parts + 5) / 6 * 6
         let box = UncheckedSendable((a, b, c))
-        DispatchQueue.concurrentPerform(iterations: parts) { i in
-            let start = i * rows, count = Swift.min(rows, m - start)
-            guard count > 0 else { return }
+        forEachRowBlock(m: m, n: n, k: k, requested: threads) { start, count in
             let (a, b, c) = box.value
-            let aStart = transA ? a + start : a + start * lda
-            ck_sgemm(transA ? 1 : 0, transB ? 1 : 0, count, n, k, alpha, aStart, lda, b, ldb, beta, c + start * ldc, ldc)
+            ck_sgemm(transA ? 1 : 0, transB ? 1 : 0, count, n, k, alpha, transA ? a + start : a + start * lda, lda,
+                     b, ldb, beta, c + start * ldc, ldc)
         }
     }
 
@@ -57,19 +48,27 @@ public enum GEMM {
         c: UnsafeMutablePointer<Double>, ldc: Int, threads: Int? = nil
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "dgemm: negative size m \(m), n \(n), k \(k)")
-        let parts = partitions(m: m, n: n, k: k, requested: threads)
+        let box = UncheckedSendable((a, b, c))
+        forEachRowBlock(m: m, n: n, k: k, requested: threads) { start, count in
+            let (a, b, c) = box.value
+            ck_dgemm(transA ? 1 : 0, transB ? 1 : 0, count, n, k, alpha, transA ? a + start : a + start * lda, lda,
+                     b, ldb, beta, c + start * ldc, ldc)
+        }
+    }
+
+    /// Runs `body(firstRow, rowCount)` over blocks of C's rows (multiples of the 6-row
+    /// micro-panel), in parallel when the product is large enough; an empty product still runs
+    /// once so that C is scaled by beta.
+    private static func forEachRowBlock(m: Int, n: Int, k: Int, requested: Int?, _ body: @escaping @Sendable (Int, Int) -> Void) {
+        let parts = partitions(m: m, n: n, k: k, requested: requested)
         if parts <= 1 {
-            ck_dgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            body(0, m)
             return
         }
-        let rows = (m + parts - 1) / parts
-        let box = UncheckedSendable((a, b, c))
+        let rows = ((m + parts - 1) / parts + 5) / 6 * 6
         DispatchQueue.concurrentPerform(iterations: parts) { i in
-            let start = i * rows, count = Swift.min(rows, m - start)
-            guard count > 0 else { return }
-            let (a, b, c) = box.value
-            let aStart = transA ? a + start : a + start * lda
-            ck_dgemm(transA ? 1 : 0, transB ? 1 : 0, count, n, k, alpha, aStart, lda, b, ldb, beta, c + start * ldc, ldc)
+            let start = i * rows
+            if start < m { body(start, Swift.min(rows, m - start)) }
         }
     }
 
