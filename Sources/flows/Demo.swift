@@ -46,32 +46,16 @@ struct Demo: ParsableCommand {
 
     func run() throws {
         var generator = RandomGenerator(seed: seed)
-        let base = Normal.standard([2])
-        let target = Normal(loc: .full([2], 5), scale: .full([2], 0.5))
         var conditioner = DenseAutoregressive()
         if let sizes = try hiddenSizes() { conditioner.hiddenSizes = sizes }
         if let activation { conditioner.activation = activation }
-        let flow = try Flow(base: base, bijector: AffineAutoregressive(conditioner: conditioner), seed: seed)
-        let before = try flow.sample(1000, generator: &generator)
-
-        let optimizer = Adam(flow.parameters, learningRate: 5e-2)
-        var losses: [Double] = []
-        var lastLoss = Double.nan
-        let start = DispatchTime.now().uptimeNanoseconds
-        for step in 0...steps {
-            let y = try target.sample(1000, generator: &generator)
-            lastLoss = optimizer.step(minimizing: try -flow.logProb(y).mean())
-            guard lastLoss.isFinite else { throw ValidationError("training diverged at step \(step): loss \(lastLoss)") }
-            if step % 100 == 0 {
-                losses.append(lastLoss)
-                if !json { print("step \(step): loss \(String(format: "%.4f", lastLoss))") }
-            }
+        let run = try FirstFlow(seed: seed, steps: steps, conditioner: conditioner)
+        let before = try run.flow.sample(1000, generator: &generator)
+        let result = try run.train(generator: &generator) { step, loss in
+            if !json { print("step \(step): loss \(String(format: "%.4f", loss))") }
         }
-        let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-
-        let testNLL = try withoutGradients {
-            try -flow.logProb(target.sample(10_000, generator: &generator)).mean().item
-        }
+        let (flow, base, target) = (run.flow, run.base, run.target)
+        let (lastLoss, testNLL, trainSeconds) = (result.finalLoss, result.testNLL, result.seconds)
         let after = try flow.sample(1000, generator: &generator)
         let plot = ScatterPlot(panels: [
             .init(title: "base N(0, I)", points: try base.sample(1000, generator: &generator).points2D, color: "#1f77b4"),
@@ -94,3 +78,39 @@ struct Demo: ParsableCommand {
 }
 
 extension Activation: ExpressibleByArgument {}
+
+/// FlowTorch's "Your First Flow": N(0, I) → N(5·1, 0.5²·I) with one affine autoregressive layer,
+/// Adam at 5e-2, `steps + 1` steps of 1000 fresh target samples. Shared by `flows demo` and the
+/// `first-flow` benchmark.
+struct FirstFlow {
+    let base = Normal.standard([2])
+    let target = Normal(loc: .full([2], 5), scale: .full([2], 0.5))
+    let flow: Flow
+    let seed: UInt64
+    let steps: Int
+
+    init(seed: UInt64, steps: Int = 500, conditioner: DenseAutoregressive = DenseAutoregressive()) throws {
+        self.seed = seed
+        self.steps = steps
+        flow = try Flow(base: base, bijector: AffineAutoregressive(conditioner: conditioner), seed: seed)
+    }
+
+    /// Trains on samples from `generator`, reporting the loss every 100 steps; then the NLL of
+    /// 10,000 fresh target samples.
+    func train(generator: inout RandomGenerator, report: (Int, Double) -> Void = { _, _ in }) throws
+        -> (finalLoss: Double, testNLL: Double, seconds: Double)
+    {
+        let optimizer = Adam(flow.parameters, learningRate: 5e-2)
+        var loss = Double.nan
+        let seconds = try Timing.measure {
+            for step in 0...steps {
+                let y = try target.sample(1000, generator: &generator)
+                loss = optimizer.step(minimizing: try -flow.logProb(y).mean())
+                guard loss.isFinite else { throw CommandError("training diverged at step \(step): loss \(loss)") }
+                if step % 100 == 0 { report(step, loss) }
+            }
+        }
+        let testNLL = try negativeLogLikelihood(flow, target.sample(10_000, generator: &generator))
+        return (loss, testNLL, seconds)
+    }
+}

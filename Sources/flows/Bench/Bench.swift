@@ -20,6 +20,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
 
+    @Option(name: .customLong("data-dir"), help: "Folder with the tasks' data (moons_*.csv, digits_*.csv).")
+    var dataDirectory = "../shared/bench/data"
+
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
     }
@@ -30,6 +33,7 @@ struct Bench: ParsableCommand {
         case .gemm: records = GEMMBench.run(repetitions: steps)
         case .mlpStep: records = [MLPStepBench.run(steps: steps)]
         case .vectorMath: records = VectorMathBench.run(repetitions: steps)
+        default: records = [try TaskBench(task: task, steps: steps, dataDirectory: dataDirectory).run()]
         }
         for record in records {
             print(json ? record.jsonLine : record.tableLine)
@@ -38,6 +42,12 @@ struct Bench: ParsableCommand {
 }
 
 enum BenchTask: String, CaseIterable, ExpressibleByArgument {
+    case firstFlow = "first-flow"
+    case mafMoons = "maf-moons"
+    case nsfDigits = "nsf-digits"
+    case mafThroughput = "maf-throughput"
+    case planarVI = "planar-vi"
+    case mafLarge = "maf-large"
     case gemm
     case mlpStep = "mlp-step"
     case vectorMath = "vector-math"
@@ -73,6 +83,13 @@ enum Timing {
     static func seconds(_ body: () -> Void) -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
         body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// Seconds taken by a throwing `body`.
+    static func measure(_ body: () throws -> Void) throws -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 

@@ -1,0 +1,112 @@
+import Foundation
+import NormalizingFlows
+
+/// The tasks of bench/TASKS.md, run with this library; one JSON record each.
+struct TaskBench {
+    var task: BenchTask
+    var steps: Int?
+    var dataDirectory: String
+
+    func run() throws -> BenchRecord {
+        switch task {
+        case .firstFlow: return try firstFlow()
+        case .mafMoons: return try mafMoons()
+        case .nsfDigits: return try nsfDigits()
+        case .mafThroughput: return try mafThroughput()
+        case .planarVI: return try planarVI()
+        case .mafLarge: return try mafLarge()
+        case .gemm, .mlpStep, .vectorMath: fatalError("not a training task")
+        }
+    }
+
+    private func record(_ fields: [(String, Any)]) -> BenchRecord {
+        BenchRecord(fields: [("task", task.rawValue), ("library", "swift-flows")] + fields + [("peak_rss_mb", Timing.peakResidentMegabytes)])
+    }
+
+    private func data(_ name: String) throws -> Tensor {
+        try DataFile.read((dataDirectory as NSString).appendingPathComponent(name))
+    }
+
+    /// Trains `flow` with Adam on minibatches of `train` for `steps` steps (no validation, constant rate).
+    private func train(_ flow: Flow, _ train: Tensor, steps: Int, batch: Int, lr: Double) throws -> Double {
+        let optimizer = Adam(flow.parameters, learningRate: lr)
+        var generator = RandomGenerator(seed: 0)
+        let n = train.shape[0]
+        var order = generator.permutation(n), cursor = 0
+        return try Timing.measure {
+            for _ in 0..<steps {
+                if cursor + batch > n { order = generator.permutation(n); cursor = 0 }
+                let rows = train.indexSelect(alongAxis: 0, Array(order[cursor..<(cursor + batch)]))
+                cursor += batch
+                optimizer.step(minimizing: try FlowMode.training { try -flow.logProb(rows).mean() })
+            }
+        }
+    }
+
+    private func firstFlow() throws -> BenchRecord {
+        let run = try FirstFlow(seed: 0, steps: (steps ?? 501) - 1)
+        var generator = RandomGenerator(seed: 0)
+        let result = try run.train(generator: &generator)
+        return record([("steps_per_s", Double(run.steps + 1) / result.seconds), ("wall_s", result.seconds),
+                       ("test_nll", result.testNLL), ("params", run.flow.parameterCount)])
+    }
+
+    private func mafMoons() throws -> BenchRecord {
+        let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [64, 64])))
+        let n = steps ?? 2000
+        let seconds = try train(flow, data("moons_train.csv"), steps: n, batch: 512, lr: 1e-3)
+        return record([("steps_per_s", Double(n) / seconds), ("wall_s", seconds),
+                       ("test_nll", try negativeLogLikelihood(flow, data("moons_test.csv"))), ("params", flow.parameterCount)])
+    }
+
+    private func nsfDigits() throws -> BenchRecord {
+        let plan = NSF(layers: 5, bins: 8, bound: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256]))
+        let flow = try Flow(base: Normal.standard([64]), bijector: plan)
+        let n = steps ?? 1000
+        let seconds = try train(flow, data("digits_train.csv"), steps: n, batch: 256, lr: 5e-4)
+        return record([("steps_per_s", Double(n) / seconds), ("wall_s", seconds),
+                       ("test_nll", try negativeLogLikelihood(flow, data("digits_test.csv"))), ("params", flow.parameterCount)])
+    }
+
+    private func mafThroughput() throws -> BenchRecord {
+        let flow = try Flow(base: Normal.standard([16]), bijector: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256])))
+        var generator = RandomGenerator(seed: 1)
+        // Random (not identity) parameters, as the task asks.
+        for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &generator) * 0.01 }
+        let points = 65_536
+        let x = Tensor.randn([points, 16], generator: &generator)
+        let logProbSeconds = try Timing.measure {
+            for start in stride(from: 0, to: points, by: 4096) {
+                _ = try withoutGradients { try flow.logProb(x.slice(alongAxis: 0, start..<(start + 4096))) }
+            }
+        }
+        let sampleSeconds = try Timing.measure { _ = try flow.sample(points, generator: &generator) }
+        return record([("logprob_points_per_s", Double(points) / logProbSeconds), ("sample_points_per_s", Double(points) / sampleSeconds),
+                       ("wall_s", logProbSeconds + sampleSeconds), ("params", flow.parameterCount)])
+    }
+
+    private func planarVI() throws -> BenchRecord {
+        let flow = try Flow(base: Normal.standard([2]), bijector: PlanarFlow(layers: 32))
+        var options = VariationalOptions()
+        options.steps = steps ?? 5000
+        options.samplesPerStep = 256
+        options.learningRate = 1e-3
+        let report = try fitVariational(flow, logDensity: Energy.u1.logDensity, options: options)
+        let kl = try klDivergence(flow, logDensity: Energy.u1.logDensity, logNormalizer: Energy.u1.logNormalizer(), samples: 100_000)
+        return record([("steps_per_s", Double(options.steps) / report.seconds), ("wall_s", report.seconds), ("kl", kl),
+                       ("params", flow.parameterCount)])
+    }
+
+    private func mafLarge() throws -> BenchRecord {
+        let hidden = 1024, d = 64, layers = 5, batch = 1024
+        let flow = try Flow(base: Normal.standard([d]), bijector: MAF(layers: layers, conditioner: DenseAutoregressive(hiddenSizes: [hidden, hidden])))
+        var generator = RandomGenerator(seed: 2)
+        let n = steps ?? 50
+        let seconds = try train(flow, Tensor.randn([batch * 4, d], generator: &generator), steps: n, batch: batch, lr: 1e-4)
+        // Dense-layer multiply-adds per MADE pass, ×2 flops, ×3 for forward and both backward products.
+        let macs = Double(batch) * Double(d * hidden + hidden * hidden + hidden * 2 * d)
+        let flops = 2 * macs * 3 * Double(layers) * Double(n)
+        return record([("steps_per_s", Double(n) / seconds), ("wall_s", seconds), ("gflops", flops / seconds / 1e9),
+                       ("params", flow.parameterCount)])
+    }
+}
