@@ -77,6 +77,7 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "BatchNorm", plan: BatchNorm()),
     ConformanceCase(name: "LULinear", plan: LULinear(), eventShape: [4]),
     ConformanceCase(name: "Householder", plan: Householder(reflections: 2)),
+    ConformanceCase(name: "Sinh", plan: Sinh()),
     ConformanceCase(name: "Compose Exp, Power", plan: Compose([Exp(), Power(exponent: 0.5)])),
 ]
 

@@ -14,7 +14,7 @@ import Foundation
 /// The inverse solves the quadratic for ξ with the cancellation-free root 2c / (−b − √(b² − 4ac)).
 /// Knots come from tensor operations (softmax, cumulative sums); the per-element work (bin
 /// search, rational function, tails) is one fused kernel with exact derivatives
-/// (``RationalQuadraticSplineKernel``). Inputs outside [−B, B], however far, take the identity
+/// (a single kernel). Inputs outside [−B, B], however far, take the identity
 /// tails, and ξ is kept in [0, 1], so values and gradients stay finite at and beyond the bounds.
 public struct RationalQuadraticSplineTransform: ElementwiseTransform, Codable {
     public var bins: Int

@@ -78,7 +78,7 @@ extension Distribution {
 }
 
 /// A process-wide random generator for calls that take none, like `torch.manual_seed` sets
-/// PyTorch's. Access is serialized by a lock; pass your own ``RandomGenerator`` for
+/// PyTorch's. Access is serialized by a lock; pass your own `RandomGenerator` for
 /// reproducible work in concurrent code.
 public enum DefaultGenerator {
     private static let lock = NSLock()

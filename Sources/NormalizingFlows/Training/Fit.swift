@@ -1,6 +1,6 @@
 import Foundation
 
-/// Settings for ``fit(_:data:validation:options:progress:)``.
+/// Settings for ``fit(_:data:context:validation:validationContext:options:progress:)``.
 public struct FitOptions: Sendable {
     public var steps = 1000
     public var batchSize = 256
@@ -22,7 +22,7 @@ public struct FitOptions: Sendable {
     public init() {}
 }
 
-/// What ``fit(_:data:validation:options:progress:)`` did.
+/// What ``fit(_:data:context:validation:validationContext:options:progress:)`` did.
 public struct FitReport: Sendable {
     public var stepsTaken: Int
     public var finalLoss: Double
@@ -55,10 +55,12 @@ public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, context: Tensor?
 /// `restoreBest` the best parameters are put back at the end.
 ///
 /// - Parameters:
+///   - flow: the flow to train; its parameters are updated in place.
 ///   - data: training rows, shape [N] + event shape.
 ///   - context: for a conditional flow, one context row per data row, shape [N, C].
 ///   - validation: held-out rows; when `nil`, `options.validationFraction` of `data` is held out.
 ///   - validationContext: the context rows of `validation`.
+///   - options: steps, batch size, learning rate and the other settings.
 ///   - progress: called after every evaluation (and at the end).
 /// - Throws: ``TrainingError/nonFiniteLoss(step:value:)`` naming the step where the loss became
 ///   NaN or infinite; ``FlowError`` for data of the wrong shape or with non-finite values.

@@ -35,7 +35,7 @@ public struct TrainingProgress: Sendable {
 /// How the learning rate evolves during training.
 public enum LearningRatePolicy: String, Sendable, CaseIterable {
     case constant
-    /// Cosine decay to 0 over the run (``CosineAnnealing``).
+    /// Cosine decay to 0 over the run (`CosineAnnealing`).
     case cosine
 
     func schedule(base: Double, steps: Int) -> any LearningRateSchedule {

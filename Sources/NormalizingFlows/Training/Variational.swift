@@ -27,8 +27,12 @@ public struct VariationalReport: Sendable {
 /// loss = E_{z∼q}[log q(z) − log p̃(z)] = KL(q ‖ p) − log Z, estimated with reparameterised
 /// samples drawn through the flow's forward direction (one pass, no inverse).
 ///
-/// - Parameter logDensity: log p̃ for samples of shape [n] + event shape, returning shape [n];
-///   built from tensor operations so gradients reach the flow's samples.
+/// - Parameters:
+///   - flow: the flow to train; its parameters are updated in place.
+///   - logDensity: log p̃ for samples of shape [n] + event shape, returning shape [n]; built
+///     from tensor operations so gradients reach the flow's samples.
+///   - options: steps, samples per step, learning rate and the other settings.
+///   - progress: called every `reportInterval` steps and at the end.
 /// - Throws: ``TrainingError/nonFiniteLoss(step:value:)`` naming the step where the loss became
 ///   NaN or infinite.
 @discardableResult

@@ -52,7 +52,11 @@ public final class MLP {
     public let layers: [Linear]
     public let activation: Activation
 
-    /// - Parameter sizes: input size, hidden sizes…, output size (at least two entries).
+    /// - Parameters:
+    ///   - sizes: input size, hidden sizes…, output size (at least two entries).
+    ///   - activation: applied after every layer but the last.
+    ///   - dtype: the parameters' element type.
+    ///   - generator: draws the initial weights.
     public init(_ sizes: [Int], activation: Activation = .relu, dtype: DType = .float32, generator: inout RandomGenerator) {
         precondition(sizes.count >= 2, "MLP needs at least an input and an output size, got \(sizes)")
         var layers: [Linear] = []

@@ -135,7 +135,7 @@ extension Tensor {
 }
 
 /// `base` raised to `exponent` elementwise (broadcast); defined for `base > 0`, or `base == 0`
-/// with a positive exponent. Use ``Tensor/pow(_:)`` for integer powers of any base.
+/// with a positive exponent. Use `Tensor.pow(_: Int)` for integer powers of any base.
 public func pow(_ base: Tensor, _ exponent: Tensor) -> Tensor {
     let out = Tensor.elementwise(.power, base, exponent)
     return Tensor.record("pow", out, [base, exponent]) { g, needs in
