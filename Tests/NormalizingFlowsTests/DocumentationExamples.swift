@@ -10,14 +10,14 @@ import NormalizingFlows
         let base = Normal.standard([2])
         let target = Normal(loc: .full([2], 5), scale: .full([2], 0.5))
 
-        // A plan: hyperparameters only. The flow makes it concrete for event shape [2].
+        // A plan; the flow makes it concrete for event shape [2].
         let flow = try Flow(base: base, bijector: AffineAutoregressive())
 
         let optimizer = Adam(flow.parameters, learningRate: 5e-2)
         for step in 0...500 {
             let y = try target.sample(1000)
             let loss = try -flow.logProb(y).mean()
-            optimizer.step(minimizing: loss)          // zero gradients, backward, update
+            optimizer.step(minimizing: loss)   // zero grads, backward, update
             if step % 100 == 0 { print(step, loss.item) }
         }
 
