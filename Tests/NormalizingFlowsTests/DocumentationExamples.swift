@@ -61,6 +61,33 @@ import NormalizingFlows
         #expect(samples.shape == [1000, 2] && (report.bestValidationNLL ?? 9) < 2.5)
     }
 
+    @Test func digitsTutorial() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let previous = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(root.appendingPathComponent("benchmarks/data").path)
+        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+
+        let pixels = try DataFile.read("digits.csv")              // 1797 images × 64 pixels in 0…16
+        var generator = RandomGenerator(seed: 0)
+        let x = (pixels + Tensor.uniform(pixels.shape, generator: &generator)) / 17
+        let p = x * 0.9 + 0.05
+        let y = p.log() - (1 - p).log()                            // logit(0.05 + 0.9·x)
+
+        let digits = try Flow(base: Normal.standard([64]),
+                              bijector: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256])))
+        var settings = FitOptions()
+        settings.steps = 1000
+        settings.steps = 20   // (shortened for the test suite)
+        let result = try fit(digits, data: y, options: settings)
+        print("validation NLL per image", result.bestValidationNLL ?? .nan)
+
+        // New images: sample, undo the logit, rescale to 0…16.
+        let drawn = try digits.sample(16)
+        let images = (drawn.sigmoid() - 0.05) / 0.9 * 17
+        #expect(pixels.shape == [1797, 64] && images.shape == [16, 64])
+        #expect(images.doubles.allSatisfy { $0 > -1 && $0 < 18 })
+    }
+
     @Test func variationalInference() throws {
         let energy = Energy.u1                      // Rezende & Mohamed (2015), a ring with two modes
         for plan in [PlanarFlow(layers: 32), SylvesterFlow(layers: 16)] as [any BijectorPlan] {
