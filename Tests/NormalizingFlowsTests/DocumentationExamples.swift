@@ -39,8 +39,8 @@ import NormalizingFlows
             try DataFile.writeCSV(Tensor(rows, shape: [n, 2]), to: "\(folder)/\(name)")
         }
         let previous = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(folder)
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        _ = FileManager.default.changeCurrentDirectoryPath(folder)
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
 
         let train = try DataFile.read("moons_train.csv")        // rows × 2, Float32
         let test = try DataFile.read("moons_test.csv")
@@ -65,7 +65,7 @@ import NormalizingFlows
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let previous = FileManager.default.currentDirectoryPath
         FileManager.default.changeCurrentDirectoryPath(root.appendingPathComponent("benchmarks/data").path)
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
 
         let pixels = try DataFile.read("digits.csv")              // 1797 images × 64 pixels in 0…16
         var generator = RandomGenerator(seed: 0)

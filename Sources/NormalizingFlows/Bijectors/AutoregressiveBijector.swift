@@ -2,9 +2,11 @@
 /// dimensions before i: y_i = f(x_i; θ_i(x_<i)) (Kingma et al. 2016; Papamakarios et al. 2017).
 ///
 /// The Jacobian is triangular in the network's order, so log |det J| = Σᵢ log |∂y_i/∂x_i|.
-/// `forward` (noise → data) takes one network pass. `inverse` is sequential: pass k fixes the
-/// k-th dimension in the order, so it takes D passes; the first pass sees only zeros and, without
-/// context, runs on a single row. ``Invert`` swaps the costs (MAF versus IAF).
+/// `forward` (noise → data) takes one network pass. `inverse` is sequential: step k fixes the
+/// k-th dimension in the order. Without gradients (sampling a MAF, scoring an IAF) the steps
+/// compute only the network units whose inputs became known, one network pass in all (see
+/// `sequentialInverse`); with gradients they are D full passes, the first on zeros (and, without
+/// context, on a single row). ``Invert`` swaps the costs (MAF versus IAF).
 final class AutoregressiveBijector: Bijector {
     let transform: any ElementwiseTransform
     let network: MaskedAutoregressiveNetwork
@@ -45,6 +47,12 @@ final class AutoregressiveBijector: Bijector {
         let leading = try leadingShape(of: y, "input")
         try checkContext(context, leading: leading)
         let flat = y.reshaped(to: leading + [size])
+        if !GradientMode.isEnabled {
+            let rows = leading.reduce(1, *)
+            let flatContext = context.map { $0.broadcast(to: leading + [contextSize]).reshaped(to: [rows, contextSize]) }
+            let (x, d) = network.sequentialInverse(flat.reshaped(to: [rows, size]), context: flatContext, transform: transform)
+            return (x.reshaped(to: y.shape), d.sum(alongAxis: -1).reshaped(to: leading))
+        }
         // Pass 1: the input is all zeros, identical for every row.
         let firstInput = context == nil ? Tensor.zeros([1, size], dtype: y.dtype) : Tensor.zeros(flat.shape, dtype: y.dtype)
         var (x, d) = transform.inverse(flat, parameters: network(firstInput, context: context))

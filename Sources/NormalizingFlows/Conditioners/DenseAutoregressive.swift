@@ -110,7 +110,7 @@ final class MaskedAutoregressiveNetwork {
     private(set) var masks: [Tensor]
     let skipWeight: Parameter?
     private(set) var skipMask: Tensor?
-    private let hiddenSizes: [Int]
+    let hiddenSizes: [Int]
     let parameterization: WeightParameterization
 
     init(
@@ -152,7 +152,7 @@ final class MaskedAutoregressiveNetwork {
         var previous = inputDegree + [Int](repeating: 0, count: contextSize)
         var masks: [Tensor] = []
         for h in hiddenSizes {
-            let degrees = (0..<h).map { $0 % Swift.max(d - 1, 1) + 1 }
+            let degrees = Self.hiddenDegrees(size: h, inputs: d)
             masks.append(Self.mask(rows: degrees, columns: previous, dtype: dtype) { $0 >= $1 } * parameterization.multiplier(fanIn: previous.count))
             previous = degrees
         }
@@ -162,6 +162,11 @@ final class MaskedAutoregressiveNetwork {
         if skipWeight != nil {
             skipMask = Self.mask(rows: outputDegrees, columns: inputDegree, dtype: dtype) { $0 > $1 } * parameterization.multiplier(fanIn: d)
         }
+    }
+
+    /// Degrees of a hidden layer of `size` units for `inputs` dimensions: 1…D−1, cycling.
+    static func hiddenDegrees(size: Int, inputs d: Int) -> [Int] {
+        (0..<size).map { $0 % Swift.max(d - 1, 1) + 1 }
     }
 
     private static func mask(rows: [Int], columns: [Int], dtype: DType, _ connect: (Int, Int) -> Bool) -> Tensor {
