@@ -12,10 +12,10 @@ import Foundation
 ///   dy/dx = s_k² (d_{k+1}ξ² + 2s_k ξ(1−ξ) + d_k(1−ξ)²) / (s_k + (d_{k+1} + d_k − 2s_k) ξ(1−ξ))².
 ///
 /// The inverse solves the quadratic for ξ with the cancellation-free root 2c / (−b − √(b² − 4ac)).
-/// Knots come from tensor operations (softmax, cumulative sums); the per-element work (bin
-/// search, rational function, tails) is one fused kernel with exact derivatives
-/// (a single kernel). Inputs outside [−B, B], however far, take the identity
-/// tails, and ξ is kept in [0, 1], so values and gradients stay finite at and beyond the bounds.
+/// Everything from the raw parameters to the output (knots, bin search, rational function,
+/// tails) is one fused kernel with a hand-written backward pass (`RationalQuadraticSplineKernel`).
+/// Inputs outside [−B, B], however far, take the identity tails, and ξ is kept in [0, 1], so
+/// values and gradients stay finite at and beyond the bounds.
 public struct RationalQuadraticSplineTransform: ElementwiseTransform, Codable {
     public var bins: Int
     public var bound: Double
@@ -51,42 +51,20 @@ public struct RationalQuadraticSplineTransform: ElementwiseTransform, Codable {
         }
     }
 
-    /// Knot positions [..., K+1] on [−B, B] from logits [..., K]: cumulative bin sizes.
-    private func knotPositions(_ logits: Tensor, minimum: Double) -> Tensor {
-        let k = logits.shape[logits.rank - 1]
-        let fractions = logits.softmax(alongAxis: -1) * (1 - minimum * Double(k)) + minimum
-        let cumulative = fractions.cumulativeSum(alongAxis: -1)
-        var ends = logits.shape
-        ends[ends.count - 1] = 1
-        let interior = [cumulative.slice(alongAxis: -1, 0..<(k - 1))]
-        let unit = Tensor.concatenate([Tensor.zeros(ends, dtype: logits.dtype)] + interior + [Tensor.ones(ends, dtype: logits.dtype)], alongAxis: -1)
-        return unit * (2 * bound) - bound
-    }
-
-    /// Knot x-positions, y-positions and derivatives [N, K+1] for every element of a tensor of
-    /// `shape` (parameters broadcast to `shape + [P]`).
-    private func knots(_ parameters: Tensor, shape: [Int]) -> (x: Tensor, y: Tensor, derivatives: Tensor) {
-        let k = bins
-        let n = shape.reduce(1, *)
-        let p = parameters.broadcast(to: shape + [parameterCount]).reshaped(to: [n, parameterCount])
-        let xKnots = knotPositions(p.slice(alongAxis: -1, 0..<k), minimum: minimumBinWidth)
-        let yKnots = knotPositions(p.slice(alongAxis: -1, k..<(2 * k)), minimum: minimumBinHeight)
-        let ones = Tensor.ones([n, 1], dtype: parameters.dtype)
-        let interior = p.slice(alongAxis: -1, (2 * k)..<(3 * k - 1)).softplus() + minimumDerivative
-        return (xKnots, yKnots, Tensor.concatenate([ones, interior, ones], alongAxis: -1))
+    /// Raw parameters [N, P] for the N elements of a tensor of `shape` (they broadcast to `shape + [P]`).
+    private func flatParameters(_ parameters: Tensor, shape: [Int]) -> Tensor {
+        parameters.broadcast(to: shape + [parameterCount]).reshaped(to: [shape.reduce(1, *), parameterCount])
     }
 
     public func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {
-        let (xk, yk, d) = knots(parameters, shape: x.shape)
         let (y, logDerivative) = RationalQuadraticSplineKernel.evaluate(
-            x.flattened(), xKnots: xk, yKnots: yk, derivatives: d, bound: bound, inverse: false)
+            x.flattened(), parameters: flatParameters(parameters, shape: x.shape), spline: self, inverse: false)
         return (y.reshaped(to: x.shape), logDerivative.reshaped(to: x.shape))
     }
 
     public func inverse(_ y: Tensor, parameters: Tensor) -> (x: Tensor, logAbsDerivative: Tensor) {
-        let (xk, yk, d) = knots(parameters, shape: y.shape)
         let (x, logDerivative) = RationalQuadraticSplineKernel.evaluate(
-            y.flattened(), xKnots: xk, yKnots: yk, derivatives: d, bound: bound, inverse: true)
+            y.flattened(), parameters: flatParameters(parameters, shape: y.shape), spline: self, inverse: true)
         return (x.reshaped(to: y.shape), logDerivative.reshaped(to: y.shape))
     }
 }

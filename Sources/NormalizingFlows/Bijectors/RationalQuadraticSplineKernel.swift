@@ -39,98 +39,169 @@ struct SplineDual {
 
 import Foundation
 
-/// The rational-quadratic spline evaluated in one pass per element, with exact derivatives
-/// (Durkan et al. 2019, eq. 4–8): the bin search, the rational function, the closed-form inverse
-/// and the identity tails, fused. Each element's output and log-derivative carry their partials
-/// with respect to x and the six knot values of its bin (forward-mode), so the backward pass only
-/// scatters seven numbers per element: no intermediate tensors, one kernel each way.
+/// The rational-quadratic spline evaluated in one pass per element, from its raw parameters,
+/// with exact derivatives (Durkan et al. 2019, eq. 4–8). Per element the kernel turns the
+/// 3K − 1 raw values into knots (softmax and running sums for widths and heights, softplus for
+/// the interior derivatives), finds the bin, and evaluates the rational function, its closed-form
+/// inverse or the identity tails. The output and log-derivative carry their partials with respect
+/// to x and the six knot values of the bin (forward mode); the backward pass chains those through
+/// the running sums and the softmax by hand, O(K) per element. No intermediate tensors: one
+/// kernel each way, split over the cores for large inputs.
 enum RationalQuadraticSplineKernel {
     /// y = f(x) (or x = f⁻¹(y) when `inverse`) and log |df/dx| (or log |df⁻¹/dy|) for inputs [N]
-    /// and knots [N, K+1]: x-positions, y-positions and derivatives.
-    static func evaluate(_ input: Tensor, xKnots: Tensor, yKnots: Tensor, derivatives: Tensor,
-                         bound: Double, inverse: Bool) -> (output: Tensor, logAbsDerivative: Tensor) {
-        let n = input.count, k1 = xKnots.shape[xKnots.rank - 1]
-        let values = input.doubles, xs = xKnots.doubles, ys = yKnots.doubles, ds = derivatives.doubles
+    /// and raw parameters [N, 3K − 1] of `spline`.
+    static func evaluate(_ input: Tensor, parameters: Tensor, spline: RationalQuadraticSplineTransform,
+                         inverse: Bool) -> (output: Tensor, logAbsDerivative: Tensor) {
+        let n = input.count, k = spline.bins, p = spline.parameterCount, bound = spline.bound
+        let values = input.doubles, raw = parameters.doubles
         var out = [Double](repeating: 0, count: n), logDerivative = [Double](repeating: 0, count: n)
-        // Partials per element: 7 for the output, 7 for the log-derivative; the bin index.
+        // Per element: 7 partials for the output and 7 for the log-derivative, the bin (−1 in the
+        // tails), and the width and height softmaxes the backward pass needs.
         var outPartials = [SIMD8<Double>](repeating: .zero, count: n)
         var logPartials = [SIMD8<Double>](repeating: .zero, count: n)
         var bins = [Int](repeating: -1, count: n)
-        for i in 0..<n {
-            let v = values[i]
-            guard v >= -bound && v <= bound else {
-                out[i] = v
-                outPartials[i][0] = 1
-                continue
+        var softmaxes = [Double](repeating: 0, count: n * 2 * k)
+        let widthScale = 1 - spline.minimumBinWidth * Double(k), heightScale = 1 - spline.minimumBinHeight * Double(k)
+        out.withUnsafeMutableBufferPointer { out in
+        logDerivative.withUnsafeMutableBufferPointer { logDerivative in
+        outPartials.withUnsafeMutableBufferPointer { outPartials in
+        logPartials.withUnsafeMutableBufferPointer { logPartials in
+        bins.withUnsafeMutableBufferPointer { bins in
+        softmaxes.withUnsafeMutableBufferPointer { softmaxes in
+            Parallel.chunks(n, threshold: 4096) { start, end in
+                var xs = [Double](repeating: 0, count: k + 1), ys = xs, ds = xs
+                for i in start..<end {
+                    let v = values[i]
+                    guard v >= -bound && v <= bound else {
+                        out[i] = v
+                        outPartials[i][0] = 1
+                        continue
+                    }
+                    let row = i * p, soft = i * 2 * k
+                    softmax(raw, from: row, count: k, into: softmaxes, at: soft)
+                    softmax(raw, from: row + k, count: k, into: softmaxes, at: soft + k)
+                    xs[0] = -bound; ys[0] = -bound; ds[0] = 1
+                    var cx = 0.0, cy = 0.0
+                    for j in 1..<k {
+                        cx += spline.minimumBinWidth + widthScale * softmaxes[soft + j - 1]
+                        cy += spline.minimumBinHeight + heightScale * softmaxes[soft + k + j - 1]
+                        xs[j] = -bound + 2 * bound * cx
+                        ys[j] = -bound + 2 * bound * cy
+                        ds[j] = spline.minimumDerivative + softplus(raw[row + 2 * k + j - 1])
+                    }
+                    xs[k] = bound; ys[k] = bound; ds[k] = 1
+                    let knots = inverse ? ys : xs
+                    var lo = 0, hi = k                     // the bin: knots[lo] ≤ v < knots[lo+1]
+                    while hi - lo > 1 {
+                        let mid = (lo + hi) / 2
+                        if knots[mid] <= v { lo = mid } else { hi = mid }
+                    }
+                    bins[i] = lo
+                    let result = evaluateBin(v, x0: xs[lo], x1: xs[lo + 1], y0: ys[lo], y1: ys[lo + 1],
+                                             d0: ds[lo], d1: ds[lo + 1], inverse: inverse)
+                    out[i] = result.output.value
+                    outPartials[i] = result.output.partials
+                    logDerivative[i] = result.log.value
+                    logPartials[i] = result.log.partials
+                }
             }
-            let row = i * k1
-            let knots = inverse ? ys : xs
-            var lo = 0, hi = k1 - 1                    // the bin: knots[lo] ≤ v < knots[lo+1]
-            while hi - lo > 1 {
-                let mid = (lo + hi) / 2
-                if knots[row + mid] <= v { lo = mid } else { hi = mid }
-            }
-            bins[i] = lo
-            let x0 = SplineDual.input(xs[row + lo], 1), x1 = SplineDual.input(xs[row + lo + 1], 2)
-            let y0 = SplineDual.input(ys[row + lo], 3), y1 = SplineDual.input(ys[row + lo + 1], 4)
-            let d0 = SplineDual.input(ds[row + lo], 5), d1 = SplineDual.input(ds[row + lo + 1], 6)
-            let w = x1 - x0, h = y1 - y0, s = h / w
-            let curvature = d1 + d0 - s * 2
-            let xi: SplineDual
-            if inverse {
-                let offset = SplineDual.input(v, 0) - y0
-                let a = h * (s - d0) + offset * curvature
-                let b = h * d0 - offset * curvature
-                let c = -(s * offset)
-                var discriminant = b * b - a * c * 4
-                if discriminant.value < 0 { discriminant = SplineDual(0) }
-                xi = ((c * 2) / (-b - discriminant.squareRoot())).clampedUnit()
-                out[i] = (xi * w + x0).value
-                outPartials[i] = (xi * w + x0).partials
-            } else {
-                xi = ((SplineDual.input(v, 0) - x0) / w).clampedUnit()
-                let xi1 = xi * (SplineDual(1) - xi)
-                let y = y0 + h * (s * xi * xi + d0 * xi1) / (s + curvature * xi1)
-                out[i] = y.value
-                outPartials[i] = y.partials
-            }
-            let xi1 = xi * (SplineDual(1) - xi)
-            let oneMinus = SplineDual(1) - xi
-            let numerator = d1 * xi * xi + s * xi1 * 2 + d0 * oneMinus * oneMinus
-            let denominator = s + curvature * xi1
-            var log = s.log() * 2 + numerator.log() - denominator.log() * 2
-            if inverse { log = -log }
-            logDerivative[i] = log.value
-            logPartials[i] = log.partials
-        }
+        }}}}}}
         let dtype = input.dtype
         let output = Tensor(out, shape: input.shape, dtype: dtype)
         let logAbs = Tensor(logDerivative, shape: input.shape, dtype: dtype)
-        let inputs = [input, xKnots, yKnots, derivatives]
+        let inputs = [input, parameters]
 
-        /// Gradients of the inputs from an output gradient and per-element partials.
+        /// Gradients of the input and the raw parameters from an output gradient and per-element partials.
         func scatter(_ g: Tensor, _ partials: [SIMD8<Double>], _ needs: [Bool]) -> [Tensor?] {
             let gv = g.doubles
-            var gInput = [Double](repeating: 0, count: n)
-            var gx = [Double](repeating: 0, count: n * k1), gy = gx, gd = gx
-            for i in 0..<n {
-                let p = partials[i] * gv[i]
-                gInput[i] = p[0]
-                let b = bins[i]
-                guard b >= 0 else { continue }
-                let row = i * k1 + b
-                gx[row] += p[1]; gx[row + 1] += p[2]
-                gy[row] += p[3]; gy[row + 1] += p[4]
-                gd[row] += p[5]; gd[row + 1] += p[6]
-            }
+            var gInput = [Double](repeating: 0, count: n), gRaw = [Double](repeating: 0, count: n * p)
+            gInput.withUnsafeMutableBufferPointer { gInput in
+            gRaw.withUnsafeMutableBufferPointer { gRaw in
+                Parallel.chunks(n, threshold: 4096) { start, end in
+                    var gSoft = [Double](repeating: 0, count: k)
+                    for i in start..<end {
+                        let q = partials[i] * gv[i]
+                        gInput[i] = q[0]
+                        let b = bins[i]
+                        guard b >= 0 else { continue }
+                        let row = i * p, soft = i * 2 * k
+                        // Knot j (1 ≤ j ≤ K − 1) is −B + 2B Σ_{m<j} (minimum + scale·softmax_m); knots 0 and K are fixed.
+                        func softmaxGradient(offset: Int, lower: Double, upper: Double, scale: Double) {
+                            let gLower = b >= 1 ? lower : 0, gUpper = b + 1 <= k - 1 ? upper : 0
+                            var dot = 0.0
+                            for m in 0..<k {
+                                let gCumulative = (m < b ? gLower : 0) + (m < b + 1 ? gUpper : 0)
+                                gSoft[m] = 2 * bound * scale * gCumulative
+                                dot += softmaxes[soft + offset + m] * gSoft[m]
+                            }
+                            for m in 0..<k {
+                                gRaw[row + offset + m] = softmaxes[soft + offset + m] * (gSoft[m] - dot)
+                            }
+                        }
+                        softmaxGradient(offset: 0, lower: q[1], upper: q[2], scale: widthScale)
+                        softmaxGradient(offset: k, lower: q[3], upper: q[4], scale: heightScale)
+                        // Interior derivative j is minimum + softplus(raw_{2K + j − 1}); d_0 = d_K = 1.
+                        if b >= 1 { gRaw[row + 2 * k + b - 1] += q[5] * sigmoid(raw[row + 2 * k + b - 1]) }
+                        if b + 1 <= k - 1 { gRaw[row + 2 * k + b] += q[6] * sigmoid(raw[row + 2 * k + b]) }
+                    }
+                }
+            }}
             return [
                 needs[0] ? Tensor(gInput, shape: input.shape, dtype: dtype) : nil,
-                needs[1] ? Tensor(gx, shape: xKnots.shape, dtype: dtype) : nil,
-                needs[2] ? Tensor(gy, shape: yKnots.shape, dtype: dtype) : nil,
-                needs[3] ? Tensor(gd, shape: derivatives.shape, dtype: dtype) : nil,
+                needs[1] ? Tensor(gRaw, shape: parameters.shape, dtype: dtype) : nil,
             ]
         }
         return (Tensor.recordOperation("rqSpline", output: output, inputs: inputs) { g, needs in scatter(g, outPartials, needs) },
                 Tensor.recordOperation("rqSplineLogDerivative", output: logAbs, inputs: inputs) { g, needs in scatter(g, logPartials, needs) })
     }
+
+    /// Output and log-derivative of one bin, with partials with respect to
+    /// (v, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}).
+    private static func evaluateBin(_ v: Double, x0 x0Value: Double, x1 x1Value: Double, y0 y0Value: Double, y1 y1Value: Double,
+                                    d0 d0Value: Double, d1 d1Value: Double, inverse: Bool) -> (output: SplineDual, log: SplineDual) {
+        let x0 = SplineDual.input(x0Value, 1), x1 = SplineDual.input(x1Value, 2)
+        let y0 = SplineDual.input(y0Value, 3), y1 = SplineDual.input(y1Value, 4)
+        let d0 = SplineDual.input(d0Value, 5), d1 = SplineDual.input(d1Value, 6)
+        let w = x1 - x0, h = y1 - y0, s = h / w
+        let curvature = d1 + d0 - s * 2
+        let xi: SplineDual, output: SplineDual
+        if inverse {
+            let offset = SplineDual.input(v, 0) - y0
+            let a = h * (s - d0) + offset * curvature
+            let b = h * d0 - offset * curvature
+            let c = -(s * offset)
+            var discriminant = b * b - a * c * 4
+            if discriminant.value < 0 { discriminant = SplineDual(0) }
+            xi = ((c * 2) / (-b - discriminant.squareRoot())).clampedUnit()
+            output = xi * w + x0
+        } else {
+            xi = ((SplineDual.input(v, 0) - x0) / w).clampedUnit()
+            let xi1 = xi * (SplineDual(1) - xi)
+            output = y0 + h * (s * xi * xi + d0 * xi1) / (s + curvature * xi1)
+        }
+        let xi1 = xi * (SplineDual(1) - xi)
+        let oneMinus = SplineDual(1) - xi
+        let numerator = d1 * xi * xi + s * xi1 * 2 + d0 * oneMinus * oneMinus
+        let denominator = s + curvature * xi1
+        let log = s.log() * 2 + numerator.log() - denominator.log() * 2
+        return (output, inverse ? -log : log)
+    }
+
+    /// softmax(raw[from ..< from + count]) written to out[at ...].
+    private static func softmax(_ raw: [Double], from: Int, count: Int, into out: UnsafeMutableBufferPointer<Double>, at: Int) {
+        var largest = -Double.infinity
+        for m in 0..<count { largest = Swift.max(largest, raw[from + m]) }
+        var total = 0.0
+        for m in 0..<count {
+            let e = Foundation.exp(raw[from + m] - largest)
+            out[at + m] = e
+            total += e
+        }
+        for m in 0..<count { out[at + m] /= total }
+    }
+
+    /// log(1 + eˣ) without overflow.
+    private static func softplus(_ x: Double) -> Double { Swift.max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x))) }
+
+    private static func sigmoid(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
 }
