@@ -69,7 +69,7 @@ enum RationalQuadraticSplineKernel {
         bins.withUnsafeMutableBufferPointer { bins in
         softmaxes.withUnsafeMutableBufferPointer { softmaxes in
             Parallel.chunks(n, threshold: 4096) { start, end in
-                var xs = [Double](repeating: 0, count: k + 1), ys = xs, ds = xs
+                var xs = [Double](repeating: 0, count: k + 1), ys = xs
                 for i in start..<end {
                     let v = values[i]
                     guard v >= -bound && v <= bound else {
@@ -80,16 +80,15 @@ enum RationalQuadraticSplineKernel {
                     let row = i * p, soft = i * 2 * k
                     softmax(raw, from: row, count: k, into: softmaxes, at: soft)
                     softmax(raw, from: row + k, count: k, into: softmaxes, at: soft + k)
-                    xs[0] = -bound; ys[0] = -bound; ds[0] = 1
+                    xs[0] = -bound; ys[0] = -bound
                     var cx = 0.0, cy = 0.0
                     for j in 1..<k {
                         cx += spline.minimumBinWidth + widthScale * softmaxes[soft + j - 1]
                         cy += spline.minimumBinHeight + heightScale * softmaxes[soft + k + j - 1]
                         xs[j] = -bound + 2 * bound * cx
                         ys[j] = -bound + 2 * bound * cy
-                        ds[j] = spline.minimumDerivative + softplus(raw[row + 2 * k + j - 1])
                     }
-                    xs[k] = bound; ys[k] = bound; ds[k] = 1
+                    xs[k] = bound; ys[k] = bound
                     let knots = inverse ? ys : xs
                     var lo = 0, hi = k                     // the bin: knots[lo] ≤ v < knots[lo+1]
                     while hi - lo > 1 {
@@ -97,8 +96,12 @@ enum RationalQuadraticSplineKernel {
                         if knots[mid] <= v { lo = mid } else { hi = mid }
                     }
                     bins[i] = lo
+                    // Only the bin's two knot derivatives: minimum + softplus inside, 1 at ±B.
+                    func derivative(_ j: Int) -> Double {
+                        j == 0 || j == k ? 1 : spline.minimumDerivative + softplus(raw[row + 2 * k + j - 1])
+                    }
                     let result = evaluateBin(v, x0: xs[lo], x1: xs[lo + 1], y0: ys[lo], y1: ys[lo + 1],
-                                             d0: ds[lo], d1: ds[lo + 1], inverse: inverse)
+                                             d0: derivative(lo), d1: derivative(lo + 1), inverse: inverse)
                     out[i] = result.output.value
                     outPartials[i] = result.output.partials
                     logDerivative[i] = result.log.value
