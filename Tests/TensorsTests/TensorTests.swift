@@ -164,3 +164,14 @@ import Testing
     let a = randomTensor([4, 4], seed: 21) + Tensor.eye(4, dtype: .float64) * 2
     #expect(maxAbsDifference(matmul(a, a.matrixInverse()).doubles, Tensor.eye(4, dtype: .float64).doubles) < 1e-12)
 }
+
+@Test func blockedLinearEqualsTheDenseLayerWithZerosOutsideTheBlocks() {
+    var g = RandomGenerator(seed: 31)
+    let x = Tensor.randn([9, 6], generator: &g), weight = Tensor.randn([5, 6], generator: &g), bias = Tensor.randn([5], generator: &g)
+    let blocks = [LinearBlock(outputs: 0..<1, inputs: 0), LinearBlock(outputs: 1..<4, inputs: 2), LinearBlock(outputs: 4..<5, inputs: 6)]
+    var keep = [Double](repeating: 0, count: 30)
+    for block in blocks { for r in block.outputs { for c in 0..<block.inputs { keep[r * 6 + c] = 1 } } }
+    let dense = linear(x, weight: weight * Tensor(keep, shape: [5, 6]), bias: bias)
+    let blocked = linear(x, weight: weight, bias: bias, blocks: blocks)
+    #expect(zip(dense.doubles, blocked.doubles).allSatisfy { abs($0 - $1) < 1e-5 })
+}

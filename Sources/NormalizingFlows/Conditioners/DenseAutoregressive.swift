@@ -108,6 +108,8 @@ final class MaskedAutoregressiveNetwork {
     let weights: [Parameter]
     let biases: [Parameter]
     private(set) var masks: [Tensor]
+    /// Per layer, the row blocks that skip the mask's zeros (nil: dense).
+    private(set) var blocks: [[LinearBlock]?] = []
     let skipWeight: Parameter?
     private(set) var skipMask: Tensor?
     let hiddenSizes: [Int]
@@ -150,23 +152,43 @@ final class MaskedAutoregressiveNetwork {
         var inputDegree = [Int](repeating: 0, count: d)
         for (position, dimension) in order.enumerated() { inputDegree[dimension] = position + 1 }
         var previous = inputDegree + [Int](repeating: 0, count: contextSize)
-        var masks: [Tensor] = []
-        for h in hiddenSizes {
+        var masks: [Tensor] = [], blocks: [[LinearBlock]?] = []
+        for (l, h) in hiddenSizes.enumerated() {
             let degrees = Self.hiddenDegrees(size: h, inputs: d)
             masks.append(Self.mask(rows: degrees, columns: previous, dtype: dtype) { $0 >= $1 } * parameterization.multiplier(fanIn: previous.count))
+            blocks.append(l == 0 ? nil : Self.blocks(rows: degrees, columns: previous, alignment: 1) { $0 >= $1 })
             previous = degrees
         }
         let outputDegrees = (0..<(d * p)).map { inputDegree[$0 / p] }
         masks.append(Self.mask(rows: outputDegrees, columns: previous, dtype: dtype) { $0 > $1 } * parameterization.multiplier(fanIn: previous.count))
+        blocks.append(Self.blocks(rows: outputDegrees, columns: previous, alignment: p) { $0 > $1 })
         self.masks = masks
+        self.blocks = blocks
         if skipWeight != nil {
             skipMask = Self.mask(rows: outputDegrees, columns: inputDegree, dtype: dtype) { $0 > $1 } * parameterization.multiplier(fanIn: d)
         }
     }
 
-    /// Degrees of a hidden layer of `size` units for `inputs` dimensions: 1…D−1, cycling.
+    /// Degrees of a hidden layer of `size` units for `inputs` dimensions: 1…D−1 equally often
+    /// (as when cycling), in ascending order so that each layer's mask is block-triangular.
     static func hiddenDegrees(size: Int, inputs d: Int) -> [Int] {
-        (0..<size).map { $0 % Swift.max(d - 1, 1) + 1 }
+        (0..<size).map { $0 % Swift.max(d - 1, 1) + 1 }.sorted()
+    }
+
+    /// Row blocks for a layer whose inputs have ascending `columns` degrees: each block of
+    /// output units reads only the prefix of inputs its mask can reach (see
+    /// ``linear(_:weight:bias:blocks:)``). `nil` when the layer is too small to gain.
+    static func blocks(rows: [Int], columns: [Int], alignment: Int, _ connect: (Int, Int) -> Bool) -> [LinearBlock]? {
+        guard rows.count * columns.count >= 1 << 16 else { return nil }
+        let reach = rows.map { r in columns.lastIndex { connect(r, $0) }.map { $0 + 1 } ?? 0 }
+        let target = Swift.max(64, rows.count / 8)
+        var blocks: [LinearBlock] = [], start = 0
+        for end in 1...rows.count where end == rows.count || (end - start >= target && end % alignment == 0) {
+            blocks.append(LinearBlock(outputs: start..<end, inputs: reach[start..<end].max() ?? 0))
+            start = end
+        }
+        let work = blocks.reduce(0) { $0 + $1.outputs.count * $1.inputs }
+        return Double(work) < 0.85 * Double(rows.count * columns.count) ? blocks : nil
     }
 
     private static func mask(rows: [Int], columns: [Int], dtype: DType, _ connect: (Int, Int) -> Bool) -> Tensor {
@@ -199,7 +221,7 @@ final class MaskedAutoregressiveNetwork {
         }
         let input = x
         for l in weights.indices {
-            h = linear(h, weight: weights[l].value * masks[l], bias: biases[l].value)
+            h = linear(h, weight: weights[l].value * masks[l], bias: biases[l].value, blocks: blocks[l])
             if l < weights.count - 1 { h = activation(h) }
         }
         if let skipWeight, let skipMask {

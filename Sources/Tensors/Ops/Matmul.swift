@@ -79,6 +79,26 @@ private func gemm(
 ///   - bias: shape [out], or `nil`.
 /// - Returns: shape [..., out].
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+    linear(x, weight: weight, bias: bias, blocks: nil)
+}
+
+/// Output units `outputs` of a dense layer that read only the first `inputs` input features.
+public struct LinearBlock: Sendable, Equatable {
+    public var outputs: Range<Int>
+    public var inputs: Int
+    public init(outputs: Range<Int>, inputs: Int) {
+        self.outputs = outputs
+        self.inputs = inputs
+    }
+}
+
+/// A dense layer whose weight is zero outside `blocks`: output units `block.outputs` see only
+/// the first `block.inputs` inputs. The blocks must cover the outputs in order. Forward and
+/// backward skip the zeros (one GEMM per block), and the weight's gradient is zero there.
+///
+/// A MADE layer with units sorted by degree has a block-triangular mask, so this does about
+/// half the work of ``linear(_:weight:bias:)`` on it (Germain et al. 2015).
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
     precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
         "linear: input shape \(x.shape) does not fit weight shape \(weight.shape) ([out, in])")
     precondition(x.dtype == weight.dtype, "linear: dtypes differ (\(x.dtype), \(weight.dtype))")
@@ -86,20 +106,29 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
     if let bias {
         precondition(bias.shape == [outFeatures], "linear: bias shape \(bias.shape) should be [\(outFeatures)]")
     }
+    let blocks = blocks ?? [LinearBlock(outputs: 0..<outFeatures, inputs: inFeatures)]
+    precondition(blocks.first?.outputs.lowerBound ?? 0 == 0 && blocks.last?.outputs.upperBound ?? 0 == outFeatures
+                 && zip(blocks, blocks.dropFirst()).allSatisfy { $0.outputs.upperBound == $1.outputs.lowerBound }
+                 && blocks.allSatisfy { $0.inputs >= 0 && $0.inputs <= inFeatures },
+                 "linear: blocks \(blocks) do not cover \(outFeatures) outputs in order within \(inFeatures) inputs")
     let rows = x.count / Swift.max(inFeatures, 1)
     let outShape = Array(x.shape.dropLast()) + [outFeatures]
     let out = Tensor(uninitializedShape: outShape, dtype: x.dtype)
     func run<T: TensorScalar>(_: T.Type) {
         let px = x.pointer(T.self), pw = weight.pointer(T.self), py = out.pointer(T.self)
         withExtendedLifetime((x, weight, bias)) {
-            var beta: T = 0
             if let bias {
                 let pb = bias.pointer(T.self)
                 for r in 0..<rows { (py + r * outFeatures).update(from: pb, count: outFeatures) }
-                beta = 1
+            } else {
+                py.update(repeating: 0, count: rows * outFeatures)
             }
-            T.gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
-                   a: px, lda: inFeatures, b: pw, ldb: inFeatures, beta: beta, c: py, ldc: outFeatures)
+            for block in blocks where block.inputs > 0 && !block.outputs.isEmpty {
+                let first = block.outputs.lowerBound
+                T.gemm(transA: false, transB: true, m: rows, n: block.outputs.count, k: block.inputs, alpha: 1,
+                       a: px, lda: inFeatures, b: pw + first * inFeatures, ldb: inFeatures, beta: 1,
+                       c: py + first, ldc: outFeatures)
+            }
         }
     }
     switch x.dtype {
@@ -109,11 +138,40 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }
     let inputShape = x.shape
+    let dense = blocks.count == 1 && blocks[0].inputs == inFeatures
     return Tensor.record("linear", out, inputs) { g, needs in
         let g2 = g.reshaped(to: [rows, outFeatures])
-        let gx = needs[0] ? matmul(g2, weight).reshaped(to: inputShape) : nil
-        let gw = needs[1] ? matmul(g2, x.reshaped(to: [rows, inFeatures]), transposeA: true) : nil
         let gb = needs.count > 2 && needs[2] ? g2.sum(alongAxis: 0) : nil
-        return [gx, gw, gb]
+        if dense {
+            let gx = needs[0] ? matmul(g2, weight).reshaped(to: inputShape) : nil
+            let gw = needs[1] ? matmul(g2, x.reshaped(to: [rows, inFeatures]), transposeA: true) : nil
+            return [gx, gw, gb]
+        }
+        var gx = needs[0] ? Tensor.zeros([rows, inFeatures], dtype: x.dtype) : nil
+        var gw = needs[1] ? Tensor.zeros([outFeatures, inFeatures], dtype: x.dtype) : nil
+        func run<T: TensorScalar>(_: T.Type) {
+            let pg = g2.pointer(T.self), px = x.pointer(T.self), pw = weight.pointer(T.self)
+            let pgx = gx?.pointer(T.self), pgw = gw?.pointer(T.self)
+            withExtendedLifetime((g2, x, weight, gx, gw)) {
+                for block in blocks where block.inputs > 0 && !block.outputs.isEmpty {
+                    let first = block.outputs.lowerBound, count = block.outputs.count
+                    if let pgx {   // gx[:, ..<inputs] += g[:, block] · W[block, ..<inputs]
+                        T.gemm(transA: false, transB: false, m: rows, n: block.inputs, k: count, alpha: 1,
+                               a: pg + first, lda: outFeatures, b: pw + first * inFeatures, ldb: inFeatures, beta: 1,
+                               c: pgx, ldc: inFeatures)
+                    }
+                    if let pgw {   // gW[block, ..<inputs] = g[:, block]ᵀ · x[:, ..<inputs]
+                        T.gemm(transA: true, transB: false, m: count, n: block.inputs, k: rows, alpha: 1,
+                               a: pg + first, lda: outFeatures, b: px, ldb: inFeatures, beta: 0,
+                               c: pgw + first * inFeatures, ldc: inFeatures)
+                    }
+                }
+            }
+        }
+        switch x.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+        return [gx?.reshaped(to: inputShape), gw, gb]
     }
 }
