@@ -147,8 +147,8 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBl
             let gw = needs[1] ? matmul(g2, x.reshaped(to: [rows, inFeatures]), transposeA: true) : nil
             return [gx, gw, gb]
         }
-        var gx = needs[0] ? Tensor.zeros([rows, inFeatures], dtype: x.dtype) : nil
-        var gw = needs[1] ? Tensor.zeros([outFeatures, inFeatures], dtype: x.dtype) : nil
+        let gx = needs[0] ? Tensor.zeros([rows, inFeatures], dtype: x.dtype) : nil
+        let gw = needs[1] ? Tensor.zeros([outFeatures, inFeatures], dtype: x.dtype) : nil
         func run<T: TensorScalar>(_: T.Type) {
             let pg = g2.pointer(T.self), px = x.pointer(T.self), pw = weight.pointer(T.self)
             let pgx = gx?.pointer(T.self), pgw = gw?.pointer(T.self)
