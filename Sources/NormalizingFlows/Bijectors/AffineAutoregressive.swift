@@ -1,7 +1,8 @@
 /// An affine autoregressive bijector (IAF/MAF, Kingma et al. 2016; Papamakarios et al. 2017):
 /// y_i = μ_i(x_<i) + σ_i(x_<i)·x_i with (μ, s) from a MADE network and log σ from ``AffineScale``.
 ///
-/// `forward` (sampling) is one network pass; `inverse` (density evaluation) takes D passes.
+/// `forward` (sampling) is one network pass; `inverse` (density evaluation) takes D sequential
+/// steps (one pass's work in all when no gradients are recorded).
 /// Wrap it in ``Invert`` for the MAF direction (parallel density, sequential sampling).
 ///
 /// Defaults differ from FlowTorch's where FlowTorch's fail on its own tutorial: the network

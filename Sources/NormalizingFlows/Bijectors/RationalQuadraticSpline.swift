@@ -85,7 +85,7 @@ public struct Spline: BijectorPlan {
 
 /// An autoregressive rational-quadratic spline (the NSF-AR layer; Durkan et al. 2019):
 /// each dimension's spline parameters come from a MADE network fed the dimensions before it.
-/// `forward` takes one network pass, `inverse` D passes; ``Invert`` swaps them.
+/// `forward` takes one network pass, `inverse` D sequential steps; ``Invert`` swaps them.
 public struct SplineAutoregressive: BijectorPlan {
     public var transform: RationalQuadraticSplineTransform
     public var conditioner: DenseAutoregressive
