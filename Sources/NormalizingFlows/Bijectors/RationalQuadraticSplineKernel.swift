@@ -39,6 +39,16 @@ struct SplineDual {
 
 import Foundation
 
+/// One element's spline evaluation: output and log-derivative with their partials with respect to
+/// (v, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}), and the bin (−1 in the identity tails).
+struct SplineElement {
+    var output = 0.0
+    var outputPartials = SIMD8<Double>.zero
+    var logDerivative = 0.0
+    var logPartials = SIMD8<Double>.zero
+    var bin = -1
+}
+
 /// The rational-quadratic spline evaluated in one pass per element, from its raw parameters,
 /// with exact derivatives (Durkan et al. 2019, eq. 4–8). Per element the kernel turns the
 /// 3K − 1 raw values into knots (softmax and running sums for widths and heights, softplus for
@@ -54,27 +64,19 @@ enum RationalQuadraticSplineKernel {
                          inverse: Bool) -> (output: Tensor, logAbsDerivative: Tensor) {
         let n = input.count, k = spline.bins, p = spline.parameterCount, bound = spline.bound
         let values = input.doubles, raw = parameters.doubles
-        var out = [Double](repeating: 0, count: n), logDerivative = [Double](repeating: 0, count: n)
-        // Per element: 7 partials for the output and 7 for the log-derivative, the bin (−1 in the
-        // tails), and the width and height softmaxes the backward pass needs.
-        var outPartials = [SIMD8<Double>](repeating: .zero, count: n)
-        var logPartials = [SIMD8<Double>](repeating: .zero, count: n)
-        var bins = [Int](repeating: -1, count: n)
+        var elements = [SplineElement](repeating: SplineElement(), count: n)
+        // The width and height softmaxes of every element, for the backward pass.
         var softmaxes = [Double](repeating: 0, count: n * 2 * k)
         let widthScale = 1 - spline.minimumBinWidth * Double(k), heightScale = 1 - spline.minimumBinHeight * Double(k)
-        out.withUnsafeMutableBufferPointer { out in
-        logDerivative.withUnsafeMutableBufferPointer { logDerivative in
-        outPartials.withUnsafeMutableBufferPointer { outPartials in
-        logPartials.withUnsafeMutableBufferPointer { logPartials in
-        bins.withUnsafeMutableBufferPointer { bins in
+        elements.withUnsafeMutableBufferPointer { elements in
         softmaxes.withUnsafeMutableBufferPointer { softmaxes in
             Parallel.chunks(n, threshold: 4096) { start, end in
                 var xs = [Double](repeating: 0, count: k + 1), ys = xs
                 for i in start..<end {
                     let v = values[i]
                     guard v >= -bound && v <= bound else {
-                        out[i] = v
-                        outPartials[i][0] = 1
+                        elements[i].output = v
+                        elements[i].outputPartials[0] = 1
                         continue
                     }
                     let row = i * p, soft = i * 2 * k
@@ -95,27 +97,24 @@ enum RationalQuadraticSplineKernel {
                         let mid = (lo + hi) / 2
                         if knots[mid] <= v { lo = mid } else { hi = mid }
                     }
-                    bins[i] = lo
                     // Only the bin's two knot derivatives: minimum + softplus inside, 1 at ±B.
                     func derivative(_ j: Int) -> Double {
                         j == 0 || j == k ? 1 : spline.minimumDerivative + softplus(raw[row + 2 * k + j - 1])
                     }
                     let result = evaluateBin(v, x0: xs[lo], x1: xs[lo + 1], y0: ys[lo], y1: ys[lo + 1],
                                              d0: derivative(lo), d1: derivative(lo + 1), inverse: inverse)
-                    out[i] = result.output.value
-                    outPartials[i] = result.output.partials
-                    logDerivative[i] = result.log.value
-                    logPartials[i] = result.log.partials
+                    elements[i] = SplineElement(output: result.output.value, outputPartials: result.output.partials,
+                                                logDerivative: result.log.value, logPartials: result.log.partials, bin: lo)
                 }
             }
-        }}}}}}
+        }}
         let dtype = input.dtype
-        let output = Tensor(out, shape: input.shape, dtype: dtype)
-        let logAbs = Tensor(logDerivative, shape: input.shape, dtype: dtype)
+        let output = Tensor(elements.map(\.output), shape: input.shape, dtype: dtype)
+        let logAbs = Tensor(elements.map(\.logDerivative), shape: input.shape, dtype: dtype)
         let inputs = [input, parameters]
 
         /// Gradients of the input and the raw parameters from an output gradient and per-element partials.
-        func scatter(_ g: Tensor, _ partials: [SIMD8<Double>], _ needs: [Bool]) -> [Tensor?] {
+        func scatter(_ g: Tensor, _ partials: KeyPath<SplineElement, SIMD8<Double>>, _ needs: [Bool]) -> [Tensor?] {
             let gv = g.doubles
             var gInput = [Double](repeating: 0, count: n), gRaw = [Double](repeating: 0, count: n * p)
             gInput.withUnsafeMutableBufferPointer { gInput in
@@ -123,9 +122,9 @@ enum RationalQuadraticSplineKernel {
                 Parallel.chunks(n, threshold: 4096) { start, end in
                     var gSoft = [Double](repeating: 0, count: k)
                     for i in start..<end {
-                        let q = partials[i] * gv[i]
+                        let q = elements[i][keyPath: partials] * gv[i]
                         gInput[i] = q[0]
-                        let b = bins[i]
+                        let b = elements[i].bin
                         guard b >= 0 else { continue }
                         let row = i * p, soft = i * 2 * k
                         // Knot j (1 ≤ j ≤ K − 1) is −B + 2B Σ_{m<j} (minimum + scale·softmax_m); knots 0 and K are fixed.
@@ -154,8 +153,8 @@ enum RationalQuadraticSplineKernel {
                 needs[1] ? Tensor(gRaw, shape: parameters.shape, dtype: dtype) : nil,
             ]
         }
-        return (Tensor.recordOperation("rqSpline", output: output, inputs: inputs) { g, needs in scatter(g, outPartials, needs) },
-                Tensor.recordOperation("rqSplineLogDerivative", output: logAbs, inputs: inputs) { g, needs in scatter(g, logPartials, needs) })
+        return (Tensor.recordOperation("rqSpline", output: output, inputs: inputs) { g, needs in scatter(g, \.outputPartials, needs) },
+                Tensor.recordOperation("rqSplineLogDerivative", output: logAbs, inputs: inputs) { g, needs in scatter(g, \.logPartials, needs) })
     }
 
     /// Output and log-derivative of one bin, with partials with respect to

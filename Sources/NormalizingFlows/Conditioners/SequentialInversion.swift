@@ -5,8 +5,8 @@ import Tensors
 /// Inverting y_i = f(x_i; θ_i(x_<i)) fixes one dimension at a time. Run naively, each of the D
 /// steps is a full MADE pass: D times the work of the forward direction. But a MADE unit of
 /// degree g depends only on the inputs of degree ≤ g (its mask says so), so its value is final as
-/// soon as the first g dimensions in the order are known. Sorting every layer's units by degree
-/// makes each layer's applied weight block-lower-triangular; step t then computes only the units
+/// soon as the first g dimensions in the order are known. With every layer's units in ascending
+/// degree (and the inputs put in order) each applied weight is block-lower-triangular; step t then computes only the units
 /// of degree t − 1 (a GEMM over the prefix of the previous layer they see) and the P outputs of
 /// dimension t. Summed over the steps that is exactly one network pass, with no redundant units
 /// (Papamakarios, Pavlakou & Murray 2017, §3, note the D passes; Germain et al. 2015, §4, for
@@ -98,8 +98,9 @@ extension MaskedAutoregressiveNetwork {
     }
 }
 
-/// A MADE's applied weights with every layer's units sorted by degree (stable), so the units of
-/// degree ≤ g are a prefix of each layer.
+/// A MADE's applied weights with the input columns in degree order (context, then the dimensions
+/// by position). Hidden units are already in ascending degree (``MaskedAutoregressiveNetwork/hiddenDegrees(size:inputs:)``),
+/// so the units of degree ≤ g are a prefix of each layer.
 private struct SortedMADE<T: TensorScalar> {
     /// One dense layer: weight [rows, columns] in sorted order, bias per sorted row.
     struct Layer {
@@ -141,23 +142,21 @@ private struct SortedMADE<T: TensorScalar> {
 
     init(_ network: MaskedAutoregressiveNetwork) {
         let d = network.order.count, c = network.contextSize
-        var position = [Int](repeating: 0, count: d)
-        for (p, dimension) in network.order.enumerated() { position[dimension] = p }
         // Sorted column j of the input ← original column: context first, then dimensions by position.
-        var previousOrder = (0..<c).map { d + $0 } + network.order
+        var columns = (0..<c).map { d + $0 } + network.order
         let applied = zip(network.weights, network.masks).map { ($0.value * $1).scalars(as: T.self) }
         let biases = network.biases.map { $0.value.scalars(as: T.self) }
         for (l, size) in network.hiddenSizes.enumerated() {
             let degrees = MaskedAutoregressiveNetwork.hiddenDegrees(size: size, inputs: d)
-            let rowOrder = (0..<size).sorted { (degrees[$0], $0) < (degrees[$1], $1) }
-            hidden.append(Self.permuted(applied[l], bias: biases[l], fanIn: previousOrder.count, rows: rowOrder, columns: previousOrder))
+            precondition(degrees == degrees.sorted(), "sequential inversion needs hidden units in ascending degree")
+            hidden.append(Self.permuted(applied[l], bias: biases[l], fanIn: columns.count, rows: Array(0..<size), columns: columns))
             hiddenSizes.append(size)
             unitEnd.append((0...d).map { g in degrees.filter { $0 <= g }.count })
-            previousOrder = rowOrder
+            columns = Array(0..<size)
         }
         let outputs = d * network.outputsPerDimension
-        output = Self.permuted(applied[applied.count - 1], bias: biases[biases.count - 1], fanIn: previousOrder.count,
-                               rows: Array(0..<outputs), columns: previousOrder)
+        output = Self.permuted(applied[applied.count - 1], bias: biases[biases.count - 1], fanIn: columns.count,
+                               rows: Array(0..<outputs), columns: columns)
         if let skipWeight = network.skipWeight, let skipMask = network.skipMask {
             skip = Self.permuted((skipWeight.value * skipMask).scalars(as: T.self), bias: [T](repeating: 0, count: outputs),
                                  fanIn: d, rows: Array(0..<outputs), columns: network.order)

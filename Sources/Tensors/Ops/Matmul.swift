@@ -138,15 +138,10 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBl
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }
     let inputShape = x.shape
-    let dense = blocks.count == 1 && blocks[0].inputs == inFeatures
     return Tensor.record("linear", out, inputs) { g, needs in
         let g2 = g.reshaped(to: [rows, outFeatures])
         let gb = needs.count > 2 && needs[2] ? g2.sum(alongAxis: 0) : nil
-        if dense {
-            let gx = needs[0] ? matmul(g2, weight).reshaped(to: inputShape) : nil
-            let gw = needs[1] ? matmul(g2, x.reshaped(to: [rows, inFeatures]), transposeA: true) : nil
-            return [gx, gw, gb]
-        }
+        // Outside the blocks the weight's gradient is zero, and the input's collects the blocks' sums.
         let gx = needs[0] ? Tensor.zeros([rows, inFeatures], dtype: x.dtype) : nil
         let gw = needs[1] ? Tensor.zeros([outFeatures, inFeatures], dtype: x.dtype) : nil
         func run<T: TensorScalar>(_: T.Type) {
