@@ -37,10 +37,10 @@ def zuko_maf(features, transforms, width):
     return flow, lambda x: flow().log_prob(x), lambda n: flow().sample((n,))
 
 
-def zuko_nsf(features, transforms, hidden, bins):
+def zuko_nsf(features, transforms, width, bins):
     import zuko
     # zuko's monotonic RQS lives on [-5, 5] (its default bound, the task's) and is the identity outside.
-    flow = zuko.flows.NSF(features=features, transforms=transforms, hidden_features=hidden, bins=bins)
+    flow = zuko.flows.NSF(features=features, transforms=transforms, hidden_features=(width, width), bins=bins)
     return flow, lambda x: flow().log_prob(x), lambda n: flow().sample((n,))
 
 
@@ -169,7 +169,7 @@ def maf_moons(library, steps, data_dir):
 def nsf_digits(library, steps, data_dir):
     steps = steps or 1000
     if library == "zuko":
-        module, log_prob, _ = zuko_nsf(64, 5, (256, 256), 8)
+        module, log_prob, _ = zuko_nsf(64, 5, 256, 8)
     elif library == "nflows":
         module, log_prob, _ = nflows_flow(64, 5, 256, spline=(8, 5.0))
     else:

@@ -1,6 +1,7 @@
 /// A masked autoregressive flow (Papamakarios, Pavlakou & Murray 2017): `layers` affine
 /// autoregressive layers in the MAF direction (density evaluation in one network pass per
-/// layer, sampling in D), with reversed variable orders between layers.
+/// layer, sampling in D sequential steps that cost one pass in all), with reversed variable
+/// orders between layers.
 public struct MAF: SerializablePlan {
     public static var typeName: String { "MAF" }
     public var layers: Int
@@ -21,7 +22,8 @@ public struct MAF: SerializablePlan {
 }
 
 /// An inverse autoregressive flow (Kingma et al. 2016): like ``MAF`` but in the sampling
-/// direction (one pass per layer to sample and to score its own samples; D to score data).
+/// direction (one pass per layer to sample and to score its own samples; D sequential steps to
+/// score data, one pass's work in all when no gradients are recorded).
 public struct IAF: SerializablePlan {
     public static var typeName: String { "IAF" }
     public var layers: Int
