@@ -23,7 +23,7 @@ public enum GEMM {
 
     /// Multiply-adds per thread below which splitting does not pay for the thread hand-off and
     /// the repeated packing of B.
-    static let workPerThread = 1 << 21
+    static let workPerThread = 1 << 17
 
     /// C = alpha·op(A)·op(B) + beta·C, row-major; op(X) = Xᵀ when `transX`. With `beta == 0`,
     /// C is overwritten without being read. `threads: nil` chooses by problem size.
@@ -59,14 +59,14 @@ public enum GEMM {
     /// Runs `body(firstRow, rowCount)` over blocks of C's rows (multiples of the 6-row
     /// micro-panel), in parallel when the product is large enough; an empty product still runs
     /// once so that C is scaled by beta.
-    private static func forEachRowBlock(m: Int, n: Int, k: Int, requested: Int?, _ body: @escaping @Sendable (Int, Int) -> Void) {
+    private static func forEachRowBlock(m: Int, n: Int, k: Int, requested: Int?, _ body: (Int, Int) -> Void) {
         let parts = partitions(m: m, n: n, k: k, requested: requested)
         if parts <= 1 {
             body(0, m)
             return
         }
         let rows = ((m + parts - 1) / parts + 5) / 6 * 6
-        DispatchQueue.concurrentPerform(iterations: parts) { i in
+        Parallel.forEach(parts) { i in
             let start = i * rows
             if start < m { body(start, Swift.min(rows, m - start)) }
         }

@@ -17,8 +17,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Repetitions (or training steps) to time; the median is reported.")
     var steps: Int?
 
+    @Option(help: "Seed for the training tasks' initialisation, minibatch order and data.")
+    var seed: UInt64 = 0
+
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
+
+    @Option(help: "gemm only: comma-separated shapes MxKxN[:AB] to time instead of the task's (AB: N or T for each operand).")
+    var shapes: String?
 
     @Option(name: .customLong("data-dir"), help: "Folder with the tasks' data (moons_*.csv, digits_*.csv).")
     var dataDirectory = "../shared/bench/data"
@@ -27,13 +33,21 @@ struct Bench: ParsableCommand {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
     }
 
+    private func gemmShapes() throws -> [GEMMBench.Shape] {
+        guard let shapes else { return GEMMBench.taskShapes }
+        return try shapes.split(separator: ",").map {
+            guard let shape = GEMMBench.Shape(String($0)) else { throw ValidationError("--shapes: expected MxKxN or MxKxN:AB, got \($0)") }
+            return shape
+        }
+    }
+
     func run() throws {
         let records: [BenchRecord]
         switch task {
-        case .gemm: records = GEMMBench.run(repetitions: steps)
+        case .gemm: records = GEMMBench.run(repetitions: steps, shapes: try gemmShapes())
         case .mlpStep: records = [MLPStepBench.run(steps: steps)]
         case .vectorMath: records = VectorMathBench.run(repetitions: steps)
-        default: records = [try TaskBench(task: task, steps: steps, dataDirectory: dataDirectory).run()]
+        default: records = [try TaskBench(task: task, steps: steps, seed: seed, dataDirectory: dataDirectory).run()]
         }
         for record in records {
             print(json ? record.jsonLine : record.tableLine)

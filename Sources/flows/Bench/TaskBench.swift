@@ -5,6 +5,7 @@ import NormalizingFlows
 struct TaskBench {
     var task: BenchTask
     var steps: Int?
+    var seed: UInt64
     var dataDirectory: String
 
     func run() throws -> BenchRecord {
@@ -30,7 +31,7 @@ struct TaskBench {
     /// Trains `flow` with Adam on minibatches of `train` for `steps` steps (no validation, constant rate).
     private func train(_ flow: Flow, _ train: Tensor, steps: Int, batch: Int, lr: Double) throws -> Double {
         let optimizer = Adam(flow.parameters, learningRate: lr)
-        var generator = RandomGenerator(seed: 0)
+        var generator = RandomGenerator(seed: seed)
         let n = train.shape[0]
         var order = generator.permutation(n), cursor = 0
         return try Timing.measure {
@@ -44,15 +45,15 @@ struct TaskBench {
     }
 
     private func firstFlow() throws -> BenchRecord {
-        let run = try FirstFlow(seed: 0, steps: (steps ?? 501) - 1)
-        var generator = RandomGenerator(seed: 0)
+        let run = try FirstFlow(seed: seed, steps: (steps ?? 501) - 1)
+        var generator = RandomGenerator(seed: seed)
         let result = try run.train(generator: &generator)
         return record([("steps_per_s", Double(run.steps + 1) / result.seconds), ("wall_s", result.seconds),
                        ("test_nll", result.testNLL), ("params", run.flow.parameterCount)])
     }
 
     private func mafMoons() throws -> BenchRecord {
-        let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [64, 64])))
+        let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [64, 64])), seed: seed)
         let n = steps ?? 2000
         let seconds = try train(flow, data("moons_train.csv"), steps: n, batch: 512, lr: 1e-3)
         return record([("steps_per_s", Double(n) / seconds), ("wall_s", seconds),
@@ -61,7 +62,7 @@ struct TaskBench {
 
     private func nsfDigits() throws -> BenchRecord {
         let plan = NSF(layers: 5, bins: 8, bound: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256]))
-        let flow = try Flow(base: Normal.standard([64]), bijector: plan)
+        let flow = try Flow(base: Normal.standard([64]), bijector: plan, seed: seed)
         let n = steps ?? 1000
         let seconds = try train(flow, data("digits_train.csv"), steps: n, batch: 256, lr: 5e-4)
         return record([("steps_per_s", Double(n) / seconds), ("wall_s", seconds),
@@ -69,8 +70,8 @@ struct TaskBench {
     }
 
     private func mafThroughput() throws -> BenchRecord {
-        let flow = try Flow(base: Normal.standard([16]), bijector: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256])))
-        var generator = RandomGenerator(seed: 1)
+        let flow = try Flow(base: Normal.standard([16]), bijector: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256])), seed: seed)
+        var generator = RandomGenerator(seed: seed &+ 1)
         // Random (not identity) parameters, as the task asks.
         for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &generator) * 0.01 }
         let points = 65_536
@@ -86,21 +87,22 @@ struct TaskBench {
     }
 
     private func planarVI() throws -> BenchRecord {
-        let flow = try Flow(base: Normal.standard([2]), bijector: PlanarFlow(layers: 32))
+        let flow = try Flow(base: Normal.standard([2]), bijector: PlanarFlow(layers: 32), seed: seed)
         var options = VariationalOptions()
         options.steps = steps ?? 5000
         options.samplesPerStep = 256
         options.learningRate = 1e-3
+        options.seed = seed
         let report = try fitVariational(flow, logDensity: Energy.u1.logDensity, options: options)
-        let kl = try klDivergence(flow, logDensity: Energy.u1.logDensity, logNormalizer: Energy.u1.logNormalizer(), samples: 100_000)
+        let kl = try klDivergence(flow, logDensity: Energy.u1.logDensity, logNormalizer: Energy.u1.logNormalizer(), samples: 100_000, seed: seed &+ 1)
         return record([("steps_per_s", Double(options.steps) / report.seconds), ("wall_s", report.seconds), ("kl", kl),
                        ("params", flow.parameterCount)])
     }
 
     private func mafLarge() throws -> BenchRecord {
         let hidden = 1024, d = 64, layers = 5, batch = 1024
-        let flow = try Flow(base: Normal.standard([d]), bijector: MAF(layers: layers, conditioner: DenseAutoregressive(hiddenSizes: [hidden, hidden])))
-        var generator = RandomGenerator(seed: 2)
+        let flow = try Flow(base: Normal.standard([d]), bijector: MAF(layers: layers, conditioner: DenseAutoregressive(hiddenSizes: [hidden, hidden])), seed: seed)
+        var generator = RandomGenerator(seed: seed &+ 2)
         let n = steps ?? 50
         let seconds = try train(flow, Tensor.randn([batch * 4, d], generator: &generator), steps: n, batch: batch, lr: 1e-4)
         // Dense-layer multiply-adds per MADE pass, ×2 flops, ×3 for forward and both backward products.
