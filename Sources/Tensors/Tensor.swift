@@ -72,6 +72,15 @@ public struct Tensor: @unchecked Sendable {
         storage.pointer(T.self)
     }
 
+    /// A tensor of `shape` whose elements `body` writes as `T` (the dtype is `T`'s); `body` must
+    /// write every element. For kernels outside this module that produce a whole tensor at once.
+    public init<T: TensorScalar>(shape: [Int], as type: T.Type, initializingWith body: (UnsafeMutableBufferPointer<T>) throws -> Void) rethrows {
+        self.init(uninitializedShape: shape, dtype: T.dtype)
+        try withExtendedLifetime(storage) {
+            try body(UnsafeMutableBufferPointer(start: storage.pointer(T.self), count: count))
+        }
+    }
+
     /// Calls `body` with the elements' bytes (native byte order, row-major).
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withExtendedLifetime(storage) {

@@ -62,18 +62,29 @@ enum RationalQuadraticSplineKernel {
     /// and raw parameters [N, 3K − 1] of `spline`.
     static func evaluate(_ input: Tensor, parameters: Tensor, spline: RationalQuadraticSplineTransform,
                          inverse: Bool) -> (output: Tensor, logAbsDerivative: Tensor) {
+        switch input.dtype {
+        case .float32: evaluate(input, parameters: parameters, spline: spline, inverse: inverse, as: Float.self)
+        case .float64: evaluate(input, parameters: parameters, spline: spline, inverse: inverse, as: Double.self)
+        }
+    }
+
+    /// The kernel for storage type `T`: inputs, parameters and gradients are read and written in
+    /// place, the arithmetic is in `Double`.
+    private static func evaluate<T: TensorScalar>(_ input: Tensor, parameters: Tensor, spline: RationalQuadraticSplineTransform,
+                                                  inverse: Bool, as _: T.Type) -> (output: Tensor, logAbsDerivative: Tensor) {
         let n = input.count, k = spline.bins, p = spline.parameterCount, bound = spline.bound
-        let values = input.doubles, raw = parameters.doubles
         var elements = [SplineElement](repeating: SplineElement(), count: n)
         // The width and height softmaxes of every element, for the backward pass.
         var softmaxes = [Double](repeating: 0, count: n * 2 * k)
         let widthScale = 1 - spline.minimumBinWidth * Double(k), heightScale = 1 - spline.minimumBinHeight * Double(k)
+        input.withUnsafeBufferPointer(as: T.self) { values in
+        parameters.withUnsafeBufferPointer(as: T.self) { raw in
         elements.withUnsafeMutableBufferPointer { elements in
         softmaxes.withUnsafeMutableBufferPointer { softmaxes in
             Parallel.chunks(n, threshold: 4096) { start, end in
                 var xs = [Double](repeating: 0, count: k + 1), ys = xs
                 for i in start..<end {
-                    let v = values[i]
+                    let v = Double(values[i])
                     guard v >= -bound && v <= bound else {
                         elements[i].output = v
                         elements[i].outputPartials[0] = 1
@@ -99,7 +110,7 @@ enum RationalQuadraticSplineKernel {
                     }
                     // Only the bin's two knot derivatives: minimum + softplus inside, 1 at ±B.
                     func derivative(_ j: Int) -> Double {
-                        j == 0 || j == k ? 1 : spline.minimumDerivative + softplus(raw[row + 2 * k + j - 1])
+                        j == 0 || j == k ? 1 : spline.minimumDerivative + softplus(Double(raw[row + 2 * k + j - 1]))
                     }
                     let result = evaluateBin(v, x0: xs[lo], x1: xs[lo + 1], y0: ys[lo], y1: ys[lo + 1],
                                              d0: derivative(lo), d1: derivative(lo + 1), inverse: inverse)
@@ -107,23 +118,28 @@ enum RationalQuadraticSplineKernel {
                                                 logDerivative: result.log.value, logPartials: result.log.partials, bin: lo)
                 }
             }
-        }}
-        let dtype = input.dtype
-        let output = Tensor(elements.map(\.output), shape: input.shape, dtype: dtype)
-        let logAbs = Tensor(elements.map(\.logDerivative), shape: input.shape, dtype: dtype)
+        }}}}
+        let output = Tensor(shape: input.shape, as: T.self) { out in
+            for i in 0..<n { out[i] = T(elements[i].output) }
+        }
+        let logAbs = Tensor(shape: input.shape, as: T.self) { out in
+            for i in 0..<n { out[i] = T(elements[i].logDerivative) }
+        }
         let inputs = [input, parameters]
 
         /// Gradients of the input and the raw parameters from an output gradient and per-element partials.
         func scatter(_ g: Tensor, _ partials: KeyPath<SplineElement, SIMD8<Double>>, _ needs: [Bool]) -> [Tensor?] {
-            let gv = g.doubles
-            var gInput = [Double](repeating: 0, count: n), gRaw = [Double](repeating: 0, count: n * p)
-            gInput.withUnsafeMutableBufferPointer { gInput in
-            gRaw.withUnsafeMutableBufferPointer { gRaw in
+            var gInput = Tensor.zeros(input.shape, dtype: T.dtype)
+            var gRaw = Tensor.zeros(parameters.shape, dtype: T.dtype)
+            g.withUnsafeBufferPointer(as: T.self) { gv in
+            parameters.withUnsafeBufferPointer(as: T.self) { raw in
+            gInput.withUnsafeMutableBufferPointer(as: T.self) { gInput in
+            gRaw.withUnsafeMutableBufferPointer(as: T.self) { gRaw in
                 Parallel.chunks(n, threshold: 4096) { start, end in
                     var gSoft = [Double](repeating: 0, count: k)
                     for i in start..<end {
-                        let q = elements[i][keyPath: partials] * gv[i]
-                        gInput[i] = q[0]
+                        let q = elements[i][keyPath: partials] * Double(gv[i])
+                        gInput[i] = T(q[0])
                         let b = elements[i].bin
                         guard b >= 0 else { continue }
                         let row = i * p, soft = i * 2 * k
@@ -137,21 +153,18 @@ enum RationalQuadraticSplineKernel {
                                 dot += softmaxes[soft + offset + m] * gSoft[m]
                             }
                             for m in 0..<k {
-                                gRaw[row + offset + m] = softmaxes[soft + offset + m] * (gSoft[m] - dot)
+                                gRaw[row + offset + m] = T(softmaxes[soft + offset + m] * (gSoft[m] - dot))
                             }
                         }
                         softmaxGradient(offset: 0, lower: q[1], upper: q[2], scale: widthScale)
                         softmaxGradient(offset: k, lower: q[3], upper: q[4], scale: heightScale)
                         // Interior derivative j is minimum + softplus(raw_{2K + j − 1}); d_0 = d_K = 1.
-                        if b >= 1 { gRaw[row + 2 * k + b - 1] += q[5] * sigmoid(raw[row + 2 * k + b - 1]) }
-                        if b + 1 <= k - 1 { gRaw[row + 2 * k + b] += q[6] * sigmoid(raw[row + 2 * k + b]) }
+                        if b >= 1 { gRaw[row + 2 * k + b - 1] = T(q[5] * sigmoid(Double(raw[row + 2 * k + b - 1]))) }
+                        if b + 1 <= k - 1 { gRaw[row + 2 * k + b] = T(q[6] * sigmoid(Double(raw[row + 2 * k + b]))) }
                     }
                 }
-            }}
-            return [
-                needs[0] ? Tensor(gInput, shape: input.shape, dtype: dtype) : nil,
-                needs[1] ? Tensor(gRaw, shape: parameters.shape, dtype: dtype) : nil,
-            ]
+            }}}}
+            return [needs[0] ? gInput : nil, needs[1] ? gRaw : nil]
         }
         return (Tensor.recordOperation("rqSpline", output: output, inputs: inputs) { g, needs in scatter(g, \.outputPartials, needs) },
                 Tensor.recordOperation("rqSplineLogDerivative", output: logAbs, inputs: inputs) { g, needs in scatter(g, \.logPartials, needs) })
@@ -190,12 +203,13 @@ enum RationalQuadraticSplineKernel {
     }
 
     /// softmax(raw[from ..< from + count]) written to out[at ...].
-    private static func softmax(_ raw: [Double], from: Int, count: Int, into out: UnsafeMutableBufferPointer<Double>, at: Int) {
+    private static func softmax<T: TensorScalar>(_ raw: UnsafeBufferPointer<T>, from: Int, count: Int,
+                                                into out: UnsafeMutableBufferPointer<Double>, at: Int) {
         var largest = -Double.infinity
-        for m in 0..<count { largest = Swift.max(largest, raw[from + m]) }
+        for m in 0..<count { largest = Swift.max(largest, Double(raw[from + m])) }
         var total = 0.0
         for m in 0..<count {
-            let e = Foundation.exp(raw[from + m] - largest)
+            let e = Foundation.exp(Double(raw[from + m]) - largest)
             out[at + m] = e
             total += e
         }

@@ -38,10 +38,11 @@ public enum Parallel {
         }
     }
 
-    /// Runs `body(start, end)` over `0..<count` in contiguous chunks (multiples of 64), one per
-    /// thread, when `count` reaches `threshold`; otherwise once over the whole range.
+    /// Runs `body(start, end)` over `0..<count` in contiguous chunks (multiples of 64), four per
+    /// thread so that uneven elements (a spline's tails against its bins) still balance, when
+    /// `count` reaches `threshold`; otherwise once over the whole range.
     public static func chunks(_ count: Int, threshold: Int = elementwiseThreshold, _ body: (Int, Int) -> Void) {
-        let parts = count >= threshold ? workers : 1
+        let parts = count >= threshold && workers > 1 ? 4 * workers : 1
         if parts <= 1 {
             body(0, count)
             return

@@ -21,7 +21,7 @@ struct TaskBench {
     }
 
     private func record(_ fields: [(String, Any)]) -> BenchRecord {
-        BenchRecord(fields: [("task", task.rawValue), ("library", "swift-flows")] + fields + [("peak_rss_mb", Timing.peakResidentMegabytes)])
+        BenchRecord(fields: [("task", task.rawValue), ("library", "swift-flows")] + fields + [("peak_rss_mb", Timing.peakResidentMegabytes), ("seed", seed)])
     }
 
     private func data(_ name: String) throws -> Tensor {
