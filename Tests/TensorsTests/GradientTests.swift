@@ -90,6 +90,12 @@ let gradientCases: [GradientCase] = [
         linear($0[0], weight: $0[1], bias: $0[2], blocks: [LinearBlock(outputs: 0..<2, inputs: 0), LinearBlock(outputs: 2..<5, inputs: 3),
                                                            LinearBlock(outputs: 5..<7, inputs: 5)])
     },
+    GradientCase("masked linear in row blocks", [r([4, 5], 84), r([7, 5], 85), r([7], 86)]) {
+        // A strictly lower-triangular pattern inside blocks that reach further than it does.
+        let mask = Tensor((0..<35).map { Double($0 % 5 < $0 / 5 ? 1 : 0) * 0.5 }, shape: [7, 5], dtype: .float64)
+        return linear($0[0], weight: $0[1], mask: mask, bias: $0[2],
+                      blocks: [LinearBlock(outputs: 0..<3, inputs: 2), LinearBlock(outputs: 3..<7, inputs: 5)])
+    },
     // Shapes and indexing
     GradientCase("reshape", [r([3, 4], 90)]) { $0[0].reshaped(to: [2, -1]) * r([2, 6], 91) },
     GradientCase("permute", [r([2, 3, 4], 92)]) { $0[0].permuted([2, 0, 1]) },

@@ -165,6 +165,27 @@ import Testing
     #expect(maxAbsDifference(matmul(a, a.matrixInverse()).doubles, Tensor.eye(4, dtype: .float64).doubles) < 1e-12)
 }
 
+@Test func maskedLinearEqualsTheLayerOnTheMaskedWeightWithTheSameGradients() {
+    var g = RandomGenerator(seed: 32)
+    let x = Parameter(Tensor.randn([8, 6], generator: &g, dtype: .float64))
+    let weight = Parameter(Tensor.randn([5, 6], generator: &g, dtype: .float64))
+    let bias = Parameter(Tensor.randn([5], generator: &g, dtype: .float64))
+    let mask = Tensor((0..<30).map { Double(($0 * 7) % 3 == 0 ? 1 : 0) }, shape: [5, 6], dtype: .float64)
+    let upstream = Tensor.randn([8, 5], generator: &g, dtype: .float64)
+    func gradients(_ layer: () -> Tensor) -> (value: [Double], grads: [[Double]]) {
+        for p in [x, weight, bias] { p.zeroGrad() }
+        let y = layer()
+        (y * upstream).sum().backward()
+        return (y.doubles, [x, weight, bias].map { $0.grad!.doubles })
+    }
+    let reference = gradients { linear(x.value, weight: weight.value * mask, bias: bias.value) }
+    let fused = gradients { linear(x.value, weight: weight.value, mask: mask, bias: bias.value, blocks: nil) }
+    #expect(maxAbsDifference(reference.value, fused.value) < 1e-12)
+    for (a, b) in zip(reference.grads, fused.grads) { #expect(maxAbsDifference(a, b) < 1e-12) }
+    // The weight's gradient is zero wherever the mask is.
+    #expect(zip(fused.grads[1], mask.doubles).allSatisfy { $1 != 0 || $0 == 0 })
+}
+
 @Test func blockedLinearEqualsTheDenseLayerWithZerosOutsideTheBlocks() {
     var g = RandomGenerator(seed: 31)
     let x = Tensor.randn([9, 6], generator: &g), weight = Tensor.randn([5, 6], generator: &g), bias = Tensor.randn([5], generator: &g)

@@ -221,11 +221,11 @@ final class MaskedAutoregressiveNetwork {
         }
         let input = x
         for l in weights.indices {
-            h = linear(h, weight: weights[l].value * masks[l], bias: biases[l].value, blocks: blocks[l])
+            h = linear(h, weight: weights[l].value, mask: masks[l], bias: biases[l].value, blocks: blocks[l])
             if l < weights.count - 1 { h = activation(h) }
         }
         if let skipWeight, let skipMask {
-            h = h + linear(input, weight: skipWeight.value * skipMask, bias: nil)
+            h = h + linear(input, weight: skipWeight.value, mask: skipMask, bias: nil, blocks: nil)
         }
         return h.reshaped(to: Array(x.shape.dropLast()) + [order.count, outputsPerDimension])
     }

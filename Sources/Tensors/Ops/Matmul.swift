@@ -99,6 +99,16 @@ public struct LinearBlock: Sendable, Equatable {
 /// A MADE layer with units sorted by degree has a block-triangular mask, so this does about
 /// half the work of ``linear(_:weight:bias:)`` on it (Germain et al. 2015).
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
+    linear(x, weight: weight, mask: nil, bias: bias, blocks: blocks)
+}
+
+/// A masked dense layer, y = x·(W ⊙ M)ᵀ + b, with the weight's gradient (gᵀx) ⊙ M.
+///
+/// The same as ``linear(_:weight:bias:blocks:)`` on `weight * mask`, but W ⊙ M is not kept
+/// between the forward and the backward pass (it is formed again when the input's gradient
+/// needs it), and no separate product is recorded: one weight-sized tensor less per layer for
+/// the whole of a training step. `mask` has the weight's shape and takes no gradient.
+public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
     precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
         "linear: input shape \(x.shape) does not fit weight shape \(weight.shape) ([out, in])")
     precondition(x.dtype == weight.dtype, "linear: dtypes differ (\(x.dtype), \(weight.dtype))")
@@ -111,12 +121,19 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBl
                  && zip(blocks, blocks.dropFirst()).allSatisfy { $0.outputs.upperBound == $1.outputs.lowerBound }
                  && blocks.allSatisfy { $0.inputs >= 0 && $0.inputs <= inFeatures },
                  "linear: blocks \(blocks) do not cover \(outFeatures) outputs in order within \(inFeatures) inputs")
+    if let mask {
+        precondition(mask.shape == weight.shape && mask.dtype == weight.dtype,
+                     "linear: mask \(mask.shape) \(mask.dtype) does not match weight \(weight.shape) \(weight.dtype)")
+    }
+    /// W ⊙ M as a plain tensor (nothing recorded).
+    func effectiveWeight() -> Tensor { mask.map { weight.detached() * $0 } ?? weight.detached() }
     let rows = x.count / Swift.max(inFeatures, 1)
     let outShape = Array(x.shape.dropLast()) + [outFeatures]
     let out = Tensor(uninitializedShape: outShape, dtype: x.dtype)
+    let forwardWeight = effectiveWeight()
     func run<T: TensorScalar>(_: T.Type) {
-        let px = x.pointer(T.self), pw = weight.pointer(T.self), py = out.pointer(T.self)
-        withExtendedLifetime((x, weight, bias)) {
+        let px = x.pointer(T.self), pw = forwardWeight.pointer(T.self), py = out.pointer(T.self)
+        withExtendedLifetime((x, forwardWeight, bias)) {
             if let bias {
                 let pb = bias.pointer(T.self)
                 for r in 0..<rows { (py + r * outFeatures).update(from: pb, count: outFeatures) }
@@ -144,10 +161,11 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBl
         // Outside the blocks the weight's gradient is zero, and the input's collects the blocks' sums.
         let gx = needs[0] ? Tensor.zeros([rows, inFeatures], dtype: x.dtype) : nil
         let gw = needs[1] ? Tensor.zeros([outFeatures, inFeatures], dtype: x.dtype) : nil
+        let backwardWeight = needs[0] ? effectiveWeight() : weight
         func run<T: TensorScalar>(_: T.Type) {
-            let pg = g2.pointer(T.self), px = x.pointer(T.self), pw = weight.pointer(T.self)
+            let pg = g2.pointer(T.self), px = x.pointer(T.self), pw = backwardWeight.pointer(T.self)
             let pgx = gx?.pointer(T.self), pgw = gw?.pointer(T.self)
-            withExtendedLifetime((g2, x, weight, gx, gw)) {
+            withExtendedLifetime((g2, x, backwardWeight, gx, gw, mask)) {
                 for block in blocks where block.inputs > 0 && !block.outputs.isEmpty {
                     let first = block.outputs.lowerBound, count = block.outputs.count
                     if let pgx {   // gx[:, ..<inputs] += g[:, block] · W[block, ..<inputs]
@@ -160,6 +178,10 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBl
                                a: pg + first, lda: outFeatures, b: px, ldb: inFeatures, beta: 0,
                                c: pgw + first * inFeatures, ldc: inFeatures)
                     }
+                }
+                if let pgw, let mask {
+                    let pm = mask.pointer(T.self)
+                    for i in 0..<(outFeatures * inFeatures) { pgw[i] *= pm[i] }
                 }
             }
         }
