@@ -4,7 +4,7 @@
 // The AVX2+FMA micro-kernel is compiled with a target attribute and chosen at run time, so the
 // package needs no unsafe build flags; other CPUs use a portable kernel with the same packing.
 
-#include "CKernels.h"
+#include "gemm_internal.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +155,7 @@ void ck_sgemm(int transA, int transB, long m, long n, long k, float alpha,
               const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0 || alpha == 0.0f) { scale_c(m, n, beta, c, ldc); return; }
+    if (ck_sgemm_thin(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
     microkernel_fn kern = kernel();
     float *pa = aligned_buffer(&buffer_a, (size_t)MC * KC);
     float *pb = aligned_buffer(&buffer_b, (size_t)KC * NC);

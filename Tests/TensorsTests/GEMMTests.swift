@@ -22,6 +22,9 @@ let gemmShapes = [
     GEMMCase(m: 1, n: 1, k: 1), GEMMCase(m: 7, n: 13, k: 5), GEMMCase(m: 6, n: 16, k: 256),
     GEMMCase(m: 67, n: 129, k: 33), GEMMCase(m: 200, n: 70, k: 300), GEMMCase(m: 512, n: 2, k: 64),
     GEMMCase(m: 300, n: 64, k: 2), GEMMCase(m: 97, n: 3100, k: 17),
+    // Thin products (at most 4 rows or columns of C), with tails in k and in the wide dimension.
+    GEMMCase(m: 130, n: 4, k: 19), GEMMCase(m: 3, n: 100, k: 37), GEMMCase(m: 4, n: 53, k: 600),
+    GEMMCase(m: 2, n: 3, k: 1000), GEMMCase(m: 64, n: 1, k: 512),
 ]
 
 @Test("sgemm and dgemm agree with a Double reference", arguments: gemmShapes)
