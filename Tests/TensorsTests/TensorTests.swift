@@ -186,13 +186,30 @@ import Testing
     #expect(zip(fused.grads[1], mask.doubles).allSatisfy { $1 != 0 || $0 == 0 })
 }
 
-@Test func blockedLinearEqualsTheDenseLayerWithZerosOutsideTheBlocks() {
+@Test("blocked linear equals the dense layer with zeros outside the blocks, values and gradients", arguments: [
+    [LinearBlock(outputs: 0..<1, inputs: 0), LinearBlock(outputs: 1..<4, inputs: 2), LinearBlock(outputs: 4..<5, inputs: 6)],
+    // No block reads the last two inputs, and the widest block is not the last.
+    [LinearBlock(outputs: 0..<2, inputs: 3), LinearBlock(outputs: 2..<4, inputs: 4), LinearBlock(outputs: 4..<5, inputs: 1)],
+    [LinearBlock(outputs: 0..<5, inputs: 0)],
+])
+func blockedLinearEqualsTheDenseLayerWithZerosOutsideTheBlocks(_ blocks: [LinearBlock]) {
     var g = RandomGenerator(seed: 31)
-    let x = Tensor.randn([9, 6], generator: &g), weight = Tensor.randn([5, 6], generator: &g), bias = Tensor.randn([5], generator: &g)
-    let blocks = [LinearBlock(outputs: 0..<1, inputs: 0), LinearBlock(outputs: 1..<4, inputs: 2), LinearBlock(outputs: 4..<5, inputs: 6)]
+    let x = Parameter(Tensor.randn([9, 6], generator: &g, dtype: .float64))
+    let weight = Parameter(Tensor.randn([5, 6], generator: &g, dtype: .float64))
+    let bias = Parameter(Tensor.randn([5], generator: &g, dtype: .float64))
+    let upstream = Tensor.randn([9, 5], generator: &g, dtype: .float64)
     var keep = [Double](repeating: 0, count: 30)
     for block in blocks { for r in block.outputs { for c in 0..<block.inputs { keep[r * 6 + c] = 1 } } }
-    let dense = linear(x, weight: weight * Tensor(keep, shape: [5, 6]), bias: bias)
-    let blocked = linear(x, weight: weight, bias: bias, blocks: blocks)
-    #expect(zip(dense.doubles, blocked.doubles).allSatisfy { abs($0 - $1) < 1e-5 })
+    func gradients(_ layer: () -> Tensor) -> (value: [Double], grads: [[Double]]) {
+        for p in [x, weight, bias] { p.zeroGrad() }
+        let y = layer()
+        (y * upstream).sum().backward()
+        return (y.doubles, [x, weight, bias].map { $0.grad!.doubles })
+    }
+    let dense = gradients { linear(x.value, weight: weight.value * Tensor(keep, shape: [5, 6], dtype: .float64), bias: bias.value) }
+    let blocked = gradients { linear(x.value, weight: weight.value, bias: bias.value, blocks: blocks) }
+    #expect(maxAbsDifference(dense.value, blocked.value) < 1e-12)
+    // The weight's gradient is the dense one masked: zero outside the blocks.
+    let maskedDense = zip(dense.grads[1], keep).map { $0 * $1 }
+    for (a, b) in zip([dense.grads[0], maskedDense, dense.grads[2]], blocked.grads) { #expect(maxAbsDifference(a, b) < 1e-12) }
 }

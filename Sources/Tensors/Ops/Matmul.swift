@@ -134,9 +134,15 @@ public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, bl
     func run<T: TensorScalar>(_: T.Type) {
         let px = x.pointer(T.self), pw = forwardWeight.pointer(T.self), py = out.pointer(T.self)
         withExtendedLifetime((x, forwardWeight, bias)) {
-            if let bias {
-                let pb = bias.pointer(T.self)
-                for r in 0..<rows { (py + r * outFeatures).update(from: pb, count: outFeatures) }
+            if let bias, rows > 0 {
+                // The first row from the bias, then the filled prefix copied onto the rest, doubling.
+                py.update(from: bias.pointer(T.self), count: outFeatures)
+                var filled = 1
+                while filled < rows {
+                    let count = Swift.min(filled, rows - filled)
+                    (py + filled * outFeatures).update(from: py, count: count * outFeatures)
+                    filled += count
+                }
             } else {
                 py.update(repeating: 0, count: rows * outFeatures)
             }
@@ -158,20 +164,39 @@ public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, bl
     return Tensor.record("linear", out, inputs) { g, needs in
         let g2 = g.reshaped(to: [rows, outFeatures])
         let gb = needs.count > 2 && needs[2] ? g2.sum(alongAxis: 0) : nil
-        // Outside the blocks the weight's gradient is zero, and the input's collects the blocks' sums.
-        let gx = needs[0] ? Tensor.zeros([rows, inFeatures], dtype: x.dtype) : nil
-        let gw = needs[1] ? Tensor.zeros([outFeatures, inFeatures], dtype: x.dtype) : nil
+        // Outside the blocks the weight's gradient is zero, and the input's collects the blocks' sums:
+        // the widest block writes its columns of gx, the rest accumulate, and only what no block
+        // writes is zeroed.
+        let gx = needs[0] ? Tensor(uninitializedShape: [rows, inFeatures], dtype: x.dtype) : nil
+        let gw = needs[1] ? Tensor(uninitializedShape: [outFeatures, inFeatures], dtype: x.dtype) : nil
         let backwardWeight = needs[0] ? effectiveWeight() : weight
+        let active = blocks.filter { $0.inputs > 0 && !$0.outputs.isEmpty }
+        let widest = active.indices.max { active[$0].inputs < active[$1].inputs }
         func run<T: TensorScalar>(_: T.Type) {
             let pg = g2.pointer(T.self), px = x.pointer(T.self), pw = backwardWeight.pointer(T.self)
             let pgx = gx?.pointer(T.self), pgw = gw?.pointer(T.self)
             withExtendedLifetime((g2, x, backwardWeight, gx, gw, mask)) {
-                for block in blocks where block.inputs > 0 && !block.outputs.isEmpty {
+                if let pgx {
+                    let written = widest.map { active[$0].inputs } ?? 0
+                    if written < inFeatures {
+                        for r in 0..<rows { (pgx + r * inFeatures + written).update(repeating: 0, count: inFeatures - written) }
+                    }
+                }
+                if let pgw {
+                    for block in blocks where block.inputs < inFeatures {
+                        for o in block.outputs {
+                            (pgw + o * inFeatures + block.inputs).update(repeating: 0, count: inFeatures - block.inputs)
+                        }
+                    }
+                }
+                let order = widest.map { w in [w] + active.indices.filter { $0 != w } } ?? []
+                for (position, index) in order.enumerated() {
+                    let block = active[index]
                     let first = block.outputs.lowerBound, count = block.outputs.count
-                    if let pgx {   // gx[:, ..<inputs] += g[:, block] · W[block, ..<inputs]
+                    if let pgx {   // gx[:, ..<inputs] (+)= g[:, block] · W[block, ..<inputs]
                         T.gemm(transA: false, transB: false, m: rows, n: block.inputs, k: count, alpha: 1,
-                               a: pg + first, lda: outFeatures, b: pw + first * inFeatures, ldb: inFeatures, beta: 1,
-                               c: pgx, ldc: inFeatures)
+                               a: pg + first, lda: outFeatures, b: pw + first * inFeatures, ldb: inFeatures,
+                               beta: position == 0 ? 0 : 1, c: pgx, ldc: inFeatures)
                     }
                     if let pgw {   // gW[block, ..<inputs] = g[:, block]ᵀ · x[:, ..<inputs]
                         T.gemm(transA: true, transB: false, m: count, n: block.inputs, k: rows, alpha: 1,
