@@ -126,3 +126,39 @@ func fusedSplineGradients(inverse: Bool) throws {
     }
     #expect(result.maxRelativeError < 1e-6, "\(result)")
 }
+
+@Test("the fused affine transform matches its formula and finite differences", arguments: [
+    AffineScale.exp, .softBounded(3), .clamped(min: -2, max: 1.5), .sigmoid(bias: 2),
+])
+func fusedAffineTransform(scale: AffineScale) throws {
+    var g = RandomGenerator(seed: 7)
+    let transform = AffineTransform(scale: scale)
+    let x = Tensor.randn([3, 4], generator: &g, dtype: .float64)
+    let parameters = Tensor.randn([3, 4, 2], generator: &g, dtype: .float64) * 1.5
+    let (xs, raw) = (x.doubles, parameters.doubles)
+    // log σ written out per scale, independently of the kernel.
+    func logSigma(_ s: Double) -> Double {
+        switch scale {
+        case .exp: s
+        case .softBounded(let b): b * tanh(s / b)
+        case .clamped(let lo, let hi): min(max(s, lo), hi)
+        case .sigmoid(let bias): log(1 / (1 + exp(-(s + bias))))
+        }
+    }
+    for inverse in [false, true] {
+        let (out, logDerivative) = inverse ? transform.inverse(x, parameters: parameters) : transform.forward(x, parameters: parameters)
+        for i in xs.indices {
+            let (mu, l) = (raw[2 * i], logSigma(raw[2 * i + 1]))
+            let expected = inverse ? (xs[i] - mu) * exp(-l) : xs[i] * exp(l) + mu
+            #expect(abs(out.doubles[i] - expected) < 1e-12 * max(1, abs(expected)))
+            #expect(abs(logDerivative.doubles[i] - (inverse ? -l : l)) < 1e-12)
+        }
+        let result = gradCheck([x, parameters]) { inputs in
+            let (out, logDerivative) = inverse
+                ? transform.inverse(inputs[0], parameters: inputs[1])
+                : transform.forward(inputs[0], parameters: inputs[1])
+            return Tensor.concatenate([out, logDerivative * 0.7], alongAxis: 0)
+        }
+        #expect(result.maxRelativeError < 1e-6, "\(scale) inverse \(inverse): \(result)")
+    }
+}

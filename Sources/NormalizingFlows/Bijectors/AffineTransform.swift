@@ -48,6 +48,10 @@ public enum AffineScale: Sendable, Equatable, Codable {
 
 /// y = μ + σ·x with parameters (μ, s) per element and log σ = ``AffineScale`` (s):
 /// log |∂y/∂x| = log σ.
+///
+/// When the parameters have the input's shape + [2] (as an autoregressive or coupling
+/// conditioner gives them), both directions run as one fused pass with a hand-written backward
+/// pass; parameters that broadcast go through ordinary tensor operations.
 public struct AffineTransform: ElementwiseTransform {
     public var scale: AffineScale
 
@@ -58,11 +62,17 @@ public struct AffineTransform: ElementwiseTransform {
     public func validate() throws { try scale.validate() }
 
     public func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {
+        if let fused = AffineTransformKernel.evaluate(x, parameters: parameters, scale: scale, inverse: false) {
+            return (fused.output, fused.logAbsDerivative)
+        }
         let logScale = scale.logScale(parameters.parameter(1))
         return (x * logScale.exp() + parameters.parameter(0), logScale.broadcast(to: x.shape))
     }
 
     public func inverse(_ y: Tensor, parameters: Tensor) -> (x: Tensor, logAbsDerivative: Tensor) {
+        if let fused = AffineTransformKernel.evaluate(y, parameters: parameters, scale: scale, inverse: true) {
+            return (fused.output, fused.logAbsDerivative)
+        }
         let logScale = scale.logScale(parameters.parameter(1))
         return ((y - parameters.parameter(0)) * logScale.negated().exp(), logScale.negated().broadcast(to: y.shape))
     }
