@@ -181,7 +181,7 @@ final class MaskedAutoregressiveNetwork {
     static func blocks(rows: [Int], columns: [Int], alignment: Int, _ connect: (Int, Int) -> Bool) -> [LinearBlock]? {
         guard rows.count * columns.count >= 1 << 16 else { return nil }
         let reach = rows.map { r in columns.lastIndex { connect(r, $0) }.map { $0 + 1 } ?? 0 }
-        let target = Swift.max(64, rows.count / 8)
+        let target = Swift.max(32, rows.count / 16)
         var blocks: [LinearBlock] = [], start = 0
         for end in 1...rows.count where end == rows.count || (end - start >= target && end % alignment == 0) {
             blocks.append(LinearBlock(outputs: start..<end, inputs: reach[start..<end].max() ?? 0))
