@@ -22,13 +22,17 @@ private func referenceAdam(start: [Double], gradient: ([Double]) -> [Double], st
 
 @Test(arguments: [(0.0, false), (0.1, false), (0.1, true)])
 func adamMatchesAScalarReference(weightDecay: Double, decoupled: Bool) {
-    let start = [1.5, -0.5, 2]
-    let target = Tensor([0.3, 0.2, -1], dtype: .float64)
+    // Eleven elements: one eight-lane block and a scalar tail.
+    let start = (0..<11).map { 1.5 - 0.37 * Double($0) }
+    let targets = (0..<11).map { 0.3 * sin(Double($0)) }
+    let weights = (0..<11).map { Double($0 + 1) }
     let p = Parameter(Tensor(start, dtype: .float64))
     let adam = Adam([p], learningRate: 0.05, weightDecay: weightDecay, decoupledWeightDecay: decoupled)
-    for _ in 0..<25 { adam.step(minimizing: ((p.value - target).pow(2) * Tensor([1, 2, 3], dtype: .float64)).sum()) }
+    for _ in 0..<25 {
+        adam.step(minimizing: ((p.value - Tensor(targets, dtype: .float64)).pow(2) * Tensor(weights, dtype: .float64)).sum())
+    }
     let expected = referenceAdam(start: start, gradient: { x in
-        [2 * (x[0] - 0.3), 4 * (x[1] - 0.2), 6 * (x[2] + 1)]
+        x.indices.map { 2 * weights[$0] * (x[$0] - targets[$0]) }
     }, steps: 25, lr: 0.05, weightDecay: weightDecay, decoupled: decoupled)
     #expect(maxAbsDifference(p.value.doubles, expected) < 1e-12)
 }
