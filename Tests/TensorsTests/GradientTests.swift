@@ -35,6 +35,7 @@ let gradientCases: [GradientCase] = [
     GradientCase("pow tensor", [r([3, 4], 11, 0.5, 2), r([4], 12)]) { pow($0[0], $0[1]) },
     GradientCase("pow real exponent", [r([6], 13, 0.3, 2)]) { $0[0].pow(2.5) },
     GradientCase("pow integer exponent", [r([6], 14)]) { $0[0].pow(3) },
+    GradientCase("pow 0, 1 and 2", [r([6], 15)]) { $0[0].pow(0) + $0[0].pow(1) * 0.5 + $0[0].pow(2) * 0.25 },
     GradientCase("minimum", [r([4, 3], 15), r([3], 16)]) { minimum($0[0], $0[1]) },
     GradientCase("maximum", [r([4, 3], 17), r([4, 1], 18)]) { maximum($0[0], $0[1]) },
     GradientCase("where", [r([3, 4], 19), r([4], 20)]) { `where`($0[0].isGreater(than: 0), $0[0] * 2, $0[1]) },

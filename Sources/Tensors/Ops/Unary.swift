@@ -114,7 +114,12 @@ extension Tensor {
             return zipBroadcast(g, s, T.self) { g, x in g * e * T.pow(x, e - 1) }
         case .integerPower(let n):
             let e = T(n)
-            return zipBroadcast(g, s, T.self) { g, x in n == 0 ? 0 : g * e * T.pow(x, n - 1) }
+            switch n {
+            case 0: return zipBroadcast(g, s, T.self) { _, _ in 0 }
+            case 1: return zipBroadcast(g, s, T.self) { g, _ in g }
+            case 2: return zipBroadcast(g, s, T.self) { g, x in 2 * g * x }
+            default: return zipBroadcast(g, s, T.self) { g, x in g * e * T.pow(x, n - 1) }
+            }
         case .sin: return zipBroadcast(g, s, T.self) { g, x in g * T.cos(x) }
         case .cos: return zipBroadcast(g, s, T.self) { g, x in -g * T.sin(x) }
         case .softplus:
