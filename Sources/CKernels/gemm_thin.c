@@ -112,26 +112,25 @@ static inline void axpy_avx2_fixed(const long S, long t_count, long k, const flo
         axpy_portable(t_count - t16, S, k, wide + t16, ldw, thin, c + t16 * ct, ct, cs, alpha, beta);
 }
 
+// The thin count S (1…4) as a compile-time constant of the fixed-S loop.
+#define WITH_FIXED_S(kernel, s_count, ...)                                                          \
+    switch (s_count) {                                                                              \
+    case 1: kernel(1, __VA_ARGS__); break;                                                          \
+    case 2: kernel(2, __VA_ARGS__); break;                                                          \
+    case 3: kernel(3, __VA_ARGS__); break;                                                          \
+    default: kernel(4, __VA_ARGS__); break;                                                         \
+    }
+
 __attribute__((target("avx2,fma")))
 static void dot_avx2(long t_count, long s_count, long k, const float *wide, long ldw, const float *thin,
                      float *c, long ct, long cs, float alpha, float beta) {
-    switch (s_count) {
-    case 1: dot_avx2_fixed(1, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta); break;
-    case 2: dot_avx2_fixed(2, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta); break;
-    case 3: dot_avx2_fixed(3, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta); break;
-    default: dot_avx2_fixed(4, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta); break;
-    }
+    WITH_FIXED_S(dot_avx2_fixed, s_count, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta)
 }
 
 __attribute__((target("avx2,fma")))
 static void axpy_avx2(long t_count, long s_count, long k, const float *wide, long ldw, const float *thin,
                       float *c, long ct, long cs, float alpha, float beta) {
-    switch (s_count) {
-    case 1: axpy_avx2_fixed(1, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta); break;
-    case 2: axpy_avx2_fixed(2, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta); break;
-    case 3: axpy_avx2_fixed(3, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta); break;
-    default: axpy_avx2_fixed(4, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta); break;
-    }
+    WITH_FIXED_S(axpy_avx2_fixed, s_count, t_count, k, wide, ldw, thin, c, ct, cs, alpha, beta)
 }
 #endif
 

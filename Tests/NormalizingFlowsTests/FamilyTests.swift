@@ -112,18 +112,25 @@ func familyFitsTwoMoons(_ family: FamilyCase) throws {
     #expect(y32.isFinite && l32.isFinite)
 }
 
+/// Finite differences of an elementwise transform's output and log-derivative (weighted 0.7) in
+/// its input and raw parameters.
+private func transformGradCheck(_ transform: some ElementwiseTransform, _ x: Tensor, _ parameters: Tensor,
+                                inverse: Bool) -> GradCheckResult {
+    gradCheck([x, parameters]) { inputs in
+        let (out, logDerivative) = inverse
+            ? transform.inverse(inputs[0], parameters: inputs[1])
+            : transform.forward(inputs[0], parameters: inputs[1])
+        return Tensor.concatenate([out, logDerivative * 0.7], alongAxis: 0)
+    }
+}
+
 @Test("the fused spline's gradients match finite differences", arguments: [false, true])
 func fusedSplineGradients(inverse: Bool) throws {
     var g = RandomGenerator(seed: 6)
     let transform = RationalQuadraticSplineTransform(bins: 5, bound: 2)
     let x = Tensor([-2.5, -1.7, -0.3, 0.4, 1.1, 1.9, 2.6], dtype: .float64)   // inside and in both tails
     let parameters = Tensor.randn([7, transform.parameterCount], generator: &g, dtype: .float64)
-    let result = gradCheck([x, parameters]) { inputs in
-        let (out, logDerivative) = inverse
-            ? transform.inverse(inputs[0], parameters: inputs[1])
-            : transform.forward(inputs[0], parameters: inputs[1])
-        return Tensor.concatenate([out, logDerivative * 0.7], alongAxis: 0)
-    }
+    let result = transformGradCheck(transform, x, parameters, inverse: inverse)
     #expect(result.maxRelativeError < 1e-6, "\(result)")
 }
 
@@ -153,12 +160,7 @@ func fusedAffineTransform(scale: AffineScale) throws {
             #expect(abs(out.doubles[i] - expected) < 1e-12 * max(1, abs(expected)))
             #expect(abs(logDerivative.doubles[i] - (inverse ? -l : l)) < 1e-12)
         }
-        let result = gradCheck([x, parameters]) { inputs in
-            let (out, logDerivative) = inverse
-                ? transform.inverse(inputs[0], parameters: inputs[1])
-                : transform.forward(inputs[0], parameters: inputs[1])
-            return Tensor.concatenate([out, logDerivative * 0.7], alongAxis: 0)
-        }
+        let result = transformGradCheck(transform, x, parameters, inverse: inverse)
         #expect(result.maxRelativeError < 1e-6, "\(scale) inverse \(inverse): \(result)")
     }
 }
