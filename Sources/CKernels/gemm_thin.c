@@ -136,24 +136,17 @@ static void axpy_avx2(long t_count, long s_count, long k, const float *wide, lon
 
 typedef void (*thin_fn)(long, long, long, const float *, long, const float *, float *, long, long, float, float);
 
-static int use_avx2(void) {
-#if defined(__x86_64__)
-    return ck_uses_fma_kernel();
-#else
-    return 0;
-#endif
-}
-
+// The AVX2 loops wherever the GEMM micro-kernel runs its AVX2+FMA version.
 static thin_fn dot_kernel(void) {
 #if defined(__x86_64__)
-    if (use_avx2()) return dot_avx2;
+    if (ck_uses_fma_kernel()) return dot_avx2;
 #endif
     return dot_portable;
 }
 
 static thin_fn axpy_kernel(void) {
 #if defined(__x86_64__)
-    if (use_avx2()) return axpy_avx2;
+    if (ck_uses_fma_kernel()) return axpy_avx2;
 #endif
     return axpy_portable;
 }

@@ -17,16 +17,6 @@ public enum AffineScale: Sendable, Equatable, Codable {
     /// reported by ``fit(_:data:context:validation:validationContext:options:progress:)`` with the step it happened at.
     public static let `default` = AffineScale.exp
 
-    /// log σ from the raw parameter.
-    func logScale(_ s: Tensor) -> Tensor {
-        switch self {
-        case .softBounded(let b): (s / b).tanh() * b
-        case .exp: s
-        case .clamped(let lo, let hi): s.clamped(min: lo, max: hi)
-        case .sigmoid(let bias): (s + bias).logSigmoid()
-        }
-    }
-
     /// The raw parameter for σ = 1.
     var identityRaw: Double {
         switch self {
@@ -49,9 +39,9 @@ public enum AffineScale: Sendable, Equatable, Codable {
 /// y = μ + σ·x with parameters (μ, s) per element and log σ = ``AffineScale`` (s):
 /// log |∂y/∂x| = log σ.
 ///
-/// When the parameters have the input's shape + [2] (as an autoregressive or coupling
-/// conditioner gives them), both directions run as one fused pass with a hand-written backward
-/// pass; parameters that broadcast go through ordinary tensor operations.
+/// Both directions run as one fused pass with a hand-written backward pass
+/// (`AffineTransformKernel`); parameters that broadcast (free parameters shared by a batch) are
+/// expanded to the input's shape + [2] first, and their gradient is summed back.
 public struct AffineTransform: ElementwiseTransform {
     public var scale: AffineScale
 
@@ -62,18 +52,12 @@ public struct AffineTransform: ElementwiseTransform {
     public func validate() throws { try scale.validate() }
 
     public func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {
-        if let fused = AffineTransformKernel.evaluate(x, parameters: parameters, scale: scale, inverse: false) {
-            return (fused.output, fused.logAbsDerivative)
-        }
-        let logScale = scale.logScale(parameters.parameter(1))
-        return (x * logScale.exp() + parameters.parameter(0), logScale.broadcast(to: x.shape))
+        let fused = AffineTransformKernel.evaluate(x, parameters: parameters.broadcast(to: x.shape + [2]), scale: scale, inverse: false)
+        return (fused.output, fused.logAbsDerivative)
     }
 
     public func inverse(_ y: Tensor, parameters: Tensor) -> (x: Tensor, logAbsDerivative: Tensor) {
-        if let fused = AffineTransformKernel.evaluate(y, parameters: parameters, scale: scale, inverse: true) {
-            return (fused.output, fused.logAbsDerivative)
-        }
-        let logScale = scale.logScale(parameters.parameter(1))
-        return ((y - parameters.parameter(0)) * logScale.negated().exp(), logScale.negated().broadcast(to: y.shape))
+        let fused = AffineTransformKernel.evaluate(y, parameters: parameters.broadcast(to: y.shape + [2]), scale: scale, inverse: true)
+        return (fused.output, fused.logAbsDerivative)
     }
 }

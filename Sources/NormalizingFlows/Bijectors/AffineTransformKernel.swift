@@ -10,15 +10,15 @@ import Tensors
 /// - inverse: x = (y − μ)/σ, log |∂x/∂y| = −L(s);
 ///   ∂x/∂y = 1/σ, ∂x/∂μ = −1/σ, ∂x/∂s = −x·L′(s).
 ///
-/// The composite form (two parameter selections, an exponential, a product and a sum, each
-/// recorded with its own backward) costs about ten tensor operations per autoregressive layer
-/// and step; this is one loop forward and one per output backward.
+/// Composed from tensor operations (two parameter selections, an exponential, a product and a
+/// sum, each recorded with its own backward) this would cost about ten operations per
+/// autoregressive layer and step; here it is one loop forward and one per output backward.
 enum AffineTransformKernel {
-    /// Output and log-derivative for inputs of any shape and parameters of that shape + [2];
-    /// `nil` when the parameters broadcast instead (the caller then composes tensor operations).
+    /// Output and log-derivative for inputs of any shape and parameters of that shape + [2].
     static func evaluate(_ input: Tensor, parameters: Tensor, scale: AffineScale,
-                         inverse: Bool) -> (output: Tensor, logAbsDerivative: Tensor)? {
-        guard parameters.shape == input.shape + [2], parameters.dtype == input.dtype else { return nil }
+                         inverse: Bool) -> (output: Tensor, logAbsDerivative: Tensor) {
+        precondition(parameters.shape == input.shape + [2] && parameters.dtype == input.dtype,
+                     "affine: parameters \(parameters.shape) \(parameters.dtype) do not fit input \(input.shape) \(input.dtype) + [2]")
         switch input.dtype {
         case .float32: return evaluate(input, parameters: parameters, scale: scale, inverse: inverse, as: Float.self)
         case .float64: return evaluate(input, parameters: parameters, scale: scale, inverse: inverse, as: Double.self)
@@ -107,7 +107,7 @@ enum AffineTransformKernel {
 }
 
 extension AffineScale {
-    /// L(s) = log σ for one raw parameter (the elementwise form of ``logScale(_:)``).
+    /// L(s) = log σ for one raw parameter.
     func logScaleValue(_ s: Double) -> Double {
         switch self {
         case .softBounded(let b): b * Foundation.tanh(s / b)

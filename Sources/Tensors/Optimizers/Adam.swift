@@ -59,9 +59,9 @@ public final class Adam: Optimizer {
         let l2 = decoupledWeightDecay ? 0 : T(weightDecay)
         let shrink = decoupledWeightDecay ? 1 - T(learningRate * weightDecay) : 1
         let bc1 = T(c1), sqrtC2 = T(c2.squareRoot())
-        // Large parameters (a 256×1472 output layer) are split over the cores: a square root and a
-        // division per element make this compute-bound enough to gain.
-        // Eight lanes at a time (the scalar square root is a call that blocks vectorising), then the tail.
+        // Large parameters (a 256×1472 output layer) are split over the cores. Each chunk runs eight
+        // lanes at a time (the scalar square root is a call that keeps a plain loop scalar), then
+        // the tail.
         Parallel.chunks(n, threshold: 1 << 16) { start, end in
             var i = start
             let raw = (p: UnsafeMutableRawPointer(p), g: UnsafeRawPointer(g), m: UnsafeMutableRawPointer(m),
