@@ -35,6 +35,7 @@ func adamMatchesAScalarReference(weightDecay: Double, decoupled: Bool) {
         x.indices.map { 2 * weights[$0] * (x[$0] - targets[$0]) }
     }, steps: 25, lr: 0.05, weightDecay: weightDecay, decoupled: decoupled)
     #expect(maxAbsDifference(p.value.doubles, expected) < 1e-12)
+    #expect(p.grad == nil, "step(minimizing:) releases the gradients after the update")
 }
 
 @Test func sgdWithMomentumMatchesAScalarReference() {

@@ -180,7 +180,7 @@ extension Tensor {
     public func logSigmoid() -> Tensor { unary("logSigmoid", applying(.logSigmoid), .logSigmoid, savingOutput: false) }
     public func sin() -> Tensor { unary("sin", Tensor.pointwise(.sin, self), .sin, savingOutput: false) }
     public func cos() -> Tensor { unary("cos", Tensor.pointwise(.cos, self), .cos, savingOutput: false) }
-    public func relu() -> Tensor { unary("relu", Tensor.pointwise(.relu, self), .relu, savingOutput: false) }
+    public func relu() -> Tensor { unary("relu", Tensor.pointwise(.relu, self), .relu, savingOutput: true) }
 
     /// x for x > 0, α(eˣ − 1) otherwise (Clevert et al. 2016).
     public func elu(alpha: Double = 1) -> Tensor {

@@ -23,13 +23,19 @@ extension Optimizer {
         for p in parameters { p.zeroGrad() }
     }
 
-    /// Zeroes the gradients, back-propagates `loss` and applies one update.
+    /// Zeroes the gradients, back-propagates `loss`, applies one update and releases the
+    /// gradients.
+    ///
+    /// Releasing them keeps a parameter-sized buffer per parameter out of the next forward
+    /// pass, which is when memory peaks (the loss argument is evaluated before this call runs).
+    /// To inspect gradients, call ``zeroGrad()``, `loss.backward()` and ``step()`` yourself.
     /// - Returns: the value of `loss`.
     @discardableResult
     public func step(minimizing loss: Tensor) -> Double {
         zeroGrad()
         loss.backward()
         step()
+        zeroGrad()
         return loss.item
     }
 }
