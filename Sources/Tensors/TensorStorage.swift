@@ -13,11 +13,12 @@ final class TensorStorage: @unchecked Sendable {
         precondition(count >= 0, "negative element count \(count)")
         self.count = count
         self.dtype = dtype
-        self.base = UnsafeMutableRawPointer.allocate(
-            byteCount: max(count * dtype.byteSize, 64), alignment: 64)
+        self.base = TensorMemory.allocate(byteCount: Self.byteCount(count, dtype))
     }
 
-    deinit { base.deallocate() }
+    deinit { TensorMemory.release(base, byteCount: Self.byteCount(count, dtype)) }
+
+    private static func byteCount(_ count: Int, _ dtype: DType) -> Int { max(count * dtype.byteSize, 64) }
 
     @inlinable
     func pointer<T: TensorScalar>(_: T.Type) -> UnsafeMutablePointer<T> {

@@ -1,6 +1,8 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -27,6 +29,32 @@ int ck_pool_threads(void);
 
 /// 1 when the AVX2+FMA micro-kernel is in use on this CPU, 0 for the portable one.
 int ck_uses_fma_kernel(void);
+
+/// Buffers of at least this many bytes are mapped pages that go through a cache.
+#define CK_BUFFER_CACHED_FROM ((size_t)1 << 16)
+
+/// A cache of freed large buffers, reused for requests of the same page-rounded size.
+/// All functions are thread-safe.
+typedef struct ck_buffer_cache ck_buffer_cache;
+
+/// The cache behind tensor storage (limit 1 GiB).
+ck_buffer_cache *ck_shared_buffer_cache(void);
+/// A separate cache (for tests); destroy unmaps what it holds.
+ck_buffer_cache *ck_buffer_cache_create(size_t limit);
+void ck_buffer_cache_destroy(ck_buffer_cache *cache);
+
+/// A 64-byte aligned buffer of at least `bytes` bytes, or NULL when memory is exhausted.
+/// A large request the cache cannot serve first unmaps the cached blocks that no request has
+/// taken for 4096 large requests, so that sizes no longer used do not accumulate.
+void *ck_buffer_allocate(ck_buffer_cache *cache, size_t bytes);
+/// Returns a buffer from ck_buffer_allocate with the same `bytes`; a large one is kept for reuse
+/// unless the cache would exceed its limit.
+void ck_buffer_release(ck_buffer_cache *cache, void *pointer, size_t bytes);
+/// Unmaps every cached buffer.
+void ck_buffer_clear(ck_buffer_cache *cache);
+size_t ck_buffer_cached_bytes(ck_buffer_cache *cache);
+size_t ck_buffer_limit(ck_buffer_cache *cache);
+void ck_buffer_set_limit(ck_buffer_cache *cache, size_t limit);
 
 #ifdef __cplusplus
 }
