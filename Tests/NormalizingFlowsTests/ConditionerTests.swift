@@ -29,3 +29,25 @@ import Testing
     #expect(maxAbsDifference(blockedOut, denseOut) < 1e-12)
     for (a, b) in zip(blockedGrads, denseGrads) { #expect(maxAbsDifference(a, b) < 1e-10) }
 }
+
+/// With a context, every dimension's parameters depend on it, the first in the order included
+/// (through the hidden units of degree 0), while no output sees the last dimension's input.
+@Test(arguments: [1, 3])
+func everyDimensionOfAConditionalMADESeesTheContext(dimensions d: Int) throws {
+    var g = RandomGenerator(seed: 7)
+    let network = try DenseAutoregressive(hiddenSizes: [12, 12], order: .reversed).makeNetwork(
+        inputSize: d, contextSize: 2, outputsPerDimension: 2, outputBias: [0, 0], dtype: .float64, generator: &g)
+    for p in network.weights + network.biases { p.value = Tensor.randn(p.shape, generator: &g, dtype: .float64) }
+    let x = Tensor.randn([4, d], generator: &g, dtype: .float64)
+    let c1 = Tensor.randn([4, 2], generator: &g, dtype: .float64), c2 = Tensor.randn([4, 2], generator: &g, dtype: .float64)
+    let (a, b) = (network(x, context: c1).doubles, network(x, context: c2).doubles)
+    for dimension in 0..<d {
+        let changed = (0..<4).allSatisfy { r in (0..<2).allSatisfy { k in a[(r * d + dimension) * 2 + k] != b[(r * d + dimension) * 2 + k] } }
+        #expect(changed, "dimension \(dimension)'s parameters ignore the context")
+    }
+    var shifted = x.doubles
+    let last = network.order[d - 1]
+    for r in 0..<4 { shifted[r * d + last] += 1 }
+    let moved = network(Tensor(shifted, shape: [4, d], dtype: .float64), context: c1).doubles
+    #expect(maxAbsDifference(moved, a) == 0, "an output depends on the last dimension in the order")
+}

@@ -121,3 +121,21 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
     #expect(throws: FileError.self) { try npy("<f4", "(4, 2)", f32) }   // too little data
     #expect(throws: FileError.self) { try npy("<f4", "(3, 2)", [Float.nan, 1, 1, 1, 1, 1].withUnsafeBytes { Data($0) }) }
 }
+
+@Test func versionOneFilesWithMaskedNetworksAreRefusedAndOthersLoad() throws {
+    for (plan, refused) in [(MAF(layers: 1, conditioner: .init(hiddenSizes: [4])) as any BijectorPlan, true), (RealNVP(layers: 2), false)] {
+        let flow = try Flow(base: Normal.standard([2]), bijector: plan)
+        let path = temporaryPath("version.safetensors")
+        try flow.save(to: path)
+        let (tensors, saved) = try SafeTensors.read(path)
+        var metadata = saved
+        #expect(metadata["format_version"] == String(Flow.fileFormatVersion))
+        metadata["format_version"] = "1"
+        try SafeTensors.write(tensors, metadata: metadata, to: path)
+        if refused {
+            #expect(throws: FileError.self) { try Flow.load(from: path) }
+        } else {
+            #expect(try Flow.load(from: path).parameterCount == flow.parameterCount)
+        }
+    }
+}

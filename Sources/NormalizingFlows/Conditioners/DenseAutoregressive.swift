@@ -53,9 +53,10 @@ public enum WeightParameterization: String, Sendable, Equatable, CaseIterable, C
 /// a chosen order, so it can parameterise an autoregressive bijector in one pass.
 ///
 /// Each unit gets a degree: input i has its position in the order (1…D); hidden units cycle
-/// through 1…D−1; a hidden unit sees units of degree ≤ its own, an output for dimension i sees
-/// units of degree < deg(i). Context inputs have degree 0, so every unit may see them
-/// (Paige & Wood 2016). The last layer starts at zero with the transform's identity
+/// through 1…D−1 (0…D−1 with a context); a hidden unit sees units of degree ≤ its own, an
+/// output for dimension i sees units of degree < deg(i). Context inputs have degree 0, so every
+/// unit may see them (Paige & Wood 2016), and the first dimension's outputs see them through the
+/// hidden units of degree 0. The last layer starts at zero with the transform's identity
 /// parameters as bias: a new flow is the identity map.
 ///
 /// Defaults: hidden sizes [64, 64] (zuko's; FlowTorch's [256, 256] costs 16× more per step and
@@ -154,7 +155,7 @@ final class MaskedAutoregressiveNetwork {
         var previous = inputDegree + [Int](repeating: 0, count: contextSize)
         var masks: [Tensor] = [], blocks: [[LinearBlock]?] = []
         for (l, h) in hiddenSizes.enumerated() {
-            let degrees = Self.hiddenDegrees(size: h, inputs: d)
+            let degrees = Self.hiddenDegrees(size: h, inputs: d, context: contextSize > 0)
             masks.append(Self.mask(rows: degrees, columns: previous, dtype: dtype) { $0 >= $1 } * parameterization.multiplier(fanIn: previous.count))
             blocks.append(l == 0 ? nil : Self.blocks(rows: degrees, columns: previous, alignment: 1) { $0 >= $1 })
             previous = degrees
@@ -169,10 +170,13 @@ final class MaskedAutoregressiveNetwork {
         }
     }
 
-    /// Degrees of a hidden layer of `size` units for `inputs` dimensions: 1…D−1 equally often
-    /// (as when cycling), in ascending order so that each layer's mask is block-triangular.
-    static func hiddenDegrees(size: Int, inputs d: Int) -> [Int] {
-        (0..<size).map { $0 % Swift.max(d - 1, 1) + 1 }.sorted()
+    /// Degrees of a hidden layer of `size` units for `inputs` dimensions, equally often (as when
+    /// cycling) and in ascending order so that each layer's mask is block-triangular: 1…D−1, or
+    /// 0…D−1 with a context. Units of degree 0 see only the context; without them the first
+    /// dimension's outputs (degree 1 sees degrees < 1) would not depend on the context at all.
+    static func hiddenDegrees(size: Int, inputs d: Int, context: Bool) -> [Int] {
+        context ? (0..<size).map { $0 % d }.sorted()
+            : (0..<size).map { $0 % Swift.max(d - 1, 1) + 1 }.sorted()
     }
 
     /// Row blocks for a layer whose inputs have ascending `columns` degrees: each block of

@@ -45,16 +45,15 @@ extension MaskedAutoregressiveNetwork {
             var column = [T](repeating: 0, count: n)
             for position in 1...d {
                 let degree = position - 1
-                if degree >= 1 {
-                    for l in hidden.indices {
-                        let units = layout.unitEnd[l][degree - 1]..<layout.unitEnd[l][degree]
-                        if units.isEmpty { continue }
-                        let seen = l == 0 ? c + degree : layout.unitEnd[l - 1][degree]
-                        let (lda, ldc) = (l == 0 ? width : layout.hiddenSizes[l - 1], layout.hiddenSizes[l])
-                        let previous = l == 0 ? input : hidden[l - 1]
-                        layout.hidden[l].apply(rows: units, seen: seen, to: previous, lda: lda, n: n, into: &hidden[l], ldc: ldc)
-                        activate(&hidden[l], columns: units, ldc: ldc, n: n)
-                    }
+                // Units of degree 0 (with a context) see only the context.
+                for l in hidden.indices {
+                    let units = (degree == 0 ? 0 : layout.unitEnd[l][degree - 1])..<layout.unitEnd[l][degree]
+                    if units.isEmpty { continue }
+                    let seen = l == 0 ? c + degree : layout.unitEnd[l - 1][degree]
+                    let (lda, ldc) = (l == 0 ? width : layout.hiddenSizes[l - 1], layout.hiddenSizes[l])
+                    let previous = l == 0 ? input : hidden[l - 1]
+                    layout.hidden[l].apply(rows: units, seen: seen, to: previous, lda: lda, n: n, into: &hidden[l], ldc: ldc)
+                    activate(&hidden[l], columns: units, ldc: ldc, n: n)
                 }
                 let dimension = order[position - 1]
                 let outputRows = (dimension * p)..<(dimension * p + p)
@@ -99,7 +98,7 @@ extension MaskedAutoregressiveNetwork {
 }
 
 /// A MADE's applied weights with the input columns in degree order (context, then the dimensions
-/// by position). Hidden units are already in ascending degree (``MaskedAutoregressiveNetwork/hiddenDegrees(size:inputs:)``),
+/// by position). Hidden units are already in ascending degree (``MaskedAutoregressiveNetwork/hiddenDegrees(size:inputs:context:)``),
 /// so the units of degree ≤ g are a prefix of each layer.
 private struct SortedMADE<T: TensorScalar> {
     /// One dense layer: weight [rows, columns] in sorted order, bias per sorted row.
@@ -147,7 +146,7 @@ private struct SortedMADE<T: TensorScalar> {
         let applied = zip(network.weights, network.masks).map { ($0.value * $1).scalars(as: T.self) }
         let biases = network.biases.map { $0.value.scalars(as: T.self) }
         for (l, size) in network.hiddenSizes.enumerated() {
-            let degrees = MaskedAutoregressiveNetwork.hiddenDegrees(size: size, inputs: d)
+            let degrees = MaskedAutoregressiveNetwork.hiddenDegrees(size: size, inputs: d, context: c > 0)
             precondition(degrees == degrees.sorted(), "sequential inversion needs hidden units in ascending degree")
             hidden.append(Self.permuted(applied[l], bias: biases[l], fanIn: columns.count, rows: Array(0..<size), columns: columns))
             hiddenSizes.append(size)

@@ -10,8 +10,10 @@ import Foundation
 extension Flow {
     /// The metadata value identifying this library's model files.
     public static let fileFormat = "swift-normalizing-flows"
-    /// The model file version this library writes.
-    public static let fileFormatVersion = 1
+    /// The model file version this library writes. Version 2 changed the order of a masked
+    /// autoregressive network's hidden units (ascending degree, and degree 0 with a context), so
+    /// version 1 files holding such a network are refused rather than misread.
+    public static let fileFormatVersion = 2
 
     /// Saves the flow atomically (a temporary file renamed into place).
     /// - Throws: ``FlowError/invalidConfiguration(_:)`` if the plan or base cannot be saved,
@@ -40,6 +42,9 @@ extension Flow {
         guard metadata["format"] == fileFormat else { throw fail("it was not written by this library (no '\(fileFormat)' format tag)") }
         guard let version = metadata["format_version"].flatMap(Int.init), version <= fileFormatVersion else {
             throw fail("format version \(metadata["format_version"] ?? "missing") is newer than this library reads (\(fileFormatVersion))")
+        }
+        if version < 2, tensors.keys.contains(where: { $0.hasSuffix("conditioner.order") }) {
+            throw fail("format version \(version) stored masked autoregressive networks with another layout of hidden units than version \(fileFormatVersion); fit the model again")
         }
         guard let planJSON = metadata["plan"], let baseJSON = metadata["base"],
               let contextSize = metadata["context_size"].flatMap(Int.init), contextSize >= 0 else {
