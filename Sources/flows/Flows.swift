@@ -2,6 +2,12 @@ import ArgumentParser
 import Foundation
 import NormalizingFlows
 
+#if canImport(Glibc)
+/// glibc's `mallopt` (declared in malloc.h, which the Glibc module does not export).
+@_silgen_name("mallopt") private func mallopt(_ parameter: Int32, _ value: Int32) -> Int32
+private let M_TRIM_THRESHOLD: Int32 = -1, M_TOP_PAD: Int32 = -2, M_MMAP_THRESHOLD: Int32 = -3
+#endif
+
 struct Flows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flows",
@@ -15,6 +21,7 @@ struct Flows: ParsableCommand {
 @main
 enum Main {
     static func main() {
+        keepFreedMemoryMapped()
         do {
             var command = try Flows.parseAsRoot()
             try command.run()
@@ -35,6 +42,19 @@ enum Main {
             FileHandle.standardError.write(Data(("error: " + Flows.fullMessage(for: error) + "\n").utf8))
             exit(2)
         }
+    }
+
+    /// Training frees and reallocates the same sizes every step. Tensor buffers of 64 KiB and
+    /// more are reused through ``TensorMemory``'s cache, but smaller tensors and the kernels'
+    /// working arrays come from malloc, and glibc's defaults hand blocks of a few hundred KB
+    /// back to the kernel (unmapping or trimming the heap) and then take page faults to get them
+    /// again: without these settings nsf-digits takes 5× the page faults and runs ~25% slower.
+    static func keepFreedMemoryMapped() {
+        #if canImport(Glibc)
+        _ = mallopt(M_MMAP_THRESHOLD, 64 << 20)
+        _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
+        _ = mallopt(M_TOP_PAD, 16 << 20)
+        #endif
     }
 
     static func fail(_ message: String) -> Never {

@@ -10,10 +10,25 @@ import Testing
     for p in network.weights { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: .float64) * 0.05 }
     let x = Tensor.randn([5, 9], generator: &g, dtype: .float64), context = Tensor.randn([5, 2], generator: &g, dtype: .float64)
 
+    // The masks written out from the degrees: a unit of degree g sees inputs (context: degree 0)
+    // of degree ≤ g; an output for a dimension of degree g sees hidden units of degree < g.
+    var inputDegree = [Int](repeating: 0, count: 9)
+    for (position, dimension) in network.order.enumerated() { inputDegree[dimension] = position + 1 }
+    let hidden = MaskedAutoregressiveNetwork.hiddenDegrees(size: 256, inputs: 9, context: true)
+    let layerDegrees = [inputDegree + [0, 0], hidden, hidden, (0..<270).map { inputDegree[$0 / 30] }]
+    func maskTensor(_ l: Int) -> Tensor {
+        let (rows, columns) = (layerDegrees[l + 1], layerDegrees[l])
+        let last = l == network.weights.count - 1
+        return Tensor(rows.flatMap { r in columns.map { c in (last ? r > c : r >= c) ? 1.0 : 0.0 } }, shape: [rows.count, columns.count], dtype: .float64)
+    }
+    for l in network.weights.indices {
+        #expect(network.appliedWeight(l).doubles == (network.weights[l].value * maskTensor(l)).doubles)
+    }
+
     func dense() -> Tensor {
         var h = Tensor.concatenate([x, context], alongAxis: -1)
         for l in network.weights.indices {
-            h = linear(h, weight: network.weights[l].value * network.masks[l], bias: network.biases[l].value)
+            h = linear(h, weight: network.weights[l].value * maskTensor(l), bias: network.biases[l].value)
             if l < network.weights.count - 1 { h = network.activation(h) }
         }
         return h.reshaped(to: [5, 9, 30])

@@ -184,6 +184,18 @@ import Testing
     for (a, b) in zip(reference.grads, fused.grads) { #expect(maxAbsDifference(a, b) < 1e-12) }
     // The weight's gradient is zero wherever the mask is.
     #expect(zip(fused.grads[1], mask.doubles).allSatisfy { $1 != 0 || $0 == 0 })
+
+    // A prefix mask (unit i reads inputs ..<reach[i], times a scale), alone and with row blocks.
+    let reach = [0, 2, 2, 5, 6], scale = 0.25
+    let prefix = Tensor((0..<30).map { $0 % 6 < reach[$0 / 6] ? scale : 0 }, shape: [5, 6], dtype: .float64)
+    let prefixReference = gradients { linear(x.value, weight: weight.value * prefix, bias: bias.value) }
+    for blocks in [nil, [LinearBlock(outputs: 0..<3, inputs: 2), LinearBlock(outputs: 3..<5, inputs: 6)]] {
+        let prefixFused = gradients {
+            linear(x.value, weight: weight.value, mask: .prefix(reach: reach, scale: scale), bias: bias.value, blocks: blocks)
+        }
+        #expect(maxAbsDifference(prefixReference.value, prefixFused.value) < 1e-12)
+        for (a, b) in zip(prefixReference.grads, prefixFused.grads) { #expect(maxAbsDifference(a, b) < 1e-12) }
+    }
 }
 
 @Test("blocked linear equals the dense layer with zeros outside the blocks, values and gradients", arguments: [

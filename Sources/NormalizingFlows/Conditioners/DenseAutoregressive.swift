@@ -108,7 +108,9 @@ final class MaskedAutoregressiveNetwork {
     let activation: Activation
     let weights: [Parameter]
     let biases: [Parameter]
-    private(set) var masks: [Tensor]
+    /// Per layer: elementwise factors for the first (its inputs are in the order's permutation),
+    /// a prefix per unit for the others (their inputs are hidden units in ascending degree).
+    private(set) var masks: [WeightMask]
     /// Per layer, the row blocks that skip the mask's zeros (nil: dense).
     private(set) var blocks: [[LinearBlock]?] = []
     let skipWeight: Parameter?
@@ -153,15 +155,17 @@ final class MaskedAutoregressiveNetwork {
         var inputDegree = [Int](repeating: 0, count: d)
         for (position, dimension) in order.enumerated() { inputDegree[dimension] = position + 1 }
         var previous = inputDegree + [Int](repeating: 0, count: contextSize)
-        var masks: [Tensor] = [], blocks: [[LinearBlock]?] = []
+        var masks: [WeightMask] = [], blocks: [[LinearBlock]?] = []
         for (l, h) in hiddenSizes.enumerated() {
             let degrees = Self.hiddenDegrees(size: h, inputs: d, context: contextSize > 0)
-            masks.append(Self.mask(rows: degrees, columns: previous, dtype: dtype) { $0 >= $1 } * parameterization.multiplier(fanIn: previous.count))
+            let scale = parameterization.multiplier(fanIn: previous.count)
+            masks.append(l == 0 ? .elementwise(Self.mask(rows: degrees, columns: previous, dtype: dtype) { $0 >= $1 } * scale)
+                                : Self.prefixMask(rows: degrees, columns: previous, scale: scale) { $0 >= $1 })
             blocks.append(l == 0 ? nil : Self.blocks(rows: degrees, columns: previous, alignment: 1) { $0 >= $1 })
             previous = degrees
         }
         let outputDegrees = (0..<(d * p)).map { inputDegree[$0 / p] }
-        masks.append(Self.mask(rows: outputDegrees, columns: previous, dtype: dtype) { $0 > $1 } * parameterization.multiplier(fanIn: previous.count))
+        masks.append(Self.prefixMask(rows: outputDegrees, columns: previous, scale: parameterization.multiplier(fanIn: previous.count)) { $0 > $1 })
         blocks.append(Self.blocks(rows: outputDegrees, columns: previous, alignment: p) { $0 > $1 })
         self.masks = masks
         self.blocks = blocks
@@ -193,6 +197,25 @@ final class MaskedAutoregressiveNetwork {
         }
         let work = blocks.reduce(0) { $0 + $1.outputs.count * $1.inputs }
         return Double(work) < 0.85 * Double(rows.count * columns.count) ? blocks : nil
+    }
+
+    /// The mask of a layer whose inputs have ascending `columns` degrees: each unit reads the
+    /// prefix of inputs it connects to.
+    private static func prefixMask(rows: [Int], columns: [Int], scale: Double, _ connect: (Int, Int) -> Bool) -> WeightMask {
+        precondition(columns == columns.sorted(), "a prefix mask needs inputs in ascending degree")
+        return .prefix(reach: rows.map { r in columns.lastIndex { connect(r, $0) }.map { $0 + 1 } ?? 0 }, scale: scale)
+    }
+
+    /// Layer `l`'s applied weight, stored weight ⊙ mask (nothing recorded).
+    func appliedWeight(_ l: Int) -> Tensor {
+        let weight = weights[l].value.detached()
+        switch masks[l] {
+        case .elementwise(let mask): return weight * mask
+        case .prefix(let reach, let scale):
+            let (rows, columns) = (weight.shape[0], weight.shape[1])
+            let keep = (0..<rows).flatMap { i in (0..<columns).map { j in j < reach[i] ? scale : 0 } }
+            return weight * Tensor(keep, shape: [rows, columns], dtype: weight.dtype)
+        }
     }
 
     private static func mask(rows: [Int], columns: [Int], dtype: DType, _ connect: (Int, Int) -> Bool) -> Tensor {

@@ -143,7 +143,7 @@ private struct SortedMADE<T: TensorScalar> {
         let d = network.order.count, c = network.contextSize
         // Sorted column j of the input ← original column: context first, then dimensions by position.
         var columns = (0..<c).map { d + $0 } + network.order
-        let applied = zip(network.weights, network.masks).map { ($0.value * $1).scalars(as: T.self) }
+        let applied = network.weights.indices.map { network.appliedWeight($0).scalars(as: T.self) }
         let biases = network.biases.map { $0.value.scalars(as: T.self) }
         for (l, size) in network.hiddenSizes.enumerated() {
             let degrees = MaskedAutoregressiveNetwork.hiddenDegrees(size: size, inputs: d, context: c > 0)

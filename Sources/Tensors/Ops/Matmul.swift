@@ -99,7 +99,18 @@ public struct LinearBlock: Sendable, Equatable {
 /// A MADE layer with units sorted by degree has a block-triangular mask, so this does about
 /// half the work of ``linear(_:weight:bias:)`` on it (Germain et al. 2015).
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
-    linear(x, weight: weight, mask: nil, bias: bias, blocks: blocks)
+    linear(x, weight: weight, mask: Optional<WeightMask>.none, bias: bias, blocks: blocks)
+}
+
+/// The factors M of a masked dense layer's weight [out, in] (see
+/// ``linear(_:weight:mask:bias:blocks:)-(_,_,WeightMask?,_,_)``).
+public enum WeightMask: Sendable {
+    /// Any factors: a tensor of the weight's shape and dtype.
+    case elementwise(Tensor)
+    /// M[i, j] = `scale` for j < `reach[i]`, else 0: each output unit reads a prefix of the
+    /// inputs, as in a MADE layer whose units are sorted by degree. Stored as one count per
+    /// output instead of a weight-sized tensor.
+    case prefix(reach: [Int], scale: Double)
 }
 
 /// A masked dense layer, y = x·(W ⊙ M)ᵀ + b, with the weight's gradient (gᵀx) ⊙ M.
@@ -109,6 +120,12 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBl
 /// needs it), and no separate product is recorded: one weight-sized tensor less per layer for
 /// the whole of a training step. `mask` has the weight's shape and takes no gradient.
 public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
+    linear(x, weight: weight, mask: mask.map(WeightMask.elementwise), bias: bias, blocks: blocks)
+}
+
+/// A masked dense layer, y = x·(W ⊙ M)ᵀ + b, with the weight's gradient (gᵀx) ⊙ M, for a mask
+/// given as elementwise factors or as a prefix per output unit (see ``WeightMask``).
+public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
     precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
         "linear: input shape \(x.shape) does not fit weight shape \(weight.shape) ([out, in])")
     precondition(x.dtype == weight.dtype, "linear: dtypes differ (\(x.dtype), \(weight.dtype))")
@@ -121,12 +138,35 @@ public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, bl
                  && zip(blocks, blocks.dropFirst()).allSatisfy { $0.outputs.upperBound == $1.outputs.lowerBound }
                  && blocks.allSatisfy { $0.inputs >= 0 && $0.inputs <= inFeatures },
                  "linear: blocks \(blocks) do not cover \(outFeatures) outputs in order within \(inFeatures) inputs")
-    if let mask {
-        precondition(mask.shape == weight.shape && mask.dtype == weight.dtype,
-                     "linear: mask \(mask.shape) \(mask.dtype) does not match weight \(weight.shape) \(weight.dtype)")
+    switch mask {
+    case .elementwise(let m)?:
+        precondition(m.shape == weight.shape && m.dtype == weight.dtype,
+                     "linear: mask \(m.shape) \(m.dtype) does not match weight \(weight.shape) \(weight.dtype)")
+    case .prefix(let reach, _)?:
+        precondition(reach.count == outFeatures && reach.allSatisfy { $0 >= 0 && $0 <= inFeatures },
+                     "linear: prefix mask of \(reach.count) outputs does not fit weight \(weight.shape)")
+    case nil: break
     }
     /// W ⊙ M as a plain tensor (nothing recorded).
-    func effectiveWeight() -> Tensor { mask.map { weight.detached() * $0 } ?? weight.detached() }
+    func effectiveWeight() -> Tensor {
+        switch mask {
+        case nil: return weight.detached()
+        case .elementwise(let m)?: return weight.detached() * m
+        case .prefix(let reach, let scale)?:
+            func masked<T: TensorScalar>(_: T.Type) -> Tensor {
+                let source = weight.pointer(T.self), factor = T(scale)
+                return withExtendedLifetime(weight) {
+                    Tensor(shape: weight.shape, as: T.self) { out in
+                        for (i, r) in reach.enumerated() {
+                            for j in 0..<r { out[i * inFeatures + j] = factor * source[i * inFeatures + j] }
+                            for j in r..<inFeatures { out[i * inFeatures + j] = 0 }
+                        }
+                    }
+                }
+            }
+            return weight.dtype == .float32 ? masked(Float.self) : masked(Double.self)
+        }
+    }
     let rows = x.count / Swift.max(inFeatures, 1)
     let outShape = Array(x.shape.dropLast()) + [outFeatures]
     let out = Tensor(uninitializedShape: outShape, dtype: x.dtype)
@@ -204,9 +244,19 @@ public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, bl
                                c: pgw + first * inFeatures, ldc: inFeatures)
                     }
                 }
-                if let pgw, let mask {
-                    let pm = mask.pointer(T.self)
-                    for i in 0..<(outFeatures * inFeatures) { pgw[i] *= pm[i] }
+                if let pgw {
+                    switch mask {
+                    case .elementwise(let m)?:
+                        let pm = m.pointer(T.self)
+                        for i in 0..<(outFeatures * inFeatures) { pgw[i] *= pm[i] }
+                    case .prefix(let reach, let scale)?:
+                        let factor = T(scale)
+                        for (i, r) in reach.enumerated() {
+                            if factor != 1 { for j in 0..<r { pgw[i * inFeatures + j] *= factor } }
+                            (pgw + i * inFeatures + r).update(repeating: 0, count: inFeatures - r)
+                        }
+                    case nil: break
+                    }
                 }
             }
         }
