@@ -159,14 +159,20 @@ final class MaskedAutoregressiveNetwork {
         for (l, h) in hiddenSizes.enumerated() {
             let degrees = Self.hiddenDegrees(size: h, inputs: d, context: contextSize > 0)
             let scale = parameterization.multiplier(fanIn: previous.count)
-            masks.append(l == 0 ? .elementwise(Self.mask(rows: degrees, columns: previous, dtype: dtype) { $0 >= $1 } * scale)
-                                : Self.prefixMask(rows: degrees, columns: previous, scale: scale) { $0 >= $1 })
-            blocks.append(l == 0 ? nil : Self.blocks(rows: degrees, columns: previous, alignment: 1) { $0 >= $1 })
+            if l == 0 {
+                masks.append(.elementwise(Self.mask(rows: degrees, columns: previous, dtype: dtype) { $0 >= $1 } * scale))
+                blocks.append(nil)
+            } else {
+                let reach = Self.reach(rows: degrees, columns: previous) { $0 >= $1 }
+                masks.append(.prefix(reach: reach, scale: scale))
+                blocks.append(Self.blocks(reach: reach, inputs: previous.count, alignment: 1))
+            }
             previous = degrees
         }
         let outputDegrees = (0..<(d * p)).map { inputDegree[$0 / p] }
-        masks.append(Self.prefixMask(rows: outputDegrees, columns: previous, scale: parameterization.multiplier(fanIn: previous.count)) { $0 > $1 })
-        blocks.append(Self.blocks(rows: outputDegrees, columns: previous, alignment: p) { $0 > $1 })
+        let reach = Self.reach(rows: outputDegrees, columns: previous) { $0 > $1 }
+        masks.append(.prefix(reach: reach, scale: parameterization.multiplier(fanIn: previous.count)))
+        blocks.append(Self.blocks(reach: reach, inputs: previous.count, alignment: p))
         self.masks = masks
         self.blocks = blocks
         if skipWeight != nil {
@@ -183,40 +189,31 @@ final class MaskedAutoregressiveNetwork {
             : (0..<size).map { $0 % Swift.max(d - 1, 1) + 1 }.sorted()
     }
 
-    /// Row blocks for a layer whose inputs have ascending `columns` degrees: each block of
-    /// output units reads only the prefix of inputs its mask can reach (see
+    /// For a layer whose inputs have ascending `columns` degrees: how many inputs, a prefix,
+    /// each unit connects to.
+    private static func reach(rows: [Int], columns: [Int], _ connect: (Int, Int) -> Bool) -> [Int] {
+        precondition(columns == columns.sorted(), "a prefix mask needs inputs in ascending degree")
+        return rows.map { r in columns.lastIndex { connect(r, $0) }.map { $0 + 1 } ?? 0 }
+    }
+
+    /// Row blocks for a layer of `reach.count` units over `inputs` inputs, unit i reading the
+    /// first `reach[i]`: each block of units reads only the prefix of inputs its units reach (see
     /// ``linear(_:weight:bias:blocks:)``). `nil` when the layer is too small to gain.
-    static func blocks(rows: [Int], columns: [Int], alignment: Int, _ connect: (Int, Int) -> Bool) -> [LinearBlock]? {
-        guard rows.count * columns.count >= 1 << 16 else { return nil }
-        let reach = rows.map { r in columns.lastIndex { connect(r, $0) }.map { $0 + 1 } ?? 0 }
-        let target = Swift.max(32, rows.count / 16)
+    static func blocks(reach: [Int], inputs: Int, alignment: Int) -> [LinearBlock]? {
+        let rows = reach.count
+        guard rows * inputs >= 1 << 16 else { return nil }
+        let target = Swift.max(32, rows / 16)
         var blocks: [LinearBlock] = [], start = 0
-        for end in 1...rows.count where end == rows.count || (end - start >= target && end % alignment == 0) {
+        for end in 1...rows where end == rows || (end - start >= target && end % alignment == 0) {
             blocks.append(LinearBlock(outputs: start..<end, inputs: reach[start..<end].max() ?? 0))
             start = end
         }
         let work = blocks.reduce(0) { $0 + $1.outputs.count * $1.inputs }
-        return Double(work) < 0.85 * Double(rows.count * columns.count) ? blocks : nil
-    }
-
-    /// The mask of a layer whose inputs have ascending `columns` degrees: each unit reads the
-    /// prefix of inputs it connects to.
-    private static func prefixMask(rows: [Int], columns: [Int], scale: Double, _ connect: (Int, Int) -> Bool) -> WeightMask {
-        precondition(columns == columns.sorted(), "a prefix mask needs inputs in ascending degree")
-        return .prefix(reach: rows.map { r in columns.lastIndex { connect(r, $0) }.map { $0 + 1 } ?? 0 }, scale: scale)
+        return Double(work) < 0.85 * Double(rows * inputs) ? blocks : nil
     }
 
     /// Layer `l`'s applied weight, stored weight ⊙ mask (nothing recorded).
-    func appliedWeight(_ l: Int) -> Tensor {
-        let weight = weights[l].value.detached()
-        switch masks[l] {
-        case .elementwise(let mask): return weight * mask
-        case .prefix(let reach, let scale):
-            let (rows, columns) = (weight.shape[0], weight.shape[1])
-            let keep = (0..<rows).flatMap { i in (0..<columns).map { j in j < reach[i] ? scale : 0 } }
-            return weight * Tensor(keep, shape: [rows, columns], dtype: weight.dtype)
-        }
-    }
+    func appliedWeight(_ l: Int) -> Tensor { masks[l].applied(to: weights[l].value) }
 
     private static func mask(rows: [Int], columns: [Int], dtype: DType, _ connect: (Int, Int) -> Bool) -> Tensor {
         Tensor(rows.flatMap { r in columns.map { c in connect(r, c) ? 1.0 : 0.0 } }, shape: [rows.count, columns.count], dtype: dtype)

@@ -111,6 +111,27 @@ public enum WeightMask: Sendable {
     /// inputs, as in a MADE layer whose units are sorted by degree. Stored as one count per
     /// output instead of a weight-sized tensor.
     case prefix(reach: [Int], scale: Double)
+
+    /// W ⊙ M for a weight [out, in], as a plain tensor (nothing recorded).
+    public func applied(to weight: Tensor) -> Tensor {
+        switch self {
+        case .elementwise(let m): return weight.detached() * m
+        case .prefix(let reach, let scale):
+            let inFeatures = weight.shape[1]
+            func masked<T: TensorScalar>(_: T.Type) -> Tensor {
+                let source = weight.pointer(T.self), factor = T(scale)
+                return withExtendedLifetime(weight) {
+                    Tensor(shape: weight.shape, as: T.self) { out in
+                        for (i, r) in reach.enumerated() {
+                            for j in 0..<r { out[i * inFeatures + j] = factor * source[i * inFeatures + j] }
+                            for j in r..<inFeatures { out[i * inFeatures + j] = 0 }
+                        }
+                    }
+                }
+            }
+            return weight.dtype == .float32 ? masked(Float.self) : masked(Double.self)
+        }
+    }
 }
 
 /// A masked dense layer, y = x·(W ⊙ M)ᵀ + b, with the weight's gradient (gᵀx) ⊙ M.
@@ -148,25 +169,7 @@ public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?
     case nil: break
     }
     /// W ⊙ M as a plain tensor (nothing recorded).
-    func effectiveWeight() -> Tensor {
-        switch mask {
-        case nil: return weight.detached()
-        case .elementwise(let m)?: return weight.detached() * m
-        case .prefix(let reach, let scale)?:
-            func masked<T: TensorScalar>(_: T.Type) -> Tensor {
-                let source = weight.pointer(T.self), factor = T(scale)
-                return withExtendedLifetime(weight) {
-                    Tensor(shape: weight.shape, as: T.self) { out in
-                        for (i, r) in reach.enumerated() {
-                            for j in 0..<r { out[i * inFeatures + j] = factor * source[i * inFeatures + j] }
-                            for j in r..<inFeatures { out[i * inFeatures + j] = 0 }
-                        }
-                    }
-                }
-            }
-            return weight.dtype == .float32 ? masked(Float.self) : masked(Double.self)
-        }
-    }
+    func effectiveWeight() -> Tensor { mask?.applied(to: weight) ?? weight.detached() }
     let rows = x.count / Swift.max(inFeatures, 1)
     let outShape = Array(x.shape.dropLast()) + [outFeatures]
     let out = Tensor(uninitializedShape: outShape, dtype: x.dtype)
