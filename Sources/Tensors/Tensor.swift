@@ -28,9 +28,9 @@ public struct Tensor: @unchecked Sendable {
         self.gradNode = gradNode
     }
 
-    /// An uninitialised tensor; every element must be written before it is read.
-    @usableFromInline
-    init(uninitializedShape shape: [Int], dtype: DType) {
+    /// An uninitialised tensor; every element must be written before it is read. For kernels that
+    /// fill several tensors in one pass.
+    public init(uninitializedShape shape: [Int], dtype: DType) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
         self.init(storage: TensorStorage(count: shape.reduce(1, *), dtype: dtype), shape: shape)
     }

@@ -134,6 +134,32 @@ func fusedSplineGradients(inverse: Bool) throws {
     #expect(result.maxRelativeError < 1e-6, "\(result)")
 }
 
+@Test("the float32 spline kernel agrees with the float64 one, values and gradients", arguments: [false, true])
+func float32SplineMatchesFloat64(inverse: Bool) throws {
+    var g = RandomGenerator(seed: 8)
+    let transform = RationalQuadraticSplineTransform(bins: 8, bound: 3)
+    let n = 2000
+    // Inputs in both tails as well; the float64 run sees the float32-rounded numbers.
+    let x32 = Tensor.uniform([n], low: -3.5, high: 3.5, generator: &g).requiringGradient()
+    let p32 = (Tensor.randn([n, transform.parameterCount], generator: &g) * 2).requiringGradient()
+    let x = x32.detached().converted(to: .float64).requiringGradient(), p = p32.detached().converted(to: .float64).requiringGradient()
+    let weights = Tensor.randn([n], generator: &g, dtype: .float64)
+    func run(_ x: Tensor, _ p: Tensor, _ w: Tensor) -> (Tensor, Tensor) {
+        let (out, logDerivative) = inverse ? transform.inverse(x, parameters: p) : transform.forward(x, parameters: p)
+        ((out * w).sum() + (logDerivative * 0.7).sum()).backward()
+        return (out, logDerivative)
+    }
+    let (out64, log64) = run(x, p, weights)
+    let (out32, log32) = run(x32, p32, weights.converted(to: .float32))
+    // float32 rounding of the knots (~1e-6), amplified by slopes up to ~30 where bins are narrow.
+    #expect(maxAbsDifference(out64.doubles, out32.doubles) < 2e-4)
+    #expect(maxAbsDifference(log64.doubles, log32.doubles) < 1e-3)
+    let gx = x.grad!.doubles, gp = p.grad!.doubles
+    let scale = max(gx.map(abs).max()!, gp.map(abs).max()!)
+    #expect(maxAbsDifference(gx, x32.grad!.doubles) < 1e-4 * scale)
+    #expect(maxAbsDifference(gp, p32.grad!.doubles) < 1e-4 * scale)
+}
+
 @Test("the fused affine transform matches its formula and finite differences", arguments: [
     AffineScale.exp, .softBounded(3), .clamped(min: -2, max: 1.5), .sigmoid(bias: 2),
 ])

@@ -1,225 +1,272 @@
-/// A number with its partial derivatives with respect to the seven inputs of one spline
-/// evaluation (forward-mode differentiation): x (or y), x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}.
-struct SplineDual {
-    var value: Double
-    var partials: SIMD8<Double>
-
-    init(_ value: Double, _ partials: SIMD8<Double> = .zero) {
-        self.value = value
-        self.partials = partials
-    }
-
-    /// The input with index `i` (its own partial is 1).
-    static func input(_ value: Double, _ i: Int) -> SplineDual {
-        var p = SIMD8<Double>.zero
-        p[i] = 1
-        return SplineDual(value, p)
-    }
-
-    static func + (a: SplineDual, b: SplineDual) -> SplineDual { SplineDual(a.value + b.value, a.partials + b.partials) }
-    static func - (a: SplineDual, b: SplineDual) -> SplineDual { SplineDual(a.value - b.value, a.partials - b.partials) }
-    static func * (a: SplineDual, b: SplineDual) -> SplineDual {
-        SplineDual(a.value * b.value, a.partials * b.value + b.partials * a.value)
-    }
-    static func / (a: SplineDual, b: SplineDual) -> SplineDual {
-        SplineDual(a.value / b.value, (a.partials * b.value - b.partials * a.value) / (b.value * b.value))
-    }
-    static func * (a: SplineDual, c: Double) -> SplineDual { SplineDual(a.value * c, a.partials * c) }
-    static func + (a: SplineDual, c: Double) -> SplineDual { SplineDual(a.value + c, a.partials) }
-    static prefix func - (a: SplineDual) -> SplineDual { SplineDual(-a.value, -a.partials) }
-    func log() -> SplineDual { SplineDual(Foundation.log(value), partials / value) }
-    func squareRoot() -> SplineDual {
-        let r = value.squareRoot()
-        return SplineDual(r, r > 0 ? partials / (2 * r) : .zero)
-    }
-    func clampedUnit() -> SplineDual {
-        value < 0 ? SplineDual(0) : (value > 1 ? SplineDual(1) : self)
-    }
-}
-
-import Foundation
-
-/// One element's spline evaluation: output and log-derivative with their partials with respect to
-/// (v, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}), and the bin (−1 in the identity tails).
-struct SplineElement {
-    var output = 0.0
-    var outputPartials = SIMD8<Double>.zero
-    var logDerivative = 0.0
-    var logPartials = SIMD8<Double>.zero
-    var bin = -1
-}
+import Tensors
 
 /// The rational-quadratic spline evaluated in one pass per element, from its raw parameters,
-/// with exact derivatives (Durkan et al. 2019, eq. 4–8). Per element the kernel turns the
-/// 3K − 1 raw values into knots (softmax and running sums for widths and heights, softplus for
-/// the interior derivatives), finds the bin, and evaluates the rational function, its closed-form
-/// inverse or the identity tails. The output and log-derivative carry their partials with respect
-/// to x and the six knot values of the bin (forward mode); the backward pass chains those through
-/// the running sums and the softmax by hand, O(K) per element. No intermediate tensors: one
-/// kernel each way, split over the cores for large inputs.
+/// with a closed-form backward pass (Durkan et al. 2019, eq. 4–8).
+///
+/// Per element the kernel turns the 3K − 1 raw values into knots (softmax and running sums for
+/// widths and heights, softplus for the interior derivatives), finds the bin, and evaluates the
+/// rational function, its closed-form inverse or the identity tails; the exponentials and
+/// softpluses of a block of elements go through the vector kernels at once. The arithmetic is in
+/// the storage type (`Float` for float32, as in the PyTorch libraries).
+///
+/// When a gradient will be needed, the forward pass also writes, per element, the derivatives of
+/// the output and of the log-derivative with respect to the input and the 3K − 1 raw parameters
+/// (``BinDerivatives`` chained through the running sums and the softmaxes by hand). The backward
+/// passes are then one scaled copy each: ∂L/∂raw = ∂L/∂y · ∂y/∂raw.
 enum RationalQuadraticSplineKernel {
     /// y = f(x) (or x = f⁻¹(y) when `inverse`) and log |df/dx| (or log |df⁻¹/dy|) for inputs [N]
     /// and raw parameters [N, 3K − 1] of `spline`.
     static func evaluate(_ input: Tensor, parameters: Tensor, spline: RationalQuadraticSplineTransform,
                          inverse: Bool) -> (output: Tensor, logAbsDerivative: Tensor) {
+        precondition(parameters.shape == [input.count, spline.parameterCount] && parameters.dtype == input.dtype,
+                     "spline: parameters \(parameters.shape) \(parameters.dtype) do not fit \(input.count) inputs of \(input.dtype)")
         switch input.dtype {
-        case .float32: evaluate(input, parameters: parameters, spline: spline, inverse: inverse, as: Float.self)
-        case .float64: evaluate(input, parameters: parameters, spline: spline, inverse: inverse, as: Double.self)
+        case .float32: return evaluate(input, parameters: parameters, spline: spline, inverse: inverse, as: Float.self)
+        case .float64: return evaluate(input, parameters: parameters, spline: spline, inverse: inverse, as: Double.self)
         }
     }
 
-    /// The kernel for storage type `T`: inputs, parameters and gradients are read and written in
-    /// place, the arithmetic is in `Double`.
+    /// Elements whose exponentials and softpluses are computed together.
+    private static let blockSize = 32
+
     private static func evaluate<T: TensorScalar>(_ input: Tensor, parameters: Tensor, spline: RationalQuadraticSplineTransform,
                                                   inverse: Bool, as _: T.Type) -> (output: Tensor, logAbsDerivative: Tensor) {
-        let n = input.count, k = spline.bins, p = spline.parameterCount, bound = spline.bound
-        var elements = [SplineElement](repeating: SplineElement(), count: n)
-        // The width and height softmaxes of every element, for the backward pass.
-        var softmaxes = [Double](repeating: 0, count: n * 2 * k)
-        let widthScale = 1 - spline.minimumBinWidth * Double(k), heightScale = 1 - spline.minimumBinHeight * Double(k)
-        input.withUnsafeBufferPointer(as: T.self) { values in
+        let n = input.count, k = spline.bins, p = spline.parameterCount
+        let recording = GradientMode.isEnabled && (input.requiresGradient || parameters.requiresGradient)
+        // Per element: [∂y/∂x, ∂y/∂raw (P values), ∂log/∂x, ∂log/∂raw (P values)].
+        let stride = 2 * (p + 1)
+        var output = Tensor(uninitializedShape: input.shape, dtype: T.dtype)
+        var logAbs = Tensor(uninitializedShape: input.shape, dtype: T.dtype)
+        var derivatives = Tensor(uninitializedShape: [recording ? n * stride : 0], dtype: T.dtype)
+        let bound = T(spline.bound), minimumWidth = T(spline.minimumBinWidth), minimumHeight = T(spline.minimumBinHeight)
+        let minimumDerivative = T(spline.minimumDerivative)
+        let widthScale = 1 - minimumWidth * T(k), heightScale = 1 - minimumHeight * T(k)
+        input.withUnsafeBufferPointer(as: T.self) { x in
         parameters.withUnsafeBufferPointer(as: T.self) { raw in
-        elements.withUnsafeMutableBufferPointer { elements in
-        softmaxes.withUnsafeMutableBufferPointer { softmaxes in
-            Parallel.chunks(n, threshold: 4096) { start, end in
-                var xs = [Double](repeating: 0, count: k + 1), ys = xs
-                let scratch = UnsafeMutablePointer<T>.allocate(capacity: k)
+        output.withUnsafeMutableBufferPointer(as: T.self) { out in
+        logAbs.withUnsafeMutableBufferPointer(as: T.self) { logOut in
+        derivatives.withUnsafeMutableBufferPointer(as: T.self) { dOut in
+            Parallel.chunks(n, threshold: 2048) { start, end in
+                // Per block element: 2K softmax numerators, then K − 1 softpluses and K − 1 sigmoids.
+                let rowScratch = 2 * k + 2 * (k - 1)
+                let scratch = UnsafeMutablePointer<T>.allocate(capacity: blockSize * rowScratch)
                 defer { scratch.deallocate() }
-                for i in start..<end {
-                    let v = Double(values[i])
-                    guard v >= -bound && v <= bound else {
-                        elements[i].output = v
-                        elements[i].outputPartials[0] = 1
-                        continue
+                let exps = scratch, softplus = scratch + blockSize * 2 * k, sigmoid = softplus + blockSize * (k - 1)
+                var blockStart = start
+                while blockStart < end {
+                    let count = Swift.min(blockSize, end - blockStart)
+                    for e in 0..<count {
+                        let row = raw.baseAddress! + (blockStart + e) * p
+                        var largestWidth = row[0], largestHeight = row[k]
+                        for m in 1..<k {
+                            largestWidth = Swift.max(largestWidth, row[m])
+                            largestHeight = Swift.max(largestHeight, row[k + m])
+                        }
+                        for m in 0..<k {
+                            exps[e * 2 * k + m] = row[m] - largestWidth
+                            exps[e * 2 * k + k + m] = row[k + m] - largestHeight
+                        }
+                        for m in 0..<(k - 1) { softplus[e * (k - 1) + m] = row[2 * k + m] }
                     }
-                    let row = i * p, soft = i * 2 * k
-                    softmax(raw, from: row, count: k, into: softmaxes, at: soft, scratch: scratch)
-                    softmax(raw, from: row + k, count: k, into: softmaxes, at: soft + k, scratch: scratch)
-                    xs[0] = -bound; ys[0] = -bound
-                    var cx = 0.0, cy = 0.0
-                    for j in 1..<k {
-                        cx += spline.minimumBinWidth + widthScale * softmaxes[soft + j - 1]
-                        cy += spline.minimumBinHeight + heightScale * softmaxes[soft + k + j - 1]
-                        xs[j] = -bound + 2 * bound * cx
-                        ys[j] = -bound + 2 * bound * cy
+                    T.apply(.exp, exps, exps, count: count * 2 * k)
+                    if recording { T.apply(.sigmoid, softplus, sigmoid, count: count * (k - 1)) }
+                    T.apply(.softplus, softplus, softplus, count: count * (k - 1))
+
+                    for e in 0..<count {
+                        let i = blockStart + e
+                        let v = x[i]
+                        let dRow = recording ? dOut.baseAddress! + i * stride : nil
+                        guard v >= -bound && v <= bound else {
+                            // Identity tails: y = x, log-derivative 0.
+                            out[i] = v
+                            logOut[i] = 0
+                            if let dRow {
+                                dRow.initialize(repeating: 0, count: stride)
+                                dRow[0] = 1
+                            }
+                            continue
+                        }
+                        let widths = exps + e * 2 * k, heights = widths + k
+                        var widthTotal: T = 0, heightTotal: T = 0
+                        for m in 0..<k {
+                            widthTotal += widths[m]
+                            heightTotal += heights[m]
+                        }
+                        let widthNormalizer = 1 / widthTotal, heightNormalizer = 1 / heightTotal
+                        for m in 0..<k {
+                            widths[m] *= widthNormalizer
+                            heights[m] *= heightNormalizer
+                        }
+                        // Walk the knots to the bin b with knot_b ≤ v < knot_{b+1} (in y for the inverse).
+                        // Knot j is −B + 2B (j·m + scale·Σ_{m<j} softmax_m) for 0 < j < K; knots 0 and K are ∓B.
+                        var b = 0
+                        var widthSum: T = 0, heightSum: T = 0        // Σ_{m<b} softmax_m
+                        var x0 = -bound, y0 = -bound, x1 = bound, y1 = bound
+                        while b < k - 1 {
+                            let nextWidthSum = widthSum + widths[b], nextHeightSum = heightSum + heights[b]
+                            x1 = -bound + 2 * bound * (T(b + 1) * minimumWidth + widthScale * nextWidthSum)
+                            y1 = -bound + 2 * bound * (T(b + 1) * minimumHeight + heightScale * nextHeightSum)
+                            if (inverse ? y1 : x1) > v { break }
+                            widthSum = nextWidthSum
+                            heightSum = nextHeightSum
+                            x0 = x1
+                            y0 = y1
+                            x1 = bound
+                            y1 = bound
+                            b += 1
+                        }
+                        let derivativeRow = softplus + e * (k - 1)
+                        let d0 = b == 0 ? 1 : minimumDerivative + derivativeRow[b - 1]
+                        let d1 = b == k - 1 ? 1 : minimumDerivative + derivativeRow[b]
+                        let bin = BinDerivatives(v, x0: x0, x1: x1, y0: y0, y1: y1, d0: d0, d1: d1,
+                                                 inverse: inverse, withPartials: dRow != nil)
+                        out[i] = bin.output
+                        logOut[i] = bin.logDerivative
+                        guard let dRow else { continue }
+
+                        let sums = (widthSum, widthSum + widths[b], heightSum, heightSum + heights[b])
+                        let sigmoidRow = sigmoid + e * (k - 1)
+                        chain(bin.outputPartials, into: dRow, bin: b, bins: k, widths: widths, heights: heights, sums: sums,
+                              sigmoids: sigmoidRow, widthFactor: 2 * bound * widthScale, heightFactor: 2 * bound * heightScale)
+                        chain(bin.logPartials, into: dRow + p + 1, bin: b, bins: k, widths: widths, heights: heights, sums: sums,
+                              sigmoids: sigmoidRow, widthFactor: 2 * bound * widthScale, heightFactor: 2 * bound * heightScale)
                     }
-                    xs[k] = bound; ys[k] = bound
-                    let knots = inverse ? ys : xs
-                    var lo = 0, hi = k                     // the bin: knots[lo] ≤ v < knots[lo+1]
-                    while hi - lo > 1 {
-                        let mid = (lo + hi) / 2
-                        if knots[mid] <= v { lo = mid } else { hi = mid }
-                    }
-                    // Only the bin's two knot derivatives: minimum + softplus inside, 1 at ±B.
-                    func derivative(_ j: Int) -> Double {
-                        j == 0 || j == k ? 1 : spline.minimumDerivative + softplus(Double(raw[row + 2 * k + j - 1]))
-                    }
-                    let result = evaluateBin(v, x0: xs[lo], x1: xs[lo + 1], y0: ys[lo], y1: ys[lo + 1],
-                                             d0: derivative(lo), d1: derivative(lo + 1), inverse: inverse)
-                    elements[i] = SplineElement(output: result.output.value, outputPartials: result.output.partials,
-                                                logDerivative: result.log.value, logPartials: result.log.partials, bin: lo)
+                    blockStart += count
                 }
             }
-        }}}}
-        let output = Tensor(shape: input.shape, as: T.self) { out in
-            for i in 0..<n { out[i] = T(elements[i].output) }
-        }
-        let logAbs = Tensor(shape: input.shape, as: T.self) { out in
-            for i in 0..<n { out[i] = T(elements[i].logDerivative) }
+        }}}}}
+
+        /// ∂L/∂x and ∂L/∂raw from ∂L/∂(output) (`column` 0) or ∂L/∂(log-derivative) (`column` P + 1).
+        func gradients(_ g: Tensor, column: Int, _ needs: [Bool]) -> [Tensor?] {
+            g.withUnsafeBufferPointer(as: T.self) { g in
+            derivatives.withUnsafeBufferPointer(as: T.self) { d in
+                let gInput = needs[0] ? Tensor(shape: input.shape, as: T.self) { gx in
+                    Parallel.chunks(n) { start, end in
+                        for i in start..<end { gx[i] = g[i] * d[i * stride + column] }
+                    }
+                } : nil
+                let gRaw = needs[1] ? Tensor(shape: parameters.shape, as: T.self) { gr in
+                    Parallel.chunks(n, threshold: 1024) { start, end in
+                        for i in start..<end {
+                            let gi = g[i], source = d.baseAddress! + i * stride + column + 1, target = gr.baseAddress! + i * p
+                            for m in 0..<p { target[m] = gi * source[m] }
+                        }
+                    }
+                } : nil
+                return [gInput, gRaw]
+            }}
         }
         let inputs = [input, parameters]
-
-        /// Gradients of the input and the raw parameters from an output gradient and per-element partials.
-        func scatter(_ g: Tensor, _ partials: KeyPath<SplineElement, SIMD8<Double>>, _ needs: [Bool]) -> [Tensor?] {
-            var gInput = Tensor.zeros(input.shape, dtype: T.dtype)
-            var gRaw = Tensor.zeros(parameters.shape, dtype: T.dtype)
-            g.withUnsafeBufferPointer(as: T.self) { gv in
-            parameters.withUnsafeBufferPointer(as: T.self) { raw in
-            gInput.withUnsafeMutableBufferPointer(as: T.self) { gInput in
-            gRaw.withUnsafeMutableBufferPointer(as: T.self) { gRaw in
-                Parallel.chunks(n, threshold: 4096) { start, end in
-                    var gSoft = [Double](repeating: 0, count: k)
-                    for i in start..<end {
-                        let q = elements[i][keyPath: partials] * Double(gv[i])
-                        gInput[i] = T(q[0])
-                        let b = elements[i].bin
-                        guard b >= 0 else { continue }
-                        let row = i * p, soft = i * 2 * k
-                        // Knot j (1 ≤ j ≤ K − 1) is −B + 2B Σ_{m<j} (minimum + scale·softmax_m); knots 0 and K are fixed.
-                        func softmaxGradient(offset: Int, lower: Double, upper: Double, scale: Double) {
-                            let gLower = b >= 1 ? lower : 0, gUpper = b + 1 <= k - 1 ? upper : 0
-                            var dot = 0.0
-                            for m in 0..<k {
-                                let gCumulative = (m < b ? gLower : 0) + (m < b + 1 ? gUpper : 0)
-                                gSoft[m] = 2 * bound * scale * gCumulative
-                                dot += softmaxes[soft + offset + m] * gSoft[m]
-                            }
-                            for m in 0..<k {
-                                gRaw[row + offset + m] = T(softmaxes[soft + offset + m] * (gSoft[m] - dot))
-                            }
-                        }
-                        softmaxGradient(offset: 0, lower: q[1], upper: q[2], scale: widthScale)
-                        softmaxGradient(offset: k, lower: q[3], upper: q[4], scale: heightScale)
-                        // Interior derivative j is minimum + softplus(raw_{2K + j − 1}); d_0 = d_K = 1.
-                        if b >= 1 { gRaw[row + 2 * k + b - 1] = T(q[5] * sigmoid(Double(raw[row + 2 * k + b - 1]))) }
-                        if b + 1 <= k - 1 { gRaw[row + 2 * k + b] = T(q[6] * sigmoid(Double(raw[row + 2 * k + b]))) }
-                    }
-                }
-            }}}}
-            return [needs[0] ? gInput : nil, needs[1] ? gRaw : nil]
-        }
-        return (Tensor.recordOperation("rqSpline", output: output, inputs: inputs) { g, needs in scatter(g, \.outputPartials, needs) },
-                Tensor.recordOperation("rqSplineLogDerivative", output: logAbs, inputs: inputs) { g, needs in scatter(g, \.logPartials, needs) })
+        return (Tensor.recordOperation("rqSpline", output: output, inputs: inputs) { g, needs in gradients(g, column: 0, needs) },
+                Tensor.recordOperation("rqSplineLogDerivative", output: logAbs, inputs: inputs) { g, needs in
+                    gradients(g, column: p + 1, needs)
+                })
     }
 
-    /// Output and log-derivative of one bin, with partials with respect to
-    /// (v, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}).
-    private static func evaluateBin(_ v: Double, x0 x0Value: Double, x1 x1Value: Double, y0 y0Value: Double, y1 y1Value: Double,
-                                    d0 d0Value: Double, d1 d1Value: Double, inverse: Bool) -> (output: SplineDual, log: SplineDual) {
-        let x0 = SplineDual.input(x0Value, 1), x1 = SplineDual.input(x1Value, 2)
-        let y0 = SplineDual.input(y0Value, 3), y1 = SplineDual.input(y1Value, 4)
-        let d0 = SplineDual.input(d0Value, 5), d1 = SplineDual.input(d1Value, 6)
+    /// Writes the derivatives of one output with respect to the element's input and raw parameters
+    /// from its `partials` with respect to (v, x_b, x_{b+1}, y_b, y_{b+1}, d_b, d_{b+1}).
+    ///
+    /// Interior knot j is −B + 2B (j·m + scale·Σ_{m<j} softmax_m), so ∂knot_j/∂softmax_m =
+    /// 2B·scale·[m < j]; knots 0 and K are fixed. Through the softmax, ∂/∂raw_m =
+    /// softmax_m (g_m − Σ_j softmax_j g_j), where Σ_j softmax_j g_j needs only the running sums
+    /// `sums` (Σ_{m<b} and Σ_{m≤b} of the width, then of the height softmax). Interior derivative
+    /// j is m_d + softplus(raw_{2K+j−1}), whose slope is the sigmoid.
+    @inline(__always)
+    private static func chain<T: TensorScalar>(_ partials: SIMD8<T>, into row: UnsafeMutablePointer<T>, bin b: Int, bins k: Int,
+                                               widths: UnsafePointer<T>, heights: UnsafePointer<T>, sums: (T, T, T, T),
+                                               sigmoids: UnsafePointer<T>, widthFactor: T, heightFactor: T) {
+        row[0] = partials[0]
+        let lowerInterior = b >= 1, upperInterior = b + 1 <= k - 1
+        let wLower = lowerInterior ? widthFactor * partials[1] : 0, wUpper = upperInterior ? widthFactor * partials[2] : 0
+        let hLower = lowerInterior ? heightFactor * partials[3] : 0, hUpper = upperInterior ? heightFactor * partials[4] : 0
+        let wDot = wLower * sums.0 + wUpper * sums.1, hDot = hLower * sums.2 + hUpper * sums.3
+        for m in 0..<k {
+            let below = m < b, within = m <= b
+            row[1 + m] = widths[m] * ((below ? wLower : 0) + (within ? wUpper : 0) - wDot)
+            row[1 + k + m] = heights[m] * ((below ? hLower : 0) + (within ? hUpper : 0) - hDot)
+        }
+        let derivatives = row + 1 + 2 * k
+        derivatives.initialize(repeating: 0, count: k - 1)
+        if lowerInterior { derivatives[b - 1] = partials[5] * sigmoids[b - 1] }
+        if upperInterior { derivatives[b] = partials[6] * sigmoids[b] }
+    }
+}
+
+/// One bin of the spline: output and log-derivative, with their partials with respect to
+/// u = (v, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}) in closed form.
+///
+/// With w = x_{k+1} − x_k, h = y_{k+1} − y_k, s = h/w, δ = d_k + d_{k+1} − 2s, ξ ∈ [0, 1]:
+///
+///   Y(ξ) = y_k + h·R,  R = (sξ² + d_k ξ(1−ξ)) / D,  D = s + δ ξ(1−ξ),
+///   log dY/dx = log(s² M / D²),  M = d_{k+1}ξ² + 2s ξ(1−ξ) + d_k (1−ξ)².
+///
+/// Forward, ξ = (v − x_k)/w. Inverse, ξ solves Y(ξ) = v, so ∂ξ/∂v = 1/Y_ξ and ∂ξ/∂θ = −Y_θ/Y_ξ
+/// (implicit differentiation); the output is x_k + ξw and the log-derivative is negated.
+/// A ξ pushed outside [0, 1] by rounding is clamped and then carries no partials.
+struct BinDerivatives<T: TensorScalar> {
+    var output: T
+    var logDerivative: T
+    var outputPartials = SIMD8<T>.zero
+    var logPartials = SIMD8<T>.zero
+
+    @inline(__always)
+    init(_ v: T, x0: T, x1: T, y0: T, y1: T, d0: T, d1: T, inverse: Bool, withPartials: Bool) {
         let w = x1 - x0, h = y1 - y0, s = h / w
-        let curvature = d1 + d0 - s * 2
-        let xi: SplineDual, output: SplineDual
+        let curvature = d0 + d1 - 2 * s
+        var xi: T
         if inverse {
-            let offset = SplineDual.input(v, 0) - y0
+            // Cancellation-free root 2c / (−b − √(b² − 4ac)) of aξ² + bξ + c = 0.
+            let offset = v - y0
             let a = h * (s - d0) + offset * curvature
             let b = h * d0 - offset * curvature
-            let c = -(s * offset)
-            var discriminant = b * b - a * c * 4
-            if discriminant.value < 0 { discriminant = SplineDual(0) }
-            xi = ((c * 2) / (-b - discriminant.squareRoot())).clampedUnit()
-            output = xi * w + x0
+            let c = -s * offset
+            let discriminant = Swift.max(b * b - 4 * a * c, 0)
+            xi = 2 * c / (-b - discriminant.squareRoot())
         } else {
-            xi = ((SplineDual.input(v, 0) - x0) / w).clampedUnit()
-            let xi1 = xi * (SplineDual(1) - xi)
-            output = y0 + h * (s * xi * xi + d0 * xi1) / (s + curvature * xi1)
+            xi = (v - x0) / w
         }
-        let xi1 = xi * (SplineDual(1) - xi)
-        let oneMinus = SplineDual(1) - xi
-        let numerator = d1 * xi * xi + s * xi1 * 2 + d0 * oneMinus * oneMinus
+        let clamped = !(xi >= 0 && xi <= 1)
+        if clamped { xi = xi < 0 ? 0 : (xi > 1 ? 1 : 0) }
+        let oneMinus = 1 - xi, xi1 = xi * oneMinus
         let denominator = s + curvature * xi1
-        let log = s.log() * 2 + numerator.log() - denominator.log() * 2
-        return (output, inverse ? -log : log)
+        let ratio = (s * xi * xi + d0 * xi1) / denominator
+        let numerator = d1 * xi * xi + 2 * s * xi1 + d0 * oneMinus * oneMinus
+        let sOverD = s / denominator
+        let log = T.log(sOverD * sOverD * numerator)
+        output = inverse ? x0 + xi * w : y0 + h * ratio
+        logDerivative = inverse ? -log : log
+        guard withPartials else { return }
+
+        // ∂s/∂u: s = (y_{k+1} − y_k)/(x_{k+1} − x_k).
+        let sPartials = SIMD8<T>(0, s / w, -s / w, -1 / w, 1 / w, 0, 0, 0)
+        // R and log(s²M/D²) as functions of (ξ, s, d_k, d_{k+1}).
+        let twoXiMinus = 1 - 2 * xi
+        let dDdXi = curvature * twoXiMinus
+        let rXi = (2 * s * xi + d0 * twoXiMinus - ratio * dDdXi) / denominator
+        let rS = (xi * xi - ratio * (1 - 2 * xi1)) / denominator
+        let rD0 = xi1 * (1 - ratio) / denominator, rD1 = -ratio * xi1 / denominator
+        let lXi = (2 * d1 * xi + 2 * s * twoXiMinus - 2 * d0 * oneMinus) / numerator - 2 * dDdXi / denominator
+        let lS = 2 / s + 2 * xi1 / numerator - 2 * (1 - 2 * xi1) / denominator
+        let lD0 = oneMinus * oneMinus / numerator - 2 * xi1 / denominator
+        let lD1 = xi * xi / numerator - 2 * xi1 / denominator
+        // Partials at fixed ξ, and dY/dξ.
+        let yFixed = h * rS * sPartials + SIMD8<T>(0, 0, 0, 1 - ratio, ratio, h * rD0, h * rD1, 0)
+        let lFixed = lS * sPartials + SIMD8<T>(0, 0, 0, 0, 0, lD0, lD1, 0)
+        let yXi = h * rXi
+        var xiPartials: SIMD8<T>
+        if clamped {
+            xiPartials = .zero
+        } else if inverse {
+            xiPartials = (SIMD8<T>(1, 0, 0, 0, 0, 0, 0, 0) - yFixed) / yXi
+        } else {
+            xiPartials = SIMD8<T>(1 / w, (xi - 1) / w, -xi / w, 0, 0, 0, 0, 0)
+        }
+        if inverse {
+            outputPartials = w * xiPartials + SIMD8<T>(0, oneMinus, xi, 0, 0, 0, 0, 0)
+            logPartials = -(lXi * xiPartials + lFixed)
+        } else {
+            outputPartials = yXi * xiPartials + yFixed
+            logPartials = lXi * xiPartials + lFixed
+        }
     }
-
-    /// softmax(raw[from ..< from + count]) written to out[at ...]. The exponentials run in `T`
-    /// through the vector kernels (eight `Float`s in one step), the sum and the division in Double.
-    private static func softmax<T: TensorScalar>(_ raw: UnsafeBufferPointer<T>, from: Int, count: Int,
-                                                into out: UnsafeMutableBufferPointer<Double>, at: Int,
-                                                scratch: UnsafeMutablePointer<T>) {
-        var largest = -T.infinity
-        for m in 0..<count { largest = Swift.max(largest, raw[from + m]) }
-        for m in 0..<count { scratch[m] = raw[from + m] - largest }
-        T.apply(.exp, scratch, scratch, count: count)
-        var total = 0.0
-        for m in 0..<count { total += Double(scratch[m]) }
-        for m in 0..<count { out[at + m] = Double(scratch[m]) / total }
-    }
-
-    /// log(1 + eˣ) without overflow.
-    private static func softplus(_ x: Double) -> Double { Swift.max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x))) }
-
-    private static func sigmoid(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
 }
