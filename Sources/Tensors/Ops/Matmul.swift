@@ -112,6 +112,10 @@ public enum WeightMask: Sendable {
     /// output instead of a weight-sized tensor.
     case prefix(reach: [Int], scale: Double)
 
+    var isPrefix: Bool {
+        if case .prefix = self { true } else { false }
+    }
+
     /// W ⊙ M for a weight [out, in], as a plain tensor (nothing recorded).
     public func applied(to weight: Tensor) -> Tensor {
         switch self {
@@ -122,9 +126,12 @@ public enum WeightMask: Sendable {
                 let source = weight.pointer(T.self), factor = T(scale)
                 return withExtendedLifetime(weight) {
                     Tensor(shape: weight.shape, as: T.self) { out in
-                        for (i, r) in reach.enumerated() {
-                            for j in 0..<r { out[i * inFeatures + j] = factor * source[i * inFeatures + j] }
-                            for j in r..<inFeatures { out[i * inFeatures + j] = 0 }
+                        forEachRows(reach.count, columns: inFeatures) { start, end in
+                            for i in start..<end {
+                                let r = reach[i]
+                                for j in 0..<r { out[i * inFeatures + j] = factor * source[i * inFeatures + j] }
+                                for j in r..<inFeatures { out[i * inFeatures + j] = 0 }
+                            }
                         }
                     }
                 }
@@ -178,16 +185,14 @@ public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?
         let px = x.pointer(T.self), pw = forwardWeight.pointer(T.self), py = out.pointer(T.self)
         withExtendedLifetime((x, forwardWeight, bias)) {
             if let bias, rows > 0 {
-                // The first row from the bias, then the filled prefix copied onto the rest, doubling.
-                py.update(from: bias.pointer(T.self), count: outFeatures)
-                var filled = 1
-                while filled < rows {
-                    let count = Swift.min(filled, rows - filled)
-                    (py + filled * outFeatures).update(from: py, count: count * outFeatures)
-                    filled += count
+                let pb = bias.pointer(T.self)
+                forEachRows(rows, columns: outFeatures) { start, end in
+                    for r in start..<end { (py + r * outFeatures).update(from: pb, count: outFeatures) }
                 }
             } else {
-                py.update(repeating: 0, count: rows * outFeatures)
+                forEachRows(rows, columns: outFeatures) { start, end in
+                    (py + start * outFeatures).update(repeating: 0, count: (end - start) * outFeatures)
+                }
             }
             for block in blocks where block.inputs > 0 && !block.outputs.isEmpty {
                 let first = block.outputs.lowerBound
@@ -222,10 +227,13 @@ public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?
                 if let pgx {
                     let written = widest.map { active[$0].inputs } ?? 0
                     if written < inFeatures {
-                        for r in 0..<rows { (pgx + r * inFeatures + written).update(repeating: 0, count: inFeatures - written) }
+                        forEachRows(rows, columns: inFeatures) { start, end in
+                            for r in start..<end { (pgx + r * inFeatures + written).update(repeating: 0, count: inFeatures - written) }
+                        }
                     }
                 }
-                if let pgw {
+                // A prefix mask zeroes the same entries and more after the products.
+                if let pgw, mask?.isPrefix != true {
                     for block in blocks where block.inputs < inFeatures {
                         for o in block.outputs {
                             (pgw + o * inFeatures + block.inputs).update(repeating: 0, count: inFeatures - block.inputs)
@@ -254,9 +262,12 @@ public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?
                         for i in 0..<(outFeatures * inFeatures) { pgw[i] *= pm[i] }
                     case .prefix(let reach, let scale)?:
                         let factor = T(scale)
-                        for (i, r) in reach.enumerated() {
-                            if factor != 1 { for j in 0..<r { pgw[i * inFeatures + j] *= factor } }
-                            (pgw + i * inFeatures + r).update(repeating: 0, count: inFeatures - r)
+                        forEachRows(outFeatures, columns: inFeatures) { start, end in
+                            for i in start..<end {
+                                let r = reach[i]
+                                if factor != 1 { for j in 0..<r { pgw[i * inFeatures + j] *= factor } }
+                                (pgw + i * inFeatures + r).update(repeating: 0, count: inFeatures - r)
+                            }
                         }
                     case nil: break
                     }
@@ -269,4 +280,10 @@ public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?
         }
         return [gx?.reshaped(to: inputShape), gw, gb]
     }
+}
+
+/// Runs `body(start, end)` over row ranges of a row-major matrix with `columns` columns, on the
+/// pool's threads once the matrix is large enough to pay for them.
+private func forEachRows(_ rows: Int, columns: Int, _ body: (Int, Int) -> Void) {
+    Parallel.chunks(rows, threshold: Swift.max(1, Parallel.elementwiseThreshold / Swift.max(columns, 1)), body)
 }
