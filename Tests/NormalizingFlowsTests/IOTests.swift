@@ -15,6 +15,30 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
     #expect(try PlanCoding.json(decoded) == json)
 }
 
+@Test func splinePlansWrittenBeforeTheLogitScaleKeepScaleOne() throws {
+    let plan = SplineAutoregressive(bins: 4, conditioner: DenseAutoregressive(hiddenSizes: [16, 64]))
+    #expect(plan.transform.logitScale == 0.125)   // 1/√64, from the last hidden layer
+    let json = try PlanCoding.json(plan)
+    #expect(json.contains("logitScale"))
+    // The same plan as an older version wrote it: no logitScale key.
+    let object = try JSONSerialization.jsonObject(with: Data(json.utf8))
+    func strip(_ value: Any) -> Any {
+        if let dictionary = value as? [String: Any] {
+            return dictionary.filter { $0.key != "logitScale" }.mapValues(strip)
+        }
+        if let array = value as? [Any] { return array.map(strip) }
+        return value
+    }
+    let old = String(decoding: try JSONSerialization.data(withJSONObject: strip(object)), as: UTF8.self)
+    #expect(!old.contains("logitScale"))
+    let decoded = try #require(try PlanCoding.plan(fromJSON: old) as? SplineAutoregressive)
+    #expect(decoded.transform.logitScale == 1)
+    #expect(decoded.transform.bins == 4)
+    var zeroScale = Spline(bins: 4)
+    zeroScale.transform.logitScale = 0
+    #expect(throws: FlowError.self) { try Flow(base: Normal.standard([2]), bijector: zeroScale) }
+}
+
 @Test func closurePlansAndUnknownTypesAreRefused() {
     let rotation = VolumePreserving(name: "r", forward: { $0 }, inverse: { $0 })
     #expect(throws: Error.self) { try PlanCoding.json(Compose([Exp(), rotation])) }

@@ -126,9 +126,12 @@ public struct SplineCoupling: SerializablePlan {
     public var transform: RationalQuadraticSplineTransform
     public var conditioner: CouplingNetwork
 
+    /// The spline's logit scale is 1/√(the conditioner's last hidden width) (see
+    /// ``RationalQuadraticSplineTransform/logitScale``).
     public init(mask: CouplingMask = .alternating(parity: 0), bins: Int = 8, bound: Double = 5, conditioner: CouplingNetwork = CouplingNetwork()) {
         self.mask = mask
-        self.transform = RationalQuadraticSplineTransform(bins: bins, bound: bound)
+        self.transform = RationalQuadraticSplineTransform(
+            bins: bins, bound: bound, logitScale: RationalQuadraticSplineTransform.networkLogitScale(hiddenSizes: conditioner.hiddenSizes))
         self.conditioner = conditioner
     }
 

@@ -3,10 +3,10 @@ import Tensors
 /// The rational-quadratic spline evaluated in one pass per element, from its raw parameters,
 /// with a closed-form backward pass (Durkan et al. 2019, eq. 4–8).
 ///
-/// Per element the kernel turns the 3K − 1 raw values into knots (softmax and running sums for
-/// widths and heights, softplus for the interior derivatives), finds the bin, and evaluates the
-/// rational function, its closed-form inverse or the identity tails; the exponentials and
-/// softpluses of a block of elements go through the vector kernels at once. The arithmetic is in
+/// Per element the kernel turns the 3K − 1 raw values into knots (softmax of the scaled logits
+/// and running sums for widths and heights, softplus for the interior derivatives), finds the
+/// bin, and evaluates the rational function, its closed-form inverse or the identity tails; the
+/// exponentials and softpluses of a block of elements go through the vector kernels at once. The arithmetic is in
 /// the storage type (`Float` for float32, as in the PyTorch libraries).
 ///
 /// When a gradient will be needed, the forward pass also writes, per element, the derivatives of
@@ -39,8 +39,10 @@ enum RationalQuadraticSplineKernel {
         var logAbs = Tensor(uninitializedShape: input.shape, dtype: T.dtype)
         var derivatives = Tensor(uninitializedShape: [recording ? n * stride : 0], dtype: T.dtype)
         let bound = T(spline.bound), minimumWidth = T(spline.minimumBinWidth), minimumHeight = T(spline.minimumBinHeight)
-        let minimumDerivative = T(spline.minimumDerivative)
+        let minimumDerivative = T(spline.minimumDerivative), logitScale = T(spline.logitScale)
         let widthScale = 1 - minimumWidth * T(k), heightScale = 1 - minimumHeight * T(k)
+        // ∂knot/∂softmax per included bin, times the logit scale that the chain rule adds.
+        let widthFactor = 2 * bound * widthScale * logitScale, heightFactor = 2 * bound * heightScale * logitScale
         input.withUnsafeBufferPointer(as: T.self) { x in
         parameters.withUnsafeBufferPointer(as: T.self) { raw in
         output.withUnsafeMutableBufferPointer(as: T.self) { out in
@@ -63,8 +65,8 @@ enum RationalQuadraticSplineKernel {
                             largestHeight = Swift.max(largestHeight, row[k + m])
                         }
                         for m in 0..<k {
-                            exps[e * 2 * k + m] = row[m] - largestWidth
-                            exps[e * 2 * k + k + m] = row[k + m] - largestHeight
+                            exps[e * 2 * k + m] = logitScale * (row[m] - largestWidth)
+                            exps[e * 2 * k + k + m] = logitScale * (row[k + m] - largestHeight)
                         }
                         for m in 0..<(k - 1) { softplus[e * (k - 1) + m] = row[2 * k + m] }
                     }
@@ -127,9 +129,9 @@ enum RationalQuadraticSplineKernel {
                         let sums = (widthSum, widthSum + widths[b], heightSum, heightSum + heights[b])
                         let sigmoidRow = sigmoid + e * (k - 1)
                         chain(bin.outputPartials, into: dRow, bin: b, bins: k, widths: widths, heights: heights, sums: sums,
-                              sigmoids: sigmoidRow, widthFactor: 2 * bound * widthScale, heightFactor: 2 * bound * heightScale)
+                              sigmoids: sigmoidRow, widthFactor: widthFactor, heightFactor: heightFactor)
                         chain(bin.logPartials, into: dRow + p + 1, bin: b, bins: k, widths: widths, heights: heights, sums: sums,
-                              sigmoids: sigmoidRow, widthFactor: 2 * bound * widthScale, heightFactor: 2 * bound * heightScale)
+                              sigmoids: sigmoidRow, widthFactor: widthFactor, heightFactor: heightFactor)
                     }
                     blockStart += count
                 }
@@ -169,8 +171,9 @@ enum RationalQuadraticSplineKernel {
     /// Interior knot j is −B + 2B (j·m + scale·Σ_{m<j} softmax_m), so ∂knot_j/∂softmax_m =
     /// 2B·scale·[m < j]; knots 0 and K are fixed. Through the softmax, ∂/∂raw_m =
     /// softmax_m (g_m − Σ_j softmax_j g_j), where Σ_j softmax_j g_j needs only the running sums
-    /// `sums` (Σ_{m<b} and Σ_{m≤b} of the width, then of the height softmax). Interior derivative
-    /// j is m_d + softplus(raw_{2K+j−1}), whose slope is the sigmoid.
+    /// `sums` (Σ_{m<b} and Σ_{m≤b} of the width, then of the height softmax); the factors include
+    /// the logit scale. Interior derivative j is m_d + softplus(raw_{2K+j−1}), whose slope is the
+    /// sigmoid.
     @inline(__always)
     private static func chain<T: TensorScalar>(_ partials: SIMD8<T>, into row: UnsafeMutablePointer<T>, bin b: Int, bins k: Int,
                                                widths: UnsafePointer<T>, heights: UnsafePointer<T>, sums: (T, T, T, T),
