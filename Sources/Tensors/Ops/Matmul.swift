@@ -283,7 +283,8 @@ public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?
 }
 
 /// Runs `body(start, end)` over row ranges of a row-major matrix with `columns` columns, on the
-/// pool's threads once the matrix is large enough to pay for them.
+/// pool's threads once the matrix is large enough to pay for them (from 2¹⁷ elements: below that
+/// the fork and join cost more than a copy of the matrix, as in small MADE layers).
 private func forEachRows(_ rows: Int, columns: Int, _ body: (Int, Int) -> Void) {
-    Parallel.chunks(rows, threshold: Swift.max(1, Parallel.elementwiseThreshold / Swift.max(columns, 1)), body)
+    Parallel.chunks(rows, threshold: Swift.max(1, (1 << 17) / Swift.max(columns, 1)), body)
 }
