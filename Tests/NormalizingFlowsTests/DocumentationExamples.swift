@@ -27,8 +27,7 @@ import NormalizingFlows
     }
 
     @Test func densityEstimation() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("docs-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let folder = scratchFolder()
         var g = RandomGenerator(seed: 1)
         for (name, n) in [("moons_train.csv", 2000), ("moons_test.csv", 500)] {
             var rows: [Double] = []

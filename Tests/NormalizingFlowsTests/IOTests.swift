@@ -3,9 +3,7 @@ import Testing
 @testable import NormalizingFlows
 
 private func temporaryPath(_ name: String) -> String {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flows-tests-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    return folder.appendingPathComponent(name).path
+    "\(scratchFolder())/\(name)"
 }
 
 @Test("every saveable plan survives JSON", arguments: conformanceCases.filter { $0.plan is any SerializablePlan })

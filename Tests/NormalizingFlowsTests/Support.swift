@@ -1,6 +1,21 @@
 import Foundation
 @testable import NormalizingFlows
 
+/// One folder per test process under the system's temporary folder, removed when the process
+/// exits; `scratchFolder()` makes a fresh subfolder in it for one test.
+private let scratchRoot: String = {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("flows-tests-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: scratchRoot) }
+    return url.path
+}()
+
+func scratchFolder() -> String {
+    let path = "\(scratchRoot)/\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
 /// log |det A| of a square matrix (row-major) by LU decomposition with partial pivoting, in Double.
 func logAbsDeterminant(_ a: [Double], n: Int) -> Double {
     var m = a

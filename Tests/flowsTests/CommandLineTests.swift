@@ -33,10 +33,19 @@ private func flows(_ arguments: [String]) throws -> Run {
                output: String(decoding: outData, as: UTF8.self), error: String(decoding: errData, as: UTF8.self))
 }
 
-private func folder() -> String {
+/// One folder per test process under the system's temporary folder, removed when the process
+/// exits; `folder()` makes a fresh subfolder in it for one test.
+private let scratchRoot: String = {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("flows-cli-\(UUID().uuidString)")
     try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: scratchRoot) }
     return url.path
+}()
+
+private func folder() -> String {
+    let path = "\(scratchRoot)/\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
 }
 
 /// Two moons made here (the shared data folder may be absent): noise 0.05.
