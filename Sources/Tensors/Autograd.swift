@@ -85,9 +85,7 @@ extension Tensor {
         _ name: String, _ output: Tensor, _ inputs: [Tensor],
         backward: @escaping (_ grad: Tensor, _ needs: [Bool]) -> [Tensor?]
     ) -> Tensor {
-        guard inputs.contains(where: { $0.gradNode != nil }), GradientMode.isEnabled else {
-            return output
-        }
+        guard recordsOperation(on: inputs) else { return output }
         let parents = inputs.map(\.gradNode)
         let needs = parents.map { $0 != nil }
         var result = output
@@ -152,6 +150,12 @@ extension Tensor {
                 }
             }
         }
+    }
+
+    /// Whether an operation on `inputs` is recorded: gradients are enabled and some input
+    /// requires one. Fused kernels use it to skip the work only their backward pass needs.
+    public static func recordsOperation(on inputs: [Tensor]) -> Bool {
+        GradientMode.isEnabled && inputs.contains { $0.gradNode != nil }
     }
 
     /// Records a custom operation: `output` was computed (without recording) from `inputs`, and

@@ -41,7 +41,7 @@ public struct RationalQuadraticSplineTransform: ElementwiseTransform, Codable {
         self.logitScale = logitScale
     }
 
-    /// The logit scale for parameters produced by a network whose last hidden layer has `width` units.
+    /// The logit scale for parameters produced by a network with these hidden layer sizes.
     static func networkLogitScale(hiddenSizes: [Int]) -> Double {
         1 / Double(Swift.max(hiddenSizes.last ?? 1, 1)).squareRoot()
     }

@@ -32,7 +32,8 @@ enum RationalQuadraticSplineKernel {
     private static func evaluate<T: TensorScalar>(_ input: Tensor, parameters: Tensor, spline: RationalQuadraticSplineTransform,
                                                   inverse: Bool, as _: T.Type) -> (output: Tensor, logAbsDerivative: Tensor) {
         let n = input.count, k = spline.bins, p = spline.parameterCount
-        let recording = GradientMode.isEnabled && (input.requiresGradient || parameters.requiresGradient)
+        let inputs = [input, parameters]
+        let recording = Tensor.recordsOperation(on: inputs)
         // Per element: [∂y/∂x, ∂y/∂raw (P values), ∂log/∂x, ∂log/∂raw (P values)].
         let stride = 2 * (p + 1)
         var output = Tensor(uninitializedShape: input.shape, dtype: T.dtype)
@@ -158,7 +159,6 @@ enum RationalQuadraticSplineKernel {
                 return [gInput, gRaw]
             }}
         }
-        let inputs = [input, parameters]
         return (Tensor.recordOperation("rqSpline", output: output, inputs: inputs) { g, needs in gradients(g, column: 0, needs) },
                 Tensor.recordOperation("rqSplineLogDerivative", output: logAbs, inputs: inputs) { g, needs in
                     gradients(g, column: p + 1, needs)
