@@ -198,6 +198,44 @@ import Testing
     }
 }
 
+@Test("linear with a fused activation equals the activation after the layer, values and gradients", arguments: [
+    // rows, inputs, outputs, dtype: a small layer, and one large enough to split the backward
+    // pass's column ranges over threads (with columns not a multiple of the eight SIMD lanes).
+    (9, 6, 13, DType.float64), (9, 6, 13, DType.float32), (1100, 7, 131, DType.float32),
+])
+func linearWithAFusedActivationEqualsTheActivationAfterTheLayer(_ rows: Int, _ inputs: Int, _ outputs: Int, _ dtype: DType) {
+    var g = RandomGenerator(seed: 33)
+    let x = Parameter(Tensor.randn([rows, inputs], generator: &g, dtype: dtype))
+    let weight = Parameter(Tensor.randn([outputs, inputs], generator: &g, dtype: dtype))
+    let bias = Parameter(Tensor.randn([outputs], generator: &g, dtype: dtype))
+    let upstream = Tensor.randn([rows, outputs], generator: &g, dtype: dtype)
+    func gradients(_ layer: () -> Tensor) -> (value: [Double], grads: [[Double]]) {
+        for p in [x, weight, bias] { p.zeroGrad() }
+        let y = layer()
+        (y * upstream).sum().backward()
+        return (y.doubles, [x, weight, bias].map { $0.grad!.doubles })
+    }
+    let tolerance = dtype == .float32 ? 1e-4 : 1e-12
+    for activation in [Activation.relu, .tanh] {
+        let reference = gradients { activation(linear(x.value, weight: weight.value, bias: bias.value)) }
+        let fused = gradients {
+            linear(x.value, weight: weight.value, mask: nil, bias: bias.value, blocks: nil, activation: activation)
+        }
+        #expect(maxAbsDifference(reference.value, fused.value) < tolerance)
+        for (a, b) in zip(reference.grads, fused.grads) {
+            #expect(maxAbsDifference(a, b) < tolerance * Swift.max(1, a.map(Swift.abs).max() ?? 0))
+        }
+    }
+    // About half the units are cut off, and a NaN input stays NaN through the fused ReLU.
+    let y = linear(x.value, weight: weight.value, mask: nil, bias: bias.value, blocks: nil, activation: .relu).doubles
+    #expect(y.allSatisfy { $0 >= 0 } && y.filter { $0 == 0 }.count > y.count / 4)
+    var poisoned = x.value.doubles
+    poisoned[0] = .nan
+    let nanOutput = linear(Tensor(poisoned, shape: [rows, inputs], dtype: dtype), weight: weight.value, mask: nil,
+                           bias: bias.value, blocks: nil, activation: .relu).doubles
+    #expect(nanOutput[0..<outputs].allSatisfy { $0.isNaN })
+}
+
 @Test("blocked linear equals the dense layer with zeros outside the blocks, values and gradients", arguments: [
     [LinearBlock(outputs: 0..<1, inputs: 0), LinearBlock(outputs: 1..<4, inputs: 2), LinearBlock(outputs: 4..<5, inputs: 6)],
     // No block reads the last two inputs, and the widest block is not the last.

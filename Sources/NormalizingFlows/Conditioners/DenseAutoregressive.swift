@@ -245,8 +245,8 @@ final class MaskedAutoregressiveNetwork {
         }
         let input = x
         for l in weights.indices {
-            h = linear(h, weight: weights[l].value, mask: masks[l], bias: biases[l].value, blocks: blocks[l])
-            if l < weights.count - 1 { h = activation(h) }
+            h = linear(h, weight: weights[l].value, mask: masks[l], bias: biases[l].value, blocks: blocks[l],
+                       activation: l < weights.count - 1 ? activation : nil)
         }
         if let skipWeight, let skipMask {
             h = h + linear(input, weight: skipWeight.value, mask: skipMask, bias: nil, blocks: nil)

@@ -72,8 +72,8 @@ public final class MLP {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = x
         for (i, layer) in layers.enumerated() {
-            h = layer(h)
-            if i < layers.count - 1 { h = activation(h) }
+            h = linear(h, weight: layer.weight.value, mask: nil, bias: layer.bias?.value, blocks: nil,
+                       activation: i < layers.count - 1 ? activation : nil)
         }
         return h
     }

@@ -103,7 +103,7 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBl
 }
 
 /// The factors M of a masked dense layer's weight [out, in] (see
-/// ``linear(_:weight:mask:bias:blocks:)-(_,_,WeightMask?,_,_)``).
+/// ``linear(_:weight:mask:bias:blocks:activation:)``).
 public enum WeightMask: Sendable {
     /// Any factors: a tensor of the weight's shape and dtype.
     case elementwise(Tensor)
@@ -151,9 +151,27 @@ public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, bl
     linear(x, weight: weight, mask: mask.map(WeightMask.elementwise), bias: bias, blocks: blocks)
 }
 
-/// A masked dense layer, y = x·(W ⊙ M)ᵀ + b, with the weight's gradient (gᵀx) ⊙ M, for a mask
-/// given as elementwise factors or as a prefix per output unit (see ``WeightMask``).
-public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
+/// A masked dense layer followed by an activation, y = f(x·(W ⊙ M)ᵀ + b), with the weight's
+/// gradient (gᵀx) ⊙ M, for a mask given as elementwise factors or as a prefix per output unit
+/// (see ``WeightMask``).
+///
+/// ReLU is applied in place on the product and its derivative (1 where y > 0) is applied to the
+/// incoming gradient in the same pass that sums the bias's gradient: no activation tensor and no
+/// separate operation is recorded. Other activations are recorded as their own operation.
+public func linear(
+    _ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]?,
+    activation: Activation? = nil
+) -> Tensor {
+    switch activation {
+    case nil: return maskedLinear(x, weight: weight, mask: mask, bias: bias, blocks: blocks, relu: false)
+    case .relu?: return maskedLinear(x, weight: weight, mask: mask, bias: bias, blocks: blocks, relu: true)
+    case let other?: return other(maskedLinear(x, weight: weight, mask: mask, bias: bias, blocks: blocks, relu: false))
+    }
+}
+
+private func maskedLinear(
+    _ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]?, relu: Bool
+) -> Tensor {
     precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
         "linear: input shape \(x.shape) does not fit weight shape \(weight.shape) ([out, in])")
     precondition(x.dtype == weight.dtype, "linear: dtypes differ (\(x.dtype), \(weight.dtype))")
@@ -200,6 +218,11 @@ public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?
                        a: px, lda: inFeatures, b: pw + first * inFeatures, ldb: inFeatures, beta: 1,
                        c: py + first, ldc: outFeatures)
             }
+            if relu {
+                forEachRows(rows, columns: outFeatures) { start, end in
+                    rectify(py + start * outFeatures, count: (end - start) * outFeatures)
+                }
+            }
         }
     }
     switch x.dtype {
@@ -210,8 +233,8 @@ public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?
     if let bias { inputs.append(bias) }
     let inputShape = x.shape
     return Tensor.record("linear", out, inputs) { g, needs in
-        let g2 = g.reshaped(to: [rows, outFeatures])
-        let gb = needs.count > 2 && needs[2] ? g2.sum(alongAxis: 0) : nil
+        let needsBias = needs.count > 2 && needs[2]
+        let (g2, gb) = outputGradient(g.reshaped(to: [rows, outFeatures]), reluOutput: relu ? out : nil, summing: needsBias)
         // Outside the blocks the weight's gradient is zero, and the input's collects the blocks' sums:
         // the widest block writes its columns of gx, the rest accumulate, and only what no block
         // writes is zeroed.
@@ -280,6 +303,90 @@ public func linear(_ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?
         }
         return [gx?.reshaped(to: inputShape), gw, gb]
     }
+}
+
+/// The gradient reaching a dense layer's product from `g` [rows, out], masked by ReLU's
+/// derivative (1 where the layer's output `reluOutput` > 0) when the layer ends in one, and its
+/// column sums (the bias's gradient) when `summing`: one pass over `g`, split over column ranges
+/// on the pool's threads for large layers.
+private func outputGradient(_ g: Tensor, reluOutput: Tensor?, summing: Bool) -> (Tensor, Tensor?) {
+    guard reluOutput != nil || summing else { return (g, nil) }
+    let (rows, columns) = (g.shape[0], g.shape[1])
+    let masked = reluOutput == nil ? g : Tensor(uninitializedShape: g.shape, dtype: g.dtype)
+    let sums = summing ? Tensor(uninitializedShape: [columns], dtype: g.dtype) : nil
+    func run<T: TensorScalar>(_: T.Type) {
+        let pg = g.pointer(T.self), pm = masked.pointer(T.self)
+        let py = reluOutput?.pointer(T.self), ps = sums?.pointer(T.self)
+        withExtendedLifetime((g, masked, reluOutput, sums)) {
+            // Column ranges of at least 64 elements, so each thread writes its own cache lines.
+            let parts = rows * columns >= 1 << 17 && Parallel.workers > 1
+                ? Swift.min(Parallel.workers, Swift.max(1, columns / 64)) : 1
+            let width = (columns + parts - 1) / parts
+            Parallel.forEach(parts) { part in
+                let first = part * width, end = Swift.min(columns, first + width)
+                guard first < end else { return }
+                if let ps { (ps + first).update(repeating: 0, count: end - first) }
+                for r in 0..<rows {
+                    let offset = r * columns + first
+                    if let py { keepPositive(pg + offset, where: py + offset, into: pm + offset, count: end - first) }
+                    if let ps { accumulate(UnsafePointer(pm) + offset, into: ps + first, count: end - first) }
+                }
+            }
+        }
+    }
+    switch g.dtype {
+    case .float32: run(Float.self)
+    case .float64: run(Double.self)
+    }
+    return (masked, sums)
+}
+
+/// x ← max(x, 0) in place, NaN kept; Float runs eight lanes at a time without branches
+/// (generic `SIMD8<T>` selects are not vectorised, and a scalar select becomes a branch).
+private func rectify<T: TensorScalar>(_ x: UnsafeMutablePointer<T>, count: Int) {
+    var i = 0
+    if T.self == Float.self {
+        let raw = UnsafeMutableRawPointer(x)
+        while i + 8 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            raw.storeBytes(of: v.replacing(with: 0, where: v .<= 0), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+    }
+    for j in i..<count where x[j] <= 0 { x[j] = 0 }
+}
+
+/// out = g where y > 0, else 0: ReLU's derivative applied to a gradient (vectorised for Float
+/// as in ``rectify(_:count:)``).
+private func keepPositive<T: TensorScalar>(
+    _ g: UnsafePointer<T>, where y: UnsafePointer<T>, into out: UnsafeMutablePointer<T>, count: Int
+) {
+    var i = 0
+    if T.self == Float.self {
+        let (rg, ry, ro) = (UnsafeRawPointer(g), UnsafeRawPointer(y), UnsafeMutableRawPointer(out))
+        while i + 8 <= count {
+            let gv = rg.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            let yv = ry.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            ro.storeBytes(of: SIMD8<Float>().replacing(with: gv, where: yv .> 0), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+    }
+    for j in i..<count { out[j] = y[j] > 0 ? g[j] : 0 }
+}
+
+/// sums += x.
+private func accumulate<T: TensorScalar>(_ x: UnsafePointer<T>, into sums: UnsafeMutablePointer<T>, count: Int) {
+    var i = 0
+    if T.self == Float.self {
+        let (rx, rs) = (UnsafeRawPointer(x), UnsafeMutableRawPointer(sums))
+        while i + 8 <= count {
+            let sum = rs.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+                + rx.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            rs.storeBytes(of: sum, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+    }
+    for j in i..<count { sums[j] += x[j] }
 }
 
 /// Runs `body(start, end)` over row ranges of a row-major matrix with `columns` columns, on the
