@@ -132,8 +132,25 @@ func bijectorInverseWithoutGradientsMatches(_ testCase: ConformanceCase) throws 
     #expect(maxAbsDifference(plain.logAbsDetJacobian.doubles, recorded.logAbsDetJacobian.doubles) < 1e-10, "\(testCase.name): log-det")
 }
 
+@Test("the forward pass without gradients equals the recorded one", arguments: conformanceCases)
+func bijectorForwardWithoutGradientsMatches(_ testCase: ConformanceCase) throws {
+    // A MADE takes its inference pass without gradients (chunks of rows, degree-sorted weights).
+    // The parameters move off their initial values, where the last layer is zero.
+    let bijector = try concrete(testCase)
+    var generator = RandomGenerator(seed: 7)
+    for p in bijector.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &generator, dtype: p.value.dtype) * 0.3 }
+    let x = sample(in: bijector.domain, shape: [2, 3] + testCase.eventShape, generator: &generator)
+    let c = context(testCase, leading: [2, 3], generator: &generator)
+    let recorded = try bijector.forward(x, context: c)
+    let plain = try withoutGradients { try bijector.forward(x, context: c) }
+    #expect(plain.y.shape == recorded.y.shape && plain.logAbsDetJacobian.shape == recorded.logAbsDetJacobian.shape)
+    #expect(maxAbsDifference(plain.y.doubles, recorded.y.doubles) < 1e-10, "\(testCase.name): y")
+    #expect(maxAbsDifference(plain.logAbsDetJacobian.doubles, recorded.logAbsDetJacobian.doubles) < 1e-10, "\(testCase.name): log-det")
+}
+
 @Test func sequentialInversionSpansChunksInFloat32() throws {
-    // More rows than one chunk of the sequential inverse, in the dtype flows train in.
+    // More rows than one chunk of the sequential inverse and of the inference pass, in the dtype
+    // flows train in.
     var generator = RandomGenerator(seed: 6)
     let bijector = try AffineAutoregressive(hiddenSizes: [32, 32]).makeBijector(for: BijectorSpec(eventShape: [6]), generator: &generator)
     for p in bijector.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &generator) * 0.1 }
@@ -142,8 +159,29 @@ func bijectorInverseWithoutGradientsMatches(_ testCase: ConformanceCase) throws 
     let plain = try withoutGradients { try bijector.inverse(y, context: nil) }
     #expect(maxAbsDifference(plain.x.doubles, recorded.x.doubles) < 1e-4)
     #expect(maxAbsDifference(plain.logAbsDetJacobian.doubles, recorded.logAbsDetJacobian.doubles) < 1e-4)
-    let back = try withoutGradients { try bijector.forward(plain.x, context: nil).y }
-    #expect(maxAbsDifference(back.doubles, y.doubles) < 1e-4)
+    let back = try withoutGradients { try bijector.forward(plain.x, context: nil) }
+    #expect(maxAbsDifference(back.y.doubles, y.doubles) < 1e-4)
+    // The forward pass without gradients (in chunks of rows) against the recorded one.
+    let recordedForward = try bijector.forward(plain.x, context: nil)
+    #expect(maxAbsDifference(back.y.doubles, recordedForward.y.doubles) < 1e-5)
+    #expect(maxAbsDifference(back.logAbsDetJacobian.doubles, recordedForward.logAbsDetJacobian.doubles) < 1e-5)
+}
+
+@Test func inferencePassGroupsUnitsOfWideLayersWithoutLosingWeights() throws {
+    // Every layer here is wide enough for the inference pass to cut it into unit groups that read
+    // a prefix of their inputs each (first, hidden and output layers, with a context; the reversed
+    // order keeps the output units' reach monotone): a group reading too few inputs would drop
+    // weights the recorded pass uses.
+    var generator = RandomGenerator(seed: 8)
+    let plan = AffineAutoregressive(conditioner: DenseAutoregressive(hiddenSizes: [260, 260], order: .reversed))
+    let bijector = try plan.makeBijector(for: BijectorSpec(eventShape: [260], contextSize: 3), generator: &generator)
+    for p in bijector.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &generator) * 0.05 }
+    let x = Tensor.randn([300, 260], generator: &generator)
+    let c = Tensor.randn([300, 3], generator: &generator)
+    let recorded = try bijector.forward(x, context: c)
+    let plain = try withoutGradients { try bijector.forward(x, context: c) }
+    #expect(maxAbsDifference(plain.y.doubles, recorded.y.doubles) < 1e-4)
+    #expect(maxAbsDifference(plain.logAbsDetJacobian.doubles, recorded.logAbsDetJacobian.doubles) < 1e-3)
 }
 
 @Test("log |det J| equals the log-determinant of the autograd Jacobian", arguments: conformanceCases)

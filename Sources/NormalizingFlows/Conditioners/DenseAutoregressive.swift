@@ -239,6 +239,16 @@ final class MaskedAutoregressiveNetwork {
 
     /// Parameters [..., D, P] for inputs x [..., D] and optional context [..., C].
     func callAsFunction(_ x: Tensor, context: Tensor?) -> Tensor {
+        let leading = Array(x.shape.dropLast())
+        // Parameters always take gradients, so the pass is recorded unless gradients are off.
+        if !GradientMode.isEnabled {
+            let rows = leading.reduce(1, *)
+            let flatContext = contextSize > 0 ? context.map { $0.broadcast(to: leading + [contextSize]).reshaped(to: [rows, contextSize]) } : nil
+            if contextSize == 0 || flatContext != nil {
+                return inferencePass(x.reshaped(to: [rows, order.count]), context: flatContext)
+                    .reshaped(to: leading + [order.count, outputsPerDimension])
+            }
+        }
         var h = x
         if contextSize > 0, let context {
             h = Tensor.concatenate([x, context.broadcast(to: Array(x.shape.dropLast()) + [contextSize])], alongAxis: -1)

@@ -81,92 +81,13 @@ extension MaskedAutoregressiveNetwork {
 
     /// Applies the hidden activation to `columns` of an [n, ldc] buffer.
     private func activate<T: TensorScalar>(_ buffer: inout [T], columns: Range<Int>, ldc: Int, n: Int) {
-        if activation == .relu {
-            for r in 0..<n {
-                for j in columns where buffer[r * ldc + j] < 0 { buffer[r * ldc + j] = 0 }
-            }
-            return
-        }
-        // Other activations through the tensor kernels, so both paths compute the same function.
+        guard n > 0, !columns.isEmpty else { return }
         var block = [T](); block.reserveCapacity(n * columns.count)
         for r in 0..<n { block.append(contentsOf: buffer[(r * ldc + columns.lowerBound)..<(r * ldc + columns.upperBound)]) }
-        let activated = activation(Tensor(shape: [n, columns.count], scalars: block)).scalars(as: T.self)
+        block.withUnsafeMutableBufferPointer { activation.apply(inPlace: $0.baseAddress!, count: $0.count) }
         for r in 0..<n {
-            for (k, j) in columns.enumerated() { buffer[r * ldc + j] = activated[r * columns.count + k] }
+            buffer.replaceSubrange((r * ldc + columns.lowerBound)..<(r * ldc + columns.upperBound),
+                                   with: block[(r * columns.count)..<((r + 1) * columns.count)])
         }
-    }
-}
-
-/// A MADE's applied weights with the input columns in degree order (context, then the dimensions
-/// by position). Hidden units are already in ascending degree (``MaskedAutoregressiveNetwork/hiddenDegrees(size:inputs:context:)``),
-/// so the units of degree ≤ g are a prefix of each layer.
-private struct SortedMADE<T: TensorScalar> {
-    /// One dense layer: weight [rows, columns] in sorted order, bias per sorted row.
-    struct Layer {
-        var weight: [T]
-        var bias: [T]
-        var columns: Int
-
-        /// out[:, rows − columnOffset] = bias + A[:, ..<seen] · weight[rows, ..<seen]ᵀ for the n rows of A.
-        func apply(rows: Range<Int>, seen: Int, to a: [T], lda: Int, n: Int, into out: inout [T], ldc: Int, columnOffset: Int = 0) {
-            let first = rows.lowerBound + columnOffset
-            for r in 0..<n {
-                for (k, unit) in rows.enumerated() { out[r * ldc + first + k] = bias[unit] }
-            }
-            a.withUnsafeBufferPointer { a in
-                accumulate(rows: rows, seen: seen, a: a.baseAddress!, lda: lda, n: n, into: &out, ldc: ldc, columnOffset: columnOffset)
-            }
-        }
-
-        /// out[:, rows − columnOffset] += A[:, ..<seen] · weight[rows, ..<seen]ᵀ.
-        func accumulate(rows: Range<Int>, seen: Int, a: UnsafePointer<T>, lda: Int, n: Int, into out: inout [T], ldc: Int, columnOffset: Int = 0) {
-            guard seen > 0, !rows.isEmpty else { return }
-            let first = rows.lowerBound + columnOffset
-            weight.withUnsafeBufferPointer { w in
-                out.withUnsafeMutableBufferPointer { o in
-                    T.gemm(transA: false, transB: true, m: n, n: rows.count, k: seen, alpha: 1,
-                           a: a, lda: lda, b: w.baseAddress! + rows.lowerBound * columns, ldb: columns, beta: 1,
-                           c: o.baseAddress! + first, ldc: ldc)
-                }
-            }
-        }
-    }
-
-    var hidden: [Layer] = []
-    var hiddenSizes: [Int] = []
-    /// unitEnd[l][g]: how many units of hidden layer l have degree ≤ g (g = 0…D).
-    var unitEnd: [[Int]] = []
-    var output: Layer
-    var skip: Layer?
-
-    init(_ network: MaskedAutoregressiveNetwork) {
-        let d = network.order.count, c = network.contextSize
-        // Sorted column j of the input ← original column: context first, then dimensions by position.
-        var columns = (0..<c).map { d + $0 } + network.order
-        let applied = network.weights.indices.map { network.appliedWeight($0).scalars(as: T.self) }
-        let biases = network.biases.map { $0.value.scalars(as: T.self) }
-        for (l, size) in network.hiddenSizes.enumerated() {
-            let degrees = MaskedAutoregressiveNetwork.hiddenDegrees(size: size, inputs: d, context: c > 0)
-            precondition(degrees == degrees.sorted(), "sequential inversion needs hidden units in ascending degree")
-            hidden.append(Self.permuted(applied[l], bias: biases[l], fanIn: columns.count, rows: Array(0..<size), columns: columns))
-            hiddenSizes.append(size)
-            unitEnd.append((0...d).map { g in degrees.filter { $0 <= g }.count })
-            columns = Array(0..<size)
-        }
-        let outputs = d * network.outputsPerDimension
-        output = Self.permuted(applied[applied.count - 1], bias: biases[biases.count - 1], fanIn: columns.count,
-                               rows: Array(0..<outputs), columns: columns)
-        if let skipWeight = network.skipWeight, let skipMask = network.skipMask {
-            skip = Self.permuted((skipWeight.value * skipMask).scalars(as: T.self), bias: [T](repeating: 0, count: outputs),
-                                 fanIn: d, rows: Array(0..<outputs), columns: network.order)
-        }
-    }
-
-    private static func permuted(_ weight: [T], bias: [T], fanIn: Int, rows: [Int], columns: [Int]) -> Layer {
-        var sorted = [T](); sorted.reserveCapacity(rows.count * columns.count)
-        for r in rows {
-            for j in columns { sorted.append(weight[r * fanIn + j]) }
-        }
-        return Layer(weight: sorted, bias: rows.map { bias[$0] }, columns: columns.count)
     }
 }

@@ -47,6 +47,20 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     }
 }
 
+extension Activation {
+    /// Applies the activation to `count` contiguous values in place (nothing recorded); ReLU runs
+    /// in SIMD lanes, the others through their tensor kernels.
+    @inlinable
+    public func apply<T: TensorScalar>(inPlace x: UnsafeMutablePointer<T>, count: Int) {
+        if self == .relu {
+            rectify(x, count: count)
+            return
+        }
+        let values = self(Tensor(shape: [count], scalars: Array(UnsafeBufferPointer(start: x, count: count))))
+        values.withUnsafeBufferPointer(as: T.self) { x.update(from: $0.baseAddress!, count: count) }
+    }
+}
+
 /// A multilayer perceptron: dense layers with an activation between them (none after the last).
 public final class MLP {
     public let layers: [Linear]

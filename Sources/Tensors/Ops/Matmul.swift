@@ -343,7 +343,8 @@ private func outputGradient(_ g: Tensor, reluOutput: Tensor?, summing: Bool) -> 
 
 /// x ← max(x, 0) in place, NaN kept; Float runs eight lanes at a time without branches
 /// (generic `SIMD8<T>` selects are not vectorised, and a scalar select becomes a branch).
-private func rectify<T: TensorScalar>(_ x: UnsafeMutablePointer<T>, count: Int) {
+@inlinable
+func rectify<T: TensorScalar>(_ x: UnsafeMutablePointer<T>, count: Int) {
     var i = 0
     if T.self == Float.self {
         let raw = UnsafeMutableRawPointer(x)

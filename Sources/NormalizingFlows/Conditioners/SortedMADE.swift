@@ -1,0 +1,119 @@
+import Tensors
+
+/// A MADE's applied weights with the input columns in degree order (context, then the dimensions
+/// by position). Hidden units are already in ascending degree (``MaskedAutoregressiveNetwork/hiddenDegrees(size:inputs:context:)``),
+/// so the units of degree ≤ g are a prefix of each layer.
+struct SortedMADE<T: TensorScalar> {
+    /// One dense layer: its weight [units, columns] with the columns in sorted order, stored
+    /// transposed ([columns, units]) so that products read it row by row, and a bias per unit.
+    struct Layer {
+        var transposedWeight: [T]
+        var bias: [T]
+        var columns: Int
+
+        /// Unit groups reading a prefix of the inputs each, as in ``MaskedAutoregressiveNetwork/blocks(reach:inputs:alignment:)``
+        /// (one group of all units, reading as far as the farthest, when grouping does not pay).
+        var blocks: [LinearBlock] = []
+
+        /// out[:, rows − columnOffset] = bias + A[:, ..<seen] · W[rows, ..<seen]ᵀ for the n rows of A.
+        func apply(rows: Range<Int>, seen: Int, to a: [T], lda: Int, n: Int, into out: inout [T], ldc: Int, columnOffset: Int = 0) {
+            a.withUnsafeBufferPointer { a in
+                out.withUnsafeMutableBufferPointer { o in
+                    evaluate([LinearBlock(outputs: rows, inputs: seen)], a: a.baseAddress!, lda: lda, n: n,
+                             into: o.baseAddress! + columnOffset, ldc: ldc)
+                }
+            }
+        }
+
+        /// For each block, out[:, block.outputs] = bias + A[:, ..<block.inputs] · W[block.outputs, ..<block.inputs]ᵀ
+        /// for the n rows of A.
+        func evaluate(_ blocks: [LinearBlock], a: UnsafePointer<T>, lda: Int, n: Int, into out: UnsafeMutablePointer<T>, ldc: Int) {
+            for block in blocks where !block.outputs.isEmpty {
+                bias.withUnsafeBufferPointer { b in
+                    for r in 0..<n {
+                        (out + r * ldc + block.outputs.lowerBound).update(from: b.baseAddress! + block.outputs.lowerBound, count: block.outputs.count)
+                    }
+                }
+                accumulate(rows: block.outputs, seen: block.inputs, a: a, lda: lda, n: n, into: out, ldc: ldc)
+            }
+        }
+
+        /// out[:, rows − columnOffset] += A[:, ..<seen] · W[rows, ..<seen]ᵀ.
+        func accumulate(rows: Range<Int>, seen: Int, a: UnsafePointer<T>, lda: Int, n: Int, into out: inout [T], ldc: Int, columnOffset: Int = 0) {
+            out.withUnsafeMutableBufferPointer { o in
+                accumulate(rows: rows, seen: seen, a: a, lda: lda, n: n, into: o.baseAddress! + columnOffset, ldc: ldc)
+            }
+        }
+
+        func accumulate(rows: Range<Int>, seen: Int, a: UnsafePointer<T>, lda: Int, n: Int, into out: UnsafeMutablePointer<T>, ldc: Int) {
+            guard seen > 0, !rows.isEmpty, n > 0 else { return }
+            transposedWeight.withUnsafeBufferPointer { w in
+                T.gemm(transA: false, transB: false, m: n, n: rows.count, k: seen, alpha: 1,
+                       a: a, lda: lda, b: w.baseAddress! + rows.lowerBound, ldb: bias.count, beta: 1,
+                       c: out + rows.lowerBound, ldc: ldc)
+            }
+        }
+
+        /// Groups the rows by how far they read (`reach[i]` inputs for row i).
+        mutating func group(reach: [Int], alignment: Int) {
+            blocks = MaskedAutoregressiveNetwork.blocks(reach: reach, inputs: columns, alignment: alignment)
+                ?? [LinearBlock(outputs: 0..<reach.count, inputs: reach.max() ?? 0)]
+        }
+    }
+
+    var hidden: [Layer] = []
+    var hiddenSizes: [Int] = []
+    /// unitEnd[l][g]: how many units of hidden layer l have degree ≤ g (g = 0…D).
+    var unitEnd: [[Int]] = []
+    var output: Layer
+    var skip: Layer?
+
+    init(_ network: MaskedAutoregressiveNetwork) {
+        let d = network.order.count, c = network.contextSize
+        // Sorted column j of the input ← original column: context first, then dimensions by position.
+        var columns = (0..<c).map { d + $0 } + network.order
+        let applied = network.weights.indices.map { network.appliedWeight($0) }
+        let biases = network.biases.map(\.value)
+        for (l, size) in network.hiddenSizes.enumerated() {
+            let degrees = MaskedAutoregressiveNetwork.hiddenDegrees(size: size, inputs: d, context: c > 0)
+            precondition(degrees == degrees.sorted(), "sequential inversion needs hidden units in ascending degree")
+            var layer = Self.sorted(applied[l], bias: biases[l], columns: columns)
+            // A unit of degree g reads the context and the first g dimensions, or the previous
+            // layer's units of degree ≤ g.
+            let previousEnd = l == 0 ? [] : unitEnd[l - 1]
+            layer.group(reach: degrees.map { l == 0 ? c + $0 : previousEnd[$0] }, alignment: 1)
+            hidden.append(layer)
+            hiddenSizes.append(size)
+            unitEnd.append((0...d).map { g in degrees.filter { $0 <= g }.count })
+            columns = Array(0..<size)
+        }
+        let outputs = d * network.outputsPerDimension
+        // The outputs of the dimension at position t (1…D) read the last layer's units of degree
+        // < t, and (skipping) the first t − 1 dimensions.
+        var position = [Int](repeating: 0, count: d)
+        for (t, dimension) in network.order.enumerated() { position[dimension] = t + 1 }
+        let outputPosition = (0..<outputs).map { position[$0 / network.outputsPerDimension] }
+        let lastEnd = unitEnd[unitEnd.count - 1]
+        var output = Self.sorted(applied[applied.count - 1], bias: biases[biases.count - 1], columns: columns)
+        output.group(reach: outputPosition.map { lastEnd[$0 - 1] }, alignment: network.outputsPerDimension)
+        self.output = output
+        if let skipWeight = network.skipWeight, let skipMask = network.skipMask {
+            skip = Self.sorted((skipWeight.value * skipMask).detached(), bias: .zeros([outputs], dtype: T.dtype), columns: network.order)
+            skip?.group(reach: outputPosition.map { $0 - 1 }, alignment: network.outputsPerDimension)
+        }
+    }
+
+    /// The layer with weight [units, fan-in] whose sorted column k is the original column `columns[k]`.
+    private static func sorted(_ weight: Tensor, bias: Tensor, columns: [Int]) -> Layer {
+        let (units, fanIn) = (weight.shape[0], weight.shape[1])
+        var transposed = [T](repeating: 0, count: columns.count * units)
+        weight.withUnsafeBufferPointer(as: T.self) { w in
+            transposed.withUnsafeMutableBufferPointer { t in
+                for (k, j) in columns.enumerated() {
+                    for u in 0..<units { t[k * units + u] = w[u * fanIn + j] }
+                }
+            }
+        }
+        return Layer(transposedWeight: transposed, bias: bias.withUnsafeBufferPointer(as: T.self) { Array($0) }, columns: columns.count)
+    }
+}
