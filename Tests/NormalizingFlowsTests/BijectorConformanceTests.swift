@@ -135,7 +135,7 @@ func bijectorInverseWithoutGradientsMatches(_ testCase: ConformanceCase) throws 
 @Test("the forward pass without gradients equals the recorded one", arguments: conformanceCases)
 func bijectorForwardWithoutGradientsMatches(_ testCase: ConformanceCase) throws {
     // A MADE takes its inference pass without gradients (chunks of rows, degree-sorted weights).
-    // The parameters move off their initial values, where the last layer is zero.
+    // The parameters move off their initial values, where the last layer is nearly zero.
     let bijector = try concrete(testCase)
     var generator = RandomGenerator(seed: 7)
     for p in bijector.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &generator, dtype: p.value.dtype) * 0.3 }

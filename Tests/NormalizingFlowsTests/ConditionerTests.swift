@@ -66,3 +66,24 @@ func everyDimensionOfAConditionalMADESeesTheContext(dimensions d: Int) throws {
     let moved = network(Tensor(shifted, shape: [4, d], dtype: .float64), context: c1).doubles
     #expect(maxAbsDifference(moved, a) == 0, "an output depends on the last dimension in the order")
 }
+
+/// A new MADE starts near its identity parameters, yet its first gradient already reaches every
+/// layer: the last layer's weights are small, not zero.
+@Test func aNewMADEStartsNearTheIdentityWithGradientsInEveryLayer() throws {
+    var g = RandomGenerator(seed: 3)
+    let identity = [0.5, -1.0]
+    let network = try DenseAutoregressive(hiddenSizes: [32, 32]).makeNetwork(
+        inputSize: 4, contextSize: 0, outputsPerDimension: 2, outputBias: identity, dtype: .float64, generator: &g)
+    let x = Tensor.randn([64, 4], generator: &g, dtype: .float64)
+    let out = network(x, context: nil)
+    let deviation = zip(out.doubles, (0..<out.count).map { identity[$0 % 2] }).map { abs($0 - $1) }.max()!
+    #expect(deviation > 1e-6 && deviation < 0.05, "outputs move off the identity by \(deviation)")
+    // The bound of the last layer is 1% of PyTorch's U(±1/√fan-in).
+    let last = network.weights[network.weights.count - 1].value.doubles
+    #expect(last.contains { abs($0) > 1e-6 } && last.allSatisfy { abs($0) <= 0.01 / 32.0.squareRoot() })
+    for p in network.weights { p.zeroGrad() }
+    (out * out).sum().backward()
+    for (l, weight) in network.weights.enumerated() {
+        #expect((weight.grad?.doubles ?? []).contains { $0 != 0 }, "layer \(l) gets no gradient")
+    }
+}

@@ -6,8 +6,9 @@
 /// Wrap it in ``Invert`` for the MAF direction (parallel density, sequential sampling).
 ///
 /// Defaults differ from FlowTorch's where FlowTorch's fail on its own tutorial: the network
-/// starts as the identity (zero last layer), and the log-scale is softly bounded instead of
-/// hard-clamped (a hard clamp passes no gradient once saturated).
+/// starts close to the identity (a small last layer, see ``DenseAutoregressive``), and the
+/// log-scale is unbounded (``AffineScale/exp``) instead of hard-clamped (a hard clamp passes no
+/// gradient once saturated).
 public struct AffineAutoregressive: BijectorPlan {
     public var conditioner: DenseAutoregressive
     public var scale: AffineScale

@@ -56,13 +56,19 @@ public enum WeightParameterization: String, Sendable, Equatable, CaseIterable, C
 /// through 1…D−1 (0…D−1 with a context); a hidden unit sees units of degree ≤ its own, an
 /// output for dimension i sees units of degree < deg(i). Context inputs have degree 0, so every
 /// unit may see them (Paige & Wood 2016), and the first dimension's outputs see them through the
-/// hidden units of degree 0. The last layer starts at zero with the transform's identity
-/// parameters as bias: a new flow is the identity map.
+/// hidden units of degree 0. The last layer's bias holds the transform's identity parameters
+/// and its weights start at 1% of the other layers' scale: a new flow is within a small
+/// perturbation of the identity map.
 ///
 /// Defaults: hidden sizes [64, 64] (zuko's; FlowTorch's [256, 256] costs 16× more per step and
-/// fits its own tutorial no better), ReLU, standard weights. With the zero-initialised last
-/// layer and ``AffineScale/exp`` these make FlowTorch's tutorial converge on every seed
-/// (60 of 60 measured).
+/// fits its own tutorial no better), ReLU, standard weights.
+///
+/// The last layer's weights are small rather than zero because, at zero, no gradient reaches
+/// the hidden layers on the first step while Adam moves every output weight by the full
+/// learning rate at once. Measured with ``AffineScale/exp``: on FlowTorch's tutorial (Adam at
+/// 5e-2, 60 seeds) the mean test NLL fell from 1.483 to 1.469 nats (entropy 1.4516), and the
+/// worst seed improved from 2.47 to 1.58. On two moons (5 MAF layers, Adam at 1e-3, 12 seeds)
+/// the median fell from 0.383 to 0.364 nats.
 public struct DenseAutoregressive: Sendable, Equatable, Codable {
     public var hiddenSizes: [Int]
     public var activation: Activation
@@ -102,6 +108,9 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
 /// parameters [..., D, P]. Each mask buffer holds the connectivity times the layer's weight
 /// multiplier, so the applied weight is stored weight ⊙ mask.
 final class MaskedAutoregressiveNetwork {
+    /// The last layer's initial weight bound relative to the others' (see ``DenseAutoregressive``).
+    static let outputWeightScale = 0.01
+
     private(set) var order: [Int]
     let contextSize: Int
     let outputsPerDimension: Int
@@ -135,8 +144,8 @@ final class MaskedAutoregressiveNetwork {
         for (l, (fanIn, fanOut)) in zip(sizes, sizes.dropFirst()).enumerated() {
             let last = l == sizes.count - 2
             let bound = 1 / Double(fanIn).squareRoot() / parameterization.multiplier(fanIn: fanIn)
-            let w = last ? Tensor.zeros([fanOut, fanIn], dtype: dtype)
-                : Tensor.uniform([fanOut, fanIn], low: -bound, high: bound, generator: &generator, dtype: dtype)
+            let weightBound = last ? bound * Self.outputWeightScale : bound
+            let w = Tensor.uniform([fanOut, fanIn], low: -weightBound, high: weightBound, generator: &generator, dtype: dtype)
             let b = last ? Tensor((0..<fanOut).map { outputBias[$0 % p] }, dtype: dtype)
                 : Tensor.uniform([fanOut], low: -bound, high: bound, generator: &generator, dtype: dtype)
             weights.append(Parameter(w, name: "layers.\(l).weight"))
