@@ -30,6 +30,16 @@ int ck_pool_threads(void);
 /// 1 when the AVX2+FMA micro-kernel is in use on this CPU, 0 for the portable one.
 int ck_uses_fma_kernel(void);
 
+/// The coefficients of one Adam step (see ck_adam_step).
+typedef struct ck_adam_coefficients {
+    float b1, b2, eps, lr, l2, shrink, bc1, sqrtC2;
+} ck_adam_coefficients;
+
+/// One Adam step over n float32 elements, in place on p, m and v:
+/// g' = g + l2·p, m ← b1·m + (1 − b1)·g', v ← b2·v + (1 − b2)·g'²,
+/// p ← shrink·p − lr·(m·bc1) / (√v·sqrtC2 + eps). Thread-safe on disjoint ranges.
+void ck_adam_step(float *p, const float *g, float *m, float *v, long n, const ck_adam_coefficients *c);
+
 /// Buffers of at least this many bytes are mapped pages that go through a cache.
 #define CK_BUFFER_CACHED_FROM ((size_t)1 << 16)
 

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization"), optionally with
@@ -43,50 +44,39 @@ public final class Adam: Optimizer {
         let t = Double(stepCount)
         let c1 = 1 / (1 - Foundation.pow(beta1, t))
         let c2 = 1 / (1 - Foundation.pow(beta2, t))
+        let coefficients = ck_adam_coefficients(
+            b1: Float(beta1), b2: Float(beta2), eps: Float(epsilon), lr: Float(learningRate),
+            l2: decoupledWeightDecay ? 0 : Float(weightDecay),
+            shrink: decoupledWeightDecay ? Float(1 - learningRate * weightDecay) : 1,
+            bc1: Float(c1), sqrtC2: Float(c2.squareRoot()))
         for (i, p) in parameters.enumerated() {
             updateInPlace(p, state: &moments[i],
-                float: { p, g, s, n in self.kernel(p, g, s[0], s[1], n, c1, c2) },
-                double: { p, g, s, n in self.kernel(p, g, s[0], s[1], n, c1, c2) })
+                float: { p, g, s, n in
+                    // Large parameters (a 256×1472 output layer) are split over the cores.
+                    Parallel.chunks(n, threshold: 1 << 16) { start, end in
+                        withUnsafePointer(to: coefficients) {
+                            ck_adam_step(p + start, g + start, s[0] + start, s[1] + start, end - start, $0)
+                        }
+                    }
+                },
+                double: { p, g, s, n in self.update(p, g, s[0], s[1], n, c1, c2) })
         }
     }
 
-    @inline(__always)
-    private func kernel<T: TensorScalar>(
-        _ p: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, _ m: UnsafeMutablePointer<T>,
-        _ v: UnsafeMutablePointer<T>, _ n: Int, _ c1: Double, _ c2: Double
+    /// The update in Double, element by element.
+    private func update(
+        _ p: UnsafeMutablePointer<Double>, _ g: UnsafePointer<Double>, _ m: UnsafeMutablePointer<Double>,
+        _ v: UnsafeMutablePointer<Double>, _ n: Int, _ c1: Double, _ c2: Double
     ) {
-        let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon), lr = T(learningRate)
-        let l2 = decoupledWeightDecay ? 0 : T(weightDecay)
-        let shrink = decoupledWeightDecay ? 1 - T(learningRate * weightDecay) : 1
-        let bc1 = T(c1), sqrtC2 = T(c2.squareRoot())
-        // Large parameters (a 256×1472 output layer) are split over the cores. Each chunk runs eight
-        // lanes at a time (the scalar square root is a call that keeps a plain loop scalar), then
-        // the tail.
-        Parallel.chunks(n, threshold: 1 << 16) { start, end in
-            var i = start
-            let raw = (p: UnsafeMutableRawPointer(p), g: UnsafeRawPointer(g), m: UnsafeMutableRawPointer(m),
-                       v: UnsafeMutableRawPointer(v))
-            let size = MemoryLayout<T>.stride
-            while i + 8 <= end {
-                let offset = i * size
-                let pi = raw.p.loadUnaligned(fromByteOffset: offset, as: SIMD8<T>.self)
-                let gi = raw.g.loadUnaligned(fromByteOffset: offset, as: SIMD8<T>.self) + l2 * pi
-                let mi = b1 * raw.m.loadUnaligned(fromByteOffset: offset, as: SIMD8<T>.self) + (1 - b1) * gi
-                let vi = b2 * raw.v.loadUnaligned(fromByteOffset: offset, as: SIMD8<T>.self) + (1 - b2) * gi * gi
-                raw.m.storeBytes(of: mi, toByteOffset: offset, as: SIMD8<T>.self)
-                raw.v.storeBytes(of: vi, toByteOffset: offset, as: SIMD8<T>.self)
-                let step = lr * (mi * bc1) / (vi.squareRoot() * sqrtC2 + eps)
-                raw.p.storeBytes(of: pi * shrink - step, toByteOffset: offset, as: SIMD8<T>.self)
-                i += 8
-            }
-            for i in i..<end {
-                let gi = g[i] + l2 * p[i]
-                let mi = b1 * m[i] + (1 - b1) * gi
-                let vi = b2 * v[i] + (1 - b2) * gi * gi
-                m[i] = mi
-                v[i] = vi
-                p[i] = p[i] * shrink - lr * (mi * bc1) / (vi.squareRoot() * sqrtC2 + eps)
-            }
+        let (b1, b2, lr) = (beta1, beta2, learningRate)
+        let l2 = decoupledWeightDecay ? 0 : weightDecay
+        let shrink = decoupledWeightDecay ? 1 - learningRate * weightDecay : 1
+        let sqrtC2 = c2.squareRoot()
+        for i in 0..<n {
+            let gi = g[i] + l2 * p[i]
+            m[i] = b1 * m[i] + (1 - b1) * gi
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+            p[i] = p[i] * shrink - lr * (m[i] * c1) / (v[i].squareRoot() * sqrtC2 + epsilon)
         }
     }
 }
