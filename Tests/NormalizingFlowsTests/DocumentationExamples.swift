@@ -63,7 +63,7 @@ import NormalizingFlows
     @Test func digitsTutorial() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let previous = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(root.appendingPathComponent("benchmarks/data").path)
+        try #require(FileManager.default.changeCurrentDirectoryPath(root.appendingPathComponent("benchmarks/data").path))
         defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
 
         let pixels = try DataFile.read("digits.csv")              // 1797 images × 64 pixels in 0…16
