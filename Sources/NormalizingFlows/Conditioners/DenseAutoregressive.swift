@@ -260,7 +260,7 @@ final class MaskedAutoregressiveNetwork {
         }
         var h = x
         if contextSize > 0, let context {
-            h = Tensor.concatenate([x, context.broadcast(to: Array(x.shape.dropLast()) + [contextSize])], alongAxis: -1)
+            h = Tensor.concatenate([x, context.broadcast(to: leading + [contextSize])], alongAxis: -1)
         }
         let input = x
         for l in weights.indices {

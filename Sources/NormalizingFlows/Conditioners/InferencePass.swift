@@ -44,7 +44,7 @@ extension MaskedAutoregressiveNetwork {
                     let hidden = previous.withUnsafeBufferPointer { a in
                         [T](unsafeUninitializedCapacity: n * size) { h, initialized in
                             layer.evaluate(layer.blocks, a: a.baseAddress!, lda: lda, n: n, into: h.baseAddress!, ldc: size)
-                            activation.apply(inPlace: h.baseAddress!, count: n * size)
+                            activation.apply(inPlace: h.baseAddress!, rows: n, columns: size, stride: size)
                             initialized = n * size
                         }
                     }

@@ -53,7 +53,9 @@ extension MaskedAutoregressiveNetwork {
                     let (lda, ldc) = (l == 0 ? width : layout.hiddenSizes[l - 1], layout.hiddenSizes[l])
                     let previous = l == 0 ? input : hidden[l - 1]
                     layout.hidden[l].apply(rows: units, seen: seen, to: previous, lda: lda, n: n, into: &hidden[l], ldc: ldc)
-                    activate(&hidden[l], columns: units, ldc: ldc, n: n)
+                    hidden[l].withUnsafeMutableBufferPointer {
+                        activation.apply(inPlace: $0.baseAddress! + units.lowerBound, rows: n, columns: units.count, stride: ldc)
+                    }
                 }
                 let dimension = order[position - 1]
                 let outputRows = (dimension * p)..<(dimension * p + p)
@@ -77,17 +79,5 @@ extension MaskedAutoregressiveNetwork {
             }
         }
         return (Tensor(shape: [rows, d], scalars: x), Tensor(shape: [rows, d], scalars: logDerivative))
-    }
-
-    /// Applies the hidden activation to `columns` of an [n, ldc] buffer.
-    private func activate<T: TensorScalar>(_ buffer: inout [T], columns: Range<Int>, ldc: Int, n: Int) {
-        guard n > 0, !columns.isEmpty else { return }
-        var block = [T](); block.reserveCapacity(n * columns.count)
-        for r in 0..<n { block.append(contentsOf: buffer[(r * ldc + columns.lowerBound)..<(r * ldc + columns.upperBound)]) }
-        block.withUnsafeMutableBufferPointer { activation.apply(inPlace: $0.baseAddress!, count: $0.count) }
-        for r in 0..<n {
-            buffer.replaceSubrange((r * ldc + columns.lowerBound)..<(r * ldc + columns.upperBound),
-                                   with: block[(r * columns.count)..<((r + 1) * columns.count)])
-        }
     }
 }

@@ -26,8 +26,10 @@ public final class Linear {
     public var outputFeatures: Int { weight.shape[0] }
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        linear(x, weight: weight.value, bias: bias?.value)
+    /// The layer, followed by `activation` when given (ReLU fused into the product, see
+    /// ``linear(_:weight:mask:bias:blocks:activation:)``).
+    public func callAsFunction(_ x: Tensor, activation: Activation? = nil) -> Tensor {
+        linear(x, weight: weight.value, mask: nil, bias: bias?.value, blocks: nil, activation: activation)
     }
 }
 
@@ -48,16 +50,23 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
 }
 
 extension Activation {
-    /// Applies the activation to `count` contiguous values in place (nothing recorded); ReLU runs
-    /// in SIMD lanes, the others through their tensor kernels.
+    /// Applies the activation in place (nothing recorded) to a `rows` × `columns` block whose rows
+    /// start `stride` elements apart; ReLU runs in SIMD lanes on each row, the others through
+    /// their tensor kernels on a contiguous copy, so every path computes the same function.
     @inlinable
-    public func apply<T: TensorScalar>(inPlace x: UnsafeMutablePointer<T>, count: Int) {
+    public func apply<T: TensorScalar>(inPlace x: UnsafeMutablePointer<T>, rows: Int, columns: Int, stride: Int) {
+        guard rows > 0, columns > 0 else { return }
         if self == .relu {
-            rectify(x, count: count)
+            if stride == columns { rectify(x, count: rows * columns); return }
+            for r in 0..<rows { rectify(x + r * stride, count: columns) }
             return
         }
-        let values = self(Tensor(shape: [count], scalars: Array(UnsafeBufferPointer(start: x, count: count))))
-        values.withUnsafeBufferPointer(as: T.self) { x.update(from: $0.baseAddress!, count: count) }
+        var block = [T](); block.reserveCapacity(rows * columns)
+        for r in 0..<rows { block.append(contentsOf: UnsafeBufferPointer(start: x + r * stride, count: columns)) }
+        let values = self(Tensor(shape: [rows, columns], scalars: block))
+        values.withUnsafeBufferPointer(as: T.self) { v in
+            for r in 0..<rows { (x + r * stride).update(from: v.baseAddress! + r * columns, count: columns) }
+        }
     }
 }
 
@@ -86,8 +95,7 @@ public final class MLP {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = x
         for (i, layer) in layers.enumerated() {
-            h = linear(h, weight: layer.weight.value, mask: nil, bias: layer.bias?.value, blocks: nil,
-                       activation: i < layers.count - 1 ? activation : nil)
+            h = layer(h, activation: i < layers.count - 1 ? activation : nil)
         }
         return h
     }

@@ -44,11 +44,13 @@ public final class Adam: Optimizer {
         let t = Double(stepCount)
         let c1 = 1 / (1 - Foundation.pow(beta1, t))
         let c2 = 1 / (1 - Foundation.pow(beta2, t))
+        // The step's constants, once for both precisions.
+        let l2 = decoupledWeightDecay ? 0 : weightDecay
+        let shrink = decoupledWeightDecay ? 1 - learningRate * weightDecay : 1
+        let sqrtC2 = c2.squareRoot()
         let coefficients = ck_adam_coefficients(
             b1: Float(beta1), b2: Float(beta2), eps: Float(epsilon), lr: Float(learningRate),
-            l2: decoupledWeightDecay ? 0 : Float(weightDecay),
-            shrink: decoupledWeightDecay ? Float(1 - learningRate * weightDecay) : 1,
-            bc1: Float(c1), sqrtC2: Float(c2.squareRoot()))
+            l2: Float(l2), shrink: Float(shrink), bc1: Float(c1), sqrtC2: Float(sqrtC2))
         for (i, p) in parameters.enumerated() {
             updateInPlace(p, state: &moments[i],
                 float: { p, g, s, n in
@@ -59,19 +61,16 @@ public final class Adam: Optimizer {
                         }
                     }
                 },
-                double: { p, g, s, n in self.update(p, g, s[0], s[1], n, c1, c2) })
+                double: { p, g, s, n in self.update(p, g, s[0], s[1], n, l2: l2, shrink: shrink, c1: c1, sqrtC2: sqrtC2) })
         }
     }
 
     /// The update in Double, element by element.
     private func update(
         _ p: UnsafeMutablePointer<Double>, _ g: UnsafePointer<Double>, _ m: UnsafeMutablePointer<Double>,
-        _ v: UnsafeMutablePointer<Double>, _ n: Int, _ c1: Double, _ c2: Double
+        _ v: UnsafeMutablePointer<Double>, _ n: Int, l2: Double, shrink: Double, c1: Double, sqrtC2: Double
     ) {
         let (b1, b2, lr) = (beta1, beta2, learningRate)
-        let l2 = decoupledWeightDecay ? 0 : weightDecay
-        let shrink = decoupledWeightDecay ? 1 - learningRate * weightDecay : 1
-        let sqrtC2 = c2.squareRoot()
         for i in 0..<n {
             let gi = g[i] + l2 * p[i]
             m[i] = b1 * m[i] + (1 - b1) * gi
