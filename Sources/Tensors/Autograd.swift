@@ -115,6 +115,16 @@ extension Tensor {
         precondition(seed.shape == shape, "seed shape \(seed.shape) differs from tensor shape \(shape)")
         precondition(seed.dtype == dtype, "seed dtype \(seed.dtype) differs from tensor dtype \(dtype)")
 
+        Self.propagate(from: root, seed: seed, retainGraph: retainGraph) { leaf, g in leaf.accumulate(g) }
+    }
+
+    /// Visits every node reachable from `root` once, in reverse topological order, passing each
+    /// node's gradient to its parents; a leaf's gradient goes to `intoLeaf` instead of being
+    /// stored, so that concurrent passes over separate graphs can keep their leaves' gradients
+    /// apart (see ``backward(parts:_:)``).
+    static func propagate(
+        from root: GradNode, seed: Tensor, retainGraph: Bool, intoLeaf: (GradNode, Tensor) -> Void
+    ) {
         // Iterative depth-first post-order: every node after all the nodes it depends on.
         var order: [GradNode] = []
         var visited: Set<ObjectIdentifier> = [ObjectIdentifier(root)]
@@ -131,6 +141,10 @@ extension Tensor {
         }
 
         withoutGradients {
+            if root.isLeaf {
+                intoLeaf(root, seed)
+                return
+            }
             root.accumulate(seed)
             for node in order.reversed() where !node.isLeaf {
                 guard let g = node.grad else { continue }
@@ -141,7 +155,8 @@ extension Tensor {
                 }
                 let grads = function(g)
                 for (parent, parentGrad) in zip(node.parents, grads) {
-                    if let parent, let parentGrad { parent.accumulate(parentGrad) }
+                    guard let parent, let parentGrad else { continue }
+                    if parent.isLeaf { intoLeaf(parent, parentGrad) } else { parent.accumulate(parentGrad) }
                 }
                 node.grad = nil
                 if !retainGraph {

@@ -105,7 +105,7 @@ struct FirstFlow {
         let seconds = try Timing.measure {
             for step in 0...steps {
                 let y = try target.sample(1000, generator: &generator)
-                loss = optimizer.step(minimizing: try -flow.logProb(y).mean())
+                loss = try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, y)
                 guard loss.isFinite else { throw CommandError("training diverged at step \(step): loss \(loss)") }
                 if step % 100 == 0 { report(step, loss) }
             }

@@ -101,3 +101,34 @@ private func correlatedData(_ n: Int, seed: UInt64) -> Tensor {
     let expected = points.map { logNormal($0.1, 3) + logNormal($0.0, Foundation.exp($0.1 / 2)) }
     #expect(maxAbsDifference(Energy.funnel.logDensity(z).doubles, expected) < 1e-10)
 }
+
+/// Perturbs every parameter so that a new flow is away from its identity initialisation.
+private func perturb(_ flow: Flow, seed: UInt64) {
+    var g = RandomGenerator(seed: seed)
+    for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: p.dtype) * 0.1 }
+}
+
+@Test(arguments: [false, true])
+func backwardNegativeLogLikelihoodGivesTheWholeBatchGradient(withBatchNorm: Bool) throws {
+    // 300 rows: split across threads for the MAF; batch normalisation forbids the split, and halves
+    // would change its statistics and so the gradient.
+    let plan: any BijectorPlan = withBatchNorm
+        ? Compose([MAF(layers: 2, conditioner: .init(hiddenSizes: [16])), BatchNorm()])
+        : MAF(layers: 2, conditioner: .init(hiddenSizes: [16]))
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: plan, contextSize: withBatchNorm ? 0 : 2, seed: 4)
+    perturb(flow, seed: 5)
+    var g = RandomGenerator(seed: 6)
+    let rows = Tensor.randn([300, 3], generator: &g, dtype: .float64)
+    let context = withBatchNorm ? nil : Tensor.randn([300, 2], generator: &g, dtype: .float64)
+
+    let loss = try FlowMode.training { try -flow.logProb(rows, context: context).mean() }
+    loss.backward()
+    let expected = flow.parameters.map { $0.grad!.doubles }
+    for p in flow.parameters { p.zeroGrad() }
+
+    let value = try flow.backwardNegativeLogLikelihood(rows, context: context)
+    #expect(abs(value - loss.item) < 1e-12)
+    for (p, e) in zip(flow.parameters, expected) {
+        #expect(maxAbsDifference(p.grad!.doubles, e) < 1e-10, "\(p.name)")
+    }
+}

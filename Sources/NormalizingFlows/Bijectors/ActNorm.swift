@@ -27,6 +27,8 @@ final class ActNormBijector: Bijector {
 
     var namedParameters: [(name: String, parameter: Parameter)] { [("log_scale", logScale), ("shift", shift)] }
     var namedBuffers: [(name: String, value: Tensor)] { [("initialized", Tensor([initialized ? 1 : 0], dtype: .float64))] }
+    /// The first training batch sets the parameters.
+    var rowsAreIndependent: Bool { initialized }
 
     func loadBuffer(named name: String, _ value: Tensor) throws {
         guard name == "initialized", value.count == 1 else { throw FlowError.stateMismatch("ActNorm has no buffer '\(name)' of that shape") }

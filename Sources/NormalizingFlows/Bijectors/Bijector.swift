@@ -53,6 +53,11 @@ public protocol Bijector: AnyObject {
     var namedBuffers: [(name: String, value: Tensor)] { get }
     /// Replaces a buffer by name (used when loading a saved state).
     func loadBuffer(named name: String, _ value: Tensor) throws
+    /// Whether, in training mode, each row's output depends on that row alone and nothing is
+    /// updated from the batch, so that a batch can be split across threads
+    /// (``Flow/backwardNegativeLogLikelihood(_:context:)``). False for batch normalisation and
+    /// for ActNorm before its data-dependent initialisation; true by default.
+    var rowsAreIndependent: Bool { get }
 
     /// y = f(x) and log |det ∂f/∂x|, summed over the event.
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor)
@@ -65,6 +70,7 @@ extension Bijector {
     public var codomain: Domain { .real }
     public var namedParameters: [(name: String, parameter: Parameter)] { [] }
     public var namedBuffers: [(name: String, value: Tensor)] { [] }
+    public var rowsAreIndependent: Bool { true }
     public func loadBuffer(named name: String, _ value: Tensor) throws {
         throw FlowError.stateMismatch("\(type(of: self)) has no buffer named '\(name)'")
     }

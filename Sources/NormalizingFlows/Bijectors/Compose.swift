@@ -25,6 +25,7 @@ final class ComposedBijector: Bijector {
 
     var domain: Domain { parts.first!.domain }
     var codomain: Domain { parts.last!.codomain }
+    var rowsAreIndependent: Bool { parts.allSatisfy(\.rowsAreIndependent) }
 
     var namedParameters: [(name: String, parameter: Parameter)] {
         parts.enumerated().flatMap { i, part in part.namedParameters.map { ("\(i).\($0.name)", $0.parameter) } }

@@ -22,6 +22,7 @@ final class InvertedBijector: Bijector {
     var codomain: Domain { inner.domain }
     var namedParameters: [(name: String, parameter: Parameter)] { inner.namedParameters }
     var namedBuffers: [(name: String, value: Tensor)] { inner.namedBuffers }
+    var rowsAreIndependent: Bool { inner.rowsAreIndependent }
     func loadBuffer(named name: String, _ value: Tensor) throws { try inner.loadBuffer(named: name, value) }
 
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {

@@ -135,10 +135,9 @@ public func fit(
         optimizer.learningRate = schedule.learningRate(atStep: step)
         optimizer.zeroGrad()
         // The data were checked up front, so a non-finite value inside the flow means divergence.
-        let objective = try divergenceReported(atStep: step) { try FlowMode.training { try -flow.logProb(rows, context: rowContext).mean() } }
-        loss = objective.item
+        loss = try divergenceReported(atStep: step) { try flow.backwardNegativeLogLikelihood(rows, context: rowContext) }
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: loss) }
-        try applyUpdate(objective, optimizer: optimizer, clipNorm: options.gradientClipNorm, step: step)
+        try applyUpdate(optimizer: optimizer, clipNorm: options.gradientClipNorm, step: step)
         step += 1
 
         if step % options.evaluationInterval == 0 || step == options.steps {
@@ -176,10 +175,9 @@ func divergenceReported<R>(atStep step: Int, _ body: () throws -> R) throws -> R
     }
 }
 
-/// Back-propagates `objective`, clips the gradients' joint norm (a non-finite norm means the
-/// run diverged at `step`) and applies one optimizer update.
-func applyUpdate(_ objective: Tensor, optimizer: Adam, clipNorm: Double?, step: Int) throws {
-    objective.backward()
+/// Clips the back-propagated gradients' joint norm (a non-finite norm means the run diverged at
+/// `step`) and applies one optimizer update.
+func applyUpdate(optimizer: Adam, clipNorm: Double?, step: Int) throws {
     if let bound = clipNorm {
         let norm = clipGradientNorm(optimizer.parameters, maxNorm: bound)
         guard norm.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: norm) }

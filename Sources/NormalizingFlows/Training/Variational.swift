@@ -62,7 +62,8 @@ public func fitVariational(
         let objective = (logQ - target).mean()
         loss = objective.item
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: loss) }
-        try applyUpdate(objective, optimizer: optimizer, clipNorm: options.gradientClipNorm, step: step)
+        objective.backward()
+        try applyUpdate(optimizer: optimizer, clipNorm: options.gradientClipNorm, step: step)
         if (step + 1) % options.reportInterval == 0 || step + 1 == options.steps {
             progress?(TrainingProgress(step: step + 1, totalSteps: options.steps, loss: loss, validationNLL: nil,
                                        learningRate: optimizer.learningRate, elapsedSeconds: elapsed()))

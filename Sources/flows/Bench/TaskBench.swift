@@ -39,7 +39,7 @@ struct TaskBench {
                 if cursor + batch > n { order = generator.permutation(n); cursor = 0 }
                 let rows = train.indexSelect(alongAxis: 0, Array(order[cursor..<(cursor + batch)]))
                 cursor += batch
-                optimizer.step(minimizing: try FlowMode.training { try -flow.logProb(rows).mean() })
+                try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, rows)
             }
         }
     }

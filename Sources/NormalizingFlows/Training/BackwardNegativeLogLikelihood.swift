@@ -1,0 +1,67 @@
+import Tensors
+
+extension Flow {
+    /// Rows per thread below which splitting a batch does not pay.
+    static let minimumRowsPerThread = 64
+
+    /// Back-propagates the mean negative log-likelihood of `rows`, in training mode, adding its
+    /// gradient to the parameters' accumulated gradients, and returns its value.
+    ///
+    /// The gradient is that of `-logProb(rows, context: context).mean()` followed by `backward()`.
+    /// When the bijector's rows are independent (``Bijector/rowsAreIndependent``) and the batch
+    /// has at least 64 rows per thread, the rows are split into one slice per thread and each
+    /// slice's forward and backward pass runs on its own thread
+    /// (`Tensor.backward(parts:_:)`). Small flows train faster this way (maf-moons on two cores:
+    /// 1.3× the steps per second of splitting each operation): their operations take
+    /// microseconds, and threads that meet at each of hundreds of operations spend much of a
+    /// step waiting.
+    ///
+    /// - Parameters:
+    ///   - rows: the batch, shape [N] + event shape.
+    ///   - context: for a conditional flow, one context row per batch row, shape [N, C].
+    /// - Returns: −(1/N) Σ log p(rows).
+    /// - Throws: what ``logProb(_:context:)`` throws.
+    public func backwardNegativeLogLikelihood(_ rows: Tensor, context: Tensor? = nil) throws -> Double {
+        let n = rows.rank > eventShape.count ? rows.shape[0] : 1
+        let parts = Swift.min(Parallel.workers, n / Self.minimumRowsPerThread)
+        guard parts > 1, rows.rank == eventShape.count + 1, bijector.rowsAreIndependent else {
+            let loss = try FlowMode.training { try -logProb(rows, context: context).mean() }
+            loss.backward()
+            return loss.item
+        }
+        let scale = -1 / Double(n)
+        // A context with one row per batch row is split with the rows; a shared one is not.
+        let contextPerRow = context.map { $0.rank == 2 && $0.shape[0] == n } ?? false
+        let values = try Tensor.backward(parts: parts) { part in
+            let range = (part * n / parts)..<((part + 1) * n / parts)
+            return try FlowMode.training {
+                try logProb(rows.slice(alongAxis: 0, range),
+                            context: contextPerRow ? context!.slice(alongAxis: 0, range) : context).sum() * scale
+            }
+        }
+        return values.reduce(0, +)
+    }
+}
+
+extension Optimizer {
+    /// One maximum-likelihood step on a batch: zeroes the gradients, back-propagates the mean
+    /// negative log-likelihood of `rows` with ``Flow/backwardNegativeLogLikelihood(_:context:)``
+    /// (split across threads when that pays), updates the parameters and releases the gradients.
+    ///
+    /// ```swift
+    /// let optimizer = Adam(flow.parameters, learningRate: 1e-3)
+    /// for batch in batches {
+    ///     try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, batch)
+    /// }
+    /// ```
+    /// - Returns: the batch's mean negative log-likelihood before the update.
+    /// - Throws: what ``Flow/logProb(_:context:)`` throws; the parameters are then unchanged.
+    @discardableResult
+    public func step(minimizingNegativeLogLikelihoodOf flow: Flow, _ rows: Tensor, context: Tensor? = nil) throws -> Double {
+        zeroGrad()
+        defer { zeroGrad() }
+        let loss = try flow.backwardNegativeLogLikelihood(rows, context: context)
+        step()
+        return loss
+    }
+}
