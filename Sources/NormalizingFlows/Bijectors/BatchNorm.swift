@@ -41,6 +41,8 @@ final class BatchNormBijector: Bijector {
 
     var namedParameters: [(name: String, parameter: Parameter)] { [("log_gamma", logGamma), ("beta", beta)] }
     var namedBuffers: [(name: String, value: Tensor)] { [("running_mean", runningMean), ("running_variance", runningVariance)] }
+    /// Training normalises by the batch's statistics and updates the running ones.
+    var rowsAreIndependent: Bool { false }
 
     func loadBuffer(named name: String, _ value: Tensor) throws {
         guard value.shape == eventShape else { throw FlowError.stateMismatch("BatchNorm buffer '\(name)' has shape \(value.shape), expected \(eventShape)") }
