@@ -213,6 +213,9 @@ public final class Parameter: @unchecked Sendable {
     private var data: Tensor
     /// A name for messages and model files (set by the owning module).
     public var name: String
+    /// Changes whenever the value does (assignment, ``update(_:)``, an optimizer's step), so
+    /// that tensors derived from the value (a masked weight) can be kept until it changes.
+    public private(set) var version: UInt64 = 0
 
     public init(_ value: Tensor, name: String = "") {
         self.data = value.detached()
@@ -228,6 +231,7 @@ public final class Parameter: @unchecked Sendable {
                 newValue.shape == data.shape,
                 "parameter '\(name)' has shape \(data.shape); cannot assign shape \(newValue.shape)")
             data = newValue.detached()
+            version &+= 1
         }
     }
 
@@ -249,6 +253,7 @@ public final class Parameter: @unchecked Sendable {
 
     /// Mutates the value in place (copying first only if another tensor shares its buffer).
     public func update<R>(_ body: (inout Tensor) throws -> R) rethrows -> R {
-        try body(&data)
+        defer { version &+= 1 }
+        return try body(&data)
     }
 }

@@ -56,17 +56,26 @@ extension Tensor {
             values.append(value)
             partials.append(leaves)
         }
-        // Sum each leaf's partial gradients (in part order), one leaf per loop item.
-        var seen = Set<ObjectIdentifier>()
-        let keys = partials.flatMap { $0.keys }.filter { seen.insert($0).inserted }
-        let shared = UncheckedSendable(partials)
-        Parallel.forEach(keys.count) { k in
-            var total: (node: GradNode, grad: Tensor)?
-            for part in shared.value {
-                guard let entry = part[keys[k]] else { continue }
-                if total == nil { total = entry } else { total!.grad.addInPlace(entry.grad) }
+        // Each leaf's partial gradients, moved out of the parts' tables so that the first is the
+        // only reference to its buffer and the others add into it in place; one leaf per item.
+        var perLeaf: [[(node: GradNode, grad: Tensor)]] = []
+        var index: [ObjectIdentifier: Int] = [:]
+        for p in partials.indices {
+            for (key, entry) in partials[p] {
+                if let k = index[key] { perLeaf[k].append(entry) } else { index[key] = perLeaf.count; perLeaf.append([entry]) }
             }
-            total!.node.accumulate(total!.grad)
+            partials[p] = [:]
+        }
+        perLeaf.withUnsafeMutableBufferPointer { buffer in
+            let leaves = UncheckedSendable(buffer.baseAddress!)
+            Parallel.forEach(buffer.count) { k in
+                let entries = leaves.value + k
+                for j in 1..<entries.pointee.count {
+                    let other = entries.pointee[j].grad
+                    entries.pointee[0].grad.addInPlace(other)
+                }
+                entries.pointee[0].node.accumulate(entries.pointee[0].grad)
+            }
         }
         return values
     }

@@ -87,3 +87,23 @@ func everyDimensionOfAConditionalMADESeesTheContext(dimensions d: Int) throws {
         #expect((weight.grad?.doubles ?? []).contains { $0 != 0 }, "layer \(l) gets no gradient")
     }
 }
+
+@Test func aMADEFollowsChangesToItsWeightsAfterKeepingTheMaskedOnes() throws {
+    func make() throws -> MaskedAutoregressiveNetwork {
+        var g = RandomGenerator(seed: 4)
+        return try DenseAutoregressive(hiddenSizes: [32, 32]).makeNetwork(
+            inputSize: 4, contextSize: 0, outputsPerDimension: 2, outputBias: [0, 0], dtype: .float64, generator: &g)
+    }
+    let network = try make(), fresh = try make()
+    var g = RandomGenerator(seed: 5)
+    let x = Tensor.randn([64, 4], generator: &g, dtype: .float64)
+    // Both passes keep what they derive from the weights (masked weights, the sorted layout).
+    _ = withoutGradients { network(x, context: nil) }
+    let adam = Adam(network.namedParameters.map(\.parameter), learningRate: 0.1)
+    adam.step(minimizing: network(x, context: nil).square().sum())   // changes by update(_:)
+    network.weights[1].value = network.weights[1].value * 1.5         // and by assignment
+    for ((_, changed), (_, copy)) in zip(network.namedParameters, fresh.namedParameters) { copy.value = changed.value }
+    let expected = fresh(x, context: nil).doubles
+    #expect(maxAbsDifference(network(x, context: nil).doubles, expected) < 1e-12)
+    #expect(maxAbsDifference(withoutGradients { network(x, context: nil) }.doubles, expected) < 1e-12)
+}

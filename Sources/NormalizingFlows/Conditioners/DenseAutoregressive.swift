@@ -1,3 +1,5 @@
+import Foundation
+
 /// The order in which an autoregressive conditioner visits the dimensions of an event.
 public enum VariableOrder: Sendable, Equatable, Codable {
     /// 0, 1, …, D − 1.
@@ -126,6 +128,13 @@ final class MaskedAutoregressiveNetwork {
     private(set) var skipMask: Tensor?
     let hiddenSizes: [Int]
     let parameterization: WeightParameterization
+    /// Per layer, W ⊙ M and the weight's version it was formed from. A training step's passes
+    /// (forward and backward, one of each per thread) share it instead of forming it four times.
+    private var appliedWeights: [(version: UInt64, weight: Tensor)?] = []
+    /// The degree-sorted layout for passes without gradients, and the parameter versions it was
+    /// built from.
+    private var sortedLayout: (versions: [UInt64], layout: Any)?
+    private let appliedWeightsLock = NSLock(), sortedLayoutLock = NSLock()
 
     init(
         order: [Int], contextSize: Int, hiddenSizes: [Int], activation: Activation,
@@ -184,6 +193,8 @@ final class MaskedAutoregressiveNetwork {
         blocks.append(Self.blocks(reach: reach, inputs: previous.count, alignment: p))
         self.masks = masks
         self.blocks = blocks
+        appliedWeightsLock.withLock { appliedWeights = Array(repeating: nil, count: masks.count) }
+        sortedLayoutLock.withLock { sortedLayout = nil }
         if skipWeight != nil {
             skipMask = Self.mask(rows: outputDegrees, columns: inputDegree, dtype: dtype) { $0 > $1 } * parameterization.multiplier(fanIn: d)
         }
@@ -221,8 +232,29 @@ final class MaskedAutoregressiveNetwork {
         return Double(work) < 0.85 * Double(rows * inputs) ? blocks : nil
     }
 
-    /// Layer `l`'s applied weight, stored weight ⊙ mask (nothing recorded).
-    func appliedWeight(_ l: Int) -> Tensor { masks[l].applied(to: weights[l].value) }
+    /// Layer `l`'s applied weight, stored weight ⊙ mask (nothing recorded), formed again only
+    /// when the weight has changed.
+    func appliedWeight(_ l: Int) -> Tensor {
+        appliedWeightsLock.withLock {
+            let version = weights[l].version
+            if let kept = appliedWeights[l], kept.version == version { return kept.weight }
+            let applied = masks[l].applied(to: weights[l].value)
+            appliedWeights[l] = (version, applied)
+            return applied
+        }
+    }
+
+    /// The degree-sorted layout of the current parameters (see ``SortedMADE``), built again
+    /// only when one of them has changed.
+    func sortedMADE<T: TensorScalar>(_: T.Type) -> SortedMADE<T> {
+        sortedLayoutLock.withLock {
+            let versions = namedParameters.map(\.parameter.version)
+            if let kept = sortedLayout, kept.versions == versions, let layout = kept.layout as? SortedMADE<T> { return layout }
+            let layout = SortedMADE<T>(self)
+            sortedLayout = (versions, layout)
+            return layout
+        }
+    }
 
     private static func mask(rows: [Int], columns: [Int], dtype: DType, _ connect: (Int, Int) -> Bool) -> Tensor {
         Tensor(rows.flatMap { r in columns.map { c in connect(r, c) ? 1.0 : 0.0 } }, shape: [rows.count, columns.count], dtype: dtype)
@@ -265,7 +297,7 @@ final class MaskedAutoregressiveNetwork {
         let input = x
         for l in weights.indices {
             h = linear(h, weight: weights[l].value, mask: masks[l], bias: biases[l].value, blocks: blocks[l],
-                       activation: l < weights.count - 1 ? activation : nil)
+                       activation: l < weights.count - 1 ? activation : nil, maskedWeight: appliedWeight(l))
         }
         if let skipWeight, let skipMask {
             h = h + linear(input, weight: skipWeight.value, mask: skipMask, bias: nil, blocks: nil)

@@ -20,7 +20,7 @@ extension MaskedAutoregressiveNetwork {
     }
 
     private func inferencePass<T: TensorScalar>(_ x: Tensor, context: Tensor?, _: T.Type) -> Tensor {
-        let layout = SortedMADE<T>(self)
+        let layout = sortedMADE(T.self)
         let (rows, d, c) = (x.shape[0], order.count, contextSize)
         let outputs = d * outputsPerDimension
         var out = Tensor(uninitializedShape: [rows, outputs], dtype: x.dtype)

@@ -26,7 +26,7 @@ extension MaskedAutoregressiveNetwork {
     private func sequentialInverse<T: TensorScalar>(
         _ y: Tensor, context: Tensor?, transform: any ElementwiseTransform, _: T.Type
     ) -> (x: Tensor, logAbsDerivative: Tensor) {
-        let layout = SortedMADE<T>(self)
+        let layout = sortedMADE(T.self)
         let (rows, d, c, p) = (y.shape[0], order.count, contextSize, outputsPerDimension)
         let yValues = y.scalars(as: T.self)
         let contextValues = context?.scalars(as: T.self) ?? []

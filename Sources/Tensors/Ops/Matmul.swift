@@ -158,19 +158,23 @@ public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, bl
 /// ReLU is applied in place on the product and its derivative (1 where y > 0) is applied to the
 /// incoming gradient in the same pass that sums the bias's gradient: no activation tensor and no
 /// separate operation is recorded. Other activations are recorded as their own operation.
+///
+/// `maskedWeight`, when given, is W ⊙ M formed by the caller (`mask.applied(to: weight)`), who
+/// can keep it while the weight does not change; otherwise the forward pass and the input's
+/// gradient each form it.
 public func linear(
     _ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]?,
-    activation: Activation? = nil
+    activation: Activation? = nil, maskedWeight: Tensor? = nil
 ) -> Tensor {
-    switch activation {
-    case nil: return maskedLinear(x, weight: weight, mask: mask, bias: bias, blocks: blocks, relu: false)
-    case .relu?: return maskedLinear(x, weight: weight, mask: mask, bias: bias, blocks: blocks, relu: true)
-    case let other?: return other(maskedLinear(x, weight: weight, mask: mask, bias: bias, blocks: blocks, relu: false))
-    }
+    let fusesActivation = activation == .relu
+    let product = maskedLinear(x, weight: weight, mask: mask, maskedWeight: maskedWeight, bias: bias, blocks: blocks,
+                               relu: fusesActivation)
+    guard let activation, !fusesActivation else { return product }
+    return activation(product)
 }
 
 private func maskedLinear(
-    _ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]?, relu: Bool
+    _ x: Tensor, weight: Tensor, mask: WeightMask?, maskedWeight: Tensor?, bias: Tensor?, blocks: [LinearBlock]?, relu: Bool
 ) -> Tensor {
     precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
         "linear: input shape \(x.shape) does not fit weight shape \(weight.shape) ([out, in])")
@@ -193,8 +197,12 @@ private func maskedLinear(
                      "linear: prefix mask of \(reach.count) outputs does not fit weight \(weight.shape)")
     case nil: break
     }
+    if let maskedWeight {
+        precondition(maskedWeight.shape == weight.shape && maskedWeight.dtype == weight.dtype,
+                     "linear: masked weight \(maskedWeight.shape) \(maskedWeight.dtype) does not match weight \(weight.shape) \(weight.dtype)")
+    }
     /// W ⊙ M as a plain tensor (nothing recorded).
-    func effectiveWeight() -> Tensor { mask?.applied(to: weight) ?? weight.detached() }
+    func effectiveWeight() -> Tensor { maskedWeight?.detached() ?? mask?.applied(to: weight) ?? weight.detached() }
     let rows = x.count / Swift.max(inFeatures, 1)
     let outShape = Array(x.shape.dropLast()) + [outFeatures]
     let out = Tensor(uninitializedShape: outShape, dtype: x.dtype)
