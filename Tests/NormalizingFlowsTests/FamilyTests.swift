@@ -26,7 +26,9 @@ let families: [FamilyCase] = [
     FamilyCase(name: "IAF", plan: IAF(layers: 3, conditioner: .init(hiddenSizes: [32, 32]))),
     FamilyCase(name: "NSF", plan: NSF(layers: 2, bins: 6, bound: 4, conditioner: .init(hiddenSizes: [32, 32]))),
     FamilyCase(name: "NSF coupling", plan: NSFCoupling(layers: 4, bins: 6, bound: 4, conditioner: .init(hiddenSizes: [32, 32]))),
-    FamilyCase(name: "RealNVP", plan: RealNVP(layers: 6, conditioner: .init(hiddenSizes: [32, 32]))),
+    // Six couplings with the unbounded exp scale are fragile at 5e-3: a float32 trajectory that
+    // differed only in the order of the gradient's sums overflowed at step 186.
+    FamilyCase(name: "RealNVP", plan: RealNVP(layers: 6, conditioner: .init(hiddenSizes: [32, 32])), learningRate: 2e-3),
     FamilyCase(name: "NICE with ActNorm", plan: Compose([ActNorm()] + (0..<4).map {
         AdditiveCoupling(mask: .alternating(parity: $0 % 2), conditioner: .init(hiddenSizes: [32, 32])) as any BijectorPlan
     })),

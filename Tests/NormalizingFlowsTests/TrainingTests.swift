@@ -108,18 +108,23 @@ private func perturb(_ flow: Flow, seed: UInt64) {
     for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: p.dtype) * 0.1 }
 }
 
-@Test(arguments: [false, true])
-func backwardNegativeLogLikelihoodGivesTheWholeBatchGradient(withBatchNorm: Bool) throws {
-    // 300 rows: split across threads for the MAF; batch normalisation forbids the split, and halves
-    // would change its statistics and so the gradient.
-    let plan: any BijectorPlan = withBatchNorm
-        ? Compose([MAF(layers: 2, conditioner: .init(hiddenSizes: [16])), BatchNorm()])
-        : MAF(layers: 2, conditioner: .init(hiddenSizes: [16]))
-    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: plan, contextSize: withBatchNorm ? 0 : 2, seed: 4)
+@Test(arguments: ["MAF", "RealNVP", "NSF", "MAF and BatchNorm"])
+func backwardNegativeLogLikelihoodGivesTheWholeBatchGradient(flowName: String) throws {
+    // 300 rows: split across threads, except with batch normalisation, which forbids the split
+    // (halves would change its statistics and so the gradient).
+    let conditioner = DenseAutoregressive(hiddenSizes: [16])
+    let plan: any BijectorPlan = switch flowName {
+    case "RealNVP": RealNVP(layers: 2, conditioner: .init(hiddenSizes: [16]))
+    case "NSF": NSF(layers: 2, bins: 4, bound: 3, conditioner: conditioner)
+    case "MAF and BatchNorm": Compose([MAF(layers: 2, conditioner: conditioner), BatchNorm()])
+    default: MAF(layers: 2, conditioner: conditioner)
+    }
+    let conditional = flowName == "MAF"
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: plan, contextSize: conditional ? 2 : 0, seed: 4)
     perturb(flow, seed: 5)
     var g = RandomGenerator(seed: 6)
     let rows = Tensor.randn([300, 3], generator: &g, dtype: .float64)
-    let context = withBatchNorm ? nil : Tensor.randn([300, 2], generator: &g, dtype: .float64)
+    let context = conditional ? Tensor.randn([300, 2], generator: &g, dtype: .float64) : nil
 
     let loss = try FlowMode.training { try -flow.logProb(rows, context: context).mean() }
     loss.backward()
