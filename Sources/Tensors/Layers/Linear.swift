@@ -27,7 +27,7 @@ public final class Linear {
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
     /// The layer, followed by `activation` when given (ReLU fused into the product, see
-    /// ``linear(_:weight:mask:bias:blocks:activation:)``).
+    /// ``linear(_:weight:mask:bias:blocks:activation:maskedWeight:)``).
     public func callAsFunction(_ x: Tensor, activation: Activation? = nil) -> Tensor {
         linear(x, weight: weight.value, mask: nil, bias: bias?.value, blocks: nil, activation: activation)
     }

@@ -103,7 +103,7 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBl
 }
 
 /// The factors M of a masked dense layer's weight [out, in] (see
-/// ``linear(_:weight:mask:bias:blocks:activation:)``).
+/// ``linear(_:weight:mask:bias:blocks:activation:maskedWeight:)``).
 public enum WeightMask: Sendable {
     /// Any factors: a tensor of the weight's shape and dtype.
     case elementwise(Tensor)
