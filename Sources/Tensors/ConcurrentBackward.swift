@@ -50,21 +50,18 @@ extension Tensor {
                 }
             }
         }
-        var values: [Double] = [], partials: [LeafGradients] = []
-        for result in results {
-            let (value, leaves) = try result!.get()
-            values.append(value)
-            partials.append(leaves)
-        }
-        // Each leaf's partial gradients, moved out of the parts' tables so that the first is the
+        // Each leaf's partial gradients, moved out of the parts' results so that the first is the
         // only reference to its buffer and the others add into it in place; one leaf per item.
+        var values: [Double] = []
         var perLeaf: [[(node: GradNode, grad: Tensor)]] = []
         var index: [ObjectIdentifier: Int] = [:]
-        for p in partials.indices {
-            for (key, entry) in partials[p] {
+        for i in results.indices {
+            let (value, leaves) = try results[i]!.get()
+            results[i] = nil
+            values.append(value)
+            for (key, entry) in leaves {
                 if let k = index[key] { perLeaf[k].append(entry) } else { index[key] = perLeaf.count; perLeaf.append([entry]) }
             }
-            partials[p] = [:]
         }
         perLeaf.withUnsafeMutableBufferPointer { buffer in
             let leaves = UncheckedSendable(buffer.baseAddress!)

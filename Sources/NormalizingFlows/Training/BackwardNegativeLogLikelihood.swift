@@ -14,9 +14,9 @@ extension Flow {
     ///
     /// The gradient is that of `-logProb(rows, context: context).mean()` followed by `backward()`.
     /// When the bijector's rows are independent (``Bijector/rowsAreIndependent``), the batch
-    /// has at least 64 rows per thread and the flow at most 4M parameters, the rows are split into one slice per thread and each
-    /// slice's forward and backward pass runs on its own thread
-    /// (`Tensor.backward(parts:_:)`). Small flows train faster this way (maf-moons on two cores:
+    /// has at least 64 rows per thread and the flow at most 4M parameters, the rows are split
+    /// into one slice per thread and each slice's forward and backward pass runs on its own
+    /// thread (`Tensor.backward(parts:_:)`). Small flows train faster this way (maf-moons on two cores:
     /// 1.3× the steps per second of splitting each operation): their operations take
     /// microseconds, and threads that meet at each of hundreds of operations spend much of a
     /// step waiting.
@@ -27,10 +27,10 @@ extension Flow {
     /// - Returns: −(1/N) Σ log p(rows).
     /// - Throws: what ``logProb(_:context:)`` throws.
     public func backwardNegativeLogLikelihood(_ rows: Tensor, context: Tensor? = nil) throws -> Double {
-        let n = rows.rank > eventShape.count ? rows.shape[0] : 1
+        // Rows of one event each, or none (another shape is left to logProb to accept or refuse).
+        let n = rows.rank == eventShape.count + 1 ? rows.shape[0] : 0
         let parts = Swift.min(Parallel.workers, n / Self.minimumRowsPerThread)
-        guard parts > 1, rows.rank == eventShape.count + 1, parameterCount <= Self.maximumParametersToSplit,
-              bijector.rowsAreIndependent else {
+        guard parts > 1, parameterCount <= Self.maximumParametersToSplit, bijector.rowsAreIndependent else {
             let loss = try FlowMode.training { try -logProb(rows, context: context).mean() }
             loss.backward()
             return loss.item
