@@ -53,7 +53,7 @@ static void microkernel_avx2(long kc, const float *a, long rs, long cs, const fl
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
     for (long p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         __m256 av;
         av = _mm256_broadcast_ss(a);          c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
         av = _mm256_broadcast_ss(a + rs);     c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
@@ -116,19 +116,67 @@ static void pack_a(int trans, long mc, long kc, const float *a, long lda, float 
     }
 }
 
+#if defined(__x86_64__)
+// One full panel of op(B) = Bᵀ: dst[p·NR + j] = b[j·ldb + p] for j < NR, p < kc, by 8×8
+// transposes in registers (rows of B are read along p, contiguous).
+__attribute__((target("avx2")))
+static void pack_b_transposed_panel_avx2(long kc, const float *b, long ldb, float *dst) {
+    long p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int h = 0; h < 2; h++) {
+            const float *src = b + (8 * h) * ldb + p;
+            __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ldb);
+            __m256 r2 = _mm256_loadu_ps(src + 2 * ldb), r3 = _mm256_loadu_ps(src + 3 * ldb);
+            __m256 r4 = _mm256_loadu_ps(src + 4 * ldb), r5 = _mm256_loadu_ps(src + 5 * ldb);
+            __m256 r6 = _mm256_loadu_ps(src + 6 * ldb), r7 = _mm256_loadu_ps(src + 7 * ldb);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *out = dst + p * NR + 8 * h;
+            _mm256_storeu_ps(out + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(out + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(out + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(out + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(out + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(out + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(out + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(out + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    }
+    for (; p < kc; p++)
+        for (long j = 0; j < NR; j++) dst[p * NR + j] = b[j * ldb + p];
+}
+#endif
+
+// Packs op(B) [kc, nc] into NR-wide panels of kc rows each.
 static void pack_b(int trans, long kc, long nc, const float *b, long ldb, float *dst) {
+#if defined(__x86_64__)
+    const int avx2 = kernel() == microkernel_avx2;
+#endif
     for (long j0 = 0; j0 < nc; j0 += NR) {
         long cols = nc - j0 < NR ? nc - j0 : NR;
-        for (long p = 0; p < kc; p++) {
-            if (!trans && cols == NR) {
-                memcpy(dst, b + p * ldb + j0, NR * sizeof(float));
-            } else {
+        if (cols == NR && !trans) {
+            for (long p = 0; p < kc; p++) memcpy(dst + p * NR, b + p * ldb + j0, NR * sizeof(float));
+        } else if (cols == NR) {
+#if defined(__x86_64__)
+            if (avx2) pack_b_transposed_panel_avx2(kc, b + j0 * ldb, ldb, dst);
+            else
+#endif
+            for (long j = 0; j < NR; j++)
+                for (long p = 0; p < kc; p++) dst[p * NR + j] = b[(j0 + j) * ldb + p];
+        } else {
+            for (long p = 0; p < kc; p++) {
                 for (long j = 0; j < cols; j++)
-                    dst[j] = trans ? b[(j0 + j) * ldb + p] : b[p * ldb + (j0 + j)];
-                for (long j = cols; j < NR; j++) dst[j] = 0.0f;
+                    dst[p * NR + j] = trans ? b[(j0 + j) * ldb + p] : b[p * ldb + (j0 + j)];
+                for (long j = cols; j < NR; j++) dst[p * NR + j] = 0.0f;
             }
-            dst += NR;
         }
+        dst += kc * NR;
     }
 }
 
@@ -151,6 +199,61 @@ static void scale_c(long m, long n, float beta, float *c, long ldc) {
     }
 }
 
+// C[0..mc, 0..nc] (ldc) = alpha·A·B + (accumulate ? C : beta·C) for one block: A is mc × kc with
+// row and k strides (ars, acs) read from `asrc`, starting at k = p0 of B; B's panel j (NR columns)
+// starts at panels[j] (already offset to row p0) and holds depth[j] − p0 rows from there (all kc
+// when depth is NULL); rows past a panel's depth are zero and are not read. With `rectify`, the
+// stored tiles are clamped at zero (a fused ReLU, for the last block of k). A is read in place
+// (measured faster than packing it, even at 1024³); only a final partial panel of fewer than MR
+// rows is packed, zero-padded, into `pa`.
+static void macro_kernel(microkernel_fn kern, long mc, long nc, long kc, long p0, int transA, const float *asrc,
+                         long lda, float *pa, const float *const *panels, const long *depth, float *c, long ldc,
+                         float alpha, float beta, int accumulate, int rectify) {
+    float edge[MR * NR] __attribute__((aligned(64)));
+    const long ars = transA ? 1 : lda, acs = transA ? lda : 1;
+    long fullRows = mc / MR * MR;
+    if (fullRows < mc) pack_a(transA, mc - fullRows, kc, asrc + fullRows * ars, lda, pa);
+    for (long jr = 0; jr < nc; jr += NR) {
+        long cols = nc - jr < NR ? nc - jr : NR;
+        long pkc = kc;
+        if (depth) {
+            long left = depth[jr / NR] - p0;
+            pkc = left < 0 ? 0 : (left < kc ? left : kc);
+            // A later block of k that this panel does not reach adds nothing.
+            if (pkc == 0 && accumulate && !rectify) continue;
+        }
+        const float *bp = panels[jr / NR];
+        for (long ir = 0; ir < mc; ir += MR) {
+            long rows = mc - ir < MR ? mc - ir : MR;
+            int packed = ir >= fullRows;
+            const float *ap = packed ? pa : asrc + ir * ars;
+            long rs = packed ? 1 : ars, cs = packed ? MR : acs;
+            float *cp = c + ir * ldc + jr;
+            float *tile = cp;
+            long ldt = ldc;
+            if (rows < MR || cols < NR) {
+                // Edge tile: run the full kernel into a scratch tile, copy the valid part.
+                for (long r = 0; r < rows; r++)
+                    for (long j = 0; j < cols; j++) edge[r * NR + j] = cp[r * ldc + j];
+                tile = edge;
+                ldt = NR;
+            }
+            kern(pkc, ap, rs, cs, bp, tile, ldt, alpha, beta, accumulate);
+            if (rectify)
+                for (long r = 0; r < MR; r++) {
+                    float *row = tile + r * ldt;
+                    // A select, not a branch: the signs are random, and it vectorises. NaN stays.
+                    for (long j = 0; j < NR; j++) row[j] = row[j] <= 0.0f ? 0.0f : row[j];
+                }
+            if (tile == edge)
+                for (long r = 0; r < rows; r++)
+                    for (long j = 0; j < cols; j++) cp[r * ldc + j] = edge[r * NR + j];
+        }
+    }
+}
+
+enum { MAX_PANELS = NC / NR };
+
 void ck_sgemm(int transA, int transB, long m, long n, long k, float alpha,
               const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
@@ -159,47 +262,70 @@ void ck_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     microkernel_fn kern = kernel();
     float *pa = aligned_buffer(&buffer_a, (size_t)MC * KC);
     float *pb = aligned_buffer(&buffer_b, (size_t)KC * NC);
-    float edge[MR * NR] __attribute__((aligned(64)));
-    // A's row and k strides as stored; packed panels use (1, MR).
-    const long ars = transA ? 1 : lda, acs = transA ? lda : 1;
-
+    const float *panels[MAX_PANELS];
     for (long j0 = 0; j0 < n; j0 += NC) {
         long nc = n - j0 < NC ? n - j0 : NC;
         for (long p0 = 0; p0 < k; p0 += KC) {
             long kc = k - p0 < KC ? k - p0 : KC;
-            int accumulate = p0 > 0;
             const float *bsrc = transB ? b + j0 * ldb + p0 : b + p0 * ldb + j0;
             pack_b(transB, kc, nc, bsrc, ldb, pb);
+            for (long j = 0; j * NR < nc; j++) panels[j] = pb + j * kc * NR;
             for (long i0 = 0; i0 < m; i0 += MC) {
                 long mc = m - i0 < MC ? m - i0 : MC;
                 const float *asrc = transA ? a + p0 * lda + i0 : a + i0 * lda + p0;
-                // A is read in place (measured faster than packing it, even at 1024³); only a
-                // final partial panel of fewer than MR rows is packed, zero-padded.
-                long fullRows = mc / MR * MR;
-                if (fullRows < mc) pack_a(transA, mc - fullRows, kc, asrc + fullRows * ars, lda, pa);
-                for (long jr = 0; jr < nc; jr += NR) {
-                    long cols = nc - jr < NR ? nc - jr : NR;
-                    for (long ir = 0; ir < mc; ir += MR) {
-                        long rows = mc - ir < MR ? mc - ir : MR;
-                        int packed = ir >= fullRows;
-                        const float *ap = packed ? pa : asrc + ir * ars;
-                        long rs = packed ? 1 : ars, cs = packed ? MR : acs;
-                        const float *bp = pb + jr * kc;
-                        float *cp = c + (i0 + ir) * ldc + (j0 + jr);
-                        if (rows == MR && cols == NR) {
-                            kern(kc, ap, rs, cs, bp, cp, ldc, alpha, beta, accumulate);
-                        } else {
-                            // Edge tile: run the full kernel into a scratch tile, copy the valid part.
-                            for (long r = 0; r < rows; r++)
-                                for (long j = 0; j < cols; j++) edge[r * NR + j] = cp[r * ldc + j];
-                            kern(kc, ap, rs, cs, bp, edge, NR, alpha, beta, accumulate);
-                            for (long r = 0; r < rows; r++)
-                                for (long j = 0; j < cols; j++) cp[r * ldc + j] = edge[r * NR + j];
-                        }
-                    }
-                }
+                macro_kernel(kern, mc, nc, kc, p0, transA, asrc, lda, pa, panels, 0, c + i0 * ldc + j0, ldc,
+                             alpha, beta, p0 > 0, 0);
             }
         }
+    }
+}
+
+static long panel_depth(const long *depth, long j, long k) {
+    long d = depth ? depth[j] : k;
+    return d < 0 ? 0 : (d > k ? k : d);
+}
+
+long ck_sgemm_packed_count(long k, long n, const long *depth) {
+    long count = 0;
+    for (long j = 0; j * NR < n; j++) count += panel_depth(depth, j, k) * NR;
+    return count;
+}
+
+void ck_sgemm_pack(int transB, long k, long n, const float *b, long ldb, const long *depth, float *packed) {
+    for (long j = 0; j * NR < n; j++) {
+        long d = panel_depth(depth, j, k), cols = n - j * NR < NR ? n - j * NR : NR;
+        if (d > 0) pack_b(transB, d, cols, transB ? b + j * NR * ldb : b + j * NR, ldb, packed);
+        packed += d * NR;
+    }
+}
+
+void ck_sgemm_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
+                     const long *depth, float beta, int rectify, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return;
+    microkernel_fn kern = kernel();
+    float *pa = aligned_buffer(&buffer_a, (size_t)MC * KC);
+    // Panel j's rows start at start[j]; the rows p0.. of a block of k start p0·NR further.
+    const float *panels[MAX_PANELS], *start[MAX_PANELS];
+    long clamped[MAX_PANELS];
+    for (long j0 = 0; j0 < n; j0 += NC) {
+        long nc = n - j0 < NC ? n - j0 : NC, panelCount = (nc + NR - 1) / NR;
+        for (long j = 0; j < panelCount; j++) {
+            clamped[j] = panel_depth(depth, j0 / NR + j, k);
+            start[j] = packed;
+            packed += clamped[j] * NR;
+        }
+        long p0 = 0;
+        do {
+            long kc = k - p0 < KC ? k - p0 : KC;
+            if (kc < 0) kc = 0;
+            for (long j = 0; j < panelCount; j++) panels[j] = start[j] + (p0 < clamped[j] ? p0 : clamped[j]) * NR;
+            for (long i0 = 0; i0 < m; i0 += MC) {
+                long mc = m - i0 < MC ? m - i0 : MC;
+                macro_kernel(kern, mc, nc, kc, p0, 0, a + i0 * lda + p0, lda, pa, panels, clamped,
+                             c + i0 * ldc + j0, ldc, alpha, beta, p0 > 0, rectify && p0 + kc >= k);
+            }
+            p0 += KC;
+        } while (p0 < k);
     }
 }
 

@@ -167,13 +167,14 @@ func bijectorForwardWithoutGradientsMatches(_ testCase: ConformanceCase) throws 
     #expect(maxAbsDifference(back.logAbsDetJacobian.doubles, recordedForward.logAbsDetJacobian.doubles) < 1e-5)
 }
 
-@Test func inferencePassGroupsUnitsOfWideLayersWithoutLosingWeights() throws {
-    // Every layer here is wide enough for the inference pass to cut it into unit groups that read
-    // a prefix of their inputs each (first, hidden and output layers, with a context; the reversed
-    // order keeps the output units' reach monotone): a group reading too few inputs would drop
-    // weights the recorded pass uses.
+@Test("the inference pass skips the mask's zeros without losing weights", arguments: [(Activation.relu, false), (.tanh, true)])
+func inferencePassSkipsMaskedZerosWithoutLosingWeights(_ activation: Activation, _ skip: Bool) throws {
+    // Wide layers with a context: each panel of 16 units of every layer (first, hidden, output,
+    // skip) is multiplied only as deep as its units read, and the ReLU is applied as the
+    // product is stored. A panel read too shallow would drop weights the recorded pass uses.
     var generator = RandomGenerator(seed: 8)
-    let plan = AffineAutoregressive(conditioner: DenseAutoregressive(hiddenSizes: [260, 260], order: .reversed))
+    let plan = AffineAutoregressive(conditioner: DenseAutoregressive(
+        hiddenSizes: [260, 260], activation: activation, skipConnections: skip, order: .reversed))
     let bijector = try plan.makeBijector(for: BijectorSpec(eventShape: [260], contextSize: 3), generator: &generator)
     for p in bijector.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &generator) * 0.05 }
     let x = Tensor.randn([300, 260], generator: &generator)

@@ -77,3 +77,48 @@ func gemmMatchesReference(_ s: GEMMCase) {
     GEMM.sgemm(transA: false, transB: false, m: 0, n: 2, k: 3, alpha: 1, a: a, lda: 3, b: b, ldb: 2, beta: 0, c: &c, ldc: 2)
     #expect(c == [0.5, 1, 1.5, 2])
 }
+
+@Test("A packed operand's products agree with a Double reference, with column depths and rectification",
+      arguments: [GEMMCase(m: 1, n: 1, k: 1), GEMMCase(m: 7, n: 13, k: 5), GEMMCase(m: 67, n: 129, k: 33),
+                  GEMMCase(m: 200, n: 70, k: 300), GEMMCase(m: 97, n: 3100, k: 17), GEMMCase(m: 5, n: 40, k: 0)])
+func packedOperandMatchesReference(_ s: GEMMCase) {
+    var g = RandomGenerator(seed: UInt64(s.m * 1000 + s.n * 10 + s.k + 7))
+    for transB in [false, true] {
+        let (br, bc) = transB ? (s.n, s.k) : (s.k, s.n)
+        let lda = s.k + 3, ldb = bc + 3, ldc = s.n + 3
+        let a = (0..<(s.m * lda)).map { _ in g.nextUniform() * 2 - 1 }
+        let b = (0..<(br * ldb)).map { _ in g.nextUniform() * 2 - 1 }
+        let c0 = (0..<(s.m * ldc)).map { _ in g.nextUniform() * 2 - 1 }
+        // Depths: none, or random ones (some 0, some past k) that differ within a panel of 16.
+        let randomDepths = (0..<s.n).map { _ in Int(g.nextUniform() * Double(s.k + 3)) }
+        for depths in [nil, randomDepths] {
+            // op(B) with each column zeroed past its depth.
+            let masked = (0..<(s.k * s.n)).map { i -> Double in
+                let (p, j) = (i / s.n, i % s.n)
+                return p < (depths?[j] ?? s.k) ? (transB ? b[j * ldb + p] : b[p * ldb + j]) : 0
+            }
+            let product = reference(false, false, s.m, s.n, s.k, a, lda, masked, s.n)
+            let float = PackedGEMMOperand<Float>(transB: transB, k: s.k, n: s.n, b: b.map(Float.init), ldb: ldb, columnDepths: depths)
+            let double = PackedGEMMOperand<Double>(transB: transB, k: s.k, n: s.n, b: b, ldb: ldb, columnDepths: depths)
+            for (beta, rectify) in [(0.0, false), (1.0, false), (1.0, true), (0.0, true)] {
+                var cf = c0.map { beta == 0 ? Float.nan : Float($0) }
+                var cd = c0.map { beta == 0 ? Double.nan : $0 }
+                float.multiply(m: s.m, a: a.map(Float.init), lda: lda, beta: Float(beta), c: &cf, ldc: ldc, rectify: rectify)
+                double.multiply(m: s.m, a: a, lda: lda, beta: beta, c: &cd, ldc: ldc, rectify: rectify)
+                var worstFloat = 0.0, worstDouble = 0.0
+                for i in 0..<s.m { for j in 0..<s.n {
+                    let sum = product[i * s.n + j] + beta * c0[i * ldc + j]
+                    let expected = rectify ? max(sum, 0) : sum
+                    worstFloat = max(worstFloat, abs(Double(cf[i * ldc + j]) - expected))
+                    worstDouble = max(worstDouble, abs(cd[i * ldc + j] - expected))
+                } }
+                let label = "\(s) tB \(transB) depths \(depths != nil) β \(beta) rectify \(rectify)"
+                #expect(worstFloat <= 4e-7 * Double(s.k + 4), "\(label): \(worstFloat)")
+                #expect(worstDouble <= 1e-12 * Double(s.k + 4), "\(label) (Double): \(worstDouble)")
+                for i in 0..<s.m { for j in s.n..<ldc {
+                    #expect(beta == 0 ? cf[i * ldc + j].isNaN : cf[i * ldc + j] == Float(c0[i * ldc + j]), "\(label): padding")
+                } }
+            }
+        }
+    }
+}

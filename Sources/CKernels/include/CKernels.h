@@ -12,6 +12,20 @@ extern "C" {
 void ck_sgemm(int transA, int transB, long m, long n, long k, float alpha,
               const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
 
+/// The number of floats ck_sgemm_pack writes for op(B) [k, n] with the given panel depths.
+long ck_sgemm_packed_count(long k, long n, const long *depth);
+
+/// Packs op(B) [k, n] (op(B) = B^T when transB != 0) once for many products with ck_sgemm_packed:
+/// column panels of 16, panel j holding the first depth[j] rows of its 16 columns (all k when
+/// depth is NULL; the rest are taken as zero), the last panel zero-padded.
+void ck_sgemm_pack(int transB, long k, long n, const float *b, long ldb, const long *depth, float *packed);
+
+/// C = alpha * A * B + beta * C for row-major A [m, k] and B packed by ck_sgemm_pack with the
+/// same k, n and depths; with rectify != 0, C = max(C, 0) afterwards. Single-threaded and
+/// thread-safe.
+void ck_sgemm_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
+                     const long *depth, float beta, int rectify, float *c, long ldc);
+
 /// The double-precision counterpart (a cache-blocked loop; used for reference checks).
 void ck_dgemm(int transA, int transB, long m, long n, long k, double alpha,
               const double *a, long lda, const double *b, long ldb, double beta, double *c, long ldc);

@@ -43,8 +43,7 @@ extension MaskedAutoregressiveNetwork {
                     // The blocks cover every unit, so every value is written.
                     let hidden = previous.withUnsafeBufferPointer { a in
                         [T](unsafeUninitializedCapacity: n * size) { h, initialized in
-                            layer.evaluate(layer.blocks, a: a.baseAddress!, lda: lda, n: n, into: h.baseAddress!, ldc: size)
-                            activation.apply(inPlace: h.baseAddress!, rows: n, columns: size, stride: size)
+                            layer.evaluate(a: a.baseAddress!, lda: lda, n: n, into: h.baseAddress!, ldc: size, activation: activation)
                             initialized = n * size
                         }
                     }
@@ -52,14 +51,11 @@ extension MaskedAutoregressiveNetwork {
                 }
                 let target = po.baseAddress! + start * outputs
                 previous.withUnsafeBufferPointer { a in
-                    layout.output.evaluate(layout.output.blocks, a: a.baseAddress!, lda: lda, n: n, into: target, ldc: outputs)
+                    layout.output.evaluate(a: a.baseAddress!, lda: lda, n: n, into: target, ldc: outputs)
                 }
                 if let skip = layout.skip {
                     input.withUnsafeBufferPointer { a in
-                        for block in skip.blocks {
-                            skip.accumulate(rows: block.outputs, seen: block.inputs, a: a.baseAddress! + c, lda: width, n: n,
-                                            into: target, ldc: outputs)
-                        }
+                        skip.accumulate(a: a.baseAddress! + c, lda: width, n: n, into: target, ldc: outputs)
                     }
                 }
             }

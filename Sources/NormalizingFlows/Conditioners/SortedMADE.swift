@@ -9,32 +9,42 @@ struct SortedMADE<T: TensorScalar> {
     struct Layer {
         var transposedWeight: [T]
         var bias: [T]
-        var columns: Int
 
-        /// Unit groups reading a prefix of the inputs each, as in ``MaskedAutoregressiveNetwork/blocks(reach:inputs:alignment:)``
-        /// (one group of all units, reading as far as the farthest, when grouping does not pay).
-        var blocks: [LinearBlock] = []
+        /// The weights, Wᵀ, packed once for the products of every chunk of rows, each unit's
+        /// column reaching down only as far as the unit reads.
+        var packed: PackedGEMMOperand<T>
 
         /// out[:, rows − columnOffset] = bias + A[:, ..<seen] · W[rows, ..<seen]ᵀ for the n rows of A.
         func apply(rows: Range<Int>, seen: Int, to a: [T], lda: Int, n: Int, into out: inout [T], ldc: Int, columnOffset: Int = 0) {
             a.withUnsafeBufferPointer { a in
                 out.withUnsafeMutableBufferPointer { o in
-                    evaluate([LinearBlock(outputs: rows, inputs: seen)], a: a.baseAddress!, lda: lda, n: n,
-                             into: o.baseAddress! + columnOffset, ldc: ldc)
+                    let target = o.baseAddress! + columnOffset
+                    copyBias(rows, n: n, into: target, ldc: ldc)
+                    accumulate(rows: rows, seen: seen, a: a.baseAddress!, lda: lda, n: n, into: target, ldc: ldc)
                 }
             }
         }
 
-        /// For each block, out[:, block.outputs] = bias + A[:, ..<block.inputs] · W[block.outputs, ..<block.inputs]ᵀ
-        /// for the n rows of A.
-        func evaluate(_ blocks: [LinearBlock], a: UnsafePointer<T>, lda: Int, n: Int, into out: UnsafeMutablePointer<T>, ldc: Int) {
-            for block in blocks where !block.outputs.isEmpty {
-                bias.withUnsafeBufferPointer { b in
-                    for r in 0..<n {
-                        (out + r * ldc + block.outputs.lowerBound).update(from: b.baseAddress! + block.outputs.lowerBound, count: block.outputs.count)
-                    }
+        /// out[:, units] = activation(bias + A · Wᵀ) for the n rows of A; a ReLU is applied as
+        /// the product's tiles are stored.
+        func evaluate(a: UnsafePointer<T>, lda: Int, n: Int, into out: UnsafeMutablePointer<T>, ldc: Int, activation: Activation? = nil) {
+            copyBias(0..<bias.count, n: n, into: out, ldc: ldc)
+            packed.multiply(m: n, a: a, lda: lda, beta: 1, c: out, ldc: ldc, rectify: activation == .relu)
+            if let activation, activation != .relu {
+                activation.apply(inPlace: out, rows: n, columns: bias.count, stride: ldc)
+            }
+        }
+
+        /// out[:, units] += A · Wᵀ for the n rows of A.
+        func accumulate(a: UnsafePointer<T>, lda: Int, n: Int, into out: UnsafeMutablePointer<T>, ldc: Int) {
+            packed.multiply(m: n, a: a, lda: lda, beta: 1, c: out, ldc: ldc)
+        }
+
+        private func copyBias(_ rows: Range<Int>, n: Int, into out: UnsafeMutablePointer<T>, ldc: Int) {
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<n {
+                    (out + r * ldc + rows.lowerBound).update(from: b.baseAddress! + rows.lowerBound, count: rows.count)
                 }
-                accumulate(rows: block.outputs, seen: block.inputs, a: a, lda: lda, n: n, into: out, ldc: ldc)
             }
         }
 
@@ -52,12 +62,6 @@ struct SortedMADE<T: TensorScalar> {
                        a: a, lda: lda, b: w.baseAddress! + rows.lowerBound, ldb: bias.count, beta: 1,
                        c: out + rows.lowerBound, ldc: ldc)
             }
-        }
-
-        /// Groups the rows by how far they read (`reach[i]` inputs for row i).
-        mutating func group(reach: [Int], alignment: Int) {
-            blocks = MaskedAutoregressiveNetwork.blocks(reach: reach, inputs: columns, alignment: alignment)
-                ?? [LinearBlock(outputs: 0..<reach.count, inputs: reach.max() ?? 0)]
         }
     }
 
@@ -77,12 +81,11 @@ struct SortedMADE<T: TensorScalar> {
         for (l, size) in network.hiddenSizes.enumerated() {
             let degrees = MaskedAutoregressiveNetwork.hiddenDegrees(size: size, inputs: d, context: c > 0)
             precondition(degrees == degrees.sorted(), "sequential inversion needs hidden units in ascending degree")
-            var layer = Self.sorted(applied[l], bias: biases[l], columns: columns)
             // A unit of degree g reads the context and the first g dimensions, or the previous
             // layer's units of degree ≤ g.
             let previousEnd = l == 0 ? [] : unitEnd[l - 1]
-            layer.group(reach: degrees.map { l == 0 ? c + $0 : previousEnd[$0] }, alignment: 1)
-            hidden.append(layer)
+            hidden.append(Self.sorted(applied[l], bias: biases[l], columns: columns,
+                                      reach: degrees.map { l == 0 ? c + $0 : previousEnd[$0] }))
             hiddenSizes.append(size)
             unitEnd.append((0...d).map { g in degrees.filter { $0 <= g }.count })
             columns = Array(0..<size)
@@ -94,17 +97,17 @@ struct SortedMADE<T: TensorScalar> {
         for (t, dimension) in network.order.enumerated() { position[dimension] = t + 1 }
         let outputPosition = (0..<outputs).map { position[$0 / network.outputsPerDimension] }
         let lastEnd = unitEnd[unitEnd.count - 1]
-        var output = Self.sorted(applied[applied.count - 1], bias: biases[biases.count - 1], columns: columns)
-        output.group(reach: outputPosition.map { lastEnd[$0 - 1] }, alignment: network.outputsPerDimension)
-        self.output = output
+        output = Self.sorted(applied[applied.count - 1], bias: biases[biases.count - 1], columns: columns,
+                             reach: outputPosition.map { lastEnd[$0 - 1] })
         if let skipWeight = network.skipWeight, let skipMask = network.skipMask {
-            skip = Self.sorted((skipWeight.value * skipMask).detached(), bias: .zeros([outputs], dtype: T.dtype), columns: network.order)
-            skip?.group(reach: outputPosition.map { $0 - 1 }, alignment: network.outputsPerDimension)
+            skip = Self.sorted((skipWeight.value * skipMask).detached(), bias: .zeros([outputs], dtype: T.dtype), columns: network.order,
+                               reach: outputPosition.map { $0 - 1 })
         }
     }
 
-    /// The layer with weight [units, fan-in] whose sorted column k is the original column `columns[k]`.
-    private static func sorted(_ weight: Tensor, bias: Tensor, columns: [Int]) -> Layer {
+    /// The layer with weight [units, fan-in] whose sorted column k is the original column
+    /// `columns[k]`, unit u reading the first `reach[u]` sorted columns.
+    private static func sorted(_ weight: Tensor, bias: Tensor, columns: [Int], reach: [Int]) -> Layer {
         let (units, fanIn) = (weight.shape[0], weight.shape[1])
         var transposed = [T](repeating: 0, count: columns.count * units)
         weight.withUnsafeBufferPointer(as: T.self) { w in
@@ -114,6 +117,9 @@ struct SortedMADE<T: TensorScalar> {
                 }
             }
         }
-        return Layer(transposedWeight: transposed, bias: bias.withUnsafeBufferPointer(as: T.self) { Array($0) }, columns: columns.count)
+        let packed = transposed.withUnsafeBufferPointer { t in
+            PackedGEMMOperand(transB: false, k: columns.count, n: units, b: t.baseAddress!, ldb: units, columnDepths: reach)
+        }
+        return Layer(transposedWeight: transposed, bias: bias.withUnsafeBufferPointer(as: T.self) { Array($0) }, packed: packed)
     }
 }

@@ -79,3 +79,91 @@ public enum GEMM {
         return Swift.max(1, Swift.min(maxThreads, work / workPerThread, m / 6))
     }
 }
+
+/// A right-hand GEMM operand op(B) [k, n] packed once into the micro-kernel's column panels,
+/// for many products C = A·op(B) + beta·C with different left operands.
+///
+/// ``GEMM/sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)`` packs B on every
+/// call, which costs about as much as the product itself for a few dozen rows of A. A layer's
+/// weights applied to a batch chunk by chunk (so each chunk's activations stay in cache) are
+/// packed once here instead of once per chunk.
+///
+/// A prefix-masked operand, whose column j is zero below its first `columnDepths[j]` rows (a MADE
+/// layer with its inputs in degree order), is stored and multiplied only down to each panel of 16
+/// columns' deepest row, so the product skips the mask's zeros at the kernel's own granularity.
+///
+/// `Double` keeps op(B) as a row-major copy and multiplies with the plain kernel. Products run on
+/// the calling thread.
+public struct PackedGEMMOperand<T: TensorScalar>: Sendable {
+    /// op(B)'s rows (the products' inner dimension) and columns.
+    public let k: Int, n: Int
+    /// Float: the packed panels; Double: op(B), row-major, with the rows past each column's depth zeroed.
+    private let storage: [T]
+    /// Float: per panel of 16 columns, the rows it holds.
+    private let panelDepths: [Int]
+
+    /// Columns per packed panel.
+    private static var panelWidth: Int { 16 }
+
+    /// Packs op(B) = (transB ? Bᵀ : B), of shape [k, n], read from `b` with leading dimension
+    /// `ldb`. With `columnDepths`, column j is taken as zero past its first `columnDepths[j]` rows.
+    public init(transB: Bool, k: Int, n: Int, b: UnsafePointer<T>, ldb: Int, columnDepths: [Int]? = nil) {
+        precondition(k >= 0 && n >= 0, "PackedGEMMOperand: negative size k \(k), n \(n)")
+        precondition(columnDepths.map { $0.count == n } ?? true, "PackedGEMMOperand: \(columnDepths?.count ?? 0) column depths for \(n) columns")
+        self.k = k
+        self.n = n
+        let width = Self.panelWidth
+        let depths = columnDepths ?? [Int](repeating: k, count: n)
+        if T.self == Float.self {
+            let panelDepths = stride(from: 0, to: n, by: width).map { j in
+                Swift.min(k, Swift.max(0, depths[j..<Swift.min(n, j + width)].max()!))
+            }
+            self.panelDepths = panelDepths
+            let count = ck_sgemm_packed_count(k, n, panelDepths)
+            storage = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+                if count > 0 {
+                    ck_sgemm_pack(transB ? 1 : 0, k, n, UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), ldb, panelDepths,
+                                  UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: Float.self))
+                }
+                initialized = count
+                // A panel holds its deepest column's rows; the others' are zeroed past their depth.
+                var panelStart = 0
+                for (panel, depth) in panelDepths.enumerated() {
+                    for j in (panel * width)..<Swift.min(n, (panel + 1) * width) where depths[j] < depth {
+                        for p in Swift.max(0, depths[j])..<depth { buffer[panelStart + p * width + j - panel * width] = 0 }
+                    }
+                    panelStart += depth * width
+                }
+            }
+        } else {
+            panelDepths = []
+            storage = (0..<(k * n)).map { i in
+                let (row, column) = (i / n, i % n)
+                return row >= depths[column] ? 0 : transB ? b[column * ldb + row] : b[row * ldb + column]
+            }
+        }
+    }
+
+    /// C = A·op(B) + beta·C for row-major A [m, k] (leading dimension `lda`) and C [m, n], then
+    /// C = max(C, 0) when `rectify` (a fused ReLU). With `beta == 0`, C is overwritten without
+    /// being read.
+    public func multiply(m: Int, a: UnsafePointer<T>, lda: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int, rectify: Bool = false) {
+        precondition(m >= 0, "PackedGEMMOperand.multiply: negative m \(m)")
+        storage.withUnsafeBufferPointer { packed in
+            guard T.self == Float.self else {
+                T.gemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
+                       b: packed.baseAddress ?? a, ldb: Swift.max(n, 1), beta: beta, c: c, ldc: ldc)
+                if rectify {
+                    for r in 0..<m {
+                        for j in 0..<n where c[r * ldc + j] <= 0 { c[r * ldc + j] = 0 }
+                    }
+                }
+                return
+            }
+            ck_sgemm_packed(m, n, k, 1, UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), lda,
+                            packed.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) },
+                            panelDepths, Float(beta), rectify ? 1 : 0,
+                            UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc)
+        }
+    }
+}
