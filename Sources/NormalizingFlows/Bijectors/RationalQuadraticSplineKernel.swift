@@ -36,8 +36,9 @@ enum RationalQuadraticSplineKernel {
         let recording = Tensor.recordsOperation(on: inputs)
         // Per element: [∂y/∂x, ∂y/∂raw (P values), ∂log/∂x, ∂log/∂raw (P values)].
         let stride = 2 * (p + 1)
-        var output = Tensor(uninitializedShape: input.shape, dtype: T.dtype)
-        var logAbs = Tensor(uninitializedShape: input.shape, dtype: T.dtype)
+        // Outputs, then log-derivatives: one operation, so that the backward pass reads the
+        // derivatives once and writes one gradient for the raw parameters.
+        var values = Tensor(uninitializedShape: [2, n], dtype: T.dtype)
         var derivatives = Tensor(uninitializedShape: [recording ? n * stride : 0], dtype: T.dtype)
         let bound = T(spline.bound), minimumWidth = T(spline.minimumBinWidth), minimumHeight = T(spline.minimumBinHeight)
         let minimumDerivative = T(spline.minimumDerivative), logitScale = T(spline.logitScale)
@@ -46,9 +47,9 @@ enum RationalQuadraticSplineKernel {
         let widthFactor = 2 * bound * widthScale * logitScale, heightFactor = 2 * bound * heightScale * logitScale
         input.withUnsafeBufferPointer(as: T.self) { x in
         parameters.withUnsafeBufferPointer(as: T.self) { raw in
-        output.withUnsafeMutableBufferPointer(as: T.self) { out in
-        logAbs.withUnsafeMutableBufferPointer(as: T.self) { logOut in
+        values.withUnsafeMutableBufferPointer(as: T.self) { valuesOut in
         derivatives.withUnsafeMutableBufferPointer(as: T.self) { dOut in
+            let out = valuesOut.baseAddress!, logOut = out + n
             Parallel.chunks(n, threshold: 2048) { start, end in
                 // Per block element: 2K softmax numerators, then K − 1 softpluses and K − 1 sigmoids.
                 let rowScratch = 2 * k + 2 * (k - 1)
@@ -137,32 +138,32 @@ enum RationalQuadraticSplineKernel {
                     blockStart += count
                 }
             }
-        }}}}}
+        }}}}
 
-        /// ∂L/∂x and ∂L/∂raw from ∂L/∂(output) (`column` 0) or ∂L/∂(log-derivative) (`column` P + 1).
-        func gradients(_ g: Tensor, column: Int, _ needs: [Bool]) -> [Tensor?] {
+        /// ∂L/∂x and ∂L/∂raw from g = [∂L/∂(output), ∂L/∂(log-derivative)].
+        func gradients(_ g: Tensor, _ needs: [Bool]) -> [Tensor?] {
             g.withUnsafeBufferPointer(as: T.self) { g in
             derivatives.withUnsafeBufferPointer(as: T.self) { d in
+                let gOutput = g.baseAddress!, gLog = gOutput + n
                 let gInput = needs[0] ? Tensor(shape: input.shape, as: T.self) { gx in
                     Parallel.chunks(n) { start, end in
-                        for i in start..<end { gx[i] = g[i] * d[i * stride + column] }
+                        for i in start..<end { gx[i] = gOutput[i] * d[i * stride] + gLog[i] * d[i * stride + p + 1] }
                     }
                 } : nil
                 let gRaw = needs[1] ? Tensor(shape: parameters.shape, as: T.self) { gr in
                     Parallel.chunks(n, threshold: 1024) { start, end in
                         for i in start..<end {
-                            let gi = g[i], source = d.baseAddress! + i * stride + column + 1, target = gr.baseAddress! + i * p
-                            for m in 0..<p { target[m] = gi * source[m] }
+                            let (go, gl) = (gOutput[i], gLog[i]), target = gr.baseAddress! + i * p
+                            let outputRow = d.baseAddress! + i * stride + 1, logRow = outputRow + p + 1
+                            for m in 0..<p { target[m] = go * outputRow[m] + gl * logRow[m] }
                         }
                     }
                 } : nil
                 return [gInput, gRaw]
             }}
         }
-        return (Tensor.recordOperation("rqSpline", output: output, inputs: inputs) { g, needs in gradients(g, column: 0, needs) },
-                Tensor.recordOperation("rqSplineLogDerivative", output: logAbs, inputs: inputs) { g, needs in
-                    gradients(g, column: p + 1, needs)
-                })
+        let both = recording ? Tensor.recordOperation("rqSpline", output: values, inputs: inputs, backward: gradients) : values
+        return (both.select(alongAxis: 0, index: 0).reshaped(to: input.shape), both.select(alongAxis: 0, index: 1).reshaped(to: input.shape))
     }
 
     /// Writes the derivatives of one output with respect to the element's input and raw parameters
