@@ -1,6 +1,7 @@
 // Single-precision GEMM in the Goto/BLIS scheme: pack a KC×NC panel of B into contiguous NR-wide
 // micro-panels and run an MR×NR register-blocked micro-kernel over MC×KC blocks of A, which the
-// kernel reads in place through its row and column strides.
+// kernel reads in place through its row and column strides. ck_sgemm_pack/ck_sgemm_packed keep
+// B's packed panels for many products, each panel holding only the rows its columns reach.
 // The AVX2+FMA micro-kernel is compiled with a target attribute and chosen at run time, so the
 // package needs no unsafe build flags; other CPUs use a portable kernel with the same packing.
 

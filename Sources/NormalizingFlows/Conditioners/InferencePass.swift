@@ -5,7 +5,8 @@ import Tensors
 /// The batch is cut into chunks of rows, and each thread takes whole chunks through every layer:
 /// one fork and join per pass instead of one per product, and each chunk's hidden values stay in
 /// the core's cache between layers. Layers use the degree-sorted weights of ``SortedMADE``, where
-/// every unit reads a prefix of its inputs, so each product skips the mask's zeros by unit groups.
+/// every unit reads a prefix of its inputs, so each product skips the mask's zeros by panels of 16
+/// units, with weights packed once per layout (`PackedGEMMOperand`).
 extension MaskedAutoregressiveNetwork {
     /// Rows per chunk: 132 rows of a 256-unit layer are 132 KB, in a core's L2 cache with the
     /// next layer's, and a multiple of the GEMM kernel's 6 rows.
@@ -40,7 +41,7 @@ extension MaskedAutoregressiveNetwork {
                 var previous = input, lda = width
                 for (l, layer) in layout.hidden.enumerated() {
                     let size = layout.hiddenSizes[l]
-                    // The blocks cover every unit, so every value is written.
+                    // evaluate writes every unit.
                     let hidden = previous.withUnsafeBufferPointer { a in
                         [T](unsafeUninitializedCapacity: n * size) { h, initialized in
                             layer.evaluate(a: a.baseAddress!, lda: lda, n: n, into: h.baseAddress!, ldc: size, activation: activation)
