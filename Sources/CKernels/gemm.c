@@ -318,7 +318,6 @@ void ck_sgemm_packed(long m, long n, long k, float alpha, const float *a, long l
         long p0 = 0;
         do {
             long kc = k - p0 < KC ? k - p0 : KC;
-            if (kc < 0) kc = 0;
             for (long j = 0; j < panelCount; j++) panels[j] = start[j] + (p0 < clamped[j] ? p0 : clamped[j]) * NR;
             for (long i0 = 0; i0 < m; i0 += MC) {
                 long mc = m - i0 < MC ? m - i0 : MC;

@@ -153,11 +153,7 @@ public struct PackedGEMMOperand<T: TensorScalar>: Sendable {
             guard T.self == Float.self else {
                 T.gemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
                        b: packed.baseAddress ?? a, ldb: Swift.max(n, 1), beta: beta, c: c, ldc: ldc)
-                if rectify {
-                    for r in 0..<m {
-                        for j in 0..<n where c[r * ldc + j] <= 0 { c[r * ldc + j] = 0 }
-                    }
-                }
+                if rectify { Activation.relu.apply(inPlace: c, rows: m, columns: n, stride: ldc) }
                 return
             }
             ck_sgemm_packed(m, n, k, 1, UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), lda,
