@@ -113,11 +113,20 @@ public func portableLog(_ x: Double) -> Double {
     if m > 1.4142135623730951 { m /= 2; e += 1 }
     let f = (m - 1) / (m + 1)
     let f2 = f * f
-    // Horner form of Σ f^(2k)/(2k+1), k = 0…11.
+    // Horner form of Σ f^(2k)/(2k+1), k = 0…11. The coefficients are constant quotients, folded
+    // at compile time to the same correctly rounded values a division would give.
     var series = 1.0 / 23
-    for k in stride(from: 10, through: 0, by: -1) {
-        series = series * f2 + 1.0 / Double(2 * k + 1)
-    }
+    series = series * f2 + 1.0 / 21
+    series = series * f2 + 1.0 / 19
+    series = series * f2 + 1.0 / 17
+    series = series * f2 + 1.0 / 15
+    series = series * f2 + 1.0 / 13
+    series = series * f2 + 1.0 / 11
+    series = series * f2 + 1.0 / 9
+    series = series * f2 + 1.0 / 7
+    series = series * f2 + 1.0 / 5
+    series = series * f2 + 1.0 / 3
+    series = series * f2 + 1.0 / 1
     let logM = 2 * f * series
     let ln2High = 0.693147180369123816490   // ln 2 rounded to 32 bits: e·ln2High is exact
     let ln2Low = 1.90821492927058770002e-10

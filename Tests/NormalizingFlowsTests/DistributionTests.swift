@@ -14,6 +14,33 @@ private func normalLogPDF(_ x: Double, _ mu: Double, _ sigma: Double) -> Double 
     #expect(abs(lp[1] - (normalLogPDF(2, 1, 0.5) + normalLogPDF(-7, -2, 3))) < 1e-12)
 }
 
+@Test func normalLogDensityGradientAndBatchShapes() throws {
+    // A batch shape [2] with events [3]: each batch row has its own parameters.
+    let loc = Tensor([1, -2, 0.5, 0, 3, -1], shape: [2, 3], dtype: .float64)
+    let scale = Tensor([0.5, 3, 1.5, 2, 0.25, 1], shape: [2, 3], dtype: .float64)
+    let normal = Normal(loc: loc, scale: scale, eventRank: 1)
+    var generator = RandomGenerator(seed: 3)
+    let x = Tensor.randn([4, 2, 3], generator: &generator, dtype: .float64)
+    let lp = try normal.logProb(x)
+    #expect(lp.shape == [4, 2])
+    let (xs, mus, sigmas) = (x.doubles, loc.doubles, scale.doubles)
+    for o in 0..<8 {
+        let expected = (0..<3).map { j in normalLogPDF(xs[3 * o + j], mus[3 * (o % 2) + j], sigmas[3 * (o % 2) + j]) }.reduce(0, +)
+        #expect(abs(lp.doubles[o] - expected) < 1e-12)
+    }
+    // Its gradient in x, −(x − μ)/σ², against finite differences; and each element on its own.
+    let check = gradCheck([x]) { inputs in try! normal.logProb(inputs[0]) }
+    #expect(check.maxRelativeError < 1e-7, "\(check)")
+    let elementwise = Normal(loc: loc, scale: scale, eventRank: 0)
+    #expect(try elementwise.logProb(x).shape == [4, 2, 3])
+    #expect(gradCheck([x]) { inputs in try! elementwise.logProb(inputs[0]) }.maxRelativeError < 1e-7)
+    // Samples: μ + σ·ε, with the batch's parameters repeating along the sample axis.
+    var a = RandomGenerator(seed: 9), b = RandomGenerator(seed: 9)
+    let samples = try normal.sample(5, generator: &a).doubles
+    let noise = Tensor.randn([5, 2, 3], generator: &b, dtype: .float64).doubles
+    for e in samples.indices { #expect(abs(samples[e] - (mus[e % 6] + sigmas[e % 6] * noise[e])) < 1e-14) }
+}
+
 @Test func studentTLogDensityMatchesTheFormulaAndItsSamplesTheVariance() throws {
     let nu = 5.0
     let t = StudentT(degreesOfFreedom: nu, loc: Tensor([1], dtype: .float64), scale: Tensor([2], dtype: .float64))

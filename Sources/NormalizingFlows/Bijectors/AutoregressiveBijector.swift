@@ -38,6 +38,7 @@ final class AutoregressiveBijector: Bijector {
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: x, "input")
         try checkContext(context, leading: leading)
+        if let fused = fusedPass(x, leading: leading, inverse: false) { return fused }
         let flat = x.reshaped(to: leading + [size])
         let (y, d) = transform.forward(flat, parameters: network(flat, context: context))
         return (y.reshaped(to: x.shape), d.sum(alongAxis: -1))
@@ -53,6 +54,7 @@ final class AutoregressiveBijector: Bijector {
             let (x, d) = network.sequentialInverse(flat.reshaped(to: [rows, size]), context: flatContext, transform: transform)
             return (x.reshaped(to: y.shape), d.sum(alongAxis: -1).reshaped(to: leading))
         }
+        if let fused = fusedPass(y, leading: leading, inverse: true) { return fused }
         // Pass 1: the input is all zeros, identical for every row.
         let firstInput = context == nil ? Tensor.zeros([1, size], dtype: y.dtype) : Tensor.zeros(flat.shape, dtype: y.dtype)
         var (x, d) = transform.inverse(flat, parameters: network(firstInput, context: context))
@@ -60,6 +62,17 @@ final class AutoregressiveBijector: Bijector {
             (x, d) = transform.inverse(flat, parameters: network(x, context: context))
         }
         return (x.reshaped(to: y.shape), d.sum(alongAxis: -1))
+    }
+
+    /// The recorded pass as one operation (`AffineAutoregressiveKernel`) when it covers this
+    /// transform and network; `nil` without gradients or for other configurations.
+    private func fusedPass(_ value: Tensor, leading: [Int], inverse: Bool) -> (Tensor, Tensor)? {
+        let rows = leading.reduce(1, *)
+        guard GradientMode.isEnabled, rows > 0,
+              let scale = AffineAutoregressiveKernel.scale(of: transform, network: network) else { return nil }
+        let (result, logDet) = AffineAutoregressiveKernel.evaluate(
+            value.reshaped(to: [rows, size]), network: network, scale: scale, inverse: inverse)
+        return (result.reshaped(to: value.shape), logDet.reshaped(to: leading))
     }
 
     private func checkContext(_ context: Tensor?, leading: [Int]) throws {

@@ -38,13 +38,76 @@ public struct Normal: Distribution {
 
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
         guard n >= 0 else { throw FlowError.invalidConfiguration("sample count must be non-negative, got \(n)") }
-        return loc + scale * Tensor.randn([n] + loc.shape, generator: &generator, dtype: dtype)
+        var noise = Tensor.randn([n] + loc.shape, generator: &generator, dtype: dtype)
+        guard !Tensor.recordsOperation(on: [loc, scale]) else { return loc + scale * noise }
+        // Constant parameters: μ + σ·ε in place, one pass.
+        switch dtype {
+        case .float32: shift(&noise, Float.self)
+        case .float64: shift(&noise, Double.self)
+        }
+        return noise
+    }
+
+    private func shift<T: TensorScalar>(_ noise: inout Tensor, _: T.Type) {
+        loc.withUnsafeBufferPointer(as: T.self) { mu in
+        scale.withUnsafeBufferPointer(as: T.self) { sigma in
+        noise.withUnsafeMutableBufferPointer(as: T.self) { e in
+            let period = mu.count
+            for start in stride(from: 0, to: e.count, by: period) {
+                for j in 0..<period { e[start + j] = mu[j] + sigma[j] * e[start + j] }
+            }
+        }}}
     }
 
     public func logProb(_ x: Tensor, context: Tensor?) throws -> Tensor {
         _ = try checkInput(x)
+        if !Tensor.recordsOperation(on: [loc, scale]) {
+            switch dtype {
+            case .float32: return fusedLogProb(x, Float.self)
+            case .float64: return fusedLogProb(x, Double.self)
+            }
+        }
         let z = (x - loc) / scale
         let elementwise = z.square() * -0.5 - scale.log() - 0.5 * Foundation.log(2 * Double.pi)
         return eventRank == 0 ? elementwise : elementwise.sum(alongAxes: Array((x.rank - eventRank)..<x.rank))
+    }
+
+    /// log p(x) in one pass and its gradient −g·(x − μ)/σ² in one more, for constant μ and σ
+    /// (the composed form above records six operations).
+    private func fusedLogProb<T: TensorScalar>(_ x: Tensor, _: T.Type) -> Tensor {
+        let period = loc.count, event = eventShape.reduce(1, *)
+        let inverseScale = scale.doubles.map { T(1 / $0) }
+        // Σ over one event of −log σ − ½ log 2π, for each of the period's events.
+        let logScales = scale.doubles.map { Foundation.log($0) + 0.5 * Foundation.log(2 * Double.pi) }
+        let constants = stride(from: 0, to: period, by: Swift.max(event, 1)).map { start in
+            T(-logScales[start..<(start + event)].reduce(0, +))
+        }
+        let mu = loc.detached()
+        let output = Tensor(shape: Array(x.shape.dropLast(eventRank)), as: T.self) { out in
+            x.withUnsafeBufferPointer(as: T.self) { x in
+            mu.withUnsafeBufferPointer(as: T.self) { mu in
+                for o in 0..<out.count {
+                    let start = o * event, offset = start % period
+                    var sum: T = 0
+                    for j in 0..<event {
+                        let z = (x[start + j] - mu[offset + j]) * inverseScale[offset + j]
+                        sum += z * z
+                    }
+                    out[o] = constants[offset / Swift.max(event, 1)] - sum / 2
+                }
+            }}
+        }
+        return Tensor.recordOperation("normalLogProb", output: output, inputs: [x]) { g, _ in
+            [Tensor(shape: x.shape, as: T.self) { gx in
+                x.withUnsafeBufferPointer(as: T.self) { x in
+                mu.withUnsafeBufferPointer(as: T.self) { mu in
+                g.withUnsafeBufferPointer(as: T.self) { g in
+                    for e in 0..<gx.count {
+                        let j = e % period, r = inverseScale[j]
+                        gx[e] = -g[e / Swift.max(event, 1)] * (x[e] - mu[j]) * r * r
+                    }
+                }}}
+            }]
+        }
     }
 }

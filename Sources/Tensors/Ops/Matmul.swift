@@ -139,6 +139,28 @@ public enum WeightMask: Sendable {
             return weight.dtype == .float32 ? masked(Float.self) : masked(Double.self)
         }
     }
+
+    /// G ← G ⊙ M in place, for G [`rows`, `columns`] the gradient of the applied weight W ⊙ M:
+    /// the result is the stored weight's gradient.
+    public func mask<T: TensorScalar>(gradient g: UnsafeMutablePointer<T>, rows: Int, columns: Int) {
+        switch self {
+        case .elementwise(let m):
+            precondition(m.count == rows * columns && m.dtype == T.dtype,
+                         "mask \(m.shape) \(m.dtype) does not fit a gradient [\(rows), \(columns)] of \(T.dtype)")
+            let pm = m.pointer(T.self)
+            withExtendedLifetime(m) { for i in 0..<(rows * columns) { g[i] *= pm[i] } }
+        case .prefix(let reach, let scale):
+            precondition(reach.count == rows, "prefix mask of \(reach.count) outputs does not fit a gradient of \(rows) rows")
+            let factor = T(scale)
+            forEachRows(rows, columns: columns) { start, end in
+                for i in start..<end {
+                    let r = reach[i]
+                    if factor != 1 { for j in 0..<r { g[i * columns + j] *= factor } }
+                    (g + i * columns + r).update(repeating: 0, count: columns - r)
+                }
+            }
+        }
+    }
 }
 
 /// A masked dense layer, y = x·(W ⊙ M)ᵀ + b, with the weight's gradient (gᵀx) ⊙ M.
@@ -286,23 +308,7 @@ private func maskedLinear(
                                c: pgw + first * inFeatures, ldc: inFeatures)
                     }
                 }
-                if let pgw {
-                    switch mask {
-                    case .elementwise(let m)?:
-                        let pm = m.pointer(T.self)
-                        for i in 0..<(outFeatures * inFeatures) { pgw[i] *= pm[i] }
-                    case .prefix(let reach, let scale)?:
-                        let factor = T(scale)
-                        forEachRows(outFeatures, columns: inFeatures) { start, end in
-                            for i in start..<end {
-                                let r = reach[i]
-                                if factor != 1 { for j in 0..<r { pgw[i * inFeatures + j] *= factor } }
-                                (pgw + i * inFeatures + r).update(repeating: 0, count: inFeatures - r)
-                            }
-                        }
-                    case nil: break
-                    }
-                }
+                if let pgw { mask?.mask(gradient: pgw, rows: outFeatures, columns: inFeatures) }
             }
         }
         switch x.dtype {
