@@ -28,10 +28,12 @@ import Tensors
 enum AffineAutoregressiveKernel {
     /// The log-scale map when the fused pass covers `transform` on `network`: an affine
     /// transform on a network without context or skip connections, with ReLU or tanh hidden
-    /// layers. `nil` otherwise (the bijector then records its operations one by one).
+    /// layers, all small enough to be multiplied whole. `nil` otherwise (the bijector then records
+    /// its operations one by one; large layers skip their masks' zeros there, by blocks of units).
     static func scale(of transform: any ElementwiseTransform, network: MaskedAutoregressiveNetwork) -> AffineScale? {
         guard let affine = transform as? AffineTransform, network.contextSize == 0, network.skipWeight == nil,
-              network.activation == .relu || network.activation == .tanh else { return nil }
+              network.activation == .relu || network.activation == .tanh,
+              network.blocks.allSatisfy({ $0 == nil }) else { return nil }
         return affine.scale
     }
 
