@@ -41,37 +41,31 @@ func fusedAffineAutoregressiveGradients(_ testCase: FusedAffineCase, inverse: Bo
 
     try projectedLoss(bijector, value, inverse: inverse, v: v, u: u).backward()
     // Central differences of the loss computed without gradients: the inference pass or the
-    // sequential inversion, code independent of the fused kernel.
-    func loss() throws -> Double { try withoutGradients { try projectedLoss(bijector, value.detached(), inverse: inverse, v: v, u: u).item } }
-    func numeric(_ values: [Double], set: ([Double]) -> Void) throws -> [Double] {
-        var gradient: [Double] = []
-        for k in values.indices {
+    // sequential inversion, code independent of the fused kernel. `loss` evaluates it at moved values.
+    func numeric(_ values: [Double], _ loss: ([Double]) throws -> Double) throws -> [Double] {
+        try values.indices.map { k in
             let h = 1e-6 * max(1, abs(values[k]))
-            var shifted = values
-            shifted[k] = values[k] + h; set(shifted); let up = try loss()
-            shifted[k] = values[k] - h; set(shifted); let down = try loss()
-            gradient.append((up - down) / (2 * h))
+            var up = values, down = values
+            up[k] += h; down[k] -= h
+            return (try loss(up) - loss(down)) / (2 * h)
         }
-        set(values)
-        return gradient
+    }
+    func loss(at input: Tensor) throws -> Double {
+        try withoutGradients { try projectedLoss(bijector, input, inverse: inverse, v: v, u: u).item }
+    }
+    func expectClose(_ analytic: [Double], _ expected: [Double], _ what: String) {
+        let scale = max(expected.map(abs).max() ?? 0, 1e-3)
+        #expect(maxAbsDifference(analytic, expected) / scale < 1e-6, "\(testCase.name) \(what): \(analytic) vs \(expected)")
     }
     for (name, p) in bijector.namedParameters {
-        let analytic = try #require(p.grad).doubles
-        let expected = try numeric(p.value.doubles) { p.value = Tensor($0, shape: p.shape, dtype: .float64) }
-        let scale = max(expected.map(abs).max() ?? 0, 1e-3)
-        #expect(maxAbsDifference(analytic, expected) / scale < 1e-6, "\(testCase.name) \(name): \(analytic) vs \(expected)")
+        let analytic = try #require(p.grad).doubles, original = p.value
+        let expected = try numeric(original.doubles) { moved in
+            p.value = Tensor(moved, shape: p.shape, dtype: .float64)
+            return try loss(at: value.detached())
+        }
+        p.value = original
+        expectClose(analytic, expected, name)
     }
-    let analyticInput = try #require(value.grad).doubles
-    func inputLoss(_ x: [Double]) throws -> Double {
-        try withoutGradients { try projectedLoss(bijector, Tensor(x, shape: shape, dtype: .float64), inverse: inverse, v: v, u: u).item }
-    }
-    let x0 = value.detached().doubles
-    var inputGradient: [Double] = []
-    for k in x0.indices {
-        var up = x0, down = x0
-        up[k] += 1e-6; down[k] -= 1e-6
-        inputGradient.append((try inputLoss(up) - inputLoss(down)) / 2e-6)
-    }
-    let inputScale = max(inputGradient.map(abs).max() ?? 0, 1e-3)
-    #expect(maxAbsDifference(analyticInput, inputGradient) / inputScale < 1e-6, "\(testCase.name) input: \(analyticInput) vs \(inputGradient)")
+    let expectedInput = try numeric(value.detached().doubles) { moved in try loss(at: Tensor(moved, shape: shape, dtype: .float64)) }
+    expectClose(try #require(value.grad).doubles, expectedInput, "input")
 }

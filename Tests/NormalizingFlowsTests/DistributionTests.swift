@@ -39,6 +39,10 @@ private func normalLogPDF(_ x: Double, _ mu: Double, _ sigma: Double) -> Double 
     let samples = try normal.sample(5, generator: &a).doubles
     let noise = Tensor.randn([5, 2, 3], generator: &b, dtype: .float64).doubles
     for e in samples.indices { #expect(abs(samples[e] - (mus[e % 6] + sigmas[e % 6] * noise[e])) < 1e-14) }
+    // An empty event: log p = 0 for each row, and samples with no elements.
+    let empty = Normal(loc: .zeros([0], dtype: .float64), scale: .ones([0], dtype: .float64))
+    #expect(try empty.logProb(Tensor.zeros([3, 0], dtype: .float64)).doubles == [0, 0, 0])
+    #expect(try empty.sample(2, generator: &a).shape == [2, 0])
 }
 
 @Test func studentTLogDensityMatchesTheFormulaAndItsSamplesTheVariance() throws {

@@ -32,7 +32,7 @@ enum AffineAutoregressiveKernel {
     /// its operations one by one; large layers skip their masks' zeros there, by blocks of units).
     static func scale(of transform: any ElementwiseTransform, network: MaskedAutoregressiveNetwork) -> AffineScale? {
         guard let affine = transform as? AffineTransform, network.contextSize == 0, network.skipWeight == nil,
-              network.activation == .relu || network.activation == .tanh,
+              network.activation.derivativeFollowsFromOutput,
               network.blocks.allSatisfy({ $0 == nil }) else { return nil }
         return affine.scale
     }
@@ -60,8 +60,9 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
     let inverse: Bool
     let n: Int, d: Int, passes: Int
     let widths: [Int], fanIns: [Int]
-    /// Per pass and layer, the offset in `work` of the layer's output (hidden layers after the
-    /// activation; the last layer's is the raw parameters, [rows, 2D]).
+    /// `work` holds D zeros (the inverse's first network input), then per pass and layer the
+    /// layer's output (hidden layers after the activation; the last layer's is the raw
+    /// parameters, [rows, 2D]) at these offsets.
     var layerOffsets: [[Int]] = []
     /// Per pass, the offsets of its result [N, D] and of e^{±L(s)} [N, D].
     var resultOffsets: [Int] = [], factorOffsets: [Int] = []
@@ -88,27 +89,28 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
     /// Rows of pass `p`'s network input: the inverse's first pass is on zeros, the same for every row.
     func rows(_ p: Int) -> Int { inverse && p == 0 ? 1 : n }
 
+    /// Pass `p`'s network input: the kernel's input `x` (forward), zeros, or the previous pass's result.
+    func networkInput(_ p: Int, x: UnsafePointer<T>, work: UnsafePointer<T>) -> UnsafePointer<T> {
+        inverse ? work + (p == 0 ? 0 : resultOffsets[p - 1]) : x
+    }
+
     /// Runs the passes and records them as one operation whose output is [N, D + 1]: the result,
     /// then log |det J|.
     func record() -> Tensor {
-        var size = 0
+        var size = d
         for p in 0..<passes {
             layerOffsets.append(widths.map { w in defer { size += rows(p) * w }; return size })
             resultOffsets.append(size); size += n * d
             factorOffsets.append(size); size += n * d
         }
-        work = [T](unsafeUninitializedCapacity: size) { _, count in count = size }
+        work = [T](unsafeUninitializedCapacity: size) { buffer, count in
+            buffer.baseAddress!.initialize(repeating: 0, count: d)
+            count = size
+        }
         logDet = [T](repeating: 0, count: n)
-        let zeros = [T](repeating: 0, count: d)
         withPointers { x, w, b in
             work.withUnsafeMutableBufferPointer { work in
-                let work = work.baseAddress!
-                for p in 0..<passes {
-                    zeros.withUnsafeBufferPointer { zeros in
-                        let h = inverse ? (p == 0 ? zeros.baseAddress! : UnsafePointer(work + resultOffsets[p - 1])) : x
-                        forwardPass(p, input: h, weights: w, biases: b, work: work)
-                    }
-                }
+                for p in 0..<passes { forwardPass(p, x: x, weights: w, biases: b, work: work.baseAddress!) }
             }
         }
         let result = resultOffsets[passes - 1]
@@ -138,11 +140,12 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
         }
     }
 
-    /// Pass `p`: the network on `h` [rows(p), D], then the affine map of the input with its parameters.
-    private func forwardPass(_ p: Int, input h: UnsafePointer<T>, weights w: [UnsafePointer<T>], biases b: [UnsafePointer<T>],
+    /// Pass `p`: the network on its input [rows(p), D], then the affine map of the kernel's input
+    /// `x` [N, D] with the network's parameters.
+    private func forwardPass(_ p: Int, x: UnsafePointer<T>, weights w: [UnsafePointer<T>], biases b: [UnsafePointer<T>],
                              work: UnsafeMutablePointer<T>) {
         let rowCount = rows(p), layers = widths.count
-        var a = h
+        var a = networkInput(p, x: x, work: work)
         for l in 0..<layers {
             let out = work + layerOffsets[p][l], width = widths[l]
             for r in 0..<rowCount { (out + r * width).update(from: b[l], count: width) }
@@ -165,13 +168,11 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
             if last { logDet[r] = sign * sum }
         }
         T.apply(.exp, factor, factor, count: n * d)
-        input.withUnsafeBufferPointer(as: T.self) { v in
-            for r in 0..<n {
-                let parameters = raw + (shared ? 0 : r * 2 * d)
-                for i in 0..<d {
-                    let e = r * d + i
-                    result[e] = inverse ? (v[e] - parameters[2 * i]) * factor[e] : v[e] * factor[e] + parameters[2 * i]
-                }
+        for r in 0..<n {
+            let parameters = raw + (shared ? 0 : r * 2 * d)
+            for i in 0..<d {
+                let e = r * d + i
+                result[e] = inverse ? (x[e] - parameters[2 * i]) * factor[e] : x[e] * factor[e] + parameters[2 * i]
             }
         }
     }
@@ -198,17 +199,14 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
                 gradLogDet[r] = g[r * (d + 1) + d]
             }
         }
-        let zeros = [T](repeating: 0, count: d)
         let exponential: Bool = if case .exp = scale { true } else { false }
         withPointers { x, w, _ in
         work.withUnsafeBufferPointer { work in
-        zeros.withUnsafeBufferPointer { zeros in
             let work = work.baseAddress!
             for p in (0..<passes).reversed() {
                 let rowCount = rows(p), shared = rowCount == 1, last = p == passes - 1
                 let raw = work + layerOffsets[p][layers - 1], factor = work + factorOffsets[p]
                 let result = work + resultOffsets[p]
-                let networkInput = inverse ? (p == 0 ? zeros.baseAddress! : work + resultOffsets[p - 1]) : x
                 // ∂/∂(μ, s), summed over rows when the pass ran on one.
                 let gradRaw = scratch.0
                 gradRaw.update(repeating: 0, count: rowCount * 2 * d)
@@ -231,13 +229,13 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
                 // Back through the layers; `scratch.0` holds the gradient of layer l's output.
                 for l in (0..<layers).reversed() {
                     let width = widths[l], fanIn = fanIns[l], grad = scratch.0
-                    if l < layers - 1 { derivative(grad, output: work + layerOffsets[p][l], count: rowCount * width) }
+                    if l < layers - 1 { activation.multiplyByDerivative(grad, output: work + layerOffsets[p][l], count: rowCount * width) }
                     let gradBias = buffer + biasOffsets[l]
                     for r in 0..<rowCount {
                         let row = grad + r * width
                         for j in 0..<width { gradBias[j] += row[j] }
                     }
-                    let layerInput = l == 0 ? networkInput : work + layerOffsets[p][l - 1]
+                    let layerInput = l == 0 ? networkInput(p, x: x, work: work) : work + layerOffsets[p][l - 1]
                     T.gemm(transA: true, transB: false, m: width, n: fanIn, k: rowCount, alpha: 1, a: grad, lda: width,
                            b: layerInput, ldb: fanIn, beta: 1, c: buffer + weightOffsets[l], ldc: fanIn)
                     // The network input's gradient: the previous pass's output (inverse) or this input's.
@@ -253,7 +251,7 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
                     for e in 0..<(n * d) { gradDirect[e] += scratch.0[e] }
                 }
             }
-        }}}
+        }}
         func tensor(_ shape: [Int], from start: UnsafeMutablePointer<T>) -> Tensor {
             Tensor(shape: shape, as: T.self) { $0.baseAddress!.update(from: start, count: $0.count) }
         }
@@ -264,28 +262,5 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
             grads.append(needs[2 + 2 * l] ? tensor(biases[l].shape, from: buffer + biasOffsets[l]) : nil)
         }
         return grads
-    }
-
-    /// g ← g·f′ for a hidden layer's output f: ReLU's 1 where the output is positive, tanh's 1 − f².
-    private func derivative(_ g: UnsafeMutablePointer<T>, output: UnsafePointer<T>, count: Int) {
-        switch activation {
-        case .relu:
-            var i = 0
-            if T.self == Float.self {
-                // Eight lanes at a time without branches: the signs are random, a branch mispredicts.
-                let (rg, ro) = (UnsafeMutableRawPointer(g), UnsafeRawPointer(output))
-                while i + 8 <= count {
-                    let gv = rg.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-                    let ov = ro.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-                    rg.storeBytes(of: SIMD8<Float>().replacing(with: gv, where: ov .> 0), toByteOffset: 4 * i, as: SIMD8<Float>.self)
-                    i += 8
-                }
-            }
-            for j in i..<count where !(output[j] > 0) { g[j] = 0 }
-        case .tanh:
-            for i in 0..<count { g[i] *= 1 - output[i] * output[i] }
-        default:
-            preconditionFailure("affine autoregressive kernel: no fused derivative for \(activation)")
-        }
     }
 }

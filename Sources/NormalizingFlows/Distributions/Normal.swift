@@ -39,7 +39,7 @@ public struct Normal: Distribution {
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
         guard n >= 0 else { throw FlowError.invalidConfiguration("sample count must be non-negative, got \(n)") }
         var noise = Tensor.randn([n] + loc.shape, generator: &generator, dtype: dtype)
-        guard !Tensor.recordsOperation(on: [loc, scale]) else { return loc + scale * noise }
+        guard loc.count > 0, !Tensor.recordsOperation(on: [loc, scale]) else { return loc + scale * noise }
         // Constant parameters: μ + σ·ε in place, one pass.
         switch dtype {
         case .float32: shift(&noise, Float.self)
@@ -61,7 +61,8 @@ public struct Normal: Distribution {
 
     public func logProb(_ x: Tensor, context: Tensor?) throws -> Tensor {
         _ = try checkInput(x)
-        if !Tensor.recordsOperation(on: [loc, scale]) {
+        // The fused pass needs at least one element per event; an empty event scores 0 below.
+        if loc.count > 0, !Tensor.recordsOperation(on: [loc, scale]) {
             switch dtype {
             case .float32: return fusedLogProb(x, Float.self)
             case .float64: return fusedLogProb(x, Double.self)
@@ -79,7 +80,7 @@ public struct Normal: Distribution {
         let inverseScale = scale.doubles.map { T(1 / $0) }
         // Σ over one event of −log σ − ½ log 2π, for each of the period's events.
         let logScales = scale.doubles.map { Foundation.log($0) + 0.5 * Foundation.log(2 * Double.pi) }
-        let constants = stride(from: 0, to: period, by: Swift.max(event, 1)).map { start in
+        let constants = stride(from: 0, to: period, by: event).map { start in
             T(-logScales[start..<(start + event)].reduce(0, +))
         }
         let mu = loc.detached()
@@ -93,7 +94,7 @@ public struct Normal: Distribution {
                         let z = (x[start + j] - mu[offset + j]) * inverseScale[offset + j]
                         sum += z * z
                     }
-                    out[o] = constants[offset / Swift.max(event, 1)] - sum / 2
+                    out[o] = constants[offset / event] - sum / 2
                 }
             }}
         }
@@ -104,7 +105,7 @@ public struct Normal: Distribution {
                 g.withUnsafeBufferPointer(as: T.self) { g in
                     for e in 0..<gx.count {
                         let j = e % period, r = inverseScale[j]
-                        gx[e] = -g[e / Swift.max(event, 1)] * (x[e] - mu[j]) * r * r
+                        gx[e] = -g[e / event] * (x[e] - mu[j]) * r * r
                     }
                 }}}
             }]

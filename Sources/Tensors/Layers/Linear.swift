@@ -68,6 +68,21 @@ extension Activation {
             for r in 0..<rows { (x + r * stride).update(from: v.baseAddress! + r * columns, count: columns) }
         }
     }
+
+    /// Whether ``multiplyByDerivative(_:output:count:)`` covers the activation: its derivative
+    /// is a function of its output (ReLU and tanh).
+    public var derivativeFollowsFromOutput: Bool { self == .relu || self == .tanh }
+
+    /// g ← g·f′ in place for `count` elements, from the activation's outputs y = f(x): ReLU's 1
+    /// where y > 0 (NaN gives 0), tanh's 1 − y². For hand-written backward passes that keep a
+    /// layer's outputs but not its inputs; only where ``derivativeFollowsFromOutput``.
+    public func multiplyByDerivative<T: TensorScalar>(_ g: UnsafeMutablePointer<T>, output y: UnsafePointer<T>, count: Int) {
+        switch self {
+        case .relu: keepPositive(g, where: y, into: g, count: count)
+        case .tanh: for i in 0..<count { g[i] *= 1 - y[i] * y[i] }
+        default: preconditionFailure("the derivative of \(self) does not follow from its output")
+        }
+    }
 }
 
 /// A multilayer perceptron: dense layers with an activation between them (none after the last).

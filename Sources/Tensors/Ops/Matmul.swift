@@ -372,8 +372,8 @@ func rectify<T: TensorScalar>(_ x: UnsafeMutablePointer<T>, count: Int) {
 }
 
 /// out = g where y > 0, else 0: ReLU's derivative applied to a gradient (vectorised for Float
-/// as in ``rectify(_:count:)``).
-private func keepPositive<T: TensorScalar>(
+/// as in ``rectify(_:count:)``). `out` may be `g` itself.
+func keepPositive<T: TensorScalar>(
     _ g: UnsafePointer<T>, where y: UnsafePointer<T>, into out: UnsafeMutablePointer<T>, count: Int
 ) {
     var i = 0
