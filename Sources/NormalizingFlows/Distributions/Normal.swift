@@ -39,14 +39,19 @@ public struct Normal: Distribution {
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
         guard n >= 0 else { throw FlowError.invalidConfiguration("sample count must be non-negative, got \(n)") }
         var noise = Tensor.randn([n] + loc.shape, generator: &generator, dtype: dtype)
-        guard loc.count > 0, !Tensor.recordsOperation(on: [loc, scale]) else { return loc + scale * noise }
-        // Constant parameters: μ + σ·ε in place, one pass.
+        guard hasOnePassKernels else { return loc + scale * noise }
+        // μ + σ·ε in place, one pass.
         switch dtype {
         case .float32: shift(&noise, Float.self)
         case .float64: shift(&noise, Double.self)
         }
         return noise
     }
+
+    /// Whether sampling and scoring run as one pass each: constant μ and σ (nothing recorded
+    /// through them) and at least one element per event (an empty event takes the composed
+    /// forms, which score it 0).
+    private var hasOnePassKernels: Bool { loc.count > 0 && !Tensor.recordsOperation(on: [loc, scale]) }
 
     private func shift<T: TensorScalar>(_ noise: inout Tensor, _: T.Type) {
         loc.withUnsafeBufferPointer(as: T.self) { mu in
@@ -61,8 +66,7 @@ public struct Normal: Distribution {
 
     public func logProb(_ x: Tensor, context: Tensor?) throws -> Tensor {
         _ = try checkInput(x)
-        // The fused pass needs at least one element per event; an empty event scores 0 below.
-        if loc.count > 0, !Tensor.recordsOperation(on: [loc, scale]) {
+        if hasOnePassKernels {
             switch dtype {
             case .float32: return fusedLogProb(x, Float.self)
             case .float64: return fusedLogProb(x, Double.self)
@@ -77,9 +81,10 @@ public struct Normal: Distribution {
     /// (the composed form above records six operations).
     private func fusedLogProb<T: TensorScalar>(_ x: Tensor, _: T.Type) -> Tensor {
         let period = loc.count, event = eventShape.reduce(1, *)
-        let inverseScale = scale.doubles.map { T(1 / $0) }
+        let sigmas = scale.doubles
+        let inverseScale = sigmas.map { T(1 / $0) }
         // Σ over one event of −log σ − ½ log 2π, for each of the period's events.
-        let logScales = scale.doubles.map { Foundation.log($0) + 0.5 * Foundation.log(2 * Double.pi) }
+        let logScales = sigmas.map { Foundation.log($0) + 0.5 * Foundation.log(2 * Double.pi) }
         let constants = stride(from: 0, to: period, by: event).map { start in
             T(-logScales[start..<(start + event)].reduce(0, +))
         }
