@@ -18,6 +18,8 @@ let package = Package(
         // Hot loops that need AVX2+FMA code in a default build: compiled with per-function
         // target attributes and chosen at run time, so no unsafe build flags are needed.
         .target(name: "CKernels"),
+        // The same, for the flows' own hot loops (the float32 spline).
+        .target(name: "FlowKernels"),
         .target(
             name: "Tensors",
             dependencies: [
@@ -25,7 +27,7 @@ let package = Package(
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
-        .target(name: "NormalizingFlows", dependencies: ["Tensors"]),
+        .target(name: "NormalizingFlows", dependencies: ["Tensors", "FlowKernels"]),
         .executableTarget(
             name: "flows",
             dependencies: [

@@ -136,8 +136,9 @@ func fusedSplineGradients(inverse: Bool) throws {
     #expect(result.maxRelativeError < 1e-6, "\(result)")
 }
 
-@Test("the float32 spline kernel agrees with the float64 one, values and gradients", arguments: [false, true])
-func float32SplineMatchesFloat64(inverse: Bool) throws {
+/// Both float32 kernels: the vector one in C (where the CPU has AVX2 and FMA) and the generic loop.
+@Test("the float32 spline kernels agree with the float64 one, values and gradients", arguments: [false, true], [false, true])
+func float32SplineMatchesFloat64(inverse: Bool, vectorized: Bool) throws {
     var g = RandomGenerator(seed: 8)
     let transform = RationalQuadraticSplineTransform(bins: 8, bound: 3)
     let n = 2000
@@ -147,7 +148,8 @@ func float32SplineMatchesFloat64(inverse: Bool) throws {
     let x = x32.detached().converted(to: .float64).requiringGradient(), p = p32.detached().converted(to: .float64).requiringGradient()
     let weights = Tensor.randn([n], generator: &g, dtype: .float64)
     func run(_ x: Tensor, _ p: Tensor, _ w: Tensor) -> (Tensor, Tensor) {
-        let (out, logDerivative) = inverse ? transform.inverse(x, parameters: p) : transform.forward(x, parameters: p)
+        let (out, logDerivative) = RationalQuadraticSplineKernel.evaluate(x, parameters: p, spline: transform, inverse: inverse,
+                                                                          vectorized: vectorized)
         ((out * w).sum() + (logDerivative * 0.7).sum()).backward()
         return (out, logDerivative)
     }
@@ -160,6 +162,33 @@ func float32SplineMatchesFloat64(inverse: Bool) throws {
     let scale = max(gx.map(abs).max()!, gp.map(abs).max()!)
     #expect(maxAbsDifference(gx, x32.grad!.doubles) < 1e-4 * scale)
     #expect(maxAbsDifference(gp, p32.grad!.doubles) < 1e-4 * scale)
+}
+
+/// The vector kernel's last block, filled in part, and other bin counts: it agrees with the
+/// generic float32 loop, values and gradients, whichever inputs need gradients.
+@Test("the vector spline kernel matches the generic one on partial blocks", arguments: [3, 13], [false, true])
+func vectorSplineKernelPartialBlocks(count: Int, inverse: Bool) throws {
+    var g = RandomGenerator(seed: 9)
+    let transform = RationalQuadraticSplineTransform(bins: 5, bound: 2, logitScale: 0.5)
+    var xs = Tensor.uniform([count], low: -2.5, high: 2.5, generator: &g).floats
+    xs[0] = 2   // exactly at the bound
+    let x = Tensor(xs), p = Tensor.randn([count, transform.parameterCount], generator: &g) * 1.5
+    let weights = Tensor.randn([count], generator: &g)
+    for needs in [(true, true), (false, true), (true, false)] {
+        func run(vectorized: Bool) -> (output: [Double], log: [Double], gx: [Double]?, gp: [Double]?) {
+            let xv = needs.0 ? x.requiringGradient() : x, pv = needs.1 ? p.requiringGradient() : p
+            let (out, logDerivative) = RationalQuadraticSplineKernel.evaluate(xv, parameters: pv, spline: transform, inverse: inverse,
+                                                                              vectorized: vectorized)
+            ((out * weights).sum() + (logDerivative * 0.7).sum()).backward()
+            return (out.doubles, logDerivative.doubles, needs.0 ? xv.grad!.doubles : nil, needs.1 ? pv.grad!.doubles : nil)
+        }
+        let vector = run(vectorized: true), generic = run(vectorized: false)
+        #expect(maxAbsDifference(vector.output, generic.output) < 1e-5)
+        #expect(maxAbsDifference(vector.log, generic.log) < 1e-5)
+        if let a = vector.gx, let b = generic.gx { #expect(maxAbsDifference(a, b) < 1e-4 * max(b.map(abs).max()!, 1)) }
+        if let a = vector.gp, let b = generic.gp { #expect(maxAbsDifference(a, b) < 1e-4 * max(b.map(abs).max()!, 1)) }
+        #expect((vector.gx == nil) == (generic.gx == nil) && (vector.gp == nil) == (generic.gp == nil))
+    }
 }
 
 @Test("the fused affine transform matches its formula and finite differences", arguments: [

@@ -1,3 +1,4 @@
+import FlowKernels
 import Tensors
 
 /// The rational-quadratic spline evaluated in one pass per element, from its raw parameters,
@@ -16,14 +17,68 @@ import Tensors
 enum RationalQuadraticSplineKernel {
     /// y = f(x) (or x = f⁻¹(y) when `inverse`) and log |df/dx| (or log |df⁻¹/dy|) for inputs [N]
     /// and raw parameters [N, 3K − 1] of `spline`.
+    ///
+    /// Float32 runs eight elements at a time in the C kernel (`FlowKernels/spline.c`) when the CPU
+    /// has AVX2 and FMA and `vectorized` is true; otherwise, and for float64, in the generic loop below.
     static func evaluate(_ input: Tensor, parameters: Tensor, spline: RationalQuadraticSplineTransform,
-                         inverse: Bool) -> (output: Tensor, logAbsDerivative: Tensor) {
+                         inverse: Bool, vectorized: Bool = true) -> (output: Tensor, logAbsDerivative: Tensor) {
         precondition(parameters.shape == [input.count, spline.parameterCount] && parameters.dtype == input.dtype,
                      "spline: parameters \(parameters.shape) \(parameters.dtype) do not fit \(input.count) inputs of \(input.dtype)")
         switch input.dtype {
-        case .float32: return evaluate(input, parameters: parameters, spline: spline, inverse: inverse, as: Float.self)
+        case .float32:
+            if vectorized && vectorKernelAvailable && spline.bins <= Int(FK_SPLINE_MAX_BINS) {
+                return evaluateVectorized(input, parameters: parameters, spline: spline, inverse: inverse)
+            }
+            return evaluate(input, parameters: parameters, spline: spline, inverse: inverse, as: Float.self)
         case .float64: return evaluate(input, parameters: parameters, spline: spline, inverse: inverse, as: Double.self)
         }
+    }
+
+    /// Whether this CPU runs the vector kernel.
+    static let vectorKernelAvailable = fk_spline_available() != 0
+
+    /// The float32 kernel in C: blocks of eight elements, split between the threads. Its forward
+    /// pass saves 19 + 2K floats per element for the backward pass (see `spline.c`).
+    private static func evaluateVectorized(_ input: Tensor, parameters: Tensor, spline: RationalQuadraticSplineTransform,
+                                           inverse: Bool) -> (output: Tensor, logAbsDerivative: Tensor) {
+        let n = input.count, blocks = (n + 7) / 8
+        let inputs = [input, parameters]
+        let recording = Tensor.recordsOperation(on: inputs)
+        var values = Tensor(uninitializedShape: [2, n], dtype: .float32)
+        var state = Tensor(uninitializedShape: [recording ? blocks * 8 * fk_spline_state_stride(spline.bins) : 0], dtype: .float32)
+        var shape = fk_spline(bins: spline.bins, bound: Float(spline.bound), minimum_width: Float(spline.minimumBinWidth),
+                              minimum_height: Float(spline.minimumBinHeight), minimum_derivative: Float(spline.minimumDerivative),
+                              logit_scale: Float(spline.logitScale), inverse: inverse ? 1 : 0)
+        withUnsafePointer(to: &shape) { shape in
+        input.withUnsafeBufferPointer(as: Float.self) { x in
+        parameters.withUnsafeBufferPointer(as: Float.self) { raw in
+        values.withUnsafeMutableBufferPointer(as: Float.self) { out in
+        state.withUnsafeMutableBufferPointer(as: Float.self) { state in
+            Parallel.chunks(blocks, threshold: 256) { start, end in
+                fk_spline_forward(shape, x.baseAddress, raw.baseAddress, n, 8 * start, Swift.min(8 * end, n),
+                                  out.baseAddress, out.baseAddress.map { $0 + n }, recording ? state.baseAddress : nil)
+            }
+        }}}}}
+
+        /// ∂L/∂x and ∂L/∂raw from g = [∂L/∂(output), ∂L/∂(log-derivative)].
+        func gradients(_ g: Tensor, _ needs: [Bool]) -> [Tensor?] {
+            withUnsafePointer(to: &shape) { shape in
+            g.withUnsafeBufferPointer(as: Float.self) { g in
+            state.withUnsafeBufferPointer(as: Float.self) { state in
+                let gOutput = g.baseAddress, gLog = g.baseAddress.map { $0 + n }
+                func gradient(_ dimensions: [Int], x: Bool) -> Tensor {
+                    Tensor(shape: dimensions, as: Float.self) { target in
+                        Parallel.chunks(blocks, threshold: 256) { start, end in
+                            fk_spline_backward(shape, gOutput, gLog, state.baseAddress, n, 8 * start, Swift.min(8 * end, n),
+                                               x ? target.baseAddress : nil, x ? nil : target.baseAddress)
+                        }
+                    }
+                }
+                return [needs[0] ? gradient(input.shape, x: true) : nil, needs[1] ? gradient(parameters.shape, x: false) : nil]
+            }}}
+        }
+        let both = recording ? Tensor.recordOperation("rqSpline", output: values, inputs: inputs, backward: gradients) : values
+        return (both.select(alongAxis: 0, index: 0).reshaped(to: input.shape), both.select(alongAxis: 0, index: 1).reshaped(to: input.shape))
     }
 
     /// Elements whose exponentials and softpluses are computed together.
