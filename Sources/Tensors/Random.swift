@@ -1,3 +1,5 @@
+import CKernels
+
 /// A seeded, reproducible pseudo-random generator: xoshiro256** (Blackman & Vigna 2018) seeded
 /// through SplitMix64.
 ///
@@ -61,9 +63,41 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
         }
     }
 
-    /// Fills `count` elements with standard normal deviates.
+    /// Fills `count` elements with standard normal deviates: the numbers of `count` calls of
+    /// ``nextNormal()``, bit for bit. The accepted points of a batch of pairs are drawn first (no
+    /// branch on acceptance), then their factors are computed together (`ck_polar_factors`).
     public mutating func fillNormal<T: TensorScalar>(_ p: UnsafeMutablePointer<T>, count: Int) {
-        for i in 0..<count { p[i] = T(nextNormal()) }
+        var i = 0
+        if count > 0, let spare = spareNormal {
+            p[0] = T(spare)
+            spareNormal = nil
+            i = 1
+        }
+        let batch = 256
+        // One slot more than the batch: a rejected point is written and then overwritten.
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * (batch + 1)) { buffer in
+            let us = buffer.baseAddress!, vs = us + batch + 1, factors = vs + batch + 1
+            while count - i >= 2 {
+                let pairs = Swift.min(batch, (count - i) / 2)
+                var k = 0
+                while k < pairs {
+                    let u = 2 * nextUniform() - 1
+                    let v = 2 * nextUniform() - 1
+                    let s = u * u + v * v
+                    us[k] = u
+                    vs[k] = v
+                    factors[k] = s
+                    k += s > 0 && s < 1 ? 1 : 0
+                }
+                ck_polar_factors(factors, pairs)
+                for k in 0..<pairs {
+                    p[i + 2 * k] = T(us[k] * factors[k])
+                    p[i + 2 * k + 1] = T(vs[k] * factors[k])
+                }
+                i += 2 * pairs
+            }
+        }
+        if i < count { p[i] = T(nextNormal()) }
     }
 
     /// Fills `count` elements with uniforms on [low, high).

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CKernels
 @testable import Tensors
 
 @Test func xoshiroMatchesAnIndependentImplementation() {
@@ -26,6 +27,34 @@ import Testing
         worst = max(worst, min(error / Double.ulpOfOne, ulpError))
     }
     #expect(worst <= 2, "worst error \(worst) ulp")
+}
+
+@Test func bulkNormalsAreTheSequentialOnesBitForBit() {
+    // Counts below, at and above the batch of 256 pairs, odd and even, and a spare left from before.
+    for (count, leading) in [(1, 0), (2, 1), (7, 0), (512, 0), (1001, 1), (1500, 3)] {
+        var bulk = RandomGenerator(seed: UInt64(count)), sequential = bulk
+        for _ in 0..<leading {
+            #expect(bulk.nextNormal().bitPattern == sequential.nextNormal().bitPattern)
+        }
+        let filled = Tensor.randn([count], generator: &bulk, dtype: .float64).doubles
+        let expected = (0..<count).map { _ in sequential.nextNormal() }
+        #expect(filled.map(\.bitPattern) == expected.map(\.bitPattern), "count \(count) after \(leading)")
+        #expect(bulk.nextNormal().bitPattern == sequential.nextNormal().bitPattern, "the state after count \(count)")
+        var bulk32 = RandomGenerator(seed: 99), sequential32 = bulk32
+        #expect(Tensor.randn([count], generator: &bulk32).floats == (0..<count).map { _ in Float(sequential32.nextNormal()) })
+    }
+}
+
+@Test func polarFactorsMatchPortableLogBitForBit() {
+    var g = RandomGenerator(seed: 12)
+    // The extremes of s = u² + v² (u, v multiples of 2⁻⁵²), the √½ switch, and random values.
+    var s: [Double] = [0x1p-104, 0x1p-52, 1e-20, 0.5, 0.7071067811865476, 0.7071067811865475, 0.9999999999999999, 0.25, 0.75]
+    for _ in 0..<10_001 { s.append(Foundation.exp(-40 * g.nextUniform())) }
+    var factors = s
+    ck_polar_factors(&factors, factors.count)
+    for (x, factor) in zip(s, factors) {
+        #expect(factor.bitPattern == (-2 * portableLog(x) / x).squareRoot().bitPattern, "s = \(x)")
+    }
 }
 
 @Test func normalAndUniformMomentsMatchTheirDistributions() {

@@ -54,6 +54,11 @@ typedef struct ck_adam_coefficients {
 /// p ← shrink·p − lr·(m·bc1) / (√v·sqrtC2 + eps). Thread-safe on disjoint ranges.
 void ck_adam_step(float *p, const float *g, float *m, float *v, long n, const ck_adam_coefficients *c);
 
+/// s[i] ← √(−2·log(s[i]) / s[i]) for 0 < s[i] < 1, the factor of Marsaglia's polar method, with
+/// log computed as portableLog in Random.swift: IEEE-exact operations only, in the same order, so
+/// every CPU and path gives the same bits as that function.
+void ck_polar_factors(double *s, long n);
+
 /// Buffers of at least this many bytes are mapped pages that go through a cache.
 #define CK_BUFFER_CACHED_FROM ((size_t)1 << 16)
 
