@@ -14,6 +14,9 @@
 
 static const double ln2_high = 0.693147180369123816490, ln2_low = 1.90821492927058770002e-10;
 static const double sqrt_half_bound = 1.4142135623730951;
+/// The series' coefficients after its first, 1/23, in Horner order: 1/(2k + 1) for k = 10…0.
+static const double series_coefficients[11] = {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11,
+                                               1.0 / 9, 1.0 / 7, 1.0 / 5, 1.0 / 3, 1.0 / 1};
 
 static double polar_factor(double s) {
 #pragma clang fp contract(off)
@@ -29,17 +32,7 @@ static double polar_factor(double s) {
     }
     double f = (m - 1) / (m + 1), f2 = f * f;
     double series = 1.0 / 23;
-    series = series * f2 + 1.0 / 21;
-    series = series * f2 + 1.0 / 19;
-    series = series * f2 + 1.0 / 17;
-    series = series * f2 + 1.0 / 15;
-    series = series * f2 + 1.0 / 13;
-    series = series * f2 + 1.0 / 11;
-    series = series * f2 + 1.0 / 9;
-    series = series * f2 + 1.0 / 7;
-    series = series * f2 + 1.0 / 5;
-    series = series * f2 + 1.0 / 3;
-    series = series * f2 + 1.0 / 1;
+    for (int k = 0; k < 11; k++) series = series * f2 + series_coefficients[k];
     double log = e * ln2_high + (2 * f * series + e * ln2_low);
     return __builtin_sqrt(-2 * log / s);
 }
@@ -65,9 +58,7 @@ static void polar_factors_avx2(double *s, long n) {
         e = _mm256_blendv_pd(e, _mm256_add_pd(e, one), big);
         __m256d f = _mm256_div_pd(_mm256_sub_pd(m, one), _mm256_add_pd(m, one)), f2 = _mm256_mul_pd(f, f);
         __m256d series = _mm256_set1_pd(1.0 / 23);
-        static const double coefficients[11] = {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11,
-                                                1.0 / 9, 1.0 / 7, 1.0 / 5, 1.0 / 3, 1.0 / 1};
-        for (int k = 0; k < 11; k++) series = _mm256_add_pd(_mm256_mul_pd(series, f2), _mm256_set1_pd(coefficients[k]));
+        for (int k = 0; k < 11; k++) series = _mm256_add_pd(_mm256_mul_pd(series, f2), _mm256_set1_pd(series_coefficients[k]));
         __m256d log_m = _mm256_mul_pd(_mm256_mul_pd(_mm256_set1_pd(2), f), series);
         __m256d log = _mm256_add_pd(_mm256_mul_pd(e, _mm256_set1_pd(ln2_high)),
                                     _mm256_add_pd(log_m, _mm256_mul_pd(e, _mm256_set1_pd(ln2_low))));

@@ -77,8 +77,16 @@ enum RationalQuadraticSplineKernel {
                 return [needs[0] ? gradient(input.shape, x: true) : nil, needs[1] ? gradient(parameters.shape, x: false) : nil]
             }}}
         }
-        let both = recording ? Tensor.recordOperation("rqSpline", output: values, inputs: inputs, backward: gradients) : values
-        return (both.select(alongAxis: 0, index: 0).reshaped(to: input.shape), both.select(alongAxis: 0, index: 1).reshaped(to: input.shape))
+        return outputs(values, inputs: inputs, recording: recording, backward: gradients)
+    }
+
+    /// Outputs and log-derivatives, each shaped as the input, from `values` [2, N]: recorded as
+    /// one operation (one gradient for the raw parameters) when `recording`.
+    private static func outputs(_ values: Tensor, inputs: [Tensor], recording: Bool,
+                                backward: @escaping (Tensor, [Bool]) -> [Tensor?]) -> (output: Tensor, logAbsDerivative: Tensor) {
+        let both = recording ? Tensor.recordOperation("rqSpline", output: values, inputs: inputs, backward: backward) : values
+        let shape = inputs[0].shape
+        return (both.select(alongAxis: 0, index: 0).reshaped(to: shape), both.select(alongAxis: 0, index: 1).reshaped(to: shape))
     }
 
     /// Elements whose exponentials and softpluses are computed together.
@@ -217,8 +225,7 @@ enum RationalQuadraticSplineKernel {
                 return [gInput, gRaw]
             }}
         }
-        let both = recording ? Tensor.recordOperation("rqSpline", output: values, inputs: inputs, backward: gradients) : values
-        return (both.select(alongAxis: 0, index: 0).reshaped(to: input.shape), both.select(alongAxis: 0, index: 1).reshaped(to: input.shape))
+        return outputs(values, inputs: inputs, recording: recording, backward: gradients)
     }
 
     /// Writes the derivatives of one output with respect to the element's input and raw parameters
