@@ -79,27 +79,133 @@ static void microkernel_avx2(long kc, const float *a, long rs, long cs, const fl
 }
 #endif
 
-static microkernel_fn selected_kernel = 0;
+// The package builds C at -O2, where clang keeps a loop over a dozen accumulators on the stack;
+// the kernels' row loops must be unrolled to keep them in registers.
+#define UNROLL _Pragma("GCC unroll 16")
 
-static microkernel_fn kernel(void) {
-    microkernel_fn k = __atomic_load_n(&selected_kernel, __ATOMIC_RELAXED);
-    if (k) return k;
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    k = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? microkernel_avx2 : microkernel_portable;
-#else
-    k = microkernel_portable;
-#endif
-    __atomic_store_n(&selected_kernel, k, __ATOMIC_RELAXED);
-    return k;
+// AVX-512: the 6×16 tile is one zmm per row. Alone it has six accumulator chains, fewer than the
+// FMA latency × throughput needs, so even and odd k accumulate separately and are summed at the
+// end. The pair kernel below is the one that runs where it can.
+__attribute__((target("avx512f")))
+static void microkernel_avx512(long kc, const float *a, long rs, long cs, const float *b, float *c,
+                               long ldc, float alpha, float beta, int accumulate) {
+    __m512 e[MR], o[MR];
+    UNROLL for (int r = 0; r < MR; r++) e[r] = o[r] = _mm512_setzero_ps();
+    long p = 0;
+    for (; p + 2 <= kc; p += 2) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + NR);
+        UNROLL for (int r = 0; r < MR; r++) {
+            e[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * rs]), b0, e[r]);
+            o[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * rs + cs]), b1, o[r]);
+        }
+        a += 2 * cs;
+        b += 2 * NR;
+    }
+    if (p < kc) {
+        __m512 b0 = _mm512_loadu_ps(b);
+        UNROLL for (int r = 0; r < MR; r++) e[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * rs]), b0, e[r]);
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    UNROLL for (int r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        __m512 v = _mm512_mul_ps(va, _mm512_add_ps(e[r], o[r]));
+        if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(cr));
+        else if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v);
+        _mm512_storeu_ps(cr, v);
+    }
 }
 
-int ck_uses_fma_kernel(void) {
-#if defined(__x86_64__)
-    return kernel() == microkernel_avx2;
-#else
-    return 0;
+// AVX-512 over two adjacent panels: a ROWS×32 tile, columns 0..<16 from panel b0 and 16..<32 from
+// b1, in 2·ROWS zmm accumulators; per k, two loads of B and ROWS broadcasts of A feed 2·ROWS FMAs.
+#define PAIR_KERNEL(name, ROWS)                                                                        \
+    __attribute__((target("avx512f"))) static void name(long kc, const float *a, long rs, long cs,   \
+                                                        const float *b0, const float *b1, float *c,    \
+                                                        long ldc, float alpha, float beta, int accumulate) { \
+        __m512 l[ROWS], h[ROWS];                                                                       \
+        UNROLL for (int r = 0; r < ROWS; r++) l[r] = h[r] = _mm512_setzero_ps();                              \
+        for (long p = 0; p < kc; p++) {                                                                \
+            __m512 x0 = _mm512_loadu_ps(b0), x1 = _mm512_loadu_ps(b1);                                 \
+            UNROLL for (int r = 0; r < ROWS; r++) {                                                        \
+                __m512 av = _mm512_set1_ps(a[r * rs]);                                                 \
+                l[r] = _mm512_fmadd_ps(av, x0, l[r]);                                                  \
+                h[r] = _mm512_fmadd_ps(av, x1, h[r]);                                                  \
+            }                                                                                          \
+            a += cs;                                                                                   \
+            b0 += NR;                                                                                  \
+            b1 += NR;                                                                                  \
+        }                                                                                              \
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                  \
+        UNROLL for (int r = 0; r < ROWS; r++) {                                                        \
+            float *cr = c + r * ldc;                                                                   \
+            __m512 v0 = _mm512_mul_ps(va, l[r]), v1 = _mm512_mul_ps(va, h[r]);                         \
+            if (accumulate) {                                                                          \
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr));                                           \
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + NR));                                      \
+            } else if (beta != 0.0f) {                                                                 \
+                v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v0);                                     \
+                v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + NR), v1);                                \
+            }                                                                                          \
+            _mm512_storeu_ps(cr, v0);                                                                  \
+            _mm512_storeu_ps(cr + NR, v1);                                                             \
+        }                                                                                              \
+    }
+PAIR_KERNEL(microkernel_avx512_pair, MR)
+PAIR_KERNEL(microkernel_avx512_pair2, 2 * MR)
 #endif
+
+typedef void (*pair_kernel_fn)(long kc, const float *a, long rs, long cs, const float *b0, const float *b1,
+                               float *c, long ldc, float alpha, float beta, int accumulate);
+
+/// The kernels in use: `single` for one panel, `pair` (or NULL) for two adjacent panels, and
+/// `pair2` (or NULL) for two adjacent panels and two blocks of MR rows read in place.
+typedef struct kernels {
+    microkernel_fn single;
+    pair_kernel_fn pair, pair2;
+    int level;
+} kernels;
+
+// The widest kernels this CPU runs: 0 portable, 1 AVX2+FMA, 2 AVX-512 (computed once).
+static int supported_level(void) {
+    static int cached = -1;
+    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (level >= 0) return level;
+    level = 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        level = __builtin_cpu_supports("avx512f") ? 2 : 1;
+#endif
+    __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
+    return level;
+}
+
+static int level_cap = 2;  // ck_set_gemm_kernel_level
+
+static int current_level(void) {
+    int level = supported_level(), cap = __atomic_load_n(&level_cap, __ATOMIC_RELAXED);
+    return level < cap ? level : cap;
+}
+
+static kernels kernel(void) {
+    switch (current_level()) {
+#if defined(__x86_64__)
+    case 2: return (kernels){microkernel_avx512, microkernel_avx512_pair, microkernel_avx512_pair2, 2};
+    case 1: return (kernels){microkernel_avx2, 0, 0, 1};
+#endif
+    default: return (kernels){microkernel_portable, 0, 0, 0};
+    }
+}
+
+// The CPU's capability, for the other kernels (thin products, Adam, normal deviates), which the
+// GEMM level cap does not change.
+int ck_uses_fma_kernel(void) { return supported_level() >= 1; }
+
+int ck_gemm_kernel_level(void) { return current_level(); }
+
+int ck_set_gemm_kernel_level(int cap) {
+    __atomic_store_n(&level_cap, cap < 0 ? 0 : cap, __ATOMIC_RELAXED);
+    return current_level();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,28 +262,34 @@ static void pack_b_transposed_panel_avx2(long kc, const float *b, long ldb, floa
 
 // Packs op(B) [kc, nc] into NR-wide panels of kc rows each.
 static void pack_b(int trans, long kc, long nc, const float *b, long ldb, float *dst) {
+    const long full = nc / NR * NR;
+    if (!trans) {
+        // Row by row across all full panels: B's rows are read contiguously, which the hardware
+        // prefetcher follows (panel by panel, each row's 64 bytes are a new page-strided miss).
+        for (long p = 0; p < kc; p++) {
+            const float *row = b + p * ldb;
+            for (long j0 = 0; j0 < full; j0 += NR) memcpy(dst + j0 * kc + p * NR, row + j0, NR * sizeof(float));
+        }
+    } else {
 #if defined(__x86_64__)
-    const int avx2 = kernel() == microkernel_avx2;
+        const int avx2 = supported_level() >= 1;
 #endif
-    for (long j0 = 0; j0 < nc; j0 += NR) {
-        long cols = nc - j0 < NR ? nc - j0 : NR;
-        if (cols == NR && !trans) {
-            for (long p = 0; p < kc; p++) memcpy(dst + p * NR, b + p * ldb + j0, NR * sizeof(float));
-        } else if (cols == NR) {
+        for (long j0 = 0; j0 < full; j0 += NR) {
 #if defined(__x86_64__)
-            if (avx2) pack_b_transposed_panel_avx2(kc, b + j0 * ldb, ldb, dst);
-            else
+            if (avx2) { pack_b_transposed_panel_avx2(kc, b + j0 * ldb, ldb, dst + j0 * kc); continue; }
 #endif
             for (long j = 0; j < NR; j++)
-                for (long p = 0; p < kc; p++) dst[p * NR + j] = b[(j0 + j) * ldb + p];
-        } else {
-            for (long p = 0; p < kc; p++) {
-                for (long j = 0; j < cols; j++)
-                    dst[p * NR + j] = trans ? b[(j0 + j) * ldb + p] : b[p * ldb + (j0 + j)];
-                for (long j = cols; j < NR; j++) dst[p * NR + j] = 0.0f;
-            }
+                for (long p = 0; p < kc; p++) dst[j0 * kc + p * NR + j] = b[(j0 + j) * ldb + p];
         }
-        dst += kc * NR;
+    }
+    if (full < nc) {
+        float *last = dst + full * kc;
+        const long cols = nc - full;
+        for (long p = 0; p < kc; p++) {
+            for (long j = 0; j < cols; j++)
+                last[p * NR + j] = trans ? b[(full + j) * ldb + p] : b[p * ldb + (full + j)];
+            for (long j = cols; j < NR; j++) last[p * NR + j] = 0.0f;
+        }
     }
 }
 
@@ -206,25 +318,38 @@ static void scale_c(long m, long n, float beta, float *c, long ldc) {
 // when depth is NULL); rows past a panel's depth are zero and are not read. With `rectify`, the
 // stored tiles are clamped at zero (a fused ReLU, for the last block of k). A is read in place
 // (measured faster than packing it, even at 1024³); only a final partial panel of fewer than MR
-// rows is packed, zero-padded, into `pa`.
-static void macro_kernel(microkernel_fn kern, long mc, long nc, long kc, long p0, int transA, const float *asrc,
+// rows is packed, zero-padded, into `pa`. Two adjacent full panels of equal depth run through the
+// pair kernel when there is one.
+static void macro_kernel(kernels kern, long mc, long nc, long kc, long p0, int transA, const float *asrc,
                          long lda, float *pa, const float *const *panels, const long *depth, float *c, long ldc,
                          float alpha, float beta, int accumulate, int rectify) {
-    float edge[MR * NR] __attribute__((aligned(64)));
+    float edge[MR * 2 * NR] __attribute__((aligned(64)));
     const long ars = transA ? 1 : lda, acs = transA ? lda : 1;
     long fullRows = mc / MR * MR;
     if (fullRows < mc) pack_a(transA, mc - fullRows, kc, asrc + fullRows * ars, lda, pa);
-    for (long jr = 0; jr < nc; jr += NR) {
+    for (long jr = 0; jr < nc;) {
         long cols = nc - jr < NR ? nc - jr : NR;
         long pkc = kc;
         if (depth) {
             long left = depth[jr / NR] - p0;
             pkc = left < 0 ? 0 : (left < kc ? left : kc);
-            // A later block of k that this panel does not reach adds nothing.
-            if (pkc == 0 && accumulate && !rectify) continue;
         }
-        const float *bp = panels[jr / NR];
+        int pair = kern.pair && nc - jr >= 2 * NR && (!depth || depth[jr / NR + 1] == depth[jr / NR]);
+        if (pair) cols = 2 * NR;
+        // A later block of k that these panels do not reach adds nothing.
+        if (pkc == 0 && accumulate && !rectify) { jr += cols; continue; }
+        const float *bp = panels[jr / NR], *bq = pair ? panels[jr / NR + 1] : 0;
+        const long width = pair ? 2 * NR : NR;
         for (long ir = 0; ir < mc; ir += MR) {
+            if (pair && kern.pair2 && ir + 2 * MR <= fullRows) {
+                float *cp = c + ir * ldc + jr;
+                kern.pair2(pkc, asrc + ir * ars, ars, acs, bp, bq, cp, ldc, alpha, beta, accumulate);
+                if (rectify)
+                    for (long r = 0; r < 2 * MR; r++)
+                        for (long j = 0; j < 2 * NR; j++) cp[r * ldc + j] = cp[r * ldc + j] <= 0.0f ? 0.0f : cp[r * ldc + j];
+                ir += MR;
+                continue;
+            }
             long rows = mc - ir < MR ? mc - ir : MR;
             int packed = ir >= fullRows;
             const float *ap = packed ? pa : asrc + ir * ars;
@@ -232,24 +357,26 @@ static void macro_kernel(microkernel_fn kern, long mc, long nc, long kc, long p0
             float *cp = c + ir * ldc + jr;
             float *tile = cp;
             long ldt = ldc;
-            if (rows < MR || cols < NR) {
+            if (rows < MR || cols < width) {
                 // Edge tile: run the full kernel into a scratch tile, copy the valid part.
                 for (long r = 0; r < rows; r++)
-                    for (long j = 0; j < cols; j++) edge[r * NR + j] = cp[r * ldc + j];
+                    for (long j = 0; j < cols; j++) edge[r * width + j] = cp[r * ldc + j];
                 tile = edge;
-                ldt = NR;
+                ldt = width;
             }
-            kern(pkc, ap, rs, cs, bp, tile, ldt, alpha, beta, accumulate);
+            if (pair) kern.pair(pkc, ap, rs, cs, bp, bq, tile, ldt, alpha, beta, accumulate);
+            else kern.single(pkc, ap, rs, cs, bp, tile, ldt, alpha, beta, accumulate);
             if (rectify)
                 for (long r = 0; r < MR; r++) {
                     float *row = tile + r * ldt;
                     // A select, not a branch: the signs are random, and it vectorises. NaN stays.
-                    for (long j = 0; j < NR; j++) row[j] = row[j] <= 0.0f ? 0.0f : row[j];
+                    for (long j = 0; j < width; j++) row[j] = row[j] <= 0.0f ? 0.0f : row[j];
                 }
             if (tile == edge)
                 for (long r = 0; r < rows; r++)
-                    for (long j = 0; j < cols; j++) cp[r * ldc + j] = edge[r * NR + j];
+                    for (long j = 0; j < cols; j++) cp[r * ldc + j] = edge[r * width + j];
         }
+        jr += cols;
     }
 }
 
@@ -260,7 +387,7 @@ void ck_sgemm(int transA, int transB, long m, long n, long k, float alpha,
     if (m <= 0 || n <= 0) return;
     if (k <= 0 || alpha == 0.0f) { scale_c(m, n, beta, c, ldc); return; }
     if (ck_sgemm_thin(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
-    microkernel_fn kern = kernel();
+    kernels kern = kernel();
     float *pa = aligned_buffer(&buffer_a, (size_t)MC * KC);
     float *pb = aligned_buffer(&buffer_b, (size_t)KC * NC);
     const float *panels[MAX_PANELS];
@@ -303,7 +430,7 @@ void ck_sgemm_pack(int transB, long k, long n, const float *b, long ldb, const l
 void ck_sgemm_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
                      const long *depth, float beta, int rectify, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
-    microkernel_fn kern = kernel();
+    kernels kern = kernel();
     float *pa = aligned_buffer(&buffer_a, (size_t)MC * KC);
     // Panel j's rows start at start[j]; the rows p0.. of a block of k start p0·NR further.
     const float *panels[MAX_PANELS], *start[MAX_PANELS];

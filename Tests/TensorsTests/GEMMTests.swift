@@ -29,6 +29,30 @@ let gemmShapes = [
 
 @Test("sgemm and dgemm agree with a Double reference", arguments: gemmShapes)
 func gemmMatchesReference(_ s: GEMMCase) {
+    checkGEMM(s)
+}
+
+@Test("Every single-precision kernel level the CPU has agrees with a Double reference")
+func gemmKernelLevelsMatchReference() {
+    // Shapes that reach the AVX-512 kernels' paths: 12-row and 6-row blocks over panel pairs,
+    // a lone last panel, partial rows and columns, and several blocks of k.
+    let shapes = [GEMMCase(m: 25, n: 80, k: 300), GEMMCase(m: 13, n: 47, k: 9), GEMMCase(m: 96, n: 64, k: 64),
+                  GEMMCase(m: 31, n: 33, k: 520)]
+    let widest = GEMM.withKernelLevel(atMost: .max) { $0 }
+    var seen: Set<Int> = []
+    for level in [0, 1, 2] {
+        GEMM.withKernelLevel(atMost: level) { used in
+            guard seen.insert(used).inserted else { return }
+            for s in shapes {
+                checkGEMM(s, label: "level \(used)")
+                checkPackedOperand(s, label: "level \(used)")
+            }
+        }
+    }
+    #expect(seen == Set(0...widest), "levels run: \(seen.sorted()), CPU's widest: \(widest)")
+}
+
+private func checkGEMM(_ s: GEMMCase, label: String = "") {
     var g = RandomGenerator(seed: UInt64(s.m * 1000 + s.n * 10 + s.k))
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         for threads in [1, 2] {
@@ -56,7 +80,7 @@ func gemmMatchesReference(_ s: GEMMCase) {
                     worstDouble = max(worstDouble, abs(cd[i * ldc + j] - expected))
                 } }
                 let tolerance = 4e-7 * Double(s.k + 4) * max(1, abs(alpha))
-                #expect(worstFloat <= tolerance, "\(s) tA \(ta) tB \(tb) threads \(threads) α \(alpha) β \(beta): \(worstFloat)")
+                #expect(worstFloat <= tolerance, "\(label) \(s) tA \(ta) tB \(tb) threads \(threads) α \(alpha) β \(beta): \(worstFloat)")
                 #expect(worstDouble <= 1e-12 * Double(s.k + 4), "dgemm \(s): \(worstDouble)")
                 // Padding columns of C are untouched (NaN where β = 0 filled C with NaN).
                 for i in 0..<s.m { for j in s.n..<ldc {
@@ -82,6 +106,10 @@ func gemmMatchesReference(_ s: GEMMCase) {
       arguments: [GEMMCase(m: 1, n: 1, k: 1), GEMMCase(m: 7, n: 13, k: 5), GEMMCase(m: 67, n: 129, k: 33),
                   GEMMCase(m: 200, n: 70, k: 300), GEMMCase(m: 97, n: 3100, k: 17), GEMMCase(m: 5, n: 40, k: 0)])
 func packedOperandMatchesReference(_ s: GEMMCase) {
+    checkPackedOperand(s)
+}
+
+private func checkPackedOperand(_ s: GEMMCase, label prefix: String = "") {
     var g = RandomGenerator(seed: UInt64(s.m * 1000 + s.n * 10 + s.k + 7))
     for transB in [false, true] {
         let (br, bc) = transB ? (s.n, s.k) : (s.k, s.n)
@@ -89,9 +117,11 @@ func packedOperandMatchesReference(_ s: GEMMCase) {
         let a = (0..<(s.m * lda)).map { _ in g.nextUniform() * 2 - 1 }
         let b = (0..<(br * ldb)).map { _ in g.nextUniform() * 2 - 1 }
         let c0 = (0..<(s.m * ldc)).map { _ in g.nextUniform() * 2 - 1 }
-        // Depths: none, or random ones (some 0, some past k) that differ within a panel of 16.
+        // Depths: none, random ones (some 0, some past k) that differ within a panel of 16, or
+        // one per pair of panels (32 columns), which the AVX-512 pair kernels take together.
         let randomDepths = (0..<s.n).map { _ in Int(g.nextUniform() * Double(s.k + 3)) }
-        for depths in [nil, randomDepths] {
+        let pairDepths = (0..<s.n).map { randomDepths[$0 / 32 * 32] }
+        for depths in [nil, randomDepths, pairDepths] {
             // op(B) with each column zeroed past its depth.
             let masked = (0..<(s.k * s.n)).map { i -> Double in
                 let (p, j) = (i / s.n, i % s.n)
@@ -112,7 +142,7 @@ func packedOperandMatchesReference(_ s: GEMMCase) {
                     worstFloat = max(worstFloat, abs(Double(cf[i * ldc + j]) - expected))
                     worstDouble = max(worstDouble, abs(cd[i * ldc + j] - expected))
                 } }
-                let label = "\(s) tB \(transB) depths \(depths != nil) β \(beta) rectify \(rectify)"
+                let label = "\(prefix) \(s) tB \(transB) depths \(depths != nil) β \(beta) rectify \(rectify)"
                 #expect(worstFloat <= 4e-7 * Double(s.k + 4), "\(label): \(worstFloat)")
                 #expect(worstDouble <= 1e-12 * Double(s.k + 4), "\(label) (Double): \(worstDouble)")
                 for i in 0..<s.m { for j in s.n..<ldc {

@@ -41,8 +41,16 @@ void ck_pool_run(long count, ck_pool_task task, void *context);
 /// The threads a pool job can use: the workers plus the caller.
 int ck_pool_threads(void);
 
-/// 1 when the AVX2+FMA micro-kernel is in use on this CPU, 0 for the portable one.
+/// 1 when this CPU runs the AVX2+FMA kernels (GEMM, thin products, Adam, normal deviates), 0 when
+/// they fall back to portable C.
 int ck_uses_fma_kernel(void);
+
+/// The GEMM micro-kernels in use: 0 portable, 1 AVX2+FMA (6×16 tiles), 2 AVX-512 (6×32 and 12×32).
+int ck_gemm_kernel_level(void);
+
+/// Runs GEMM with kernels of at most the given level from then on (as far as the CPU has them) and
+/// returns the level now in use; for tests and comparisons. Products already running keep theirs.
+int ck_set_gemm_kernel_level(int cap);
 
 /// The coefficients of one Adam step (see ck_adam_step).
 typedef struct ck_adam_coefficients {

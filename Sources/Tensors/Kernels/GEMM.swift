@@ -4,10 +4,10 @@ import Foundation
 
 /// Matrix multiplication kernels: C = alpha·op(A)·op(B) + beta·C for row-major matrices.
 ///
-/// Single precision runs a packed 6×16 register-blocked micro-kernel (Goto & van de Geijn 2008)
-/// written in C with AVX2+FMA chosen at run time, so a default build reaches most of the
-/// machine's FMA peak without unsafe compiler flags; other CPUs get a portable kernel with the
-/// same packing. Large products are split over row blocks on up to ``maxThreads`` threads.
+/// Single precision runs packed register-blocked micro-kernels (Goto & van de Geijn 2008) written
+/// in C: 6×16 tiles with AVX2+FMA, or 6×32 and 12×32 tiles with AVX-512 over pairs of 16-column
+/// panels, chosen at run time, so a default build reaches most of the machine's FMA peak without
+/// unsafe compiler flags; other CPUs get a portable kernel with the same packing. Large products are split over row blocks on up to ``maxThreads`` threads.
 /// Double precision is a plain cache-blocked loop: it serves Float64 reference checks.
 public enum GEMM {
     nonisolated(unsafe) private static var threadLimit = ProcessInfo.processInfo.activeProcessorCount
@@ -18,8 +18,27 @@ public enum GEMM {
         set { threadLimit = Swift.max(1, newValue) }
     }
 
-    /// Whether the AVX2+FMA micro-kernel is in use on this CPU.
+    /// Whether a vector micro-kernel (AVX2+FMA or AVX-512) is in use on this CPU.
     public static var usesFMAKernel: Bool { ck_uses_fma_kernel() != 0 }
+
+    /// The single-precision micro-kernel in use on this CPU: `avx512`, `avx2+fma` or `portable`.
+    public static var kernelName: String {
+        switch ck_gemm_kernel_level() {
+        case 2: "avx512"
+        case 1: "avx2+fma"
+        default: "portable"
+        }
+    }
+
+    /// Runs `body` with single-precision micro-kernels of at most `level` (0 portable, 1 AVX2+FMA,
+    /// 2 AVX-512) as far as the CPU has them, passing the level in use, then restores the widest;
+    /// for tests and comparisons of the kernels. Products running meanwhile on other threads stay
+    /// correct but may use either level.
+    static func withKernelLevel<R>(atMost level: Int, _ body: (Int) throws -> R) rethrows -> R {
+        let used = Int(ck_set_gemm_kernel_level(Int32(clamping: level)))
+        defer { ck_set_gemm_kernel_level(Int32.max) }
+        return try body(used)
+    }
 
     /// Multiply-adds per thread below which splitting does not pay for the thread hand-off and
     /// the repeated packing of B.

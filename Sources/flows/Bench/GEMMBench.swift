@@ -54,7 +54,7 @@ enum GEMMBench {
                     ("task", "gemm"), ("library", "swift-flows"), ("m", m), ("k", k), ("n", n),
                     ("trans", (shape.transA ? "T" : "N") + (shape.transB ? "T" : "N")),
                     ("threads", threads), ("gflops", flops / t / 1e9), ("median_s", t),
-                    ("fma_kernel", GEMM.usesFMAKernel),
+                    ("fma_kernel", GEMM.usesFMAKernel), ("kernel", GEMM.kernelName),
                 ]))
             }
         }
