@@ -9,6 +9,9 @@ import Foundation
 ///   θ ← θ − η · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε).
 /// Weight decay λ adds λθ to g (L2, the PyTorch `Adam` convention) or, when `decoupled`, subtracts
 /// ηλθ from θ directly (PyTorch `AdamW`).
+///
+/// Float32 steps on x86 flush denormal moments to zero: they cost a microcode assist per
+/// operation, and the moments of a gradient that stays zero decay into that range.
 public final class Adam: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
