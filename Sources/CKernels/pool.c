@@ -15,6 +15,7 @@
 #include "CKernels.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -95,6 +96,21 @@ static void start_pool(void) {
     }
     pool.workers = started;
 }
+
+int ck_pool_in_job(void) { return inside_job; }
+
+void ck_spin_lock(int *lock) {
+    for (;;) {
+        if (!__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE)) return;
+        int spins = 0;
+        while (__atomic_load_n(lock, __ATOMIC_RELAXED)) {
+            if (++spins < 4096) cpu_relax();
+            else { sched_yield(); spins = 0; }
+        }
+    }
+}
+
+void ck_spin_unlock(int *lock) { __atomic_store_n(lock, 0, __ATOMIC_RELEASE); }
 
 int ck_pool_threads(void) {
     pthread_once(&pool_once, start_pool);

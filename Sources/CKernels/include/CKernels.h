@@ -41,6 +41,15 @@ void ck_pool_run(long count, ck_pool_task task, void *context);
 /// The threads a pool job can use: the workers plus the caller.
 int ck_pool_threads(void);
 
+/// 1 on a thread that is running a pool job's items (where a nested ck_pool_run runs serially).
+int ck_pool_in_job(void);
+
+/// A lock word (0: free) for critical sections of a few microseconds that the threads of one job
+/// tend to enter together: a waiter spins with pause, yielding its core after a few thousand
+/// spins, instead of sleeping in the kernel, whose wake-up costs tens of microseconds.
+void ck_spin_lock(int *lock);
+void ck_spin_unlock(int *lock);
+
 /// 1 when this CPU runs the AVX2+FMA kernels (GEMM, thin products, Adam, normal deviates), 0 when
 /// they fall back to portable C.
 int ck_uses_fma_kernel(void);

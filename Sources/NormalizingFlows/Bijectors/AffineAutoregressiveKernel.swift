@@ -108,16 +108,25 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
             count = size
         }
         logDet = [T](repeating: 0, count: n)
+        // Through pointers: element access to the class's arrays would check exclusivity each time.
         withPointers { x, w, b in
             work.withUnsafeMutableBufferPointer { work in
-                for p in 0..<passes { forwardPass(p, x: x, weights: w, biases: b, work: work.baseAddress!) }
+                logDet.withUnsafeMutableBufferPointer { logDet in
+                    for p in 0..<passes {
+                        forwardPass(p, x: x, weights: w, biases: b, work: work.baseAddress!, logDet: logDet.baseAddress!)
+                    }
+                }
             }
         }
-        let result = resultOffsets[passes - 1]
-        let out = Tensor(shape: [n, d + 1], as: T.self) { o in
-            for r in 0..<n {
-                for i in 0..<d { o[r * (d + 1) + i] = work[result + r * d + i] }
-                o[r * (d + 1) + d] = logDet[r]
+        let out = work.withUnsafeBufferPointer { work in
+            logDet.withUnsafeBufferPointer { logDet in
+                let result = work.baseAddress! + resultOffsets[passes - 1], d = d
+                return Tensor(shape: [n, d + 1], as: T.self) { o in
+                    for r in 0..<n {
+                        for i in 0..<d { o[r * (d + 1) + i] = result[r * d + i] }
+                        o[r * (d + 1) + d] = logDet[r]
+                    }
+                }
             }
         }
         var inputs = [input]
@@ -143,19 +152,23 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
     /// Pass `p`: the network on its input [rows(p), D], then the affine map of the kernel's input
     /// `x` [N, D] with the network's parameters.
     private func forwardPass(_ p: Int, x: UnsafePointer<T>, weights w: [UnsafePointer<T>], biases b: [UnsafePointer<T>],
-                             work: UnsafeMutablePointer<T>) {
-        let rowCount = rows(p), layers = widths.count
+                             work: UnsafeMutablePointer<T>, logDet: UnsafeMutablePointer<T>) {
+        let rowCount = rows(p), layers = widths.count, offsets = layerOffsets[p]
         var a = networkInput(p, x: x, work: work)
         for l in 0..<layers {
-            let out = work + layerOffsets[p][l], width = widths[l]
-            for r in 0..<rowCount { (out + r * width).update(from: b[l], count: width) }
+            let out = work + offsets[l], width = widths[l], bias = b[l]
+            // A loop, not a copy call per row: rows are a few dozen values.
+            for r in 0..<rowCount {
+                let row = out + r * width
+                for j in 0..<width { row[j] = bias[j] }
+            }
             T.gemm(transA: false, transB: true, m: rowCount, n: width, k: fanIns[l], alpha: 1, a: a, lda: fanIns[l],
                    b: w[l], ldb: fanIns[l], beta: 1, c: out, ldc: width)
             if l < layers - 1 { activation.apply(inPlace: out, rows: rowCount, columns: width, stride: width) }
             a = UnsafePointer(out)
         }
         let raw = a, factor = work + factorOffsets[p], result = work + resultOffsets[p]
-        let sign: T = inverse ? -1 : 1, last = p == passes - 1, shared = rowCount == 1
+        let sign: T = inverse ? -1 : 1, last = p == passes - 1, shared = rowCount == 1, d = d, n = n
         for r in 0..<n {
             let parameters = raw + (shared ? 0 : r * 2 * d)
             var sum: T = 0

@@ -134,7 +134,10 @@ final class MaskedAutoregressiveNetwork {
     /// The degree-sorted layout for passes without gradients, and the parameter versions it was
     /// built from.
     private var sortedLayout: (versions: [UInt64], layout: Any)?
-    private let appliedWeightsLock = NSLock(), sortedLayoutLock = NSLock()
+    /// Both halves of a split batch ask for the applied weights at once after each update; the
+    /// one that waits spins through the other's masking instead of sleeping.
+    private let appliedWeightsLock = SpinLock()
+    private let sortedLayoutLock = NSLock()
 
     init(
         order: [Int], contextSize: Int, hiddenSizes: [Int], activation: Activation,

@@ -94,6 +94,8 @@ public enum GEMM {
     /// How many row blocks to run in parallel.
     static func partitions(m: Int, n: Int, k: Int, requested: Int?) -> Int {
         if let requested { return Swift.max(1, Swift.min(requested, m / 6 + 1)) }
+        // Inside a parallel job the blocks would run one after the other, each packing B again.
+        if Parallel.isInsideJob { return 1 }
         let work = m * n * k
         return Swift.max(1, Swift.min(maxThreads, work / workPerThread, m / 6))
     }

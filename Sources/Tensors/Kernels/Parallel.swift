@@ -18,6 +18,9 @@ public enum Parallel {
     /// Threads a loop can use: the pool's workers plus the caller (the active processors, at most 8).
     public static let workers = Int(ck_pool_threads())
 
+    /// Whether this thread is running a parallel loop's item, where a nested loop runs serially.
+    public static var isInsideJob: Bool { ck_pool_in_job() != 0 }
+
     /// Elements below which splitting an elementwise loop does not pay.
     public static let elementwiseThreshold = 1 << 15
 
@@ -42,7 +45,7 @@ public enum Parallel {
     /// thread so that uneven elements (a spline's tails against its bins) still balance, when
     /// `count` reaches `threshold`; otherwise once over the whole range.
     public static func chunks(_ count: Int, threshold: Int = elementwiseThreshold, _ body: (Int, Int) -> Void) {
-        let parts = count >= threshold && workers > 1 ? 4 * workers : 1
+        let parts = count >= threshold && workers > 1 && !isInsideJob ? 4 * workers : 1
         if parts <= 1 {
             body(0, count)
             return
