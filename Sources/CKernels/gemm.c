@@ -2,8 +2,10 @@
 // micro-panels and run an MR×NR register-blocked micro-kernel over MC×KC blocks of A, which the
 // kernel reads in place through its row and column strides. ck_sgemm_pack/ck_sgemm_packed keep
 // B's packed panels for many products, each panel holding only the rows its columns reach.
-// The AVX2+FMA micro-kernel is compiled with a target attribute and chosen at run time, so the
-// package needs no unsafe build flags; other CPUs use a portable kernel with the same packing.
+// The AVX2+FMA and AVX-512 micro-kernels are compiled with target attributes and chosen at run
+// time, so the package needs no unsafe build flags; other CPUs use a portable kernel with the same
+// packing. AVX-512 keeps the 16-wide panels and runs two adjacent ones together (6×32 or 12×32
+// tiles), which halves the loads of B per multiply-add and fills 12 or 24 of its 32 registers.
 
 #include "gemm_internal.h"
 #include <stdlib.h>
@@ -118,37 +120,37 @@ static void microkernel_avx512(long kc, const float *a, long rs, long cs, const 
 
 // AVX-512 over two adjacent panels: a ROWS×32 tile, columns 0..<16 from panel b0 and 16..<32 from
 // b1, in 2·ROWS zmm accumulators; per k, two loads of B and ROWS broadcasts of A feed 2·ROWS FMAs.
-#define PAIR_KERNEL(name, ROWS)                                                                        \
-    __attribute__((target("avx512f"))) static void name(long kc, const float *a, long rs, long cs,   \
-                                                        const float *b0, const float *b1, float *c,    \
+#define PAIR_KERNEL(name, ROWS)                                                                            \
+    __attribute__((target("avx512f"))) static void name(long kc, const float *a, long rs, long cs,         \
+                                                        const float *b0, const float *b1, float *c,        \
                                                         long ldc, float alpha, float beta, int accumulate) { \
-        __m512 l[ROWS], h[ROWS];                                                                       \
-        UNROLL for (int r = 0; r < ROWS; r++) l[r] = h[r] = _mm512_setzero_ps();                              \
-        for (long p = 0; p < kc; p++) {                                                                \
-            __m512 x0 = _mm512_loadu_ps(b0), x1 = _mm512_loadu_ps(b1);                                 \
+        __m512 l[ROWS], h[ROWS];                                                                           \
+        UNROLL for (int r = 0; r < ROWS; r++) l[r] = h[r] = _mm512_setzero_ps();                           \
+        for (long p = 0; p < kc; p++) {                                                                    \
+            __m512 x0 = _mm512_loadu_ps(b0), x1 = _mm512_loadu_ps(b1);                                     \
             UNROLL for (int r = 0; r < ROWS; r++) {                                                        \
-                __m512 av = _mm512_set1_ps(a[r * rs]);                                                 \
-                l[r] = _mm512_fmadd_ps(av, x0, l[r]);                                                  \
-                h[r] = _mm512_fmadd_ps(av, x1, h[r]);                                                  \
-            }                                                                                          \
-            a += cs;                                                                                   \
-            b0 += NR;                                                                                  \
-            b1 += NR;                                                                                  \
-        }                                                                                              \
-        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                  \
-        UNROLL for (int r = 0; r < ROWS; r++) {                                                        \
-            float *cr = c + r * ldc;                                                                   \
-            __m512 v0 = _mm512_mul_ps(va, l[r]), v1 = _mm512_mul_ps(va, h[r]);                         \
-            if (accumulate) {                                                                          \
-                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr));                                           \
-                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + NR));                                      \
-            } else if (beta != 0.0f) {                                                                 \
-                v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v0);                                     \
-                v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + NR), v1);                                \
-            }                                                                                          \
-            _mm512_storeu_ps(cr, v0);                                                                  \
-            _mm512_storeu_ps(cr + NR, v1);                                                             \
-        }                                                                                              \
+                __m512 av = _mm512_set1_ps(a[r * rs]);                                                     \
+                l[r] = _mm512_fmadd_ps(av, x0, l[r]);                                                      \
+                h[r] = _mm512_fmadd_ps(av, x1, h[r]);                                                      \
+            }                                                                                              \
+            a += cs;                                                                                       \
+            b0 += NR;                                                                                      \
+            b1 += NR;                                                                                      \
+        }                                                                                                  \
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                      \
+        UNROLL for (int r = 0; r < ROWS; r++) {                                                            \
+            float *cr = c + r * ldc;                                                                       \
+            __m512 v0 = _mm512_mul_ps(va, l[r]), v1 = _mm512_mul_ps(va, h[r]);                             \
+            if (accumulate) {                                                                              \
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr));                                               \
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + NR));                                          \
+            } else if (beta != 0.0f) {                                                                     \
+                v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v0);                                         \
+                v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + NR), v1);                                    \
+            }                                                                                              \
+            _mm512_storeu_ps(cr, v0);                                                                      \
+            _mm512_storeu_ps(cr + NR, v1);                                                                 \
+        }                                                                                                  \
     }
 PAIR_KERNEL(microkernel_avx512_pair, MR)
 PAIR_KERNEL(microkernel_avx512_pair2, 2 * MR)
@@ -162,7 +164,6 @@ typedef void (*pair_kernel_fn)(long kc, const float *a, long rs, long cs, const 
 typedef struct kernels {
     microkernel_fn single;
     pair_kernel_fn pair, pair2;
-    int level;
 } kernels;
 
 // The widest kernels this CPU runs: 0 portable, 1 AVX2+FMA, 2 AVX-512 (computed once).
@@ -190,10 +191,10 @@ static int current_level(void) {
 static kernels kernel(void) {
     switch (current_level()) {
 #if defined(__x86_64__)
-    case 2: return (kernels){microkernel_avx512, microkernel_avx512_pair, microkernel_avx512_pair2, 2};
-    case 1: return (kernels){microkernel_avx2, 0, 0, 1};
+    case 2: return (kernels){microkernel_avx512, microkernel_avx512_pair, microkernel_avx512_pair2};
+    case 1: return (kernels){microkernel_avx2, 0, 0};
 #endif
-    default: return (kernels){microkernel_portable, 0, 0, 0};
+    default: return (kernels){microkernel_portable, 0, 0};
     }
 }
 
@@ -312,14 +313,30 @@ static void scale_c(long m, long n, float beta, float *c, long ldc) {
     }
 }
 
+// The fused ReLU: C = max(C, 0) over a tile, by a select rather than a branch (the signs are
+// random, and it vectorises); NaN stays.
+static void rectify_tile(float *tile, long ldt, long rows, long width) {
+    for (long r = 0; r < rows; r++) {
+        float *row = tile + r * ldt;
+        for (long j = 0; j < width; j++) row[j] = row[j] <= 0.0f ? 0.0f : row[j];
+    }
+}
+
+// The rows of the block of k from p0 (kc rows) that panel j reaches: all of them without depths.
+static long depth_in_block(const long *depth, long j, long p0, long kc) {
+    if (!depth) return kc;
+    long left = depth[j] - p0;
+    return left < 0 ? 0 : (left < kc ? left : kc);
+}
+
 // C[0..mc, 0..nc] (ldc) = alpha·A·B + (accumulate ? C : beta·C) for one block: A is mc × kc with
 // row and k strides (ars, acs) read from `asrc`, starting at k = p0 of B; B's panel j (NR columns)
 // starts at panels[j] (already offset to row p0) and holds depth[j] − p0 rows from there (all kc
 // when depth is NULL); rows past a panel's depth are zero and are not read. With `rectify`, the
 // stored tiles are clamped at zero (a fused ReLU, for the last block of k). A is read in place
 // (measured faster than packing it, even at 1024³); only a final partial panel of fewer than MR
-// rows is packed, zero-padded, into `pa`. Two adjacent full panels of equal depth run through the
-// pair kernel when there is one.
+// rows is packed, zero-padded, into `pa`. Two adjacent full panels run through the pair kernels
+// when there are some.
 static void macro_kernel(kernels kern, long mc, long nc, long kc, long p0, int transA, const float *asrc,
                          long lda, float *pa, const float *const *panels, const long *depth, float *c, long ldc,
                          float alpha, float beta, int accumulate, int rectify) {
@@ -328,25 +345,25 @@ static void macro_kernel(kernels kern, long mc, long nc, long kc, long p0, int t
     long fullRows = mc / MR * MR;
     if (fullRows < mc) pack_a(transA, mc - fullRows, kc, asrc + fullRows * ars, lda, pa);
     for (long jr = 0; jr < nc;) {
-        long cols = nc - jr < NR ? nc - jr : NR;
-        long pkc = kc;
-        if (depth) {
-            long left = depth[jr / NR] - p0;
-            pkc = left < 0 ? 0 : (left < kc ? left : kc);
-        }
-        int pair = kern.pair && nc - jr >= 2 * NR && (!depth || depth[jr / NR + 1] == depth[jr / NR]);
-        if (pair) cols = 2 * NR;
+        const int pair = kern.pair && nc - jr >= 2 * NR;
+        const long cols = pair ? 2 * NR : (nc - jr < NR ? nc - jr : NR), width = pair ? 2 * NR : NR;
+        // Rows of this block of k that each panel reaches. A pair runs together down to the
+        // shallower one; the deeper panel continues alone (`rest` rows, its tile at column `far`).
+        const long d0 = depth_in_block(depth, jr / NR, p0, kc), d1 = pair ? depth_in_block(depth, jr / NR + 1, p0, kc) : d0;
+        const long common = d0 < d1 ? d0 : d1, rest = (d0 < d1 ? d1 : d0) - common, far = d1 > d0 ? NR : 0;
         // A later block of k that these panels do not reach adds nothing.
-        if (pkc == 0 && accumulate && !rectify) { jr += cols; continue; }
+        if (common + rest == 0 && accumulate && !rectify) { jr += cols; continue; }
         const float *bp = panels[jr / NR], *bq = pair ? panels[jr / NR + 1] : 0;
-        const long width = pair ? 2 * NR : NR;
+        const float *deeper = (far ? bq : bp) + common * NR;
         for (long ir = 0; ir < mc; ir += MR) {
             if (pair && kern.pair2 && ir + 2 * MR <= fullRows) {
                 float *cp = c + ir * ldc + jr;
-                kern.pair2(pkc, asrc + ir * ars, ars, acs, bp, bq, cp, ldc, alpha, beta, accumulate);
-                if (rectify)
-                    for (long r = 0; r < 2 * MR; r++)
-                        for (long j = 0; j < 2 * NR; j++) cp[r * ldc + j] = cp[r * ldc + j] <= 0.0f ? 0.0f : cp[r * ldc + j];
+                const float *ap = asrc + ir * ars;
+                kern.pair2(common, ap, ars, acs, bp, bq, cp, ldc, alpha, beta, accumulate);
+                for (long half = 0; rest > 0 && half < 2; half++)
+                    kern.single(rest, ap + half * MR * ars + common * acs, ars, acs, deeper, cp + half * MR * ldc + far,
+                                ldc, alpha, 0.0f, 1);
+                if (rectify) rectify_tile(cp, ldc, 2 * MR, width);
                 ir += MR;
                 continue;
             }
@@ -364,14 +381,13 @@ static void macro_kernel(kernels kern, long mc, long nc, long kc, long p0, int t
                 tile = edge;
                 ldt = width;
             }
-            if (pair) kern.pair(pkc, ap, rs, cs, bp, bq, tile, ldt, alpha, beta, accumulate);
-            else kern.single(pkc, ap, rs, cs, bp, tile, ldt, alpha, beta, accumulate);
-            if (rectify)
-                for (long r = 0; r < MR; r++) {
-                    float *row = tile + r * ldt;
-                    // A select, not a branch: the signs are random, and it vectorises. NaN stays.
-                    for (long j = 0; j < width; j++) row[j] = row[j] <= 0.0f ? 0.0f : row[j];
-                }
+            if (pair) {
+                kern.pair(common, ap, rs, cs, bp, bq, tile, ldt, alpha, beta, accumulate);
+                if (rest > 0) kern.single(rest, ap + common * cs, rs, cs, deeper, tile + far, ldt, alpha, 0.0f, 1);
+            } else {
+                kern.single(d0, ap, rs, cs, bp, tile, ldt, alpha, beta, accumulate);
+            }
+            if (rectify) rectify_tile(tile, ldt, MR, width);
             if (tile == edge)
                 for (long r = 0; r < rows; r++)
                     for (long j = 0; j < cols; j++) cp[r * ldc + j] = edge[r * width + j];
