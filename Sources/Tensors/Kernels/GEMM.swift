@@ -7,7 +7,8 @@ import Foundation
 /// Single precision runs packed register-blocked micro-kernels (Goto & van de Geijn 2008) written
 /// in C: 6×16 tiles with AVX2+FMA, or 6×32 and 12×32 tiles with AVX-512 over pairs of 16-column
 /// panels, chosen at run time, so a default build reaches most of the machine's FMA peak without
-/// unsafe compiler flags; other CPUs get a portable kernel with the same packing. Large products are split over row blocks on up to ``maxThreads`` threads.
+/// unsafe compiler flags; other CPUs get a portable kernel with the same packing. Large products
+/// are split over row blocks on up to ``maxThreads`` threads.
 /// Double precision is a plain cache-blocked loop: it serves Float64 reference checks.
 public enum GEMM {
     nonisolated(unsafe) private static var threadLimit = ProcessInfo.processInfo.activeProcessorCount
