@@ -156,12 +156,8 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
         let rowCount = rows(p), layers = widths.count, offsets = layerOffsets[p]
         var a = networkInput(p, x: x, work: work)
         for l in 0..<layers {
-            let out = work + offsets[l], width = widths[l], bias = b[l]
-            // A loop, not a copy call per row: rows are a few dozen values.
-            for r in 0..<rowCount {
-                let row = out + r * width
-                for j in 0..<width { row[j] = bias[j] }
-            }
+            let out = work + offsets[l], width = widths[l]
+            broadcastRow(b[l], count: width, into: out, rows: rowCount, stride: width)
             T.gemm(transA: false, transB: true, m: rowCount, n: width, k: fanIns[l], alpha: 1, a: a, lda: fanIns[l],
                    b: w[l], ldb: fanIns[l], beta: 1, c: out, ldc: width)
             if l < layers - 1 { activation.apply(inPlace: out, rows: rowCount, columns: width, stride: width) }

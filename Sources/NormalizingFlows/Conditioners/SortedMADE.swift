@@ -42,9 +42,7 @@ struct SortedMADE<T: TensorScalar> {
 
         private func copyBias(_ rows: Range<Int>, n: Int, into out: UnsafeMutablePointer<T>, ldc: Int) {
             bias.withUnsafeBufferPointer { b in
-                for r in 0..<n {
-                    (out + r * ldc + rows.lowerBound).update(from: b.baseAddress! + rows.lowerBound, count: rows.count)
-                }
+                broadcastRow(b.baseAddress! + rows.lowerBound, count: rows.count, into: out + rows.lowerBound, rows: n, stride: ldc)
             }
         }
 

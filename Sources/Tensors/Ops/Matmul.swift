@@ -235,7 +235,7 @@ private func maskedLinear(
             if let bias, rows > 0 {
                 let pb = bias.pointer(T.self)
                 forEachRows(rows, columns: outFeatures) { start, end in
-                    for r in start..<end { (py + r * outFeatures).update(from: pb, count: outFeatures) }
+                    broadcastRow(pb, count: outFeatures, into: py + start * outFeatures, rows: end - start, stride: outFeatures)
                 }
             } else {
                 forEachRows(rows, columns: outFeatures) { start, end in
@@ -369,6 +369,17 @@ func rectify<T: TensorScalar>(_ x: UnsafeMutablePointer<T>, count: Int) {
         }
     }
     for j in i..<count where x[j] <= 0 { x[j] = 0 }
+}
+
+/// Copies `row` (`count` values) into each of `rows` rows of `out`, `stride` apart: a layer's bias
+/// under the product that then accumulates onto it. An element loop rather than a copy call per
+/// row: a small layer's rows are a few dozen values, where the call costs more than the copy.
+@inlinable
+package func broadcastRow<T>(_ row: UnsafePointer<T>, count: Int, into out: UnsafeMutablePointer<T>, rows: Int, stride: Int) {
+    for r in 0..<rows {
+        let target = out + r * stride
+        for j in 0..<count { target[j] = row[j] }
+    }
 }
 
 /// out = g where y > 0, else 0: ReLU's derivative applied to a gradient (vectorised for Float
