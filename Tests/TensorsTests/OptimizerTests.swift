@@ -76,6 +76,15 @@ func adamMatchesAScalarReference(weightDecay: (Double, Bool), dtype: DType) {
     #expect(abs(clipGradientNorm([a, b], maxNorm: 10) - 1) < 1e-9)   // below the bound: unchanged
 }
 
+@Test func clippingScalesInPlaceWithoutTouchingSharedCopies() {
+    let p = Parameter(Tensor([Float](repeating: 0, count: 4)))
+    (p.value * Tensor([Float]([1, 2, 2, 4]))).sum().backward()
+    let held = p.grad!
+    #expect(abs(clipGradientNorm([p], maxNorm: 2.5) - 5) < 1e-6)
+    #expect(maxAbsDifference(p.grad!.doubles, [0.5, 1, 1, 2]) < 1e-6)
+    #expect(held.doubles == [1, 2, 2, 4])   // a gradient someone kept is not scaled with the parameter's
+}
+
 @Test func learningRateSchedules() {
     let cosine = CosineAnnealing(base: 1, totalSteps: 110, minimum: 0.1, warmupSteps: 10)
     #expect(abs(cosine.learningRate(atStep: 0) - 0.1) < 1e-12)

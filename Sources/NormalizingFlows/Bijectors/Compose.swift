@@ -42,14 +42,24 @@ final class ComposedBijector: Bijector {
         try parts[i].loadBuffer(named: String(name[name.index(after: dot)...]), value)
     }
 
+    /// Runs of two or more consecutive planar layers go through ``PlanarStackKernel`` as one step.
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
-        var (y, total) = try parts[0].forward(x, context: context)
-        for part in parts.dropFirst() {
-            let (next, d) = try part.forward(y, context: context)
-            y = next
-            total = total + d
+        var y = x, total: Tensor?
+        var start = 0
+        while start < parts.count {
+            let planar = parts[start...].prefix { $0 is PlanarBijector }.map { $0 as! PlanarBijector }
+            let step: (y: Tensor, logAbsDetJacobian: Tensor)
+            if planar.count >= 2, let leading = try? planar[0].leadingShape(of: y, "input"), leading.reduce(1, *) > 0 {
+                step = PlanarStackKernel.forward(y, layers: planar, leadingShape: leading)
+                start += planar.count
+            } else {
+                step = try parts[start].forward(y, context: context)
+                start += 1
+            }
+            y = step.y
+            total = total.map { $0 + step.logAbsDetJacobian } ?? step.logAbsDetJacobian
         }
-        return (y, total)
+        return (y, total!)
     }
 
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
