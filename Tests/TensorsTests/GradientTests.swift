@@ -109,6 +109,8 @@ let gradientCases: [GradientCase] = [
     GradientCase("concatenate", [r([2, 3], 100), r([2, 2], 101)]) { Tensor.concatenate([$0[0], $0[1], $0[0]], alongAxis: 1) },
     GradientCase("stack", [r([2, 3], 102), r([2, 3], 103)]) { Tensor.stack([$0[0], $0[1]], alongAxis: 1) },
     GradientCase("indexSelect repeated", [r([4, 3], 104)]) { $0[0].indexSelect(alongAxis: 0, [3, 0, 3, 1]) },
+    GradientCase("indexSelect middle axis", [r([2, 3, 4], 105)]) { $0[0].indexSelect(alongAxis: 1, [2, 0, 2]) },
+    GradientCase("indexSelect last axis", [r([3, 4], 106)]) { $0[0].indexSelect(alongAxis: 1, [3, 0, 3]) },
     GradientCase("gather", [r([3, 5], 105)]) {
         $0[0].gathering(alongAxis: 1, indices: IndexTensor(shape: [3, 2], indices: [4, 0, 1, 1, 2, 3]))
     },

@@ -110,6 +110,7 @@ import Testing
     #expect(c[element: [1, 3, 2]] == x[element: [1, 0, 2]])
     #expect(Tensor.stack([x, x], alongAxis: 3).shape == [2, 3, 4, 2])
     #expect(x.indexSelect(alongAxis: 2, [3, 0]).doubles.prefix(2) == [3, 0])
+    #expect(x.indexSelect(alongAxis: 1, [2, 0, 2])[element: [1, 2, 3]] == x[element: [1, 2, 3]] && x.indexSelect(alongAxis: 1, [2, 0])[element: [1, 1, 1]] == x[element: [1, 0, 1]])
     let g = Tensor([1, 2, 3, 4], shape: [2, 2], dtype: .float64)
         .gathering(alongAxis: 1, indices: IndexTensor(shape: [2, 2], indices: [1, 1, 0, 1]))
     #expect(g.doubles == [2, 2, 3, 4])

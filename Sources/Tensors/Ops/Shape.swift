@@ -209,17 +209,64 @@ extension Tensor {
 
     // MARK: Indexing
 
-    /// The slices at `indices` along `axis`, in that order (indices may repeat).
+    /// The slices at `indices` along `axis`, in that order (indices may repeat). The backward pass
+    /// adds each slice's gradient back at its index.
     public func indexSelect(alongAxis axis: Int, _ indices: [Int]) -> Tensor {
         let axis = normalizedAxis(axis)
         let (outer, size, inner) = split(at: axis)
         for i in indices { precondition(i >= 0 && i < size, "index \(i) out of range for axis \(axis) of shape \(shape)") }
         var outShape = shape
         outShape[axis] = indices.count
-        var positions = [Int]()
-        positions.reserveCapacity(outer * indices.count * inner)
-        for o in 0..<outer { for i in indices { for k in 0..<inner { positions.append((o * size + i) * inner + k) } } }
-        return gatherFlat(positions, shape: outShape, name: "indexSelect")
+        let out = Tensor(uninitializedShape: outShape, dtype: dtype)
+        withExtendedLifetime(self) {
+            switch dtype {
+            case .float32: Self.moveSlices(pointer(Float.self), out.pointer(Float.self), outer: outer, size: size, inner: inner, indices: indices, select: true)
+            case .float64: Self.moveSlices(pointer(Double.self), out.pointer(Double.self), outer: outer, size: size, inner: inner, indices: indices, select: true)
+            }
+        }
+        let inputShape = shape
+        return Tensor.record("indexSelect", out, [self]) { g, _ in
+            let grad = Tensor.zeros(inputShape, dtype: g.dtype)
+            withExtendedLifetime(g) {
+                switch g.dtype {
+                case .float32: Self.moveSlices(g.pointer(Float.self), grad.pointer(Float.self), outer: outer, size: size, inner: inner, indices: indices, select: false)
+                case .float64: Self.moveSlices(g.pointer(Double.self), grad.pointer(Double.self), outer: outer, size: size, inner: inner, indices: indices, select: false)
+                }
+            }
+            return [grad]
+        }
+    }
+
+    /// With [outer, size, inner] the layout of the full tensor and [outer, indices.count, inner]
+    /// that of the selection: `select` copies slice `indices[j]` of `x` to slice j of `y`;
+    /// otherwise slice j of `x` is added to slice `indices[j]` of `y`.
+    private static func moveSlices<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, outer: Int, size: Int, inner: Int,
+                                                   indices: [Int], select: Bool) {
+        let count = indices.count
+        indices.withUnsafeBufferPointer { indices in
+            if inner == 1 {
+                // Columns of a matrix (a permutation of features): one element per index.
+                for o in 0..<outer {
+                    let whole = x + o * size, selected = o * count
+                    if select {
+                        for (j, i) in indices.enumerated() { y[selected + j] = whole[i] }
+                    } else {
+                        for (j, i) in indices.enumerated() { y[o * size + i] += x[selected + j] }
+                    }
+                }
+                return
+            }
+            for o in 0..<outer {
+                for (j, i) in indices.enumerated() {
+                    let whole = (o * size + i) * inner, selected = (o * count + j) * inner
+                    if select {
+                        for k in 0..<inner { y[selected + k] = x[whole + k] }
+                    } else {
+                        for k in 0..<inner { y[whole + k] += x[selected + k] }
+                    }
+                }
+            }
+        }
     }
 
     /// PyTorch's `gather`: out[…, j, …] = self[…, indices[…, j, …], …] along `axis`; `indices`
