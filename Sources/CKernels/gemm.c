@@ -18,15 +18,17 @@
 enum { MR = 6, NR = 16, KC = 256, MC = 96, NC = 3072 };
 
 typedef void (*microkernel_fn)(long kc, const float *a, long rs, long cs, const float *b, float *c,
-                               long ldc, float alpha, float beta, int accumulate);
+                               long ldc, float alpha, float beta, const float *s, long lds, int relu);
 
 // ---------------------------------------------------------------------------------------------
-// Micro-kernels: C[0..MR, 0..NR] (ldc) = alpha * A·Bpanel + (accumulate ? C : beta * C), where
-// A(r, p) = a[r*rs + p*cs] (packed panels have rs = 1, cs = MR; row-major A has rs = lda, cs = 1;
-// transposed A has rs = 1, cs = lda) and Bpanel is kc × NR (NR values per k).
+// Micro-kernels: C[0..MR, 0..NR] (ldc) = alpha * A·Bpanel + beta * S, then max(C, 0) when `relu`
+// (NaN stays), where A(r, p) = a[r*rs + p*cs] (packed panels have rs = 1, cs = MR; row-major A
+// has rs = lda, cs = 1; transposed A has rs = 1, cs = lda), Bpanel is kc × NR (NR values per k)
+// and S(r, j) = s[r*lds + j] is read only when beta != 0: C itself (s = c, lds = ldc) to scale or
+// accumulate, or a bias row broadcast down the tile (lds = 0).
 
 static void microkernel_portable(long kc, const float *a, long rs, long cs, const float *b, float *c,
-                                 long ldc, float alpha, float beta, int accumulate) {
+                                 long ldc, float alpha, float beta, const float *s, long lds, int relu) {
     float acc[MR][NR];
     memset(acc, 0, sizeof acc);
     for (long p = 0; p < kc; p++) {
@@ -38,9 +40,10 @@ static void microkernel_portable(long kc, const float *a, long rs, long cs, cons
     }
     for (int r = 0; r < MR; r++) {
         float *cr = c + r * ldc;
+        const float *sr = s + r * lds;
         for (int j = 0; j < NR; j++) {
-            float base = accumulate ? cr[j] : (beta == 0.0f ? 0.0f : beta * cr[j]);
-            cr[j] = base + alpha * acc[r][j];
+            float v = (beta == 0.0f ? 0.0f : beta * sr[j]) + alpha * acc[r][j];
+            cr[j] = relu && v <= 0.0f ? 0.0f : v;
         }
     }
 }
@@ -48,7 +51,7 @@ static void microkernel_portable(long kc, const float *a, long rs, long cs, cons
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma")))
 static void microkernel_avx2(long kc, const float *a, long rs, long cs, const float *b, float *c,
-                             long ldc, float alpha, float beta, int accumulate) {
+                             long ldc, float alpha, float beta, const float *s, long lds, int relu) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -68,13 +71,14 @@ static void microkernel_avx2(long kc, const float *a, long rs, long cs, const fl
         b += NR;
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta), zero = _mm256_setzero_ps();
     for (int r = 0; r < MR; r++) {
         float *cr = c + r * ldc;
         for (int h = 0; h < 2; h++) {
             __m256 v = _mm256_mul_ps(va, acc[r][h]);
-            if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(cr + 8 * h));
-            else if (beta != 0.0f) v = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8 * h), v);
+            if (beta != 0.0f) v = _mm256_fmadd_ps(vb, _mm256_loadu_ps(s + r * lds + 8 * h), v);
+            // max(0, v) returns v when v is NaN.
+            if (relu) v = _mm256_max_ps(zero, v);
             _mm256_storeu_ps(cr + 8 * h, v);
         }
     }
@@ -91,7 +95,7 @@ static void microkernel_avx2(long kc, const float *a, long rs, long cs, const fl
 // end. The pair kernel below is the one that runs where it can.
 __attribute__((target("avx512f")))
 static void microkernel_avx512(long kc, const float *a, long rs, long cs, const float *b, float *c,
-                               long ldc, float alpha, float beta, int accumulate) {
+                               long ldc, float alpha, float beta, const float *s, long lds, int relu) {
     __m512 e[MR], o[MR];
     UNROLL for (int r = 0; r < MR; r++) e[r] = o[r] = _mm512_setzero_ps();
     long p = 0;
@@ -108,13 +112,12 @@ static void microkernel_avx512(long kc, const float *a, long rs, long cs, const 
         __m512 b0 = _mm512_loadu_ps(b);
         UNROLL for (int r = 0; r < MR; r++) e[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * rs]), b0, e[r]);
     }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), zero = _mm512_setzero_ps();
     UNROLL for (int r = 0; r < MR; r++) {
-        float *cr = c + r * ldc;
         __m512 v = _mm512_mul_ps(va, _mm512_add_ps(e[r], o[r]));
-        if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(cr));
-        else if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v);
-        _mm512_storeu_ps(cr, v);
+        if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(s + r * lds), v);
+        if (relu) v = _mm512_max_ps(zero, v);
+        _mm512_storeu_ps(c + r * ldc, v);
     }
 }
 
@@ -123,7 +126,8 @@ static void microkernel_avx512(long kc, const float *a, long rs, long cs, const 
 #define PAIR_KERNEL(name, ROWS)                                                                            \
     __attribute__((target("avx512f"))) static void name(long kc, const float *a, long rs, long cs,         \
                                                         const float *b0, const float *b1, float *c,        \
-                                                        long ldc, float alpha, float beta, int accumulate) { \
+                                                        long ldc, float alpha, float beta, const float *s, \
+                                                        long lds, int relu) {                              \
         __m512 l[ROWS], h[ROWS];                                                                           \
         UNROLL for (int r = 0; r < ROWS; r++) l[r] = h[r] = _mm512_setzero_ps();                           \
         for (long p = 0; p < kc; p++) {                                                                    \
@@ -137,16 +141,17 @@ static void microkernel_avx512(long kc, const float *a, long rs, long cs, const 
             b0 += NR;                                                                                      \
             b1 += NR;                                                                                      \
         }                                                                                                  \
-        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                      \
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), zero = _mm512_setzero_ps();          \
         UNROLL for (int r = 0; r < ROWS; r++) {                                                            \
             float *cr = c + r * ldc;                                                                       \
             __m512 v0 = _mm512_mul_ps(va, l[r]), v1 = _mm512_mul_ps(va, h[r]);                             \
-            if (accumulate) {                                                                              \
-                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr));                                               \
-                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + NR));                                          \
-            } else if (beta != 0.0f) {                                                                     \
-                v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v0);                                         \
-                v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + NR), v1);                                    \
+            if (beta != 0.0f) {                                                                            \
+                v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(s + r * lds), v0);                                \
+                v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(s + r * lds + NR), v1);                           \
+            }                                                                                              \
+            if (relu) {                                                                                    \
+                v0 = _mm512_max_ps(zero, v0);                                                              \
+                v1 = _mm512_max_ps(zero, v1);                                                              \
             }                                                                                              \
             _mm512_storeu_ps(cr, v0);                                                                      \
             _mm512_storeu_ps(cr + NR, v1);                                                                 \
@@ -157,7 +162,7 @@ PAIR_KERNEL(microkernel_avx512_pair2, 2 * MR)
 #endif
 
 typedef void (*pair_kernel_fn)(long kc, const float *a, long rs, long cs, const float *b0, const float *b1,
-                               float *c, long ldc, float alpha, float beta, int accumulate);
+                               float *c, long ldc, float alpha, float beta, const float *s, long lds, int relu);
 
 /// The kernels in use: `single` for one panel, `pair` (or NULL) for two adjacent panels, and
 /// `pair2` (or NULL) for two adjacent panels and two blocks of MR rows read in place.
@@ -295,7 +300,7 @@ static void pack_b(int trans, long kc, long nc, const float *b, long ldb, float 
 }
 
 // Per-thread packing buffers, grown on demand and kept for the thread's lifetime.
-static _Thread_local float *buffer_a = 0, *buffer_b = 0;
+static _Thread_local float *buffer_a = 0, *buffer_b = 0, *buffer_bias = 0;
 
 static float *aligned_buffer(float **slot, size_t count) {
     if (!*slot) {
@@ -329,21 +334,25 @@ static long depth_in_block(const long *depth, long j, long p0, long kc) {
     return left < 0 ? 0 : (left < kc ? left : kc);
 }
 
-// C[0..mc, 0..nc] (ldc) = alpha·A·B + (accumulate ? C : beta·C) for one block: A is mc × kc with
-// row and k strides (ars, acs) read from `asrc`, starting at k = p0 of B; B's panel j (NR columns)
-// starts at panels[j] (already offset to row p0) and holds depth[j] − p0 rows from there (all kc
-// when depth is NULL); rows past a panel's depth are zero and are not read. With `rectify`, the
-// stored tiles are clamped at zero (a fused ReLU, for the last block of k). A is read in place
-// (measured faster than packing it, even at 1024³); only a final partial panel of fewer than MR
-// rows is packed, zero-padded, into `pa`. Two adjacent full panels run through the pair kernels
-// when there are some.
+// C[0..mc, 0..nc] (ldc) = alpha·A·B + (accumulate ? C : bias ? bias row : beta·C) for one block:
+// A is mc × kc with row and k strides (ars, acs) read from `asrc`, starting at k = p0 of B; B's
+// panel j (NR columns) starts at panels[j] (already offset to row p0) and holds depth[j] − p0
+// rows from there (all kc when depth is NULL); rows past a panel's depth are zero and are not
+// read. `bias` (NULL or nc values padded with zeros to a whole pair of panels) is added to every
+// row in place of C. With `rectify`, the stored tiles are clamped at zero (a fused ReLU, for the
+// last block of k). A is read in place (measured faster than packing it, even at 1024³); only a
+// final partial panel of fewer than MR rows is packed, zero-padded, into `pa`. Two adjacent full
+// panels run through the pair kernels when there are some.
 static void macro_kernel(kernels kern, long mc, long nc, long kc, long p0, int transA, const float *asrc,
                          long lda, float *pa, const float *const *panels, const long *depth, float *c, long ldc,
-                         float alpha, float beta, int accumulate, int rectify) {
+                         float alpha, float beta, const float *bias, int accumulate, int rectify) {
     float edge[MR * 2 * NR] __attribute__((aligned(64)));
     const long ars = transA ? 1 : lda, acs = transA ? lda : 1;
     long fullRows = mc / MR * MR;
     if (fullRows < mc) pack_a(transA, mc - fullRows, kc, asrc + fullRows * ars, lda, pa);
+    // What the kernels add to alpha·A·B: the tile itself (s = the tile), or the bias row.
+    const int withBias = bias && !accumulate;
+    const float addend = accumulate || withBias ? 1.0f : beta;
     for (long jr = 0; jr < nc;) {
         const int pair = kern.pair && nc - jr >= 2 * NR;
         const long cols = pair ? 2 * NR : (nc - jr < NR ? nc - jr : NR), width = pair ? 2 * NR : NR;
@@ -355,15 +364,20 @@ static void macro_kernel(kernels kern, long mc, long nc, long kc, long p0, int t
         if (common + rest == 0 && accumulate && !rectify) { jr += cols; continue; }
         const float *bp = panels[jr / NR], *bq = pair ? panels[jr / NR + 1] : 0;
         const float *deeper = (far ? bq : bp) + common * NR;
+        // The ReLU goes into the kernel's store unless the deeper panel still adds its rest.
+        const int relu = rectify && rest == 0;
         for (long ir = 0; ir < mc; ir += MR) {
             if (pair && kern.pair2 && ir + 2 * MR <= fullRows) {
                 float *cp = c + ir * ldc + jr;
                 const float *ap = asrc + ir * ars;
-                kern.pair2(common, ap, ars, acs, bp, bq, cp, ldc, alpha, beta, accumulate);
-                for (long half = 0; rest > 0 && half < 2; half++)
-                    kern.single(rest, ap + half * MR * ars + common * acs, ars, acs, deeper, cp + half * MR * ldc + far,
-                                ldc, alpha, 0.0f, 1);
-                if (rectify) rectify_tile(cp, ldc, 2 * MR, width);
+                kern.pair2(common, ap, ars, acs, bp, bq, cp, ldc, alpha, addend, withBias ? bias + jr : cp,
+                           withBias ? 0 : ldc, relu);
+                for (long half = 0; rest > 0 && half < 2; half++) {
+                    float *tile = cp + half * MR * ldc + far;
+                    kern.single(rest, ap + half * MR * ars + common * acs, ars, acs, deeper, tile, ldc, alpha, 1.0f,
+                                tile, ldc, 0);
+                }
+                if (rectify && !relu) rectify_tile(cp, ldc, 2 * MR, width);
                 ir += MR;
                 continue;
             }
@@ -376,18 +390,21 @@ static void macro_kernel(kernels kern, long mc, long nc, long kc, long p0, int t
             long ldt = ldc;
             if (rows < MR || cols < width) {
                 // Edge tile: run the full kernel into a scratch tile, copy the valid part.
-                for (long r = 0; r < rows; r++)
-                    for (long j = 0; j < cols; j++) edge[r * width + j] = cp[r * ldc + j];
+                if (!withBias && addend != 0.0f)
+                    for (long r = 0; r < rows; r++)
+                        for (long j = 0; j < cols; j++) edge[r * width + j] = cp[r * ldc + j];
                 tile = edge;
                 ldt = width;
             }
+            const float *s = withBias ? bias + jr : tile;
+            const long lds = withBias ? 0 : ldt;
             if (pair) {
-                kern.pair(common, ap, rs, cs, bp, bq, tile, ldt, alpha, beta, accumulate);
-                if (rest > 0) kern.single(rest, ap + common * cs, rs, cs, deeper, tile + far, ldt, alpha, 0.0f, 1);
+                kern.pair(common, ap, rs, cs, bp, bq, tile, ldt, alpha, addend, s, lds, relu);
+                if (rest > 0) kern.single(rest, ap + common * cs, rs, cs, deeper, tile + far, ldt, alpha, 1.0f, tile + far, ldt, 0);
             } else {
-                kern.single(d0, ap, rs, cs, bp, tile, ldt, alpha, beta, accumulate);
+                kern.single(d0, ap, rs, cs, bp, tile, ldt, alpha, addend, s, lds, relu);
             }
-            if (rectify) rectify_tile(tile, ldt, MR, width);
+            if (rectify && !relu) rectify_tile(tile, ldt, MR, width);
             if (tile == edge)
                 for (long r = 0; r < rows; r++)
                     for (long j = 0; j < cols; j++) cp[r * ldc + j] = edge[r * width + j];
@@ -418,7 +435,7 @@ void ck_sgemm(int transA, int transB, long m, long n, long k, float alpha,
                 long mc = m - i0 < MC ? m - i0 : MC;
                 const float *asrc = transA ? a + p0 * lda + i0 : a + i0 * lda + p0;
                 macro_kernel(kern, mc, nc, kc, p0, transA, asrc, lda, pa, panels, 0, c + i0 * ldc + j0, ldc,
-                             alpha, beta, p0 > 0, 0);
+                             alpha, beta, 0, p0 > 0, 0);
             }
         }
     }
@@ -444,10 +461,11 @@ void ck_sgemm_pack(int transB, long k, long n, const float *b, long ldb, const l
 }
 
 void ck_sgemm_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
-                     const long *depth, float beta, int rectify, float *c, long ldc) {
+                     const long *depth, float beta, const float *bias, int rectify, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
     kernels kern = kernel();
     float *pa = aligned_buffer(&buffer_a, (size_t)MC * KC);
+    float *padded = bias ? aligned_buffer(&buffer_bias, (size_t)NC) : 0;
     // Panel j's rows start at start[j]; the rows p0.. of a block of k start p0·NR further.
     const float *panels[MAX_PANELS], *start[MAX_PANELS];
     long clamped[MAX_PANELS];
@@ -458,6 +476,11 @@ void ck_sgemm_packed(long m, long n, long k, float alpha, const float *a, long l
             start[j] = packed;
             packed += clamped[j] * NR;
         }
+        if (bias) {
+            // Whole panels, so that edge tiles read zeros past the last column.
+            memcpy(padded, bias + j0, (size_t)nc * sizeof(float));
+            memset(padded + nc, 0, (size_t)(panelCount * NR - nc) * sizeof(float));
+        }
         long p0 = 0;
         do {
             long kc = k - p0 < KC ? k - p0 : KC;
@@ -465,7 +488,7 @@ void ck_sgemm_packed(long m, long n, long k, float alpha, const float *a, long l
             for (long i0 = 0; i0 < m; i0 += MC) {
                 long mc = m - i0 < MC ? m - i0 : MC;
                 macro_kernel(kern, mc, nc, kc, p0, 0, a + i0 * lda + p0, lda, pa, panels, clamped,
-                             c + i0 * ldc + j0, ldc, alpha, beta, p0 > 0, rectify && p0 + kc >= k);
+                             c + i0 * ldc + j0, ldc, alpha, beta, padded, p0 > 0, rectify && p0 + kc >= k);
             }
             p0 += KC;
         } while (p0 < k);

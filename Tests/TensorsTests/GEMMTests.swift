@@ -130,23 +130,32 @@ private func checkPackedOperand(_ s: GEMMCase, label prefix: String = "") {
             let product = reference(false, false, s.m, s.n, s.k, a, lda, masked, s.n)
             let float = PackedGEMMOperand<Float>(transB: transB, k: s.k, n: s.n, b: b.map(Float.init), ldb: ldb, columnDepths: depths)
             let double = PackedGEMMOperand<Double>(transB: transB, k: s.k, n: s.n, b: b, ldb: ldb, columnDepths: depths)
-            for (beta, rectify) in [(0.0, false), (1.0, false), (1.0, true), (0.0, true)] {
-                var cf = c0.map { beta == 0 ? Float.nan : Float($0) }
-                var cd = c0.map { beta == 0 ? Double.nan : $0 }
-                float.multiply(m: s.m, a: a.map(Float.init), lda: lda, beta: Float(beta), c: &cf, ldc: ldc, rectify: rectify)
-                double.multiply(m: s.m, a: a, lda: lda, beta: beta, c: &cd, ldc: ldc, rectify: rectify)
+            // With a bias, C is not read either: it starts as NaN.
+            let bias = (0..<s.n).map { _ in g.nextUniform() * 2 - 1 }
+            for (beta, rectify, withBias) in [(0.0, false, false), (1.0, false, false), (1.0, true, false), (0.0, true, false),
+                                              (0.0, false, true), (0.0, true, true)] {
+                let fresh = beta == 0
+                var cf = c0.map { fresh ? Float.nan : Float($0) }
+                var cd = c0.map { fresh ? Double.nan : $0 }
+                bias.map(Float.init).withUnsafeBufferPointer { biasFloat in
+                    float.multiply(m: s.m, a: a.map(Float.init), lda: lda, beta: Float(beta), bias: withBias ? biasFloat.baseAddress : nil,
+                                   c: &cf, ldc: ldc, rectify: rectify)
+                }
+                bias.withUnsafeBufferPointer { bias in
+                    double.multiply(m: s.m, a: a, lda: lda, beta: beta, bias: withBias ? bias.baseAddress : nil, c: &cd, ldc: ldc, rectify: rectify)
+                }
                 var worstFloat = 0.0, worstDouble = 0.0
                 for i in 0..<s.m { for j in 0..<s.n {
-                    let sum = product[i * s.n + j] + beta * c0[i * ldc + j]
+                    let sum = product[i * s.n + j] + (withBias ? bias[j] : beta * c0[i * ldc + j])
                     let expected = rectify ? max(sum, 0) : sum
                     worstFloat = max(worstFloat, abs(Double(cf[i * ldc + j]) - expected))
                     worstDouble = max(worstDouble, abs(cd[i * ldc + j] - expected))
                 } }
-                let label = "\(prefix) \(s) tB \(transB) depths \(depths != nil) β \(beta) rectify \(rectify)"
+                let label = "\(prefix) \(s) tB \(transB) depths \(depths != nil) β \(beta) rectify \(rectify) bias \(withBias)"
                 #expect(worstFloat <= 4e-7 * Double(s.k + 4), "\(label): \(worstFloat)")
                 #expect(worstDouble <= 1e-12 * Double(s.k + 4), "\(label) (Double): \(worstDouble)")
                 for i in 0..<s.m { for j in s.n..<ldc {
-                    #expect(beta == 0 ? cf[i * ldc + j].isNaN : cf[i * ldc + j] == Float(c0[i * ldc + j]), "\(label): padding")
+                    #expect(fresh ? cf[i * ldc + j].isNaN : cf[i * ldc + j] == Float(c0[i * ldc + j]), "\(label): padding")
                 } }
             }
         }

@@ -21,10 +21,11 @@ long ck_sgemm_packed_count(long k, long n, const long *depth);
 void ck_sgemm_pack(int transB, long k, long n, const float *b, long ldb, const long *depth, float *packed);
 
 /// C = alpha * A * B + beta * C for row-major A [m, k] and B packed by ck_sgemm_pack with the
-/// same k, n and depths; with rectify != 0, C = max(C, 0) afterwards. Single-threaded and
-/// thread-safe.
+/// same k, n and depths, or C = alpha * A * B + bias in every row when `bias` (n values) is not
+/// NULL (C is then not read); with rectify != 0, C = max(C, 0) afterwards (NaN stays).
+/// Single-threaded and thread-safe.
 void ck_sgemm_packed(long m, long n, long k, float alpha, const float *a, long lda, const float *packed,
-                     const long *depth, float beta, int rectify, float *c, long ldc);
+                     const long *depth, float beta, const float *bias, int rectify, float *c, long ldc);
 
 /// The double-precision counterpart (a cache-blocked loop; used for reference checks).
 void ck_dgemm(int transA, int transB, long m, long n, long k, double alpha,

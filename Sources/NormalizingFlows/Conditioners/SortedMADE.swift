@@ -28,8 +28,9 @@ struct SortedMADE<T: TensorScalar> {
         /// out[:, units] = activation(bias + A · Wᵀ) for the n rows of A; a ReLU is applied as
         /// the product's tiles are stored.
         func evaluate(a: UnsafePointer<T>, lda: Int, n: Int, into out: UnsafeMutablePointer<T>, ldc: Int, activation: Activation? = nil) {
-            copyBias(0..<bias.count, n: n, into: out, ldc: ldc)
-            packed.multiply(m: n, a: a, lda: lda, beta: 1, c: out, ldc: ldc, rectify: activation == .relu)
+            bias.withUnsafeBufferPointer { b in
+                packed.multiply(m: n, a: a, lda: lda, bias: b.baseAddress!, c: out, ldc: ldc, rectify: activation == .relu)
+            }
             if let activation, activation != .relu {
                 activation.apply(inPlace: out, rows: n, columns: bias.count, stride: ldc)
             }

@@ -166,22 +166,24 @@ public struct PackedGEMMOperand<T: TensorScalar>: Sendable {
         }
     }
 
-    /// C = A·op(B) + beta·C for row-major A [m, k] (leading dimension `lda`) and C [m, n], then
-    /// C = max(C, 0) when `rectify` (a fused ReLU). With `beta == 0`, C is overwritten without
-    /// being read.
-    public func multiply(m: Int, a: UnsafePointer<T>, lda: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int, rectify: Bool = false) {
+    /// C = A·op(B) + beta·C for row-major A [m, k] (leading dimension `lda`) and C [m, n], or
+    /// C = A·op(B) + `bias` in every row when a bias (n values) is given, then C = max(C, 0) when
+    /// `rectify` (a fused ReLU). With a bias or `beta == 0`, C is overwritten without being read.
+    public func multiply(m: Int, a: UnsafePointer<T>, lda: Int, beta: T = 0, bias: UnsafePointer<T>? = nil,
+                         c: UnsafeMutablePointer<T>, ldc: Int, rectify: Bool = false) {
         precondition(m >= 0, "PackedGEMMOperand.multiply: negative m \(m)")
         storage.withUnsafeBufferPointer { packed in
             guard T.self == Float.self else {
+                if let bias { broadcastRow(bias, count: n, into: c, rows: m, stride: ldc) }
                 T.gemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
-                       b: packed.baseAddress ?? a, ldb: Swift.max(n, 1), beta: beta, c: c, ldc: ldc)
+                       b: packed.baseAddress ?? a, ldb: Swift.max(n, 1), beta: bias == nil ? beta : 1, c: c, ldc: ldc)
                 if rectify { Activation.relu.apply(inPlace: c, rows: m, columns: n, stride: ldc) }
                 return
             }
             ck_sgemm_packed(m, n, k, 1, UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), lda,
                             packed.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) },
-                            panelDepths, Float(beta), rectify ? 1 : 0,
-                            UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc)
+                            panelDepths, Float(beta), bias.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) },
+                            rectify ? 1 : 0, UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc)
         }
     }
 }
