@@ -41,15 +41,7 @@ func fusedAffineAutoregressiveGradients(_ testCase: FusedAffineCase, inverse: Bo
 
     try projectedLoss(bijector, value, inverse: inverse, v: v, u: u).backward()
     // Central differences of the loss computed without gradients: the inference pass or the
-    // sequential inversion, code independent of the fused kernel. `loss` evaluates it at moved values.
-    func numeric(_ values: [Double], _ loss: ([Double]) throws -> Double) throws -> [Double] {
-        try values.indices.map { k in
-            let h = 1e-6 * max(1, abs(values[k]))
-            var up = values, down = values
-            up[k] += h; down[k] -= h
-            return (try loss(up) - loss(down)) / (2 * h)
-        }
-    }
+    // sequential inversion, code independent of the fused kernel.
     func loss(at input: Tensor) throws -> Double {
         try withoutGradients { try projectedLoss(bijector, input, inverse: inverse, v: v, u: u).item }
     }
@@ -59,13 +51,13 @@ func fusedAffineAutoregressiveGradients(_ testCase: FusedAffineCase, inverse: Bo
     }
     for (name, p) in bijector.namedParameters {
         let analytic = try #require(p.grad).doubles, original = p.value
-        let expected = try numeric(original.doubles) { moved in
+        let expected = try centralDifferences(original.doubles) { moved in
             p.value = Tensor(moved, shape: p.shape, dtype: .float64)
             return try loss(at: value.detached())
         }
         p.value = original
         expectClose(analytic, expected, name)
     }
-    let expectedInput = try numeric(value.detached().doubles) { moved in try loss(at: Tensor(moved, shape: shape, dtype: .float64)) }
+    let expectedInput = try centralDifferences(value.detached().doubles) { moved in try loss(at: Tensor(moved, shape: shape, dtype: .float64)) }
     expectClose(try #require(value.grad).doubles, expectedInput, "input")
 }

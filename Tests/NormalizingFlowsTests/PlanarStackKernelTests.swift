@@ -68,19 +68,11 @@ func planarStackFiniteDifferences() throws {
     }
     let input = x.requiringGradient()
     try loss(input).backward()
-    func numeric(_ values: [Double], _ evaluate: ([Double]) throws -> Double) rethrows -> [Double] {
-        try values.indices.map { k in
-            let h = 1e-6 * max(1, abs(values[k]))
-            var up = values, down = values
-            up[k] += h; down[k] -= h
-            return (try evaluate(up) - evaluate(down)) / (2 * h)
-        }
-    }
-    let expectedInput = try numeric(x.doubles) { moved in try withoutGradients { try loss(Tensor(moved, shape: [6, 2], dtype: .float64)).item } }
+    let expectedInput = try centralDifferences(x.doubles) { moved in try withoutGradients { try loss(Tensor(moved, shape: [6, 2], dtype: .float64)).item } }
     #expect(maxAbsDifference(try #require(input.grad).doubles, expectedInput) < 1e-7)
     for (name, p) in composed.namedParameters {
         let original = p.value
-        let expected = try numeric(original.doubles) { moved in
+        let expected = try centralDifferences(original.doubles) { moved in
             p.value = Tensor(moved, shape: p.shape, dtype: .float64)
             return try withoutGradients { try loss(x).item }
         }

@@ -54,6 +54,16 @@ func jacobian(of f: (Tensor) throws -> Tensor, at x: Tensor) rethrows -> [Double
     return rows
 }
 
+/// Central differences (f(v + h·eₖ) − f(v − h·eₖ)) / 2h of `f` at `values`, h = 1e-6·max(1, |vₖ|).
+func centralDifferences(_ values: [Double], _ f: ([Double]) throws -> Double) rethrows -> [Double] {
+    try values.indices.map { k in
+        let h = 1e-6 * max(1, abs(values[k]))
+        var up = values, down = values
+        up[k] += h; down[k] -= h
+        return (try f(up) - f(down)) / (2 * h)
+    }
+}
+
 func maxAbsDifference(_ a: [Double], _ b: [Double]) -> Double {
     precondition(a.count == b.count, "\(a.count) vs \(b.count) values")
     return zip(a, b).map { abs($0 - $1) }.max() ?? 0
