@@ -318,8 +318,9 @@ static void scale_c(long m, long n, float beta, float *c, long ldc) {
     }
 }
 
-// The fused ReLU: C = max(C, 0) over a tile, by a select rather than a branch (the signs are
-// random, and it vectorises); NaN stays.
+// C = max(C, 0) over a tile, for the tiles whose kernel could not apply the ReLU as it stored
+// them (a pair whose deeper panel adds its rest afterwards): a select rather than a branch (the
+// signs are random, and it vectorises); NaN stays.
 static void rectify_tile(float *tile, long ldt, long rows, long width) {
     for (long r = 0; r < rows; r++) {
         float *row = tile + r * ldt;
