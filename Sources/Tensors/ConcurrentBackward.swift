@@ -23,7 +23,7 @@ extension Tensor {
     ///   - loss: the `i`-th loss, a tensor with one element that requires gradients.
     /// - Returns: the losses' values, in order.
     /// - Throws: the first error that `loss` threw (no gradient is added then).
-    public static func backward(parts: Int, _ loss: (Int) throws -> Tensor) throws -> [Double] {
+    package static func backward(parts: Int, _ loss: (Int) throws -> Tensor) throws -> [Double] {
         precondition(parts >= 1, "backward(parts:) needs at least one part, got \(parts)")
         precondition(GradientMode.isEnabled, "backward(parts:) inside withoutGradients records nothing to differentiate")
         typealias LeafGradients = [ObjectIdentifier: (node: GradNode, grad: Tensor)]

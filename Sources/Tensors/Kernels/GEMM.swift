@@ -10,20 +10,20 @@ import Foundation
 /// unsafe compiler flags; other CPUs get a portable kernel with the same packing. Large products
 /// are split over row blocks on up to ``maxThreads`` threads.
 /// Double precision is a plain cache-blocked loop: it serves Float64 reference checks.
-public enum GEMM {
+@usableFromInline package enum GEMM {
     nonisolated(unsafe) private static var threadLimit = ProcessInfo.processInfo.activeProcessorCount
 
     /// The most threads one product may use (default: the active processor count).
-    public static var maxThreads: Int {
+    package static var maxThreads: Int {
         get { threadLimit }
         set { threadLimit = Swift.max(1, newValue) }
     }
 
     /// Whether a vector micro-kernel (AVX2+FMA or AVX-512) is in use on this CPU.
-    public static var usesFMAKernel: Bool { ck_uses_fma_kernel() != 0 }
+    package static var usesFMAKernel: Bool { ck_uses_fma_kernel() != 0 }
 
     /// The single-precision micro-kernel in use on this CPU: `avx512`, `avx2+fma` or `portable`.
-    public static var kernelName: String {
+    package static var kernelName: String {
         switch ck_gemm_kernel_level() {
         case 2: "avx512"
         case 1: "avx2+fma"
@@ -47,7 +47,7 @@ public enum GEMM {
 
     /// C = alpha·op(A)·op(B) + beta·C, row-major; op(X) = Xᵀ when `transX`. With `beta == 0`,
     /// C is overwritten without being read. `threads: nil` chooses by problem size.
-    public static func sgemm(
+    @usableFromInline package static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil
@@ -62,7 +62,7 @@ public enum GEMM {
     }
 
     /// The double-precision counterpart of ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)``.
-    public static func dgemm(
+    @usableFromInline package static func dgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double = 1,
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int, beta: Double = 0,
         c: UnsafeMutablePointer<Double>, ldc: Int, threads: Int? = nil
@@ -116,9 +116,9 @@ public enum GEMM {
 ///
 /// `Double` keeps op(B) as a row-major copy and multiplies with the plain kernel. Products run on
 /// the calling thread.
-public struct PackedGEMMOperand<T: TensorScalar>: Sendable {
+package struct PackedGEMMOperand<T: TensorScalar>: Sendable {
     /// op(B)'s rows (the products' inner dimension) and columns.
-    public let k: Int, n: Int
+    package let k: Int, n: Int
     /// Float: the packed panels; Double: op(B), row-major, with the rows past each column's depth zeroed.
     private let storage: [T]
     /// Float: per panel of 16 columns, the rows it holds.
@@ -129,7 +129,7 @@ public struct PackedGEMMOperand<T: TensorScalar>: Sendable {
 
     /// Packs op(B) = (transB ? Bᵀ : B), of shape [k, n], read from `b` with leading dimension
     /// `ldb`. With `columnDepths`, column j is taken as zero past its first `columnDepths[j]` rows.
-    public init(transB: Bool, k: Int, n: Int, b: UnsafePointer<T>, ldb: Int, columnDepths: [Int]? = nil) {
+    package init(transB: Bool, k: Int, n: Int, b: UnsafePointer<T>, ldb: Int, columnDepths: [Int]? = nil) {
         precondition(k >= 0 && n >= 0, "PackedGEMMOperand: negative size k \(k), n \(n)")
         precondition(columnDepths.map { $0.count == n } ?? true, "PackedGEMMOperand: \(columnDepths?.count ?? 0) column depths for \(n) columns")
         self.k = k
@@ -169,7 +169,7 @@ public struct PackedGEMMOperand<T: TensorScalar>: Sendable {
     /// C = A·op(B) + beta·C for row-major A [m, k] (leading dimension `lda`) and C [m, n], or
     /// C = A·op(B) + `bias` in every row when a bias (n values) is given, then C = max(C, 0) when
     /// `rectify` (a fused ReLU). With a bias or `beta == 0`, C is overwritten without being read.
-    public func multiply(m: Int, a: UnsafePointer<T>, lda: Int, beta: T = 0, bias: UnsafePointer<T>? = nil,
+    package func multiply(m: Int, a: UnsafePointer<T>, lda: Int, beta: T = 0, bias: UnsafePointer<T>? = nil,
                          c: UnsafeMutablePointer<T>, ldc: Int, rectify: Bool = false) {
         precondition(m >= 0, "PackedGEMMOperand.multiply: negative m \(m)")
         storage.withUnsafeBufferPointer { packed in

@@ -14,19 +14,19 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
 /// microseconds a sleeping thread needs to wake. That is what makes splitting pay for the
 /// 10–100 µs products and activations of small flows. A loop started while another runs (from
 /// another thread, or from inside an item) runs serially on its caller.
-public enum Parallel {
+package enum Parallel {
     /// Threads a loop can use: the pool's workers plus the caller (the active processors, at most 8).
-    public static let workers = Int(ck_pool_threads())
+    package static let workers = Int(ck_pool_threads())
 
     /// Whether this thread is running a parallel loop's item, where a nested loop runs serially.
-    public static var isInsideJob: Bool { ck_pool_in_job() != 0 }
+    package static var isInsideJob: Bool { ck_pool_in_job() != 0 }
 
     /// Elements below which splitting an elementwise loop does not pay.
-    public static let elementwiseThreshold = 1 << 15
+    package static let elementwiseThreshold = 1 << 15
 
     /// Runs `body(i)` for every `i` in `0..<count`, spread over the pool's threads; returns when
     /// all have run. Items are claimed one at a time, so uneven items balance.
-    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+    package static func forEach(_ count: Int, _ body: (Int) -> Void) {
         if count <= 1 || workers == 1 {
             for i in 0..<count { body(i) }
             return
@@ -44,7 +44,7 @@ public enum Parallel {
     /// Runs `body(start, end)` over `0..<count` in contiguous chunks (multiples of 64), four per
     /// thread so that uneven elements (a spline's tails against its bins) still balance, when
     /// `count` reaches `threshold`; otherwise once over the whole range.
-    public static func chunks(_ count: Int, threshold: Int = elementwiseThreshold, _ body: (Int, Int) -> Void) {
+    package static func chunks(_ count: Int, threshold: Int = elementwiseThreshold, _ body: (Int, Int) -> Void) {
         let parts = count >= threshold && workers > 1 && !isInsideJob ? 4 * workers : 1
         if parts <= 1 {
             body(0, count)

@@ -139,7 +139,7 @@ func simdLogSigmoid(_ x: Float8) -> Float8 {
 /// element against 4–15 ns for scalar libm); `Double` runs libm per element, since Float64
 /// serves reference checks. Accuracy of the `Float` kernels, measured against Double libm over
 /// dense sweeps: a few ulp (see `VectorMathTests`). `x` and `y` may be the same buffer.
-public enum VectorMath {
+@usableFromInline package enum VectorMath {
     @inline(__always)
     static func map8(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
                      padding: Float, _ f: (Float8) -> Float8) {
@@ -157,27 +157,27 @@ public enum VectorMath {
         }
     }
 
-    public static func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdExp) }
-    public static func log(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 1, simdLog) }
-    public static func log1p(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdLog1p) }
-    public static func expm1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdExpm1) }
-    public static func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdTanh) }
-    public static func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdSigmoid) }
-    public static func softplus(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdSoftplus) }
-    public static func logSigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdLogSigmoid) }
+    @usableFromInline package static func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdExp) }
+    @usableFromInline package static func log(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 1, simdLog) }
+    @usableFromInline package static func log1p(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdLog1p) }
+    @usableFromInline package static func expm1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdExpm1) }
+    @usableFromInline package static func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdTanh) }
+    @usableFromInline package static func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdSigmoid) }
+    @usableFromInline package static func softplus(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdSoftplus) }
+    @usableFromInline package static func logSigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) { map8(x, y, count, padding: 0, simdLogSigmoid) }
 
-    public static func exp(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.exp(x[i]) } }
-    public static func log(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.log(x[i]) } }
-    public static func log1p(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.log1p(x[i]) } }
-    public static func expm1(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.expm1(x[i]) } }
-    public static func tanh(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.tanh(x[i]) } }
-    public static func sigmoid(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) {
+    @usableFromInline package static func exp(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.exp(x[i]) } }
+    @usableFromInline package static func log(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.log(x[i]) } }
+    @usableFromInline package static func log1p(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.log1p(x[i]) } }
+    @usableFromInline package static func expm1(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.expm1(x[i]) } }
+    @usableFromInline package static func tanh(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) { for i in 0..<count { y[i] = Foundation.tanh(x[i]) } }
+    @usableFromInline package static func sigmoid(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) {
         for i in 0..<count { y[i] = 1 / (1 + Foundation.exp(-x[i])) }
     }
-    public static func softplus(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) {
+    @usableFromInline package static func softplus(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) {
         for i in 0..<count { let v = x[i]; y[i] = v.isNaN ? v : Swift.max(v, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(v))) }
     }
-    public static func logSigmoid(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) {
+    @usableFromInline package static func logSigmoid(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, count: Int) {
         for i in 0..<count { let v = -x[i]; y[i] = v.isNaN ? v : -(Swift.max(v, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(v)))) }
     }
 }

@@ -3,7 +3,7 @@ import RealModule
 /// A dense layer y = x·Wᵀ + b with W of shape [out, in] (PyTorch's `nn.Linear` layout).
 ///
 /// Weights and bias start uniform on ±1/√in, PyTorch's default, unless given.
-public final class Linear {
+public final class Linear: Module {
     public let weight: Parameter
     public let bias: Parameter?
 
@@ -22,9 +22,16 @@ public final class Linear {
             : nil
     }
 
+    /// A layer with the given weight [out, in] and optional bias [out].
+    public init(weight: Tensor, bias: Tensor?) {
+        precondition(weight.rank == 2 && bias.map { $0.shape == [weight.shape[0]] && $0.dtype == weight.dtype } ?? true,
+            "Linear needs a weight [out, in] and a bias [out] of its dtype, got \(weight.shape) and \(bias?.shape ?? [])")
+        self.weight = Parameter(weight, name: "weight")
+        self.bias = bias.map { Parameter($0, name: "bias") }
+    }
+
     public var inputFeatures: Int { weight.shape[1] }
     public var outputFeatures: Int { weight.shape[0] }
-    public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
     /// The layer, followed by `activation` when given (ReLU fused into the product, see
     /// ``linear(_:weight:mask:bias:blocks:activation:maskedWeight:)``).
@@ -54,7 +61,7 @@ extension Activation {
     /// start `stride` elements apart; ReLU runs in SIMD lanes on each row, the others through
     /// their tensor kernels on a contiguous copy, so every path computes the same function.
     @inlinable
-    public func apply<T: TensorScalar>(inPlace x: UnsafeMutablePointer<T>, rows: Int, columns: Int, stride: Int) {
+    package func apply<T: TensorScalar>(inPlace x: UnsafeMutablePointer<T>, rows: Int, columns: Int, stride: Int) {
         guard rows > 0, columns > 0 else { return }
         if self == .relu {
             if stride == columns { rectify(x, count: rows * columns); return }
@@ -71,12 +78,12 @@ extension Activation {
 
     /// Whether ``multiplyByDerivative(_:output:count:)`` covers the activation: its derivative
     /// is a function of its output (ReLU and tanh).
-    public var derivativeFollowsFromOutput: Bool { self == .relu || self == .tanh }
+    package var derivativeFollowsFromOutput: Bool { self == .relu || self == .tanh }
 
     /// g ← g·f′ in place for `count` elements, from the activation's outputs y = f(x): ReLU's 1
     /// where y > 0 (NaN gives 0), tanh's 1 − y². For hand-written backward passes that keep a
     /// layer's outputs but not its inputs; only where ``derivativeFollowsFromOutput``.
-    public func multiplyByDerivative<T: TensorScalar>(_ g: UnsafeMutablePointer<T>, output y: UnsafePointer<T>, count: Int) {
+    package func multiplyByDerivative<T: TensorScalar>(_ g: UnsafeMutablePointer<T>, output y: UnsafePointer<T>, count: Int) {
         switch self {
         case .relu: keepPositive(g, where: y, into: g, count: count)
         case .tanh: for i in 0..<count { g[i] *= 1 - y[i] * y[i] }
@@ -86,7 +93,7 @@ extension Activation {
 }
 
 /// A multilayer perceptron: dense layers with an activation between them (none after the last).
-public final class MLP {
+public final class MLP: Module {
     public let layers: [Linear]
     public let activation: Activation
 
@@ -105,7 +112,6 @@ public final class MLP {
         self.activation = activation
     }
 
-    public var parameters: [Parameter] { layers.flatMap(\.parameters) }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = x

@@ -83,10 +83,10 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
 }
 
 /// Output units `outputs` of a dense layer that read only the first `inputs` input features.
-public struct LinearBlock: Sendable, Equatable {
-    public var outputs: Range<Int>
-    public var inputs: Int
-    public init(outputs: Range<Int>, inputs: Int) {
+package struct LinearBlock: Sendable, Equatable {
+    package var outputs: Range<Int>
+    package var inputs: Int
+    package init(outputs: Range<Int>, inputs: Int) {
         self.outputs = outputs
         self.inputs = inputs
     }
@@ -98,13 +98,13 @@ public struct LinearBlock: Sendable, Equatable {
 ///
 /// A MADE layer with units sorted by degree has a block-triangular mask, so this does about
 /// half the work of ``linear(_:weight:bias:)`` on it (Germain et al. 2015).
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
+package func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
     linear(x, weight: weight, mask: Optional<WeightMask>.none, bias: bias, blocks: blocks)
 }
 
 /// The factors M of a masked dense layer's weight [out, in] (see
 /// ``linear(_:weight:mask:bias:blocks:activation:maskedWeight:)``).
-public enum WeightMask: Sendable {
+package enum WeightMask: Sendable {
     /// Any factors: a tensor of the weight's shape and dtype.
     case elementwise(Tensor)
     /// M[i, j] = `scale` for j < `reach[i]`, else 0: each output unit reads a prefix of the
@@ -117,7 +117,7 @@ public enum WeightMask: Sendable {
     }
 
     /// W ⊙ M for a weight [out, in], as a plain tensor (nothing recorded).
-    public func applied(to weight: Tensor) -> Tensor {
+    package func applied(to weight: Tensor) -> Tensor {
         switch self {
         case .elementwise(let m): return weight.detached() * m
         case .prefix(let reach, let scale):
@@ -142,7 +142,7 @@ public enum WeightMask: Sendable {
 
     /// G ← G ⊙ M in place, for G [`rows`, `columns`] the gradient of the applied weight W ⊙ M:
     /// the result is the stored weight's gradient.
-    public func mask<T: TensorScalar>(gradient g: UnsafeMutablePointer<T>, rows: Int, columns: Int) {
+    package func mask<T: TensorScalar>(gradient g: UnsafeMutablePointer<T>, rows: Int, columns: Int) {
         switch self {
         case .elementwise(let m):
             precondition(m.count == rows * columns && m.dtype == T.dtype,
@@ -169,7 +169,7 @@ public enum WeightMask: Sendable {
 /// between the forward and the backward pass (it is formed again when the input's gradient
 /// needs it), and no separate product is recorded: one weight-sized tensor less per layer for
 /// the whole of a training step. `mask` has the weight's shape and takes no gradient.
-public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
+package func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
     linear(x, weight: weight, mask: mask.map(WeightMask.elementwise), bias: bias, blocks: blocks)
 }
 
@@ -184,7 +184,7 @@ public func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, bl
 /// `maskedWeight`, when given, is W ⊙ M formed by the caller (`mask.applied(to: weight)`), who
 /// can keep it while the weight does not change; otherwise the forward pass and the input's
 /// gradient each form it.
-public func linear(
+package func linear(
     _ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]?,
     activation: Activation? = nil, maskedWeight: Tensor? = nil
 ) -> Tensor {
