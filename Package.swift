@@ -36,7 +36,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "NormalizingFlowsTests", dependencies: ["NormalizingFlows"]),
+        // Fixtures: model files the tests read by path.
+        .testTarget(name: "NormalizingFlowsTests", dependencies: ["NormalizingFlows"], exclude: ["Fixtures"]),
         // Runs the built `flows` executable in separate processes.
         .testTarget(name: "flowsTests", dependencies: ["flows", "NormalizingFlows"]),
     ]

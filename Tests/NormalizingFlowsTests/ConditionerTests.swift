@@ -13,7 +13,7 @@ import Testing
     // The masks written out from the degrees: a unit of degree g sees inputs (context: degree 0)
     // of degree ≤ g; an output for a dimension of degree g sees hidden units of degree < g.
     var inputDegree = [Int](repeating: 0, count: 9)
-    for (position, dimension) in network.order.enumerated() { inputDegree[dimension] = position + 1 }
+    for (position, dimension) in network.variableOrder.enumerated() { inputDegree[dimension] = position + 1 }
     let hidden = MaskedAutoregressiveNetwork.hiddenDegrees(size: 256, inputs: 9, context: true)
     let layerDegrees = [inputDegree + [0, 0], hidden, hidden, (0..<270).map { inputDegree[$0 / 30] }]
     func maskTensor(_ l: Int) -> Tensor {
@@ -61,7 +61,7 @@ func everyDimensionOfAConditionalMADESeesTheContext(dimensions d: Int) throws {
         #expect(changed, "dimension \(dimension)'s parameters ignore the context")
     }
     var shifted = x.doubles
-    let last = network.order[d - 1]
+    let last = network.variableOrder[d - 1]
     for r in 0..<4 { shifted[r * d + last] += 1 }
     let moved = network(Tensor(shifted, shape: [4, d], dtype: .float64), context: c1).doubles
     #expect(maxAbsDifference(moved, a) == 0, "an output depends on the last dimension in the order")

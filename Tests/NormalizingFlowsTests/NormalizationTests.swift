@@ -13,23 +13,23 @@ private func data(_ n: Int) -> Tensor {
     // Outside training it is the identity; in training the first batch initialises it.
     let (x0, _) = try flow.bijector.inverse(y, context: nil)
     #expect(x0.doubles == y.doubles)
-    let (x, _) = try FlowMode.training { try flow.bijector.inverse(y, context: nil) }
+    let (x, _) = try training(flow) { try flow.bijector.inverse(y, context: nil) }
     let mean = x.mean(alongAxis: 0).doubles, variance = x.square().mean(alongAxis: 0).doubles
     #expect(mean.allSatisfy { abs($0) < 1e-10 } && variance.allSatisfy { abs($0 - 1) < 1e-8 })
     // A second batch does not re-initialise; the state survives a state round trip.
     let before = flow.state()
-    _ = try FlowMode.training { try flow.bijector.inverse(y * 3, context: nil) }
+    _ = try training(flow) { try flow.bijector.inverse(y * 3, context: nil) }
     #expect(flow.state()["shift"]?.doubles == before["shift"]?.doubles)
     let copy = try Flow(base: Normal.standard([3], dtype: .float64), bijector: ActNorm())
     try copy.load(state: before)
-    _ = try FlowMode.training { try copy.bijector.inverse(y * 3, context: nil) }
+    _ = try training(copy) { try copy.bijector.inverse(y * 3, context: nil) }
     #expect(copy.state()["shift"]?.doubles == before["shift"]?.doubles)
 }
 
 @Test func batchNormUsesBatchStatisticsInTrainingAndRunningOnesOtherwise() throws {
     let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: BatchNorm(momentum: 0.5))
     let y = data(1000)
-    let (x, logDet) = try FlowMode.training { try flow.bijector.inverse(y, context: nil) }
+    let (x, logDet) = try training(flow) { try flow.bijector.inverse(y, context: nil) }
     #expect(x.mean(alongAxis: 0).doubles.allSatisfy { abs($0) < 1e-10 })
     // log |det| = −½ Σ log(var + ε) with the batch variance.
     let variance = (y - y.mean(alongAxis: 0)).square().mean(alongAxis: 0)

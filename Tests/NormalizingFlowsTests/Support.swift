@@ -80,3 +80,10 @@ func sample(in domain: Domain, shape: [Int], generator: inout RandomGenerator) -
     case .greaterThan(let a): return z.exp() + a
     }
 }
+
+/// `body`'s result with `flow` in training mode (``Flow/isTraining``), evaluation afterwards.
+func training<R>(_ flow: Flow, _ body: () throws -> R) rethrows -> R {
+    flow.isTraining = true
+    defer { flow.isTraining = false }
+    return try body()
+}

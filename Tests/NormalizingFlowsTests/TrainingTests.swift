@@ -126,7 +126,7 @@ func backwardNegativeLogLikelihoodGivesTheWholeBatchGradient(flowName: String) t
     let rows = Tensor.randn([300, 3], generator: &g, dtype: .float64)
     let context = conditional ? Tensor.randn([300, 2], generator: &g, dtype: .float64) : nil
 
-    let loss = try FlowMode.training { try -flow.logProb(rows, context: context).mean() }
+    let loss = try training(flow) { try -flow.logProb(rows, context: context).mean() }
     loss.backward()
     let expected = flow.parameters.map { $0.grad!.doubles }
     for p in flow.parameters { p.zeroGrad() }

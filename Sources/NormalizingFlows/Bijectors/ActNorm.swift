@@ -2,11 +2,10 @@
 /// learnable s and t; log |det J| = Σ s.
 ///
 /// Data-dependent initialisation: the first inverse (data → noise) call in training mode
-/// (``FlowMode``) with at least two rows sets t to the batch mean and s to the log of the batch
+/// (``Flow/isTraining``) with at least two rows sets t to the batch mean and s to the log of the batch
 /// standard deviation, so that batch leaves the layer standardised. The `initialized` buffer is
 /// saved with the model, so a loaded model is not initialised again.
 public struct ActNorm: SerializablePlan {
-    public static var typeName: String { "ActNorm" }
     public init() {}
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
@@ -17,7 +16,10 @@ public struct ActNorm: SerializablePlan {
 final class ActNormBijector: Bijector {
     let eventShape: [Int]
     let logScale: Parameter, shift: Parameter
-    private(set) var initialized = false
+    /// 1 once the data-dependent initialisation has run (saved, so a loaded model keeps it).
+    let initialized = Buffer(Tensor([0], dtype: .float64))
+    private var isTraining = false
+    private var isInitialized: Bool { initialized.value.doubles[0] != 0 }
 
     init(spec: BijectorSpec) {
         eventShape = spec.eventShape
@@ -25,15 +27,10 @@ final class ActNormBijector: Bijector {
         shift = Parameter(.zeros(spec.eventShape, dtype: spec.dtype), name: "shift")
     }
 
-    var namedParameters: [(name: String, parameter: Parameter)] { [("log_scale", logScale), ("shift", shift)] }
-    var namedBuffers: [(name: String, value: Tensor)] { [("initialized", Tensor([initialized ? 1 : 0], dtype: .float64))] }
     /// The first training batch sets the parameters.
-    var rowsAreIndependent: Bool { initialized }
+    var rowsAreIndependent: Bool { isInitialized }
 
-    func loadBuffer(named name: String, _ value: Tensor) throws {
-        guard name == "initialized", value.count == 1 else { throw FlowError.stateMismatch("ActNorm has no buffer '\(name)' of that shape") }
-        initialized = value.doubles[0] != 0
-    }
+    func trainingModeDidChange(_ isTraining: Bool) { self.isTraining = isTraining }
 
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: x, "input")
@@ -43,7 +40,7 @@ final class ActNormBijector: Bijector {
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: y, "input")
         let rows = leading.reduce(1, *)
-        if !initialized && FlowMode.isTraining && rows >= 2 {
+        if isTraining && rows >= 2 && !isInitialized {
             withoutGradients {
                 let flat = y.reshaped(to: [rows] + eventShape)
                 let mean = flat.mean(alongAxis: 0)
@@ -51,7 +48,7 @@ final class ActNormBijector: Bijector {
                 shift.value = mean
                 logScale.value = (variance + 1e-12).log() * 0.5
             }
-            initialized = true
+            initialized.value = Tensor([1], dtype: .float64)
         }
         return ((y - shift.value) * logScale.value.negated().exp(), logScale.value.sum().negated().broadcast(to: leading))
     }

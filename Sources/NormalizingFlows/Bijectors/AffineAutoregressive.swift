@@ -24,10 +24,10 @@ public struct AffineAutoregressive: BijectorPlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        try makeAutoregressive(AffineTransform(scale: scale), conditioner: conditioner, spec: spec, generator: &generator)
+        try makeAutoregressive(AffineTransform(scale: scale), conditioner: conditioner, spec: spec, generator: &generator) {
+            AffineAutoregressiveKernel(network: $0, scale: scale)
+        }
     }
 }
 
-extension AffineAutoregressive: SerializablePlan {
-    public static var typeName: String { "AffineAutoregressive" }
-}
+extension AffineAutoregressive: SerializablePlan {}

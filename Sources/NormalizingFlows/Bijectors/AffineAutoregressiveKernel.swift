@@ -25,22 +25,24 @@ import Tensors
 /// Recorded layer by layer, a small flow's training step is dozens of operations of a few
 /// microseconds each, and their bookkeeping (broadcast parameters, intermediate tensors, summed
 /// gradients) costs more than their arithmetic; here the products are the only large work.
-enum AffineAutoregressiveKernel {
-    /// The log-scale map when the fused pass covers `transform` on `network`: an affine
-    /// transform on a network without context or skip connections, with ReLU or tanh hidden
+struct AffineAutoregressiveKernel {
+    let network: MaskedAutoregressiveNetwork
+    let scale: AffineScale
+
+    /// The kernel for an affine transform with log-scale map `scale` on `network`, when it
+    /// covers it: a network without context or skip connections, with ReLU or tanh hidden
     /// layers, all small enough to be multiplied whole. `nil` otherwise (the bijector then records
     /// its operations one by one; large layers skip their masks' zeros there, by blocks of units).
-    static func scale(of transform: any ElementwiseTransform, network: MaskedAutoregressiveNetwork) -> AffineScale? {
-        guard let affine = transform as? AffineTransform, network.contextSize == 0, network.skipWeight == nil,
-              network.activation.derivativeFollowsFromOutput,
+    init?(network: MaskedAutoregressiveNetwork, scale: AffineScale) {
+        guard network.contextSize == 0, network.skip == nil, network.activation.derivativeFollowsFromOutput,
               network.blocks.allSatisfy({ $0 == nil }) else { return nil }
-        return affine.scale
+        self.network = network
+        self.scale = scale
     }
 
     /// The output [N, D] and log |det J| [N] of the forward or inverse map of `input` [N, D], N ≥ 1.
-    static func evaluate(_ input: Tensor, network: MaskedAutoregressiveNetwork, scale: AffineScale,
-                         inverse: Bool) -> (output: Tensor, logAbsDetJacobian: Tensor) {
-        let d = network.order.count
+    func evaluate(_ input: Tensor, inverse: Bool) -> (output: Tensor, logAbsDetJacobian: Tensor) {
+        let d = network.variableOrder.count
         precondition(input.rank == 2 && input.shape[1] == d && input.shape[0] > 0 && input.dtype == network.weights[0].dtype,
                      "affine autoregressive: input \(input.shape) \(input.dtype) does not fit \(d) dimensions of \(network.weights[0].dtype)")
         let combined = switch input.dtype {

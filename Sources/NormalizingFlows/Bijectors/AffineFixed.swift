@@ -25,6 +25,4 @@ public struct AffineFixed: ElementwiseFunction {
 
 import Foundation
 
-extension AffineFixed: SerializablePlan {
-    public static var typeName: String { "AffineFixed" }
-}
+extension AffineFixed: SerializablePlan {}

@@ -14,7 +14,7 @@ public enum AffineScale: Sendable, Equatable, Codable {
     /// Unbounded `exp`: measured on FlowTorch's tutorial (Adam at 5e-2, 60 seeds) it converged
     /// on every seed, while tanh bounds of 5, 10 and 20 each stranded some seeds with the raw
     /// parameter deep in the flat tail, where no gradient comes back. A diverging run is
-    /// reported by ``fit(_:data:context:validation:validationContext:options:progress:)`` with the step it happened at.
+    /// reported by ``fit(_:data:context:validation:validationContext:optimizer:options:progress:)`` with the step it happened at.
     public static let `default` = AffineScale.exp
 
     /// The raw parameter for σ = 1.

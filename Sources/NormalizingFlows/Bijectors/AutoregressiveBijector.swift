@@ -9,28 +9,21 @@
 /// context, on a single row). ``Invert`` swaps the costs (MAF versus IAF).
 final class AutoregressiveBijector: Bijector {
     let transform: any ElementwiseTransform
-    let network: MaskedAutoregressiveNetwork
+    let conditioner: MaskedAutoregressiveNetwork
     let eventShape: [Int]
     let contextSize: Int
+    /// The recorded pass as one fused operation, when the plan chose one for this transform and
+    /// network (``AffineAutoregressiveKernel``); otherwise the network and transform are recorded
+    /// operation by operation.
+    let fusedPass: AffineAutoregressiveKernel?
 
-    init(transform: any ElementwiseTransform, network: MaskedAutoregressiveNetwork, spec: BijectorSpec) {
+    init(transform: any ElementwiseTransform, conditioner: MaskedAutoregressiveNetwork, spec: BijectorSpec,
+         fusedPass: AffineAutoregressiveKernel?) {
         self.transform = transform
-        self.network = network
+        self.conditioner = conditioner
         self.eventShape = spec.eventShape
         self.contextSize = spec.contextSize
-    }
-
-    var namedParameters: [(name: String, parameter: Parameter)] {
-        network.namedParameters.map { ("conditioner.\($0.name)", $0.parameter) }
-    }
-
-    var namedBuffers: [(name: String, value: Tensor)] { [("conditioner.order", network.orderBuffer)] }
-
-    func loadBuffer(named name: String, _ value: Tensor) throws {
-        guard name == "conditioner.order" else {
-            throw FlowError.stateMismatch("autoregressive bijector has no buffer named '\(name)'")
-        }
-        try network.loadOrder(value)
+        self.fusedPass = fusedPass
     }
 
     private var size: Int { eventShape.reduce(1, *) }
@@ -38,9 +31,9 @@ final class AutoregressiveBijector: Bijector {
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: x, "input")
         try checkContext(context, leading: leading)
-        if let fused = fusedPass(x, leading: leading, inverse: false) { return fused }
+        if let fused = recordedFusedPass(x, leading: leading, inverse: false) { return fused }
         let flat = x.reshaped(to: leading + [size])
-        let (y, d) = transform.forward(flat, parameters: network(flat, context: context))
+        let (y, d) = transform.forward(flat, parameters: conditioner(flat, context: context))
         return (y.reshaped(to: x.shape), d.sum(alongAxis: -1))
     }
 
@@ -51,27 +44,24 @@ final class AutoregressiveBijector: Bijector {
         if !GradientMode.isEnabled {
             let rows = leading.reduce(1, *)
             let flatContext = context.map { $0.broadcast(to: leading + [contextSize]).reshaped(to: [rows, contextSize]) }
-            let (x, d) = network.sequentialInverse(flat.reshaped(to: [rows, size]), context: flatContext, transform: transform)
+            let (x, d) = conditioner.sequentialInverse(flat.reshaped(to: [rows, size]), context: flatContext, transform: transform)
             return (x.reshaped(to: y.shape), d.sum(alongAxis: -1).reshaped(to: leading))
         }
-        if let fused = fusedPass(y, leading: leading, inverse: true) { return fused }
+        if let fused = recordedFusedPass(y, leading: leading, inverse: true) { return fused }
         // Pass 1: the input is all zeros, identical for every row.
         let firstInput = context == nil ? Tensor.zeros([1, size], dtype: y.dtype) : Tensor.zeros(flat.shape, dtype: y.dtype)
-        var (x, d) = transform.inverse(flat, parameters: network(firstInput, context: context))
+        var (x, d) = transform.inverse(flat, parameters: conditioner(firstInput, context: context))
         for _ in 1..<size {
-            (x, d) = transform.inverse(flat, parameters: network(x, context: context))
+            (x, d) = transform.inverse(flat, parameters: conditioner(x, context: context))
         }
         return (x.reshaped(to: y.shape), d.sum(alongAxis: -1))
     }
 
-    /// The recorded pass as one operation (`AffineAutoregressiveKernel`) when it covers this
-    /// transform and network; `nil` without gradients or for other configurations.
-    private func fusedPass(_ value: Tensor, leading: [Int], inverse: Bool) -> (Tensor, Tensor)? {
+    /// The fused pass's result when there is one and the pass is recorded; `nil` otherwise.
+    private func recordedFusedPass(_ value: Tensor, leading: [Int], inverse: Bool) -> (Tensor, Tensor)? {
         let rows = leading.reduce(1, *)
-        guard GradientMode.isEnabled, rows > 0,
-              let scale = AffineAutoregressiveKernel.scale(of: transform, network: network) else { return nil }
-        let (result, logDet) = AffineAutoregressiveKernel.evaluate(
-            value.reshaped(to: [rows, size]), network: network, scale: scale, inverse: inverse)
+        guard let fusedPass, GradientMode.isEnabled, rows > 0 else { return nil }
+        let (result, logDet) = fusedPass.evaluate(value.reshaped(to: [rows, size]), inverse: inverse)
         return (result.reshaped(to: value.shape), logDet.reshaped(to: leading))
     }
 
@@ -94,9 +84,10 @@ final class AutoregressiveBijector: Bijector {
 
 /// An autoregressive bijector for `transform` with a MADE `conditioner`; for a single dimension
 /// without context the parameters depend on nothing, so they are free per-element parameters.
+/// `fusedPass` offers the plan's fused kernel for the network, which it may decline.
 func makeAutoregressive(
     _ transform: any ElementwiseTransform, conditioner: DenseAutoregressive, spec: BijectorSpec,
-    generator: inout RandomGenerator
+    generator: inout RandomGenerator, fusedPass: (MaskedAutoregressiveNetwork) -> AffineAutoregressiveKernel? = { _ in nil }
 ) throws -> any Bijector {
     try transform.validate()
     if spec.eventSize == 1 && spec.contextSize == 0 {
@@ -105,7 +96,7 @@ func makeAutoregressive(
     let network = try conditioner.makeNetwork(
         inputSize: spec.eventSize, contextSize: spec.contextSize, outputsPerDimension: transform.parameterCount,
         outputBias: transform.identityParameters, dtype: spec.dtype, generator: &generator)
-    return AutoregressiveBijector(transform: transform, network: network, spec: spec)
+    return AutoregressiveBijector(transform: transform, conditioner: network, spec: spec, fusedPass: fusedPass(network))
 }
 
 /// Whether `shape` broadcasts to `target` without changing `target`.

@@ -2,12 +2,11 @@
 /// 2017), in the normalising (inverse, data → noise) direction:
 /// x = (y − m)/√(v + ε)·e^γ + β per element, log |det ∂x/∂y| = Σ (γ − ½ log(v + ε)).
 ///
-/// In training mode (``FlowMode``) the inverse uses the batch mean m and variance v (gradients
+/// In training mode (``Flow/isTraining``) the inverse uses the batch mean m and variance v (gradients
 /// flow through them) and updates running averages with `momentum`; otherwise both directions
 /// use the running averages, and the layer is an exact bijection. The running averages are
 /// buffers saved with the model.
 public struct BatchNorm: SerializablePlan {
-    public static var typeName: String { "BatchNorm" }
     public var momentum: Double
     public var epsilon: Double
 
@@ -28,30 +27,26 @@ final class BatchNormBijector: Bijector {
     let eventShape: [Int]
     let plan: BatchNorm
     let logGamma: Parameter, beta: Parameter
-    private(set) var runningMean: Tensor, runningVariance: Tensor
+    let runningMean: Buffer, runningVariance: Buffer
+    private var isTraining = false
 
     init(plan: BatchNorm, spec: BijectorSpec) {
         self.plan = plan
         eventShape = spec.eventShape
         logGamma = Parameter(.zeros(spec.eventShape, dtype: spec.dtype), name: "log_gamma")
         beta = Parameter(.zeros(spec.eventShape, dtype: spec.dtype), name: "beta")
-        runningMean = .zeros(spec.eventShape, dtype: spec.dtype)
-        runningVariance = .ones(spec.eventShape, dtype: spec.dtype)
+        runningMean = Buffer(.zeros(spec.eventShape, dtype: spec.dtype))
+        runningVariance = Buffer(.ones(spec.eventShape, dtype: spec.dtype))
     }
 
-    var namedParameters: [(name: String, parameter: Parameter)] { [("log_gamma", logGamma), ("beta", beta)] }
-    var namedBuffers: [(name: String, value: Tensor)] { [("running_mean", runningMean), ("running_variance", runningVariance)] }
     /// Training normalises by the batch's statistics and updates the running ones.
     var rowsAreIndependent: Bool { false }
 
-    func loadBuffer(named name: String, _ value: Tensor) throws {
-        guard value.shape == eventShape else { throw FlowError.stateMismatch("BatchNorm buffer '\(name)' has shape \(value.shape), expected \(eventShape)") }
-        switch name {
-        case "running_mean": runningMean = value.converted(to: runningMean.dtype)
-        case "running_variance":
-            guard value.doubles.allSatisfy({ $0 > 0 }) else { throw FlowError.stateMismatch("BatchNorm running variance must be positive") }
-            runningVariance = value.converted(to: runningVariance.dtype)
-        default: throw FlowError.stateMismatch("BatchNorm has no buffer '\(name)'")
+    func trainingModeDidChange(_ isTraining: Bool) { self.isTraining = isTraining }
+
+    func buffersDidLoad() throws {
+        guard runningVariance.value.doubles.allSatisfy({ $0 > 0 }) else {
+            throw FlowError.stateMismatch("BatchNorm running variance must be positive")
         }
     }
 
@@ -61,22 +56,22 @@ final class BatchNormBijector: Bijector {
 
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: x, "input")
-        let y = (x - beta.value) * logGamma.value.negated().exp() * (runningVariance + plan.epsilon).sqrt() + runningMean
-        return (y, logDet(runningVariance, leading: leading).negated())
+        let y = (x - beta.value) * logGamma.value.negated().exp() * (runningVariance.value + plan.epsilon).sqrt() + runningMean.value
+        return (y, logDet(runningVariance.value, leading: leading).negated())
     }
 
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: y, "input")
         let rows = leading.reduce(1, *)
-        var mean = runningMean, variance = runningVariance
-        if FlowMode.isTraining && rows >= 2 {
+        var mean = runningMean.value, variance = runningVariance.value
+        if isTraining && rows >= 2 {
             let flat = y.reshaped(to: [rows] + eventShape)
             mean = flat.mean(alongAxis: 0)
             variance = (flat - mean).square().mean(alongAxis: 0)
             withoutGradients {
                 let unbiased = variance.detached() * (Double(rows) / Double(rows - 1))
-                runningMean = runningMean * (1 - plan.momentum) + mean.detached() * plan.momentum
-                runningVariance = runningVariance * (1 - plan.momentum) + unbiased * plan.momentum
+                runningMean.value = runningMean.value * (1 - plan.momentum) + mean.detached() * plan.momentum
+                runningVariance.value = runningVariance.value * (1 - plan.momentum) + unbiased * plan.momentum
             }
         }
         let x = (y - mean) / (variance + plan.epsilon).sqrt() * logGamma.value.exp() + beta.value

@@ -40,19 +40,16 @@ public protocol BijectorPlan: Sendable {
 /// dimensions; the log-determinants are summed over the event, so they have shape `leading`.
 ///
 /// log p_Y(y) = log p_X(f⁻¹(y)) + log |det ∂f⁻¹/∂y| = log p_X(x) − log |det ∂f/∂x|.
-public protocol Bijector: AnyObject {
+///
+/// A bijector is a ``Module``: its parameters and buffers (``Module/namedParameters``) are found in
+/// its stored properties, so a new bijector declares them as properties and nothing else.
+public protocol Bijector: Module {
     /// The event shape this bijector was made for (input and output alike).
     var eventShape: [Int] { get }
     /// Where inputs of `forward` must lie, elementwise.
     var domain: Domain { get }
     /// Where outputs of `forward` (inputs of `inverse`) lie, elementwise.
     var codomain: Domain { get }
-    /// Trainable parameters with names unique within this bijector (e.g. `"conditioner.layers.0.weight"`).
-    var namedParameters: [(name: String, parameter: Parameter)] { get }
-    /// Non-trainable state that a model file must keep (e.g. a random permutation).
-    var namedBuffers: [(name: String, value: Tensor)] { get }
-    /// Replaces a buffer by name (used when loading a saved state).
-    func loadBuffer(named name: String, _ value: Tensor) throws
     /// Whether, in training mode, each row's output depends on that row alone and nothing is
     /// updated from the batch, so that a batch can be split across threads
     /// (``Flow/backwardNegativeLogLikelihood(_:context:)``). False for batch normalisation and
@@ -68,28 +65,18 @@ public protocol Bijector: AnyObject {
 extension Bijector {
     public var domain: Domain { .real }
     public var codomain: Domain { .real }
-    public var namedParameters: [(name: String, parameter: Parameter)] { [] }
-    public var namedBuffers: [(name: String, value: Tensor)] { [] }
     public var rowsAreIndependent: Bool { true }
-    public func loadBuffer(named name: String, _ value: Tensor) throws {
-        throw FlowError.stateMismatch("\(type(of: self)) has no buffer named '\(name)'")
-    }
-
-    /// The trainable parameters.
-    public var parameters: [Parameter] { namedParameters.map(\.parameter) }
 
     /// The number of trailing dimensions that form one event.
     public var eventRank: Int { eventShape.count }
 
     /// The leading (sample and batch) shape of `x`, after checking that it ends with the event
-    /// shape and holds only finite values.
+    /// shape. Values are not checked here: a ``Flow`` checks what a user passes once, at its
+    /// boundary, and turns an overflow inside a trained flow into a log-density of −∞.
     func leadingShape(of x: Tensor, _ what: String) throws -> [Int] {
         guard x.rank >= eventRank, Array(x.shape.suffix(eventRank)) == eventShape else {
             throw FlowError.shapeMismatch(
                 "\(what) of \(type(of: self)) needs shape [..., \(eventShape.map(String.init).joined(separator: ", "))], got \(x.shape)")
-        }
-        guard !InputValidation.isEnabled || x.isFinite else {
-            throw FlowError.nonFiniteValues("\(what) of \(type(of: self)) contains NaN or ±∞")
         }
         return Array(x.shape.dropLast(eventRank))
     }
@@ -98,13 +85,4 @@ extension Bijector {
     func sumOverEvent(_ elementwise: Tensor) -> Tensor {
         eventRank == 0 ? elementwise : elementwise.sum(alongAxes: Array((elementwise.rank - eventRank)..<elementwise.rank))
     }
-}
-
-/// Whether bijectors and distributions check their inputs for NaN and ±∞.
-///
-/// On for direct calls. A ``Flow`` checks the values a user passes once, then evaluates its
-/// parts with the checks off, so an overflow deep inside a trained flow (far from its data)
-/// yields a log-density of −∞ instead of an error about an intermediate value.
-enum InputValidation {
-    @TaskLocal static var isEnabled = true
 }

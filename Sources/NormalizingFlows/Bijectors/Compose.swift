@@ -6,69 +6,63 @@ public struct Compose: BijectorPlan {
 
     public init(_ parts: [any BijectorPlan]) { self.parts = parts }
 
+    /// Makes every part concrete, then fuses what a kernel covers: runs of two or more planar
+    /// layers become one `PlanarStack` step. This is the one place where a composition looks at
+    /// what its parts are; evaluation runs the steps without asking.
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
         guard !parts.isEmpty else { throw FlowError.invalidConfiguration("Compose needs at least one bijector") }
         var concrete: [any Bijector] = []
         for part in parts { concrete.append(try part.makeBijector(for: spec, generator: &generator)) }
-        return ComposedBijector(parts: concrete, eventShape: spec.eventShape)
+        var steps: [any Bijector] = [], start = 0
+        while start < concrete.count {
+            let planar = concrete[start...].prefix { $0 is PlanarBijector }.compactMap { $0 as? PlanarBijector }
+            if planar.count >= 2 {
+                steps.append(PlanarStack(layers: planar))
+                start += planar.count
+            } else {
+                steps.append(concrete[start])
+                start += 1
+            }
+        }
+        return ComposedBijector(parts: concrete, steps: steps, eventShape: spec.eventShape)
     }
 }
 
+/// Parts in sequence. The parts are the module's children, named by position; the steps are
+/// what runs: the parts, with fused runs in place of the layers they cover.
 final class ComposedBijector: Bijector {
     let parts: [any Bijector]
+    private let steps: [any Bijector]
     let eventShape: [Int]
 
-    init(parts: [any Bijector], eventShape: [Int]) {
+    init(parts: [any Bijector], steps: [any Bijector], eventShape: [Int]) {
         self.parts = parts
+        self.steps = steps
         self.eventShape = eventShape
     }
 
+    var members: [(name: String, member: ModuleMember)] { parts.enumerated().map { ("\($0)", .module($1)) } }
     var domain: Domain { parts.first!.domain }
     var codomain: Domain { parts.last!.codomain }
     var rowsAreIndependent: Bool { parts.allSatisfy(\.rowsAreIndependent) }
 
-    var namedParameters: [(name: String, parameter: Parameter)] {
-        parts.enumerated().flatMap { i, part in part.namedParameters.map { ("\(i).\($0.name)", $0.parameter) } }
-    }
-
-    var namedBuffers: [(name: String, value: Tensor)] {
-        parts.enumerated().flatMap { i, part in part.namedBuffers.map { ("\(i).\($0.name)", $0.value) } }
-    }
-
-    func loadBuffer(named name: String, _ value: Tensor) throws {
-        guard let dot = name.firstIndex(of: "."), let i = Int(name[..<dot]), parts.indices.contains(i) else {
-            throw FlowError.stateMismatch("no part of this composition holds a buffer named '\(name)'")
-        }
-        try parts[i].loadBuffer(named: String(name[name.index(after: dot)...]), value)
-    }
-
-    /// Runs of two or more consecutive planar layers go through ``PlanarStackKernel`` as one step.
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
-        var y = x, total: Tensor?
-        var start = 0
-        while start < parts.count {
-            let planar = parts[start...].prefix { $0 is PlanarBijector }.map { $0 as! PlanarBijector }
-            let step: (y: Tensor, logAbsDetJacobian: Tensor)
-            if planar.count >= 2, let leading = try? planar[0].leadingShape(of: y, "input"), leading.reduce(1, *) > 0 {
-                step = PlanarStackKernel.forward(y, layers: planar, leadingShape: leading)
-                start += planar.count
-            } else {
-                step = try parts[start].forward(y, context: context)
-                start += 1
-            }
-            y = step.y
-            total = total.map { $0 + step.logAbsDetJacobian } ?? step.logAbsDetJacobian
-        }
-        return (y, total!)
+        try applyInTurn(steps, x) { try $0.forward($1, context: context) }
     }
 
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
-        var (x, total) = try parts[parts.count - 1].inverse(y, context: context)
-        for part in parts.dropLast().reversed() {
-            let (previous, d) = try part.inverse(x, context: context)
-            x = previous
-            total = total + d
-        }
-        return (x, total)
+        try applyInTurn(steps.reversed(), y) { try $0.inverse($1, context: context) }
     }
+}
+
+/// `step` applied to `bijectors` in turn, starting from `value`, with the log-determinants added.
+func applyInTurn<B>(_ bijectors: some Collection<B>, _ value: Tensor,
+                    _ step: (B, Tensor) throws -> (Tensor, Tensor)) throws -> (Tensor, Tensor) {
+    var (result, total) = try step(bijectors.first!, value)
+    for bijector in bijectors.dropFirst() {
+        let (next, d) = try step(bijector, result)
+        result = next
+        total = total + d
+    }
+    return (result, total)
 }

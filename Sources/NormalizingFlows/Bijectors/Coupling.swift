@@ -25,7 +25,7 @@ public enum CouplingMask: Sendable, Equatable, Codable {
 /// log |det J| = Σ_B log |f′|. Both directions take one network pass.
 final class CouplingBijector: Bijector {
     let transform: any ElementwiseTransform
-    let network: MLP
+    let conditioner: MLP
     let eventShape: [Int]
     let conditioningIndices: [Int]
     let transformedIndices: [Int]
@@ -48,12 +48,10 @@ final class CouplingBijector: Bijector {
         self.transform = transform
         self.eventShape = spec.eventShape
         self.contextSize = spec.contextSize
-        network = try conditioner.make(
+        self.conditioner = try conditioner.make(
             inputs: conditioningIndices.count + spec.contextSize, outputs: transformedIndices.count * transform.parameterCount,
             outputBias: transform.identityParameters, dtype: spec.dtype, generator: &generator)
     }
-
-    var namedParameters: [(name: String, parameter: Parameter)] { network.parameters.map { ($0.name, $0) } }
 
     private func apply(_ input: Tensor, context: Tensor?, inverse: Bool) throws -> (Tensor, Tensor) {
         let leading = try leadingShape(of: input, "input")
@@ -68,7 +66,7 @@ final class CouplingBijector: Bijector {
         let changed = flat.indexSelect(alongAxis: -1, transformedIndices)
         var features = kept
         if let context { features = Tensor.concatenate([kept, context.broadcast(to: leading + [contextSize])], alongAxis: -1) }
-        let parameters = network(features).reshaped(to: leading + [transformedIndices.count, transform.parameterCount])
+        let parameters = conditioner(features).reshaped(to: leading + [transformedIndices.count, transform.parameterCount])
         let (out, logDerivative) = inverse
             ? transform.inverse(changed, parameters: parameters)
             : transform.forward(changed, parameters: parameters)
@@ -87,7 +85,6 @@ final class CouplingBijector: Bijector {
 
 /// An affine coupling layer (RealNVP): y_B = μ(x_A) + σ(x_A)·x_B with log σ from ``AffineScale``.
 public struct AffineCoupling: SerializablePlan {
-    public static var typeName: String { "AffineCoupling" }
     public var mask: CouplingMask
     public var conditioner: CouplingNetwork
     public var scale: AffineScale
@@ -105,7 +102,6 @@ public struct AffineCoupling: SerializablePlan {
 
 /// An additive coupling layer (NICE): y_B = x_B + t(x_A); volume preserving.
 public struct AdditiveCoupling: SerializablePlan {
-    public static var typeName: String { "AdditiveCoupling" }
     public var mask: CouplingMask
     public var conditioner: CouplingNetwork
 
@@ -121,7 +117,6 @@ public struct AdditiveCoupling: SerializablePlan {
 
 /// A rational-quadratic spline coupling layer (NSF-C, Durkan et al. 2019).
 public struct SplineCoupling: SerializablePlan {
-    public static var typeName: String { "SplineCoupling" }
     public var mask: CouplingMask
     public var transform: RationalQuadraticSplineTransform
     public var conditioner: CouplingNetwork

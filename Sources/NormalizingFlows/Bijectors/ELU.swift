@@ -30,6 +30,4 @@ public struct ELU: ElementwiseFunction {
 
 import Foundation
 
-extension ELU: SerializablePlan {
-    public static var typeName: String { "ELU" }
-}
+extension ELU: SerializablePlan {}

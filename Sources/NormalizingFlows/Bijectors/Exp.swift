@@ -11,6 +11,4 @@ public struct Exp: ElementwiseFunction {
     }
 }
 
-extension Exp: SerializablePlan {
-    public static var typeName: String { "Exp" }
-}
+extension Exp: SerializablePlan {}

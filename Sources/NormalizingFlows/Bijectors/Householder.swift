@@ -2,7 +2,6 @@
 /// flattened to vectors, H = I − 2vvᵀ/‖v‖². Orthogonal, so log |det J| = 0; the inverse
 /// applies the reflections in reverse order. O(KD) per point both ways.
 public struct Householder: SerializablePlan {
-    public static var typeName: String { "Householder" }
     /// K; by default the event size.
     public var reflections: Int?
 
@@ -23,8 +22,6 @@ final class HouseholderBijector: Bijector {
         eventShape = spec.eventShape
         vectors = Parameter(.randn([k, spec.eventSize], generator: &generator, dtype: spec.dtype), name: "vectors")
     }
-
-    var namedParameters: [(name: String, parameter: Parameter)] { [("vectors", vectors)] }
 
     private func reflect(_ x: Tensor, order: [Int]) throws -> (Tensor, Tensor) {
         let leading = try leadingShape(of: x, "input")

@@ -20,10 +20,9 @@ final class InvertedBijector: Bijector {
     var eventShape: [Int] { inner.eventShape }
     var domain: Domain { inner.codomain }
     var codomain: Domain { inner.domain }
-    var namedParameters: [(name: String, parameter: Parameter)] { inner.namedParameters }
-    var namedBuffers: [(name: String, value: Tensor)] { inner.namedBuffers }
     var rowsAreIndependent: Bool { inner.rowsAreIndependent }
-    func loadBuffer(named name: String, _ value: Tensor) throws { try inner.loadBuffer(named: name, value) }
+    /// Transparent: the inner bijector's members keep their names.
+    var members: [(name: String, member: ModuleMember)] { [("", .module(inner))] }
 
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let (y, d) = try inner.inverse(x, context: context)

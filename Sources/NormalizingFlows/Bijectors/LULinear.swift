@@ -5,7 +5,6 @@
 ///
 /// Cost per point: O(D²) both ways; the inverse also inverts W once per call (O(D³)).
 public struct LULinear: SerializablePlan {
-    public static var typeName: String { "LULinear" }
     public init() {}
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
@@ -29,10 +28,6 @@ final class LULinearBijector: Bijector {
         lowerMask = Tensor((0..<(d * d)).map { $0 % d < $0 / d ? 1.0 : 0.0 }, shape: [d, d], dtype: dt)
         upperMask = Tensor((0..<(d * d)).map { $0 % d > $0 / d ? 1.0 : 0.0 }, shape: [d, d], dtype: dt)
         identity = Tensor.eye(d, dtype: dt)
-    }
-
-    var namedParameters: [(name: String, parameter: Parameter)] {
-        [("lower", lower), ("upper", upper), ("log_diagonal", logDiagonal), ("bias", bias)]
     }
 
     private func weight() -> Tensor {

@@ -21,6 +21,4 @@ public struct LeakyReLU: ElementwiseFunction {
 
 import Foundation
 
-extension LeakyReLU: SerializablePlan {
-    public static var typeName: String { "LeakyReLU" }
-}
+extension LeakyReLU: SerializablePlan {}

@@ -6,7 +6,8 @@ final class ParametricElementwiseBijector: Bijector {
     let transform: any ElementwiseTransform
     let eventShape: [Int]
     let parameters: Parameter
-    let contextWeight: Parameter?
+    /// With a context: the linear map from the context to a shift of the parameters.
+    let context: Linear?
 
     init(transform: any ElementwiseTransform, spec: BijectorSpec, generator: inout RandomGenerator) throws {
         try transform.validate()
@@ -17,17 +18,13 @@ final class ParametricElementwiseBijector: Bijector {
             transform.initialParameters(elements: spec.eventSize, noise: 1e-3, dtype: spec.dtype, generator: &generator)
                 .reshaped(to: spec.eventShape + [p]),
             name: "parameters")
-        contextWeight = spec.contextSize > 0
-            ? Parameter(.zeros([spec.eventSize * p, spec.contextSize], dtype: spec.dtype), name: "context.weight")
+        context = spec.contextSize > 0
+            ? Linear(weight: .zeros([spec.eventSize * p, spec.contextSize], dtype: spec.dtype), bias: nil)
             : nil
     }
 
-    var namedParameters: [(name: String, parameter: Parameter)] {
-        [("parameters", parameters)] + (contextWeight.map { [("context.weight", $0)] } ?? [])
-    }
-
     private func currentParameters(_ context: Tensor?, leading: [Int]) throws -> Tensor {
-        guard let contextWeight else {
+        guard let contextWeight = self.context?.weight else {
             if context != nil { throw FlowError.shapeMismatch("a context was given, but this bijector was made without one") }
             return parameters.value
         }
@@ -63,6 +60,4 @@ public struct Affine: BijectorPlan {
     }
 }
 
-extension Affine: SerializablePlan {
-    public static var typeName: String { "Affine" }
-}
+extension Affine: SerializablePlan {}

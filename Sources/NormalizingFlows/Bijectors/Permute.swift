@@ -15,13 +15,16 @@ public struct Permute: BijectorPlan {
 }
 
 final class PermuteBijector: Bijector {
-    private(set) var permutation: [Int]
-    private(set) var inversePermutation: [Int]
+    /// The permutation as Float64 values, so model files keep a random one.
+    let permutation: Buffer
+    private var order: [Int]
+    private var inverseOrder: [Int]
     let eventShape: [Int]
 
     init(permutation: [Int], eventShape: [Int]) {
-        self.permutation = permutation
-        self.inversePermutation = Self.invert(permutation)
+        self.permutation = Buffer(Tensor(permutation.map(Double.init), dtype: .float64))
+        self.order = permutation
+        self.inverseOrder = Self.invert(permutation)
         self.eventShape = eventShape
     }
 
@@ -31,32 +34,41 @@ final class PermuteBijector: Bijector {
         return inverse
     }
 
-    var namedBuffers: [(name: String, value: Tensor)] { [("permutation", Tensor(permutation.map(Double.init), dtype: .float64))] }
-
-    func loadBuffer(named name: String, _ value: Tensor) throws {
-        let p = value.doubles.map { Int($0) }
-        guard name == "permutation", p.sorted() == Array(0..<permutation.count) else {
-            throw FlowError.stateMismatch("'\(name)' = \(value.doubles) is not a permutation buffer of size \(permutation.count)")
-        }
-        permutation = p
-        inversePermutation = Self.invert(p)
+    func buffersDidLoad() throws {
+        order = try permutation.value.permutation(of: order.count, "permutation")
+        inverseOrder = Self.invert(order)
     }
 
     private func apply(_ p: [Int], _ x: Tensor) throws -> (Tensor, Tensor) {
         let leading = try leadingShape(of: x, "input")
-        let flat = x.reshaped(to: leading + [permutation.count])
+        let flat = x.reshaped(to: leading + [order.count])
         return (flat.indexSelect(alongAxis: -1, p).reshaped(to: x.shape), Tensor.zeros(leading, dtype: x.dtype))
     }
 
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
-        try apply(permutation, x)
+        try apply(order, x)
     }
 
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
-        try apply(inversePermutation, y)
+        try apply(inverseOrder, y)
     }
 }
 
-extension Permute: SerializablePlan {
-    public static var typeName: String { "Permute" }
+extension Permute: SerializablePlan {}
+
+extension Tensor {
+    /// The values as a permutation of 0..<n, checked without trusting them: each must be a whole
+    /// number in range (a saved buffer may hold anything, 1e300 included) and none may repeat.
+    /// - Throws: ``FlowError/stateMismatch(_:)`` naming the buffer.
+    func permutation(of n: Int, _ name: String) throws -> [Int] {
+        let values = doubles
+        var seen = [Bool](repeating: false, count: n)
+        let valid = values.count == n && values.allSatisfy { v in
+            guard v >= 0, v < Double(n), v == v.rounded(), !seen[Int(v)] else { return false }
+            seen[Int(v)] = true
+            return true
+        }
+        guard valid else { throw FlowError.stateMismatch("the buffer '\(name)' does not hold a permutation of 0..<\(n)") }
+        return values.map { Int($0) }
+    }
 }

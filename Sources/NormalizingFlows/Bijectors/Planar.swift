@@ -17,7 +17,6 @@ import Foundation
 /// In a ``Compose`` (so in ``PlanarFlow``), two or more consecutive planar layers run forward as
 /// one fused pass with a hand-written backward pass: same values, far less bookkeeping per step.
 public struct Planar: BijectorPlan, SerializablePlan {
-    public static var typeName: String { "Planar" }
     public init() {}
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
@@ -39,8 +38,6 @@ final class PlanarBijector: Bijector {
         w = Parameter(.uniform([d], low: -boundW, high: boundW, generator: &generator, dtype: spec.dtype), name: "w")
         b = Parameter(.zeros([], dtype: spec.dtype), name: "b")
     }
-
-    var namedParameters: [(name: String, parameter: Parameter)] { [("u", u), ("w", w), ("b", b)] }
 
     /// û with wᵀû = −1 + softplus(wᵀu) > −1, and c = wᵀû.
     private func constrained() -> (uHat: Tensor, c: Tensor) {

@@ -21,7 +21,7 @@ import Tensors
 /// bookkeeping (reference counts, allocations, the tape); here one pass runs them all.
 enum PlanarStackKernel {
     /// The output (shape of `x`) and log |det J| (its leading shape) of `layers` applied in order,
-    /// for `x` of shape [..., event] already checked by the first layer.
+    /// for `x` of shape [..., event] with at least one row, already checked.
     static func forward(_ x: Tensor, layers: [PlanarBijector], leadingShape: [Int]) -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let n = leadingShape.reduce(1, *), d = layers[0].w.shape[0]
         let flat = x.reshaped(to: [n, d])
@@ -31,6 +31,31 @@ enum PlanarStackKernel {
         }
         return (combined.slice(alongAxis: 1, 0..<d).reshaped(to: x.shape),
                 combined.select(alongAxis: 1, index: d).reshaped(to: leadingShape))
+    }
+}
+
+/// Consecutive planar layers as one step of a composition, chosen when the composition is made
+/// concrete: `forward` runs them as one recorded operation (``PlanarStackKernel``), `inverse`
+/// layer by layer (each needs its own Newton solve). The layers stay the composition's parts, so
+/// their parameters keep their names.
+final class PlanarStack: Bijector {
+    let layers: [PlanarBijector]
+
+    init(layers: [PlanarBijector]) {
+        precondition(layers.count >= 2, "a planar stack fuses two or more layers")
+        self.layers = layers
+    }
+
+    var eventShape: [Int] { layers[0].eventShape }
+
+    func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
+        let leading = try leadingShape(of: x, "input")
+        guard leading.reduce(1, *) > 0 else { return try applyInTurn(layers, x) { try $0.forward($1, context: context) } }
+        return PlanarStackKernel.forward(x, layers: layers, leadingShape: leading)
+    }
+
+    func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
+        try applyInTurn(layers.reversed(), y) { try $0.inverse($1, context: context) }
     }
 }
 

@@ -25,6 +25,4 @@ public struct Power: ElementwiseFunction {
 
 import Foundation
 
-extension Power: SerializablePlan {
-    public static var typeName: String { "Power" }
-}
+extension Power: SerializablePlan {}

@@ -6,7 +6,6 @@
 /// appendix). Both directions are closed-form and O(D): the inverse solves
 /// r² + (α + β − ‖y − z₀‖)·r − α‖y − z₀‖ = 0 for the radius.
 public struct Radial: BijectorPlan, SerializablePlan {
-    public static var typeName: String { "Radial" }
     public init() {}
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
@@ -28,8 +27,6 @@ final class RadialBijector: Bijector {
         alpha = Parameter(.uniform([], low: -bound, high: bound, generator: &generator, dtype: spec.dtype), name: "alpha")
         beta = Parameter(.uniform([], low: -bound, high: bound, generator: &generator, dtype: spec.dtype), name: "beta")
     }
-
-    var namedParameters: [(name: String, parameter: Parameter)] { [("center", center), ("alpha", alpha), ("beta", beta)] }
 
     private func constrained() -> (alpha: Tensor, beta: Tensor) {
         let a = alpha.value.softplus()

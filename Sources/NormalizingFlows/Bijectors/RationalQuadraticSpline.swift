@@ -135,10 +135,6 @@ public struct SplineAutoregressive: BijectorPlan {
     }
 }
 
-extension Spline: SerializablePlan {
-    public static var typeName: String { "Spline" }
-}
+extension Spline: SerializablePlan {}
 
-extension SplineAutoregressive: SerializablePlan {
-    public static var typeName: String { "SplineAutoregressive" }
-}
+extension SplineAutoregressive: SerializablePlan {}

@@ -15,6 +15,4 @@ public struct Sigmoid: ElementwiseFunction {
     }
 }
 
-extension Sigmoid: SerializablePlan {
-    public static var typeName: String { "Sigmoid" }
-}
+extension Sigmoid: SerializablePlan {}

@@ -14,6 +14,4 @@ public struct Softplus: ElementwiseFunction {
     }
 }
 
-extension Softplus: SerializablePlan {
-    public static var typeName: String { "Softplus" }
-}
+extension Softplus: SerializablePlan {}

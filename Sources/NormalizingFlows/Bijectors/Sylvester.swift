@@ -21,7 +21,6 @@ public enum SylvesterVariant: String, Sendable, Equatable, Codable, CaseIterable
 /// substitution, one monotone scalar equation per row (Newton with bisection in Double, to
 /// 1e-12 relative), O(M²) per point; one recorded Newton step gives exact gradients.
 public struct Sylvester: SerializablePlan {
-    public static var typeName: String { "Sylvester" }
     public var variant: SylvesterVariant
     /// M for the orthogonal variant (default: D).
     public var columns: Int?
@@ -49,8 +48,11 @@ final class SylvesterBijector: Bijector {
     let eventShape: [Int]
     let variant: SylvesterVariant
     let size: Int, columns: Int
-    let rDiagonal: Parameter, rUpper: Parameter, rTildeDiagonal: Parameter, rTildeUpper: Parameter, shift: Parameter
-    let q: Parameter?
+    let rDiagonal: Parameter, rUpper: Parameter, rTildeDiagonal: Parameter, rTildeUpper: Parameter
+    /// The shift b.
+    let b: Parameter
+    /// Q's free matrix (orthogonal variant) or reflection vectors (Householder variant).
+    let q: Parameter?, householderVectors: Parameter?
     private let upperMask: Tensor, identityM: Tensor
 
     init(variant: SylvesterVariant, columns m: Int, reflections k: Int, spec: BijectorSpec, generator: inout RandomGenerator) {
@@ -64,19 +66,12 @@ final class SylvesterBijector: Bijector {
         rTildeDiagonal = Parameter(small([m]) + 1, name: "r_tilde_diagonal")
         rUpper = Parameter(small([m, m]), name: "r_upper")
         rTildeUpper = Parameter(small([m, m]), name: "r_tilde_upper")
-        shift = Parameter(.zeros([m], dtype: dt), name: "b")
-        switch variant {
-        case .orthogonal: q = Parameter(.randn([size, m], generator: &generator, dtype: dt), name: "q")
-        case .householder: q = Parameter(.randn([k, size], generator: &generator, dtype: dt), name: "householder_vectors")
-        case .triangular: q = nil
-        }
+        b = Parameter(.zeros([m], dtype: dt), name: "b")
+        q = variant == .orthogonal ? Parameter(.randn([size, m], generator: &generator, dtype: dt), name: "q") : nil
+        householderVectors = variant == .householder
+            ? Parameter(.randn([k, size], generator: &generator, dtype: dt), name: "householder_vectors") : nil
         upperMask = Tensor((0..<(m * m)).map { $0 % m > $0 / m ? 1.0 : 0.0 }, shape: [m, m], dtype: dt)
         identityM = Tensor.eye(m, dtype: dt)
-    }
-
-    var namedParameters: [(name: String, parameter: Parameter)] {
-        [("r_diagonal", rDiagonal), ("r_upper", rUpper), ("r_tilde_diagonal", rTildeDiagonal), ("r_tilde_upper", rTildeUpper), ("b", shift)]
-            + (q.map { [($0.name, $0)] } ?? [])
     }
 
     /// Q (D×M, orthonormal columns), R and R̃ (upper triangular, tanh diagonals).
@@ -89,7 +84,7 @@ final class SylvesterBijector: Bijector {
             return (Tensor.eye(size, dtype: dt), r, rTilde)
         case .householder:
             var qMatrix = Tensor.eye(size, dtype: dt)
-            let vectors = q!.value
+            let vectors = householderVectors!.value
             for i in 0..<vectors.shape[0] {
                 let v = vectors.select(alongAxis: 0, index: i).unsqueezed(axis: 1)            // D×1
                 qMatrix = qMatrix - matmul(matmul(qMatrix, v), v, transposeB: true) * (2 / (v.square().sum() + 1e-12))
@@ -114,7 +109,7 @@ final class SylvesterBijector: Bijector {
         let leading = try leadingShape(of: x, "input")
         let z = x.reshaped(to: leading + [size])
         let (qm, r, rTilde) = matrices()
-        let u = matmul(matmul(z, qm), rTilde, transposeB: true) + shift.value     // (R̃Qᵀz + b) as rows
+        let u = matmul(matmul(z, qm), rTilde, transposeB: true) + b.value     // (R̃Qᵀz + b) as rows
         let h = u.tanh()
         let y = z + matmul(matmul(h, r, transposeB: true), qm, transposeB: true)  // + Q R h
         let diagonalProduct = rDiagonal.value.tanh() * rTildeDiagonal.value.tanh()
@@ -125,7 +120,7 @@ final class SylvesterBijector: Bijector {
         let leading = try leadingShape(of: y, "input")
         let yFlat = y.reshaped(to: leading + [size])
         let (qm, r, rTilde) = matrices()
-        let t = matmul(matmul(yFlat, qm), rTilde, transposeB: true) + shift.value
+        let t = matmul(matmul(yFlat, qm), rTilde, transposeB: true) + b.value
         let c = matmul(rTilde, r)                                                  // upper triangular
         let m = columns
         let cValues = c.doubles
@@ -165,7 +160,6 @@ final class SylvesterBijector: Bijector {
 /// `layers` Sylvester layers (van den Berg et al. 2018); the triangular variant reverses the
 /// order between layers, as in the paper.
 public struct SylvesterFlow: SerializablePlan {
-    public static var typeName: String { "SylvesterFlow" }
     public var layers: Int
     public var variant: SylvesterVariant
 

@@ -20,6 +20,4 @@ public struct Tanh: ElementwiseFunction {
 
 import Foundation
 
-extension Tanh: SerializablePlan {
-    public static var typeName: String { "Tanh" }
-}
+extension Tanh: SerializablePlan {}

@@ -18,10 +18,6 @@ public struct CouplingNetwork: Sendable, Equatable, Codable {
         let last = mlp.layers[mlp.layers.count - 1]
         last.weight.value = .zeros(last.weight.shape, dtype: dtype)
         last.bias?.value = Tensor((0..<outputs).map { outputBias[$0 % outputBias.count] }, dtype: dtype)
-        for (i, layer) in mlp.layers.enumerated() {
-            layer.weight.name = "conditioner.layers.\(i).weight"
-            layer.bias?.name = "conditioner.layers.\(i).bias"
-        }
         return mlp
     }
 }

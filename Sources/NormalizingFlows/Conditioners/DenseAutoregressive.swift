@@ -109,22 +109,26 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
 /// A concrete MADE: masked dense layers mapping x [..., D] (and context [..., C]) to
 /// parameters [..., D, P]. Each mask buffer holds the connectivity times the layer's weight
 /// multiplier, so the applied weight is stored weight ⊙ mask.
-final class MaskedAutoregressiveNetwork {
+final class MaskedAutoregressiveNetwork: Module {
     /// The last layer's initial weight bound relative to the others' (see ``DenseAutoregressive``).
     static let outputWeightScale = 0.01
 
-    private(set) var order: [Int]
+    /// The order as Float64 values, so model files keep a random one.
+    let order: Buffer
+    /// The dimensions in the order the network visits them.
+    private(set) var variableOrder: [Int]
     let contextSize: Int
     let outputsPerDimension: Int
     let activation: Activation
-    let weights: [Parameter]
-    let biases: [Parameter]
+    /// The dense layers, hidden ones first; their weights are applied through the masks.
+    let layers: [Linear]
+    /// The masked linear map from the inputs straight to the outputs, when there is one.
+    let skip: Linear?
     /// Per layer: elementwise factors for the first (its inputs are in the order's permutation),
     /// a prefix per unit for the others (their inputs are hidden units in ascending degree).
     private(set) var masks: [WeightMask]
     /// Per layer, the row blocks that skip the mask's zeros (nil: dense).
     private(set) var blocks: [[LinearBlock]?] = []
-    let skipWeight: Parameter?
     private(set) var skipMask: Tensor?
     let hiddenSizes: [Int]
     let parameterization: WeightParameterization
@@ -145,14 +149,15 @@ final class MaskedAutoregressiveNetwork {
         parameterization: WeightParameterization, dtype: DType, generator: inout RandomGenerator
     ) {
         self.parameterization = parameterization
-        self.order = order
+        self.variableOrder = order
+        self.order = Buffer(Tensor(order.map(Double.init), dtype: .float64))
         self.contextSize = contextSize
         self.outputsPerDimension = outputsPerDimension
         self.activation = activation
         self.hiddenSizes = hiddenSizes
         let d = order.count, p = outputsPerDimension
         let sizes = [d + contextSize] + hiddenSizes + [d * p]
-        var weights: [Parameter] = [], biases: [Parameter] = []
+        var layers: [Linear] = []
         for (l, (fanIn, fanOut)) in zip(sizes, sizes.dropFirst()).enumerated() {
             let last = l == sizes.count - 2
             let bound = 1 / Double(fanIn).squareRoot() / parameterization.multiplier(fanIn: fanIn)
@@ -160,21 +165,19 @@ final class MaskedAutoregressiveNetwork {
             let w = Tensor.uniform([fanOut, fanIn], low: -weightBound, high: weightBound, generator: &generator, dtype: dtype)
             let b = last ? Tensor((0..<fanOut).map { outputBias[$0 % p] }, dtype: dtype)
                 : Tensor.uniform([fanOut], low: -bound, high: bound, generator: &generator, dtype: dtype)
-            weights.append(Parameter(w, name: "layers.\(l).weight"))
-            biases.append(Parameter(b, name: "layers.\(l).bias"))
+            layers.append(Linear(weight: w, bias: b))
         }
-        self.weights = weights
-        self.biases = biases
-        self.skipWeight = skip ? Parameter(.zeros([d * p, d], dtype: dtype), name: "skip.weight") : nil
+        self.layers = layers
+        self.skip = skip ? Linear(weight: .zeros([d * p, d], dtype: dtype), bias: nil) : nil
         self.masks = []
         rebuildMasks(dtype: dtype)
     }
 
     /// Masks from the degrees of the current order.
     private func rebuildMasks(dtype: DType) {
-        let d = order.count, p = outputsPerDimension
+        let d = variableOrder.count, p = outputsPerDimension
         var inputDegree = [Int](repeating: 0, count: d)
-        for (position, dimension) in order.enumerated() { inputDegree[dimension] = position + 1 }
+        for (position, dimension) in variableOrder.enumerated() { inputDegree[dimension] = position + 1 }
         var previous = inputDegree + [Int](repeating: 0, count: contextSize)
         var masks: [WeightMask] = [], blocks: [[LinearBlock]?] = []
         for (l, h) in hiddenSizes.enumerated() {
@@ -198,7 +201,7 @@ final class MaskedAutoregressiveNetwork {
         self.blocks = blocks
         appliedWeightsLock.withLock { appliedWeights = Array(repeating: nil, count: masks.count) }
         sortedLayoutLock.withLock { sortedLayout = nil }
-        if skipWeight != nil {
+        if skip != nil {
             skipMask = Self.mask(rows: outputDegrees, columns: inputDegree, dtype: dtype) { $0 > $1 } * parameterization.multiplier(fanIn: d)
         }
     }
@@ -239,9 +242,9 @@ final class MaskedAutoregressiveNetwork {
     /// when the weight has changed.
     func appliedWeight(_ l: Int) -> Tensor {
         appliedWeightsLock.withLock {
-            let version = weights[l].version
+            let version = layers[l].weight.version
             if let kept = appliedWeights[l], kept.version == version { return kept.weight }
-            let applied = masks[l].applied(to: weights[l].value)
+            let applied = masks[l].applied(to: layers[l].weight.value)
             appliedWeights[l] = (version, applied)
             return applied
         }
@@ -251,7 +254,7 @@ final class MaskedAutoregressiveNetwork {
     /// only when one of them has changed.
     func sortedMADE<T: TensorScalar>(_: T.Type) -> SortedMADE<T> {
         sortedLayoutLock.withLock {
-            let versions = namedParameters.map(\.parameter.version)
+            let versions = (weights + biases + (skipWeight.map { [$0] } ?? [])).map(\.version)
             if let kept = sortedLayout, kept.versions == versions, let layout = kept.layout as? SortedMADE<T> { return layout }
             let layout = SortedMADE<T>(self)
             sortedLayout = (versions, layout)
@@ -263,22 +266,15 @@ final class MaskedAutoregressiveNetwork {
         Tensor(rows.flatMap { r in columns.map { c in connect(r, c) ? 1.0 : 0.0 } }, shape: [rows.count, columns.count], dtype: dtype)
     }
 
-    var namedParameters: [(name: String, parameter: Parameter)] {
-        var all = zip(weights, biases).flatMap { [($0.name, $0), ($1.name, $1)] }
-        if let skipWeight { all.append((skipWeight.name, skipWeight)) }
-        return all
-    }
+    /// The layers' weights, first to last.
+    var weights: [Parameter] { layers.map(\.weight) }
+    /// The layers' biases, first to last.
+    var biases: [Parameter] { layers.map { $0.bias! } }
+    var skipWeight: Parameter? { skip?.weight }
 
-    /// The order as a Float64 tensor, so model files keep a random order.
-    var orderBuffer: Tensor { Tensor(order.map(Double.init), dtype: .float64) }
-
-    func loadOrder(_ value: Tensor) throws {
-        let newOrder = value.doubles.map { Int($0) }
-        guard newOrder.sorted() == Array(0..<order.count), value.doubles.allSatisfy({ $0 == $0.rounded() }) else {
-            throw FlowError.stateMismatch("saved order \(value.doubles) is not a permutation of 0..<\(order.count)")
-        }
-        order = newOrder
-        rebuildMasks(dtype: weights[0].dtype)
+    func buffersDidLoad() throws {
+        variableOrder = try order.value.permutation(of: variableOrder.count, "order")
+        rebuildMasks(dtype: layers[0].weight.dtype)
     }
 
     /// Parameters [..., D, P] for inputs x [..., D] and optional context [..., C].
@@ -289,8 +285,8 @@ final class MaskedAutoregressiveNetwork {
             let rows = leading.reduce(1, *)
             let flatContext = contextSize > 0 ? context.map { $0.broadcast(to: leading + [contextSize]).reshaped(to: [rows, contextSize]) } : nil
             if contextSize == 0 || flatContext != nil {
-                return inferencePass(x.reshaped(to: [rows, order.count]), context: flatContext)
-                    .reshaped(to: leading + [order.count, outputsPerDimension])
+                return inferencePass(x.reshaped(to: [rows, variableOrder.count]), context: flatContext)
+                    .reshaped(to: leading + [variableOrder.count, outputsPerDimension])
             }
         }
         var h = x
@@ -298,13 +294,13 @@ final class MaskedAutoregressiveNetwork {
             h = Tensor.concatenate([x, context.broadcast(to: leading + [contextSize])], alongAxis: -1)
         }
         let input = x
-        for l in weights.indices {
-            h = linear(h, weight: weights[l].value, mask: masks[l], bias: biases[l].value, blocks: blocks[l],
-                       activation: l < weights.count - 1 ? activation : nil, maskedWeight: appliedWeight(l))
+        for (l, layer) in layers.enumerated() {
+            h = linear(h, weight: layer.weight.value, mask: masks[l], bias: layer.bias!.value, blocks: blocks[l],
+                       activation: l < layers.count - 1 ? activation : nil, maskedWeight: appliedWeight(l))
         }
         if let skipWeight, let skipMask {
             h = h + linear(input, weight: skipWeight.value, mask: skipMask, bias: nil, blocks: nil)
         }
-        return h.reshaped(to: Array(x.shape.dropLast()) + [order.count, outputsPerDimension])
+        return h.reshaped(to: Array(x.shape.dropLast()) + [variableOrder.count, outputsPerDimension])
     }
 }

@@ -22,7 +22,7 @@ extension MaskedAutoregressiveNetwork {
 
     private func inferencePass<T: TensorScalar>(_ x: Tensor, context: Tensor?, _: T.Type) -> Tensor {
         let layout = sortedMADE(T.self)
-        let (rows, d, c) = (x.shape[0], order.count, contextSize)
+        let (rows, d, c) = (x.shape[0], variableOrder.count, contextSize)
         let outputs = d * outputsPerDimension
         var out = Tensor(uninitializedShape: [rows, outputs], dtype: x.dtype)
         let width = c + d, chunks = (rows + Self.chunkRows - 1) / Self.chunkRows
@@ -36,7 +36,7 @@ extension MaskedAutoregressiveNetwork {
                 var input = [T](repeating: 0, count: n * width)
                 for r in 0..<n {
                     for j in 0..<c { input[r * width + j] = pc[(start + r) * c + j] }
-                    for (position, dimension) in order.enumerated() { input[r * width + c + position] = px[(start + r) * d + dimension] }
+                    for (position, dimension) in variableOrder.enumerated() { input[r * width + c + position] = px[(start + r) * d + dimension] }
                 }
                 var previous = input, lda = width
                 for (l, layer) in layout.hidden.enumerated() {

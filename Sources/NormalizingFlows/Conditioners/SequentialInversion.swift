@@ -27,7 +27,7 @@ extension MaskedAutoregressiveNetwork {
         _ y: Tensor, context: Tensor?, transform: any ElementwiseTransform, _: T.Type
     ) -> (x: Tensor, logAbsDerivative: Tensor) {
         let layout = sortedMADE(T.self)
-        let (rows, d, c, p) = (y.shape[0], order.count, contextSize, outputsPerDimension)
+        let (rows, d, c, p) = (y.shape[0], variableOrder.count, contextSize, outputsPerDimension)
         let yValues = y.scalars(as: T.self)
         let contextValues = context?.scalars(as: T.self) ?? []
         var x = [T](repeating: 0, count: rows * d), logDerivative = [T](repeating: 0, count: rows * d)
@@ -57,7 +57,7 @@ extension MaskedAutoregressiveNetwork {
                         activation.apply(inPlace: $0.baseAddress! + units.lowerBound, rows: n, columns: units.count, stride: ldc)
                     }
                 }
-                let dimension = order[position - 1]
+                let dimension = variableOrder[position - 1]
                 let outputRows = (dimension * p)..<(dimension * p + p)
                 let lastSeen = layout.unitEnd[layout.hidden.count - 1][degree]
                 layout.output.apply(rows: outputRows, seen: lastSeen, to: hidden[hidden.count - 1],

@@ -72,9 +72,9 @@ struct SortedMADE<T: TensorScalar> {
     var skip: Layer?
 
     init(_ network: MaskedAutoregressiveNetwork) {
-        let d = network.order.count, c = network.contextSize
+        let d = network.variableOrder.count, c = network.contextSize
         // Sorted column j of the input ← original column: context first, then dimensions by position.
-        var columns = (0..<c).map { d + $0 } + network.order
+        var columns = (0..<c).map { d + $0 } + network.variableOrder
         let applied = network.weights.indices.map { network.appliedWeight($0) }
         let biases = network.biases.map(\.value)
         for (l, size) in network.hiddenSizes.enumerated() {
@@ -93,13 +93,13 @@ struct SortedMADE<T: TensorScalar> {
         // The outputs of the dimension at position t (1…D) read the last layer's units of degree
         // < t, and (skipping) the first t − 1 dimensions.
         var position = [Int](repeating: 0, count: d)
-        for (t, dimension) in network.order.enumerated() { position[dimension] = t + 1 }
+        for (t, dimension) in network.variableOrder.enumerated() { position[dimension] = t + 1 }
         let outputPosition = (0..<outputs).map { position[$0 / network.outputsPerDimension] }
         let lastEnd = unitEnd[unitEnd.count - 1]
         output = Self.sorted(applied[applied.count - 1], bias: biases[biases.count - 1], columns: columns,
                              reach: outputPosition.map { lastEnd[$0 - 1] })
         if let skipWeight = network.skipWeight, let skipMask = network.skipMask {
-            skip = Self.sorted((skipWeight.value * skipMask).detached(), bias: .zeros([outputs], dtype: T.dtype), columns: network.order,
+            skip = Self.sorted((skipWeight.value * skipMask).detached(), bias: .zeros([outputs], dtype: T.dtype), columns: network.variableOrder,
                                reach: outputPosition.map { $0 - 1 })
         }
     }

@@ -69,7 +69,7 @@ extension Distribution {
         guard x.dtype == dtype else {
             throw FlowError.shapeMismatch("expected \(dtype) values, got \(x.dtype)")
         }
-        guard !InputValidation.isEnabled || x.isFinite else {
+        guard x.isFinite else {
             let index = x.doubles.firstIndex { !$0.isFinite }!
             throw FlowError.nonFiniteValues("element \(index) of the input is \(x.doubles[index])")
         }

@@ -7,8 +7,7 @@
 /// let flow = try Flow(base: Normal.standard([2]), bijector: AffineAutoregressive())
 /// let optimizer = Adam(flow.parameters, learningRate: 5e-2)
 /// for _ in 0...500 {
-///     let loss = try -flow.logProb(target.sample(1000)).mean()
-///     optimizer.step(minimizing: loss)
+///     try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, target.sample(1000))
 /// }
 /// let (samples, logProbs) = try flow.sampleAndLogProb(10_000)
 /// ```
@@ -20,6 +19,20 @@ public final class Flow: Distribution {
     public let bijector: any Bijector
     /// The length of the context vector (0 for an unconditional flow).
     public let contextSize: Int
+    /// The bijector's trainable parameters, named by their dotted paths in its module tree
+    /// (``Module/namedParameters``).
+    public let parameters: [Parameter]
+    /// The total number of trainable scalars.
+    public let parameterCount: Int
+
+    /// Whether the flow is being trained: ``BatchNorm`` then normalises with the batch's
+    /// statistics and updates its running averages, and ``ActNorm`` initialises itself from the
+    /// first batch. Off (evaluation) by default, where every bijector is an exact bijection; the
+    /// training step (``Optimizer/step(minimizingNegativeLogLikelihoodOf:_:context:clipNorm:)``)
+    /// turns it on for its own evaluation and restores it.
+    public var isTraining = false {
+        didSet { if isTraining != oldValue { bijector.setTraining(isTraining) } }
+    }
 
     /// Makes `plan` concrete for `base` (its event shape and dtype) with parameters drawn from
     /// a generator seeded with `seed`.
@@ -33,22 +46,20 @@ public final class Flow: Distribution {
         self.bijector = try plan.makeBijector(
             for: BijectorSpec(eventShape: base.eventShape, contextSize: contextSize, dtype: base.dtype),
             generator: &generator)
+        let named = bijector.namedParameters
+        for (name, parameter) in named { parameter.name = name }
+        parameters = named.map(\.parameter)
+        parameterCount = parameters.reduce(0) { $0 + $1.count }
     }
 
     public var eventShape: [Int] { base.eventShape }
     public var batchShape: [Int] { base.batchShape }
     public var dtype: DType { base.dtype }
 
-    /// The trainable parameters.
-    public var parameters: [Parameter] { bijector.parameters }
-
-    /// The total number of trainable scalars.
-    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
-
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
         let x = try base.rsample(n, context: nil, generator: &generator)
         let context = try checkedContext(context)
-        return try InputValidation.$isEnabled.withValue(false) { try bijector.forward(x, context: context).y }
+        return try bijector.forward(x, context: context).y
     }
 
     /// log p(y) by the inverse pass.
@@ -56,17 +67,27 @@ public final class Flow: Distribution {
     /// Far outside the region a flow was trained on, its inverse can overflow the dtype's range
     /// (a scale of e⁶⁰ applied twice); the overflow then turns into ∞ or NaN in later layers.
     /// With finite parameters and finite input nothing else produces them, so those rows get
-    /// log p = −∞: a density below what the dtype can represent.
+    /// log p = −∞: a density below what the dtype can represent. (The input is checked here,
+    /// once; the bijectors inside check shapes only.)
     /// - Throws: ``FlowError`` for input of the wrong shape or dtype, NaN or ±∞ in the input, or
     ///   values outside the flow's support.
     public func logProb(_ y: Tensor, context: Tensor?) throws -> Tensor {
         _ = try checkInput(y)
         try bijector.codomain.check(y, "value outside the support of the flow")
         let context = try checkedContext(context)
-        let result = try InputValidation.$isEnabled.withValue(false) {
-            let (x, logDet) = try bijector.inverse(y, context: context)
-            return try base.logProb(x, context: nil) + logDet
+        var (x, logDet) = try bijector.inverse(y, context: context)
+        if !x.isFinite {
+            // The base scores finite stand-ins for the overflowed rows, whose log-determinant
+            // becomes NaN so that they are scored −∞ below.
+            let values = x.doubles, event = Swift.max(eventShape.reduce(1, *), 1)
+            let overflowedRows = stride(from: 0, to: values.count, by: event).map { start in
+                values[start..<(start + event)].allSatisfy(\.isFinite) ? 0.0 : 1.0
+            }
+            x = Tensor(values.map { $0.isFinite ? $0 : 0 }, shape: x.shape, dtype: x.dtype)
+            logDet = `where`(Tensor(overflowedRows, shape: logDet.shape, dtype: logDet.dtype),
+                             Tensor.full(logDet.shape, .nan, dtype: logDet.dtype), logDet)
         }
+        let result = try base.logProb(x, context: nil) + logDet
         let overflowed = result.isNotEqual(to: result)   // 1 where NaN
         guard overflowed.sum().item > 0 else { return result }
         return `where`(overflowed, Tensor.full(result.shape, -.infinity, dtype: result.dtype), result)
@@ -76,7 +97,7 @@ public final class Flow: Distribution {
         let x = try base.rsample(n, context: nil, generator: &generator)
         let baseLogProb = try base.logProb(x, context: nil)
         let context = try checkedContext(context)
-        let (y, logDet) = try InputValidation.$isEnabled.withValue(false) { try bijector.forward(x, context: context) }
+        let (y, logDet) = try bijector.forward(x, context: context)
         return (y, baseLogProb - logDet)
     }
 
@@ -95,16 +116,17 @@ public final class Flow: Distribution {
 
     // MARK: State
 
-    /// Every parameter and buffer by name: what a model file stores.
+    /// Every parameter and buffer by its dotted path in the module tree: what a model file stores.
     public func state() -> [String: Tensor] {
         var state: [String: Tensor] = [:]
         for (name, p) in bijector.namedParameters { state[name] = p.value.detached() }
-        for (name, b) in bijector.namedBuffers { state[name] = b }
+        for (name, b) in bijector.namedBuffers { state[name] = b.value }
         return state
     }
 
-    /// Loads a state saved from a flow with the same plan.
-    /// - Throws: ``FlowError/stateMismatch(_:)`` naming the missing, extra or mis-shaped entry.
+    /// Loads a state saved from a flow with the same plan. Nothing changes when it throws.
+    /// - Throws: ``FlowError/stateMismatch(_:)`` naming the missing, extra or mis-shaped entry,
+    ///   or a buffer whose value the flow cannot use (a permutation that is not one).
     public func load(state: [String: Tensor]) throws {
         let parameters = bijector.namedParameters
         let buffers = bijector.namedBuffers
@@ -112,16 +134,24 @@ public final class Flow: Distribution {
         if let extra = Set(state.keys).subtracting(expected).sorted().first {
             throw FlowError.stateMismatch("the state has an entry '\(extra)' that this flow does not")
         }
-        for (name, p) in parameters {
+        func entry(_ name: String, shape: [Int]) throws -> Tensor {
             guard let value = state[name] else { throw FlowError.stateMismatch("the state lacks '\(name)'") }
-            guard value.shape == p.shape else {
-                throw FlowError.stateMismatch("'\(name)' has shape \(value.shape) in the state and \(p.shape) in the flow")
+            guard value.shape == shape else {
+                throw FlowError.stateMismatch("'\(name)' has shape \(value.shape) in the state and \(shape) in the flow")
             }
-            p.value = value.converted(to: p.dtype)
+            return value
         }
-        for (name, _) in buffers {
-            guard let value = state[name] else { throw FlowError.stateMismatch("the state lacks '\(name)'") }
-            try bijector.loadBuffer(named: name, value)
+        let parameterValues = try parameters.map { try entry($0.name, shape: $0.parameter.shape).converted(to: $0.parameter.dtype) }
+        let bufferValues = try buffers.map { try entry($0.name, shape: $0.buffer.value.shape).converted(to: $0.buffer.value.dtype) }
+        let kept = buffers.map(\.buffer.value)
+        do {
+            for ((_, buffer), value) in zip(buffers, bufferValues) { buffer.value = value }
+            for module in bijector.modules { try module.buffersDidLoad() }
+        } catch {
+            for ((_, buffer), value) in zip(buffers, kept) { buffer.value = value }
+            for module in bijector.modules { try? module.buffersDidLoad() }
+            throw error
         }
+        for ((_, parameter), value) in zip(parameters, parameterValues) { parameter.value = value }
     }
 }

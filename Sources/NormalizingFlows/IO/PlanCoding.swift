@@ -2,26 +2,49 @@ import Foundation
 
 /// A bijector plan that can be written to a model file: `Codable`, with a stable type name.
 ///
-/// Add a plan to ``PlanCoding/registry`` so files naming it can be read back.
+/// Conforming is all a plan needs to be saved and read back: model files name it by
+/// ``typeName``, and reading finds the type by that name at run time, so no list of plans is
+/// kept anywhere. Plans must be non-generic top-level types.
 public protocol SerializablePlan: BijectorPlan, Codable {
-    /// The name stored in model files; never change it once released.
+    /// The name stored in model files: by default the type's name (`MAF`), qualified by its
+    /// module outside this library (`MyModule.MyPlan`). Override it to keep reading old files
+    /// after renaming a type.
     static var typeName: String { get }
+}
+
+extension SerializablePlan {
+    public static var typeName: String {
+        let qualified = String(reflecting: Self.self), ours = "\(PlanCoding.libraryModule)."
+        return qualified.hasPrefix(ours) ? String(qualified.dropFirst(ours.count)) : qualified
+    }
 }
 
 /// Encodes and decodes plans as `{"type": name, "options": {…}}`; compositions nest.
 public enum PlanCoding {
-    /// Every plan a model file may name.
-    nonisolated(unsafe) public static var registry: [String: any SerializablePlan.Type] = {
-        let types: [any SerializablePlan.Type] = [
-            Affine.self, AffineFixed.self, Exp.self, Sigmoid.self, Softplus.self, Tanh.self, ELU.self,
-            LeakyReLU.self, Power.self, Permute.self, Compose.self, Invert.self, AffineAutoregressive.self,
-            Spline.self, SplineAutoregressive.self, Planar.self, Radial.self,
-            MAF.self, IAF.self, NSF.self, PlanarFlow.self, RadialFlow.self,
-            AffineCoupling.self, AdditiveCoupling.self, SplineCoupling.self, RealNVP.self, NSFCoupling.self,
-            Sylvester.self, SylvesterFlow.self, ActNorm.self, BatchNorm.self, LULinear.self, Householder.self,
-        ]
-        return Dictionary(uniqueKeysWithValues: types.map { ($0.typeName, $0) })
-    }()
+    /// The module whose plans are named without a module prefix.
+    static let libraryModule = "NormalizingFlows"
+
+    /// The plan type a model file names, found by its name at run time: `Name` for this
+    /// library's plans, `Module.Name` for others. `nil` for a name that is no saveable plan (or
+    /// not an identifier: names come from files and are not trusted).
+    static func planType(named name: String) -> (any SerializablePlan.Type)? {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let isIdentifier = { (part: String) in
+            part.utf8.count <= 256 && part.first.map { $0.isASCII && ($0.isLetter || $0 == "_") } == true
+                && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+        }
+        guard parts.count <= 2, parts.allSatisfy(isIdentifier) else { return nil }
+        let (module, type) = parts.count == 1 ? (libraryModule, parts[0]) : (parts[0], parts[1])
+        // A top-level nominal type's mangled name: module and name with their lengths, then
+        // V (struct), O (enum) or C (class).
+        for kind in ["V", "O", "C"] {
+            if let found = _typeByName("\(module.utf8.count)\(module)\(type.utf8.count)\(type)\(kind)") as? any SerializablePlan.Type,
+               found.typeName == name {
+                return found
+            }
+        }
+        return nil
+    }
 
     /// The plan as JSON text.
     /// - Throws: ``FlowError/invalidConfiguration(_:)`` for a plan that cannot be saved (e.g. one
@@ -64,8 +87,8 @@ struct AnyPlan: Codable {
     init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self)
         let name = try container.decode(String.self, forKey: .type)
-        guard let type = PlanCoding.registry[name] else {
-            throw FlowError.invalidConfiguration("unknown bijector '\(name)' in the plan")
+        guard let type = PlanCoding.planType(named: name) else {
+            throw FlowError.invalidConfiguration("unknown bijector '\(name.prefix(100))' in the plan")
         }
         plan = try Self.decode(type, container)
     }

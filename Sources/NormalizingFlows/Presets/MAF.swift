@@ -3,7 +3,6 @@
 /// layer, sampling in D sequential steps that cost one pass in all), with reversed variable
 /// orders between layers.
 public struct MAF: SerializablePlan {
-    public static var typeName: String { "MAF" }
     public var layers: Int
     public var conditioner: DenseAutoregressive
     public var scale: AffineScale
@@ -25,7 +24,6 @@ public struct MAF: SerializablePlan {
 /// direction (one pass per layer to sample and to score its own samples; D sequential steps to
 /// score data, one pass's work in all when no gradients are recorded).
 public struct IAF: SerializablePlan {
-    public static var typeName: String { "IAF" }
     public var layers: Int
     public var conditioner: DenseAutoregressive
     public var scale: AffineScale
@@ -46,7 +44,6 @@ public struct IAF: SerializablePlan {
 /// A neural spline flow, autoregressive variant (Durkan et al. 2019): `layers` rational-quadratic
 /// spline layers in the MAF direction with reversed orders between them.
 public struct NSF: SerializablePlan {
-    public static var typeName: String { "NSF" }
     public var layers: Int
     public var bins: Int
     public var bound: Double

@@ -2,7 +2,6 @@
 /// cheap to sample and to score its own samples; scoring other points solves a scalar equation
 /// per layer (see ``Planar``).
 public struct PlanarFlow: SerializablePlan {
-    public static var typeName: String { "PlanarFlow" }
     public var layers: Int
 
     public init(layers: Int = 32) { self.layers = layers }
@@ -15,7 +14,6 @@ public struct PlanarFlow: SerializablePlan {
 
 /// `layers` radial layers (Rezende & Mohamed 2015).
 public struct RadialFlow: SerializablePlan {
-    public static var typeName: String { "RadialFlow" }
     public var layers: Int
 
     public init(layers: Int = 32) { self.layers = layers }

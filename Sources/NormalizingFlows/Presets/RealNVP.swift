@@ -1,7 +1,6 @@
 /// RealNVP (Dinh, Sohl-Dickstein & Bengio 2017): `layers` affine coupling layers whose masks
 /// alternate, so every element is transformed in every other layer.
 public struct RealNVP: SerializablePlan {
-    public static var typeName: String { "RealNVP" }
     public var layers: Int
     public var conditioner: CouplingNetwork
 
@@ -20,7 +19,6 @@ public struct RealNVP: SerializablePlan {
 /// Neural spline flow, coupling variant (NSF-C, Durkan et al. 2019): `layers` rational-quadratic
 /// spline coupling layers with alternating masks. Sampling and density both take one pass per layer.
 public struct NSFCoupling: SerializablePlan {
-    public static var typeName: String { "NSFCoupling" }
     public var layers: Int
     public var bins: Int
     public var bound: Double

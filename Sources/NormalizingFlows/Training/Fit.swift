@@ -1,28 +1,35 @@
 import Foundation
 
-/// Settings for ``fit(_:data:context:validation:validationContext:options:progress:)``.
+/// Settings for ``fit(_:data:context:validation:validationContext:optimizer:options:progress:)``.
 public struct FitOptions: Sendable {
+    /// Optimizer steps (default 1000).
     public var steps = 1000
+    /// Rows per step (default 256; all rows when there are fewer).
     public var batchSize = 256
+    /// The peak learning rate (default 1e-3), which the schedule sets before every step.
     public var learningRate = 1e-3
+    /// Decoupled weight decay of the default optimizer, AdamW (default 0: plain Adam).
     public var weightDecay = 0.0
+    /// How the learning rate moves over the steps (default: cosine annealing to 0).
     public var learningRatePolicy = LearningRatePolicy.cosine
-    /// Gradient-norm clipping bound, or `nil` for none.
+    /// Gradient-norm clipping bound, or `nil` for none (default 5).
     public var gradientClipNorm: Double? = 5
-    /// The share of `data` held out for validation when no validation set is given (0 for none).
+    /// The share of `data` held out for validation when no validation set is given (default 0.1;
+    /// 0 for none).
     public var validationFraction = 0.1
-    /// Steps between validation evaluations (and progress reports).
+    /// Steps between validation evaluations and progress reports (default 100).
     public var evaluationInterval = 100
-    /// Stop after this many evaluations without a better validation NLL (`nil`: never).
+    /// Stop after this many evaluations without a better validation NLL (default 10; `nil`: never).
     public var patience: Int? = 10
-    /// Keep the parameters of the best validation evaluation at the end.
+    /// Keep the parameters of the best validation evaluation at the end (default `true`).
     public var restoreBest = true
+    /// Seeds the validation split and the batches (default 0).
     public var seed: UInt64 = 0
 
     public init() {}
 }
 
-/// What ``fit(_:data:context:validation:validationContext:options:progress:)`` did.
+/// What ``fit(_:data:context:validation:validationContext:optimizer:options:progress:)`` did.
 public struct FitReport: Sendable {
     public var stepsTaken: Int
     public var finalLoss: Double
@@ -47,10 +54,11 @@ public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, context: Tensor?
     }
 }
 
-/// Fits `flow` to `data` by minibatch maximum likelihood with Adam.
+/// Fits `flow` to `data` by minibatch maximum likelihood.
 ///
 /// Each step draws a batch from a fresh shuffle of the training rows and minimises the mean
-/// negative log-likelihood. Every `evaluationInterval` steps the validation NLL is computed; with
+/// negative log-likelihood with the training step every loop here takes
+/// (``Optimizer/step(minimizingNegativeLogLikelihoodOf:_:context:clipNorm:)``). Every `evaluationInterval` steps the validation NLL is computed; with
 /// `patience`, training stops after that many evaluations without improvement, and with
 /// `restoreBest` the best parameters are put back at the end.
 ///
@@ -60,6 +68,9 @@ public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, context: Tensor?
 ///   - context: for a conditional flow, one context row per data row, shape [N, C].
 ///   - validation: held-out rows; when `nil`, `options.validationFraction` of `data` is held out.
 ///   - validationContext: the context rows of `validation`.
+///   - optimizer: the optimizer for `flow.parameters`; by default Adam (AdamW with
+///     `options.weightDecay`). Its learning rate is set by `options.learningRatePolicy` from
+///     `options.learningRate` before every step.
 ///   - options: steps, batch size, learning rate and the other settings.
 ///   - progress: called after every evaluation (and at the end).
 /// - Throws: ``TrainingError/nonFiniteLoss(step:value:)`` naming the step where the loss became
@@ -67,7 +78,7 @@ public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, context: Tensor?
 @discardableResult
 public func fit(
     _ flow: Flow, data: Tensor, context: Tensor? = nil, validation: Tensor? = nil, validationContext: Tensor? = nil,
-    options: FitOptions = FitOptions(), progress: ((TrainingProgress) -> Void)? = nil
+    optimizer: (any Optimizer)? = nil, options: FitOptions = FitOptions(), progress: ((TrainingProgress) -> Void)? = nil
 ) throws -> FitReport {
     guard options.steps >= 1, options.batchSize >= 1, options.evaluationInterval >= 1, options.learningRate > 0 else {
         throw TrainingError.invalidOption("steps, batch size and evaluation interval must be at least 1 and the learning rate positive")
@@ -110,7 +121,8 @@ public func fit(
     let n = train.shape[0]
     guard n >= 1 else { throw TrainingError.invalidData("no training rows") }
 
-    let optimizer = Adam(flow.parameters, learningRate: options.learningRate, weightDecay: options.weightDecay, decoupledWeightDecay: true)
+    let optimizer = optimizer
+        ?? Adam(flow.parameters, learningRate: options.learningRate, weightDecay: options.weightDecay, decoupledWeightDecay: true)
     let schedule = options.learningRatePolicy.schedule(base: options.learningRate, steps: options.steps)
     let batch = Swift.min(options.batchSize, n)
     var order = generator.permutation(n)
@@ -133,11 +145,10 @@ public func fit(
         let rowContext = trainContext?.indexSelect(alongAxis: 0, picked)
         cursor += batch
         optimizer.learningRate = schedule.learningRate(atStep: step)
-        optimizer.zeroGrad()
         // The data were checked up front, so a non-finite value inside the flow means divergence.
-        loss = try divergenceReported(atStep: step) { try flow.backwardNegativeLogLikelihood(rows, context: rowContext) }
-        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: loss) }
-        try applyUpdate(optimizer: optimizer, clipNorm: options.gradientClipNorm, step: step)
+        loss = try divergenceReported(atStep: step) {
+            try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, rows, context: rowContext, clipNorm: options.gradientClipNorm)
+        }
         step += 1
 
         if step % options.evaluationInterval == 0 || step == options.steps {
@@ -165,22 +176,15 @@ public func fit(
                      stoppedEarly: stoppedEarly, seconds: elapsed())
 }
 
-/// Runs `body`, turning a ``FlowError/nonFiniteValues(_:)`` raised inside the flow (an overflow
-/// during training) into ``TrainingError/nonFiniteLoss(step:value:)``.
+/// Runs `body`, naming `step` in a ``TrainingError/nonFiniteLoss(step:value:)`` from the training
+/// step, and turning a ``FlowError/nonFiniteValues(_:)`` raised inside the flow (the run
+/// diverged) into one.
 func divergenceReported<R>(atStep step: Int, _ body: () throws -> R) throws -> R {
     do {
         return try body()
+    } catch TrainingError.nonFiniteLoss(_, let value) {
+        throw TrainingError.nonFiniteLoss(step: step, value: value)
     } catch FlowError.nonFiniteValues {
         throw TrainingError.nonFiniteLoss(step: step, value: .nan)
     }
-}
-
-/// Clips the back-propagated gradients' joint norm (a non-finite norm means the run diverged at
-/// `step`) and applies one optimizer update.
-func applyUpdate(optimizer: Adam, clipNorm: Double?, step: Int) throws {
-    if let bound = clipNorm {
-        let norm = clipGradientNorm(optimizer.parameters, maxNorm: bound)
-        guard norm.isFinite else { throw TrainingError.nonFiniteLoss(step: step, value: norm) }
-    }
-    optimizer.step()
 }

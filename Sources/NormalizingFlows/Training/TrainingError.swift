@@ -1,7 +1,7 @@
 /// Why training stopped abnormally.
 public enum TrainingError: Error, Equatable, CustomStringConvertible {
     /// The loss became NaN or infinite: the step it happened at and its value.
-    case nonFiniteLoss(step: Int, value: Double)
+    case nonFiniteLoss(step: Int?, value: Double)
     /// The data cannot be used (too few rows, wrong shape…).
     case invalidData(String)
     /// An option is out of range.
@@ -10,7 +10,7 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .nonFiniteLoss(let step, let value):
-            "the loss became \(value) at step \(step); try a lower learning rate or gradient clipping"
+            "the loss became \(value)\(step.map { " at step \($0)" } ?? ""); try a lower learning rate or gradient clipping"
         case .invalidData(let m): "invalid data: \(m)"
         case .invalidOption(let m): "invalid option: \(m)"
         }

@@ -9,8 +9,9 @@ extension Flow {
     /// memory grew by a third.
     static let maximumParametersToSplit = 4_000_000
 
-    /// Back-propagates the mean negative log-likelihood of `rows`, in training mode, adding its
-    /// gradient to the parameters' accumulated gradients, and returns its value.
+    /// Back-propagates the mean negative log-likelihood of `rows`, in training mode
+    /// (``isTraining``, restored afterwards), adding its gradient to the parameters' accumulated
+    /// gradients, and returns its value.
     ///
     /// The gradient is that of `-logProb(rows, context: context).mean()` followed by `backward()`.
     /// When the bijector's rows are independent (``Bijector/rowsAreIndependent``), the batch
@@ -30,8 +31,11 @@ extension Flow {
         // Rows of one event each, or none (another shape is left to logProb to accept or refuse).
         let n = rows.rank == eventShape.count + 1 ? rows.shape[0] : 0
         let parts = Swift.min(Parallel.workers, n / Self.minimumRowsPerThread)
+        let wasTraining = isTraining
+        isTraining = true
+        defer { isTraining = wasTraining }
         guard parts > 1, parameterCount <= Self.maximumParametersToSplit, bijector.rowsAreIndependent else {
-            let loss = try FlowMode.training { try -logProb(rows, context: context).mean() }
+            let loss = try -logProb(rows, context: context).mean()
             loss.backward()
             return loss.item
         }
@@ -40,19 +44,40 @@ extension Flow {
         let contextPerRow = context.map { $0.rank == 2 && $0.shape[0] == n } ?? false
         let values = try Tensor.backward(parts: parts) { part in
             let range = (part * n / parts)..<((part + 1) * n / parts)
-            return try FlowMode.training {
-                try logProb(rows.slice(alongAxis: 0, range),
-                            context: contextPerRow ? context!.slice(alongAxis: 0, range) : context).sum() * scale
-            }
+            return try logProb(rows.slice(alongAxis: 0, range),
+                               context: contextPerRow ? context!.slice(alongAxis: 0, range) : context).sum() * scale
         }
         return values.reduce(0, +)
     }
 }
 
 extension Optimizer {
-    /// One maximum-likelihood step on a batch: zeroes the gradients, back-propagates the mean
-    /// negative log-likelihood of `rows` with ``Flow/backwardNegativeLogLikelihood(_:context:)``
-    /// (split across threads when that pays), updates the parameters and releases the gradients.
+    /// The training step that every loop here takes (``fit(_:data:context:validation:validationContext:optimizer:options:progress:)``,
+    /// ``fitVariational(_:logDensity:context:optimizer:options:progress:)``, `flows`, the benchmarks): zeroes the
+    /// gradients, lets `backward` evaluate the loss and back-propagate it, clips the gradients'
+    /// joint norm to `clipNorm`, updates the parameters and releases the gradients.
+    ///
+    /// - Returns: the loss before the update.
+    /// - Throws: what `backward` throws, and ``TrainingError/nonFiniteLoss(step:value:)`` (without
+    ///   a step number) when the loss or the gradient norm is NaN or infinite; the parameters are
+    ///   then unchanged.
+    @discardableResult
+    public func step(clipNorm: Double? = nil, backward: () throws -> Double) throws -> Double {
+        zeroGrad()
+        defer { zeroGrad() }
+        let loss = try backward()
+        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(step: nil, value: loss) }
+        if let clipNorm {
+            let norm = clipGradientNorm(parameters, maxNorm: clipNorm)
+            guard norm.isFinite else { throw TrainingError.nonFiniteLoss(step: nil, value: norm) }
+        }
+        step()
+        return loss
+    }
+
+    /// One maximum-likelihood step on a batch: the mean negative log-likelihood of `rows`,
+    /// back-propagated by ``Flow/backwardNegativeLogLikelihood(_:context:)`` (in training mode,
+    /// split across threads when that pays), then ``step(clipNorm:backward:)``.
     ///
     /// ```swift
     /// let optimizer = Adam(flow.parameters, learningRate: 1e-3)
@@ -61,13 +86,34 @@ extension Optimizer {
     /// }
     /// ```
     /// - Returns: the batch's mean negative log-likelihood before the update.
-    /// - Throws: what ``Flow/logProb(_:context:)`` throws; the parameters are then unchanged.
+    /// - Throws: what ``Flow/logProb(_:context:)`` throws, or a non-finite loss; the parameters are
+    ///   then unchanged.
     @discardableResult
-    public func step(minimizingNegativeLogLikelihoodOf flow: Flow, _ rows: Tensor, context: Tensor? = nil) throws -> Double {
-        zeroGrad()
-        defer { zeroGrad() }
-        let loss = try flow.backwardNegativeLogLikelihood(rows, context: context)
-        step()
-        return loss
+    public func step(minimizingNegativeLogLikelihoodOf flow: Flow, _ rows: Tensor, context: Tensor? = nil,
+                     clipNorm: Double? = nil) throws -> Double {
+        try step(clipNorm: clipNorm) { try flow.backwardNegativeLogLikelihood(rows, context: context) }
+    }
+
+    /// One reverse-KL step toward the unnormalised density exp(`logDensity`): the mean of
+    /// log q(z) − log p̃(z) over `samples` reparameterised draws z ∼ q (in training mode), then
+    /// ``step(clipNorm:backward:)``. With a `context` (one row, or one per sample), q and p̃ are
+    /// conditional: amortised inference.
+    /// - Returns: the estimate of KL(q ‖ p) − log Z before the update.
+    @discardableResult
+    public func step(minimizingReverseKLOf flow: Flow, to logDensity: (Tensor) -> Tensor, samples: Int,
+                     context: Tensor? = nil, generator: inout RandomGenerator, clipNorm: Double? = nil) throws -> Double {
+        try step(clipNorm: clipNorm) {
+            let wasTraining = flow.isTraining
+            flow.isTraining = true
+            defer { flow.isTraining = wasTraining }
+            let (z, logQ) = try flow.rsampleAndLogProb(samples, context: context, generator: &generator)
+            let target = logDensity(z)
+            guard target.shape == logQ.shape else {
+                throw TrainingError.invalidOption("logDensity returned shape \(target.shape) for samples of shape \(z.shape); expected \(logQ.shape)")
+            }
+            let loss = (logQ - target).mean()
+            loss.backward()
+            return loss.item
+        }
     }
 }
