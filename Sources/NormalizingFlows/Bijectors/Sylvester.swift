@@ -169,9 +169,6 @@ public struct SylvesterFlow: SerializablePlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        guard layers >= 1 else { throw FlowError.invalidConfiguration("SylvesterFlow needs at least one layer") }
-        let layer = Sylvester(variant: variant)
-        let parts = variant == .triangular ? interleavedWithReversal(layer, count: layers) : Array(repeating: layer, count: layers)
-        return try Compose(parts).makeBijector(for: spec, generator: &generator)
+        try stack(layers, Sylvester(variant: variant), reversing: variant == .triangular, spec, &generator)
     }
 }

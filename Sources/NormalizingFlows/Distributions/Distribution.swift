@@ -98,3 +98,33 @@ public enum DefaultGenerator {
         return try body(&generator)
     }
 }
+
+/// How the one shape that all of a distribution's parameters share (Normal's μ and σ, say)
+/// splits into batch dimensions and the last `eventRank` event dimensions.
+struct ParameterLayout: Sendable {
+    let shape: [Int]
+    let eventRank: Int
+
+    /// The last `eventRank` dimensions of `shape` form the event (all of them when `nil`);
+    /// `name` names the distribution in the message when that is impossible.
+    init(_ shape: [Int], eventRank: Int?, _ name: String) {
+        let rank = eventRank ?? shape.count
+        precondition(rank >= 0 && rank <= shape.count, "\(name): eventRank \(rank) exceeds the rank of \(shape)")
+        self.shape = shape
+        self.eventRank = rank
+    }
+
+    var eventShape: [Int] { Array(shape.suffix(eventRank)) }
+    var batchShape: [Int] { Array(shape.dropLast(eventRank)) }
+
+    /// The shape of `n` samples.
+    func sampleShape(_ n: Int) throws -> [Int] {
+        guard n >= 0 else { throw FlowError.invalidConfiguration("sample count must be non-negative, got \(n)") }
+        return [n] + shape
+    }
+
+    /// Elementwise log-densities summed over the event dimensions.
+    func sumOverEvent(_ elementwise: Tensor) -> Tensor {
+        eventRank == 0 ? elementwise : elementwise.sum(alongAxes: Array((elementwise.rank - eventRank)..<elementwise.rank))
+    }
+}

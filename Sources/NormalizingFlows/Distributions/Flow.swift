@@ -31,8 +31,10 @@ public final class Flow: Distribution {
     /// training step (``Optimizer/step(minimizingNegativeLogLikelihoodOf:_:context:clipNorm:)``)
     /// turns it on for its own evaluation and restores it.
     public var isTraining = false {
-        didSet { if isTraining != oldValue { bijector.setTraining(isTraining) } }
+        didSet { if isTraining != oldValue { for module in modules { module.trainingModeDidChange(isTraining) } } }
     }
+    /// The bijector's module tree, walked once: training steps switch its mode twice each.
+    private let modules: [any Module]
 
     /// Makes `plan` concrete for `base` (its event shape and dtype) with parameters drawn from
     /// a generator seeded with `seed`.
@@ -50,6 +52,7 @@ public final class Flow: Distribution {
         for (name, parameter) in named { parameter.name = name }
         parameters = named.map(\.parameter)
         parameterCount = parameters.reduce(0) { $0 + $1.count }
+        modules = bijector.modules
     }
 
     public var eventShape: [Int] { base.eventShape }

@@ -14,17 +14,15 @@ import Foundation
 public struct Normal: Distribution {
     public let loc: Tensor
     public let scale: Tensor
-    public let eventRank: Int
+    let layout: ParameterLayout
 
     public init(loc: Tensor, scale: Tensor, eventRank: Int? = nil) {
         precondition(loc.shape == scale.shape && loc.dtype == scale.dtype,
             "Normal: loc \(loc.shape) \(loc.dtype) and scale \(scale.shape) \(scale.dtype) must match")
         precondition(scale.doubles.allSatisfy { $0 > 0 && $0.isFinite }, "Normal: every scale must be positive and finite")
-        let rank = eventRank ?? loc.rank
-        precondition(rank >= 0 && rank <= loc.rank, "Normal: eventRank \(rank) exceeds the rank of \(loc.shape)")
         self.loc = loc
         self.scale = scale
-        self.eventRank = rank
+        layout = ParameterLayout(loc.shape, eventRank: eventRank, "Normal")
     }
 
     /// N(0, I) over events of `shape`.
@@ -32,13 +30,14 @@ public struct Normal: Distribution {
         Normal(loc: .zeros(shape, dtype: dtype), scale: .ones(shape, dtype: dtype))
     }
 
-    public var eventShape: [Int] { Array(loc.shape.suffix(eventRank)) }
-    public var batchShape: [Int] { Array(loc.shape.dropLast(eventRank)) }
+    /// The number of trailing dimensions of `loc` that form one event.
+    public var eventRank: Int { layout.eventRank }
+    public var eventShape: [Int] { layout.eventShape }
+    public var batchShape: [Int] { layout.batchShape }
     public var dtype: DType { loc.dtype }
 
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
-        guard n >= 0 else { throw FlowError.invalidConfiguration("sample count must be non-negative, got \(n)") }
-        var noise = Tensor.randn([n] + loc.shape, generator: &generator, dtype: dtype)
+        var noise = Tensor.randn(try layout.sampleShape(n), generator: &generator, dtype: dtype)
         guard hasOnePassKernels else { return loc + scale * noise }
         // μ + σ·ε in place, one pass.
         switch dtype {
@@ -74,7 +73,7 @@ public struct Normal: Distribution {
         }
         let z = (x - loc) / scale
         let elementwise = z.square() * -0.5 - scale.log() - 0.5 * Foundation.log(2 * Double.pi)
-        return eventRank == 0 ? elementwise : elementwise.sum(alongAxes: Array((x.rank - eventRank)..<x.rank))
+        return layout.sumOverEvent(elementwise)
     }
 
     /// log p(x) in one pass and its gradient −g·(x − μ)/σ² in one more, for constant μ and σ

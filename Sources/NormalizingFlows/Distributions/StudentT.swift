@@ -9,27 +9,26 @@ public struct StudentT: Distribution {
     public let degreesOfFreedom: Double
     public let loc: Tensor
     public let scale: Tensor
-    public let eventRank: Int
+    let layout: ParameterLayout
 
     public init(degreesOfFreedom: Double, loc: Tensor, scale: Tensor, eventRank: Int? = nil) {
         precondition(degreesOfFreedom > 0 && degreesOfFreedom.isFinite, "StudentT: degrees of freedom must be positive and finite")
         precondition(loc.shape == scale.shape && loc.dtype == scale.dtype, "StudentT: loc and scale must match")
         precondition(scale.doubles.allSatisfy { $0 > 0 && $0.isFinite }, "StudentT: every scale must be positive and finite")
-        let rank = eventRank ?? loc.rank
-        precondition(rank >= 0 && rank <= loc.rank, "StudentT: eventRank \(rank) exceeds the rank of \(loc.shape)")
         self.degreesOfFreedom = degreesOfFreedom
         self.loc = loc
         self.scale = scale
-        self.eventRank = rank
+        layout = ParameterLayout(loc.shape, eventRank: eventRank, "StudentT")
     }
 
-    public var eventShape: [Int] { Array(loc.shape.suffix(eventRank)) }
-    public var batchShape: [Int] { Array(loc.shape.dropLast(eventRank)) }
+    /// The number of trailing dimensions of `loc` that form one event.
+    public var eventRank: Int { layout.eventRank }
+    public var eventShape: [Int] { layout.eventShape }
+    public var batchShape: [Int] { layout.batchShape }
     public var dtype: DType { loc.dtype }
 
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
-        guard n >= 0 else { throw FlowError.invalidConfiguration("sample count must be non-negative, got \(n)") }
-        let shape = [n] + loc.shape
+        let shape = try layout.sampleShape(n)
         let count = shape.reduce(1, *)
         let nu = degreesOfFreedom
         var values = [Double](repeating: 0, count: count)
@@ -64,6 +63,6 @@ public struct StudentT: Distribution {
         let z = (x - loc) / scale
         let constant = lgamma((nu + 1) / 2) - lgamma(nu / 2) - 0.5 * Foundation.log(nu * Double.pi)
         let elementwise = (z.square() / nu).log1p() * (-(nu + 1) / 2) - scale.log() + constant
-        return eventRank == 0 ? elementwise : elementwise.sum(alongAxes: Array((x.rank - eventRank)..<x.rank))
+        return layout.sumOverEvent(elementwise)
     }
 }

@@ -5,26 +5,25 @@ import Foundation
 public struct Uniform: Distribution {
     public let low: Tensor
     public let high: Tensor
-    public let eventRank: Int
+    let layout: ParameterLayout
 
     public init(low: Tensor, high: Tensor, eventRank: Int? = nil) {
         precondition(low.shape == high.shape && low.dtype == high.dtype, "Uniform: low and high must have one shape and dtype")
         precondition(zip(low.doubles, high.doubles).allSatisfy { $0 < $1 && $0.isFinite && $1.isFinite },
             "Uniform: every low must be below its high, both finite")
-        let rank = eventRank ?? low.rank
-        precondition(rank >= 0 && rank <= low.rank, "Uniform: eventRank \(rank) exceeds the rank of \(low.shape)")
         self.low = low
         self.high = high
-        self.eventRank = rank
+        layout = ParameterLayout(low.shape, eventRank: eventRank, "Uniform")
     }
 
-    public var eventShape: [Int] { Array(low.shape.suffix(eventRank)) }
-    public var batchShape: [Int] { Array(low.shape.dropLast(eventRank)) }
+    /// The number of trailing dimensions of `low` that form one event.
+    public var eventRank: Int { layout.eventRank }
+    public var eventShape: [Int] { layout.eventShape }
+    public var batchShape: [Int] { layout.batchShape }
     public var dtype: DType { low.dtype }
 
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
-        guard n >= 0 else { throw FlowError.invalidConfiguration("sample count must be non-negative, got \(n)") }
-        let u = Tensor.uniform([n] + low.shape, generator: &generator, dtype: dtype)
+        let u = Tensor.uniform(try layout.sampleShape(n), generator: &generator, dtype: dtype)
         return low + (high - low) * u
     }
 
@@ -33,6 +32,6 @@ public struct Uniform: Distribution {
         let inside = x.isGreaterOrEqual(to: low) * x.isLess(than: high)
         let logDensity = (high - low).log().negated().broadcast(to: x.shape)
         let elementwise = `where`(inside, logDensity, Tensor.full(x.shape, -.infinity, dtype: dtype))
-        return eventRank == 0 ? elementwise : elementwise.sum(alongAxes: Array((x.rank - eventRank)..<x.rank))
+        return layout.sumOverEvent(elementwise)
     }
 }

@@ -14,9 +14,7 @@ public struct MAF: SerializablePlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        guard layers >= 1 else { throw FlowError.invalidConfiguration("MAF needs at least one layer") }
-        let layer = Invert(AffineAutoregressive(conditioner: conditioner, scale: scale))
-        return try Compose(interleavedWithReversal(layer, count: layers)).makeBijector(for: spec, generator: &generator)
+        try stack(layers, Invert(AffineAutoregressive(conditioner: conditioner, scale: scale)), reversing: true, spec, &generator)
     }
 }
 
@@ -35,9 +33,7 @@ public struct IAF: SerializablePlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        guard layers >= 1 else { throw FlowError.invalidConfiguration("IAF needs at least one layer") }
-        let layer = AffineAutoregressive(conditioner: conditioner, scale: scale)
-        return try Compose(interleavedWithReversal(layer, count: layers)).makeBijector(for: spec, generator: &generator)
+        try stack(layers, AffineAutoregressive(conditioner: conditioner, scale: scale), reversing: true, spec, &generator)
     }
 }
 
@@ -57,18 +53,23 @@ public struct NSF: SerializablePlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        guard layers >= 1 else { throw FlowError.invalidConfiguration("NSF needs at least one layer") }
-        let layer = Invert(SplineAutoregressive(bins: bins, bound: bound, conditioner: conditioner))
-        return try Compose(interleavedWithReversal(layer, count: layers)).makeBijector(for: spec, generator: &generator)
+        try stack(layers, Invert(SplineAutoregressive(bins: bins, bound: bound, conditioner: conditioner)), reversing: true, spec, &generator)
     }
 }
 
-/// `count` copies of `layer` with ``Permute`` reversals between them.
-func interleavedWithReversal(_ layer: any BijectorPlan, count: Int) -> [any BijectorPlan] {
-    var parts: [any BijectorPlan] = []
-    for i in 0..<count {
-        if i > 0 { parts.append(Permute(.reversed)) }
-        parts.append(layer)
+extension BijectorPlan {
+    /// A preset's bijector: `count` layers composed, `layer(i)` for layer i, with ``Permute``
+    /// reversals between them when `reversing`.
+    func stack(_ count: Int, reversing: Bool = false, _ spec: BijectorSpec, _ generator: inout RandomGenerator,
+               layer: (Int) -> any BijectorPlan) throws -> any Bijector {
+        guard count >= 1 else { throw FlowError.invalidConfiguration("\(Self.self) needs at least one layer, got \(count)") }
+        let parts = (0..<count).flatMap { i in (reversing && i > 0 ? [Permute(.reversed)] : []) + [layer(i)] }
+        return try Compose(parts).makeBijector(for: spec, generator: &generator)
     }
-    return parts
+
+    /// The same, with one layer plan for every layer.
+    func stack(_ count: Int, _ layer: any BijectorPlan, reversing: Bool = false, _ spec: BijectorSpec,
+               _ generator: inout RandomGenerator) throws -> any Bijector {
+        try stack(count, reversing: reversing, spec, &generator) { _ in layer }
+    }
 }

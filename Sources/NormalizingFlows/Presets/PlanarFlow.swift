@@ -7,8 +7,7 @@ public struct PlanarFlow: SerializablePlan {
     public init(layers: Int = 32) { self.layers = layers }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        guard layers >= 1 else { throw FlowError.invalidConfiguration("PlanarFlow needs at least one layer") }
-        return try Compose(Array(repeating: Planar(), count: layers)).makeBijector(for: spec, generator: &generator)
+        try stack(layers, Planar(), spec, &generator)
     }
 }
 
@@ -19,7 +18,6 @@ public struct RadialFlow: SerializablePlan {
     public init(layers: Int = 32) { self.layers = layers }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        guard layers >= 1 else { throw FlowError.invalidConfiguration("RadialFlow needs at least one layer") }
-        return try Compose(Array(repeating: Radial(), count: layers)).makeBijector(for: spec, generator: &generator)
+        try stack(layers, Radial(), spec, &generator)
     }
 }

@@ -10,9 +10,7 @@ public struct RealNVP: SerializablePlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        guard layers >= 1 else { throw FlowError.invalidConfiguration("RealNVP needs at least one layer") }
-        let parts: [any BijectorPlan] = (0..<layers).map { AffineCoupling(mask: .alternating(parity: $0 % 2), conditioner: conditioner) }
-        return try Compose(parts).makeBijector(for: spec, generator: &generator)
+        try stack(layers, spec, &generator) { AffineCoupling(mask: .alternating(parity: $0 % 2), conditioner: conditioner) }
     }
 }
 
@@ -32,10 +30,8 @@ public struct NSFCoupling: SerializablePlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        guard layers >= 1 else { throw FlowError.invalidConfiguration("NSFCoupling needs at least one layer") }
-        let parts: [any BijectorPlan] = (0..<layers).map {
+        try stack(layers, spec, &generator) {
             SplineCoupling(mask: .alternating(parity: $0 % 2), bins: bins, bound: bound, conditioner: conditioner)
         }
-        return try Compose(parts).makeBijector(for: spec, generator: &generator)
     }
 }

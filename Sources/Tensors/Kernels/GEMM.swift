@@ -52,13 +52,7 @@ import Foundation
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil
     ) {
-        precondition(m >= 0 && n >= 0 && k >= 0, "sgemm: negative size m \(m), n \(n), k \(k)")
-        let box = UncheckedSendable((a, b, c))
-        forEachRowBlock(m: m, n: n, k: k, requested: threads) { start, count in
-            let (a, b, c) = box.value
-            ck_sgemm(transA ? 1 : 0, transB ? 1 : 0, count, n, k, alpha, transA ? a + start : a + start * lda, lda,
-                     b, ldb, beta, c + start * ldc, ldc)
-        }
+        gemm(ck_sgemm, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads)
     }
 
     /// The double-precision counterpart of ``sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threads:)``.
@@ -67,12 +61,21 @@ import Foundation
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int, beta: Double = 0,
         c: UnsafeMutablePointer<Double>, ldc: Int, threads: Int? = nil
     ) {
-        precondition(m >= 0 && n >= 0 && k >= 0, "dgemm: negative size m \(m), n \(n), k \(k)")
+        gemm(ck_dgemm, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads)
+    }
+
+    /// Runs the C `kernel` of either precision over blocks of C's rows.
+    private static func gemm<T>(
+        _ kernel: (Int32, Int32, Int, Int, Int, T, UnsafePointer<T>?, Int, UnsafePointer<T>?, Int, T, UnsafeMutablePointer<T>?, Int) -> Void,
+        _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: T, _ a: UnsafePointer<T>, _ lda: Int,
+        _ b: UnsafePointer<T>, _ ldb: Int, _ beta: T, _ c: UnsafeMutablePointer<T>, _ ldc: Int, _ threads: Int?
+    ) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m \(m), n \(n), k \(k)")
         let box = UncheckedSendable((a, b, c))
         forEachRowBlock(m: m, n: n, k: k, requested: threads) { start, count in
             let (a, b, c) = box.value
-            ck_dgemm(transA ? 1 : 0, transB ? 1 : 0, count, n, k, alpha, transA ? a + start : a + start * lda, lda,
-                     b, ldb, beta, c + start * ldc, ldc)
+            kernel(transA ? 1 : 0, transB ? 1 : 0, count, n, k, alpha, transA ? a + start : a + start * lda, lda,
+                   b, ldb, beta, c + start * ldc, ldc)
         }
     }
 
