@@ -47,64 +47,52 @@ public enum VectorFunction: Sendable {
 
 extension Float: TensorScalar {
     public static var dtype: DType { .float32 }
-
-    @inlinable
-    public static func gemm(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
-        c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        GEMM.sgemm(
-            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-    }
-
-    @inlinable
-    public static func apply(
-        _ function: VectorFunction, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-        count: Int
-    ) {
-        switch function {
-        case .exp: VectorMath.exp(x, y, count: count)
-        case .log: VectorMath.log(x, y, count: count)
-        case .log1p: VectorMath.log1p(x, y, count: count)
-        case .expm1: VectorMath.expm1(x, y, count: count)
-        case .tanh: VectorMath.tanh(x, y, count: count)
-        case .sigmoid: VectorMath.sigmoid(x, y, count: count)
-        case .softplus: VectorMath.softplus(x, y, count: count)
-        case .logSigmoid: VectorMath.logSigmoid(x, y, count: count)
-        }
-    }
 }
 
 extension Double: TensorScalar {
     public static var dtype: DType { .float64 }
+}
 
+// The one place where the per-type kernels are chosen: a `Float` runs the single-precision C
+// GEMM and the SIMD polynomials, a `Double` the double-precision GEMM and libm. Specialised code
+// keeps only its own branch.
+extension TensorScalar {
     @inlinable
     public static func gemm(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
-        a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int, beta: Double,
-        c: UnsafeMutablePointer<Double>, ldc: Int
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
+        a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int, beta: Self,
+        c: UnsafeMutablePointer<Self>, ldc: Int
     ) {
-        GEMM.dgemm(
-            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        func run<S>(_ kernel: (Bool, Bool, Int, Int, Int, S, UnsafePointer<S>, Int, UnsafePointer<S>, Int, S,
+                               UnsafeMutablePointer<S>, Int) -> Void) {
+            kernel(transA, transB, m, n, k, unsafeBitCast(alpha, to: S.self), UnsafeRawPointer(a).assumingMemoryBound(to: S.self), lda,
+                   UnsafeRawPointer(b).assumingMemoryBound(to: S.self), ldb, unsafeBitCast(beta, to: S.self),
+                   UnsafeMutableRawPointer(c).assumingMemoryBound(to: S.self), ldc)
+        }
+        if Self.self == Float.self {
+            run { GEMM.sgemm(transA: $0, transB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9, beta: $10, c: $11, ldc: $12) }
+        } else {
+            run { GEMM.dgemm(transA: $0, transB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9, beta: $10, c: $11, ldc: $12) }
+        }
     }
 
     @inlinable
-    public static func apply(
-        _ function: VectorFunction, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>,
-        count: Int
-    ) {
-        switch function {
-        case .exp: VectorMath.exp(x, y, count: count)
-        case .log: VectorMath.log(x, y, count: count)
-        case .log1p: VectorMath.log1p(x, y, count: count)
-        case .expm1: VectorMath.expm1(x, y, count: count)
-        case .tanh: VectorMath.tanh(x, y, count: count)
-        case .sigmoid: VectorMath.sigmoid(x, y, count: count)
-        case .softplus: VectorMath.softplus(x, y, count: count)
-        case .logSigmoid: VectorMath.logSigmoid(x, y, count: count)
+    public static func apply(_ function: VectorFunction, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, count: Int) {
+        typealias Kernel<S> = (UnsafePointer<S>, UnsafeMutablePointer<S>, Int) -> Void
+        let kernels: (Kernel<Float>, Kernel<Double>) = switch function {
+        case .exp: (VectorMath.exp, VectorMath.exp)
+        case .log: (VectorMath.log, VectorMath.log)
+        case .log1p: (VectorMath.log1p, VectorMath.log1p)
+        case .expm1: (VectorMath.expm1, VectorMath.expm1)
+        case .tanh: (VectorMath.tanh, VectorMath.tanh)
+        case .sigmoid: (VectorMath.sigmoid, VectorMath.sigmoid)
+        case .softplus: (VectorMath.softplus, VectorMath.softplus)
+        case .logSigmoid: (VectorMath.logSigmoid, VectorMath.logSigmoid)
+        }
+        if Self.self == Float.self {
+            kernels.0(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self), count)
+        } else {
+            kernels.1(UnsafeRawPointer(x).assumingMemoryBound(to: Double.self), UnsafeMutableRawPointer(y).assumingMemoryBound(to: Double.self), count)
         }
     }
 }

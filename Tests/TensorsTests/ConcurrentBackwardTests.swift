@@ -4,7 +4,7 @@ import Testing
 /// A small network's loss on rows `range` of `x`: Σ tanh(x·Wᵀ + b)² · (row weight), with the
 /// weight used twice so that leaves collect more than one gradient per part.
 private func partLoss(_ x: Tensor, _ range: Range<Int>, _ w: Parameter, _ b: Parameter) -> Tensor {
-    let h = linear(x.slice(alongAxis: 0, range), weight: w.value, bias: b.value, blocks: nil).tanh()
+    let h = linear(x.slice(alongAxis: 0, range), weight: w.value, bias: b.value).tanh()
     return (h * h).sum() + (w.value * w.value).sum() * 0.01
 }
 

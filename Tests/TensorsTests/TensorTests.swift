@@ -180,7 +180,7 @@ import Testing
         return (y.doubles, [x, weight, bias].map { $0.grad!.doubles })
     }
     let reference = gradients { linear(x.value, weight: weight.value * mask, bias: bias.value) }
-    let fused = gradients { linear(x.value, weight: weight.value, mask: mask, bias: bias.value, blocks: nil) }
+    let fused = gradients { linear(x.value, weight: weight.value, mask: .elementwise(mask), bias: bias.value) }
     #expect(maxAbsDifference(reference.value, fused.value) < 1e-12)
     for (a, b) in zip(reference.grads, fused.grads) { #expect(maxAbsDifference(a, b) < 1e-12) }
     // The weight's gradient is zero wherever the mask is.
@@ -258,7 +258,7 @@ func blockedLinearEqualsTheDenseLayerWithZerosOutsideTheBlocks(_ blocks: [Linear
         return (y.doubles, [x, weight, bias].map { $0.grad!.doubles })
     }
     let dense = gradients { linear(x.value, weight: weight.value * Tensor(keep, shape: [5, 6], dtype: .float64), bias: bias.value) }
-    let blocked = gradients { linear(x.value, weight: weight.value, bias: bias.value, blocks: blocks) }
+    let blocked = gradients { linear(x.value, weight: weight.value, mask: nil, bias: bias.value, blocks: blocks) }
     #expect(maxAbsDifference(dense.value, blocked.value) < 1e-12)
     // The weight's gradient is the dense one masked: zero outside the blocks.
     let maskedDense = zip(dense.grads[1], keep).map { $0 * $1 }

@@ -224,7 +224,7 @@ final class MaskedAutoregressiveNetwork: Module {
 
     /// Row blocks for a layer of `reach.count` units over `inputs` inputs, unit i reading the
     /// first `reach[i]`: each block of units reads only the prefix of inputs its units reach (see
-    /// ``linear(_:weight:bias:blocks:)``). `nil` when the layer is too small to gain.
+    /// ``linear(_:weight:mask:bias:blocks:activation:maskedWeight:)``). `nil` when the layer is too small to gain.
     static func blocks(reach: [Int], inputs: Int, alignment: Int) -> [LinearBlock]? {
         let rows = reach.count
         guard rows * inputs >= 1 << 16 else { return nil }
@@ -299,7 +299,7 @@ final class MaskedAutoregressiveNetwork: Module {
                        activation: l < layers.count - 1 ? activation : nil, maskedWeight: appliedWeight(l))
         }
         if let skipWeight, let skipMask {
-            h = h + linear(input, weight: skipWeight.value, mask: skipMask, bias: nil, blocks: nil)
+            h = h + linear(input, weight: skipWeight.value, mask: .elementwise(skipMask), bias: nil)
         }
         return h.reshaped(to: Array(x.shape.dropLast()) + [variableOrder.count, outputsPerDimension])
     }

@@ -79,7 +79,7 @@ private func gemm(
 ///   - bias: shape [out], or `nil`.
 /// - Returns: shape [..., out].
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-    linear(x, weight: weight, bias: bias, blocks: nil)
+    linear(x, weight: weight, mask: nil, bias: bias, blocks: nil)
 }
 
 /// Output units `outputs` of a dense layer that read only the first `inputs` input features.
@@ -90,16 +90,6 @@ package struct LinearBlock: Sendable, Equatable {
         self.outputs = outputs
         self.inputs = inputs
     }
-}
-
-/// A dense layer whose weight is zero outside `blocks`: output units `block.outputs` see only
-/// the first `block.inputs` inputs. The blocks must cover the outputs in order. Forward and
-/// backward skip the zeros (one GEMM per block), and the weight's gradient is zero there.
-///
-/// A MADE layer with units sorted by degree has a block-triangular mask, so this does about
-/// half the work of ``linear(_:weight:bias:)`` on it (Germain et al. 2015).
-package func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
-    linear(x, weight: weight, mask: Optional<WeightMask>.none, bias: bias, blocks: blocks)
 }
 
 /// The factors M of a masked dense layer's weight [out, in] (see
@@ -163,19 +153,15 @@ package enum WeightMask: Sendable {
     }
 }
 
-/// A masked dense layer, y = x·(W ⊙ M)ᵀ + b, with the weight's gradient (gᵀx) ⊙ M.
-///
-/// The same as ``linear(_:weight:bias:blocks:)`` on `weight * mask`, but W ⊙ M is not kept
-/// between the forward and the backward pass (it is formed again when the input's gradient
-/// needs it), and no separate product is recorded: one weight-sized tensor less per layer for
-/// the whole of a training step. `mask` has the weight's shape and takes no gradient.
-package func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, blocks: [LinearBlock]?) -> Tensor {
-    linear(x, weight: weight, mask: mask.map(WeightMask.elementwise), bias: bias, blocks: blocks)
-}
-
 /// A masked dense layer followed by an activation, y = f(x·(W ⊙ M)ᵀ + b), with the weight's
 /// gradient (gᵀx) ⊙ M, for a mask given as elementwise factors or as a prefix per output unit
-/// (see ``WeightMask``).
+/// (see ``WeightMask``). W ⊙ M is not kept between the forward and the backward pass, and no
+/// separate product is recorded: one weight-sized tensor less per layer for a training step.
+///
+/// With `blocks`, the weight is zero outside them: output units `block.outputs` see only the
+/// first `block.inputs` inputs (the blocks cover the outputs in order). Forward and backward skip
+/// the zeros, one GEMM per block: a MADE layer with units sorted by degree has a
+/// block-triangular mask, so this does about half the work (Germain et al. 2015).
 ///
 /// ReLU is applied in place on the product and its derivative (1 where y > 0) is applied to the
 /// incoming gradient in the same pass that sums the bias's gradient: no activation tensor and no
@@ -185,7 +171,7 @@ package func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, b
 /// can keep it while the weight does not change; otherwise the forward pass and the input's
 /// gradient each form it.
 package func linear(
-    _ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]?,
+    _ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]? = nil,
     activation: Activation? = nil, maskedWeight: Tensor? = nil
 ) -> Tensor {
     let fusesActivation = activation == .relu
