@@ -40,7 +40,7 @@ where RawSignificand: FixedWidthInteger {
         count: Int)
 }
 
-/// The transcendental functions with vectorised kernels (see ``VectorMath``).
+/// The transcendental functions with vectorised kernels (see `VectorMath`).
 public enum VectorFunction: Sendable {
     case exp, log, log1p, expm1, tanh, sigmoid, softplus, logSigmoid
 }

@@ -41,7 +41,7 @@ public protocol BijectorPlan: Sendable {
 ///
 /// log p_Y(y) = log p_X(f⁻¹(y)) + log |det ∂f⁻¹/∂y| = log p_X(x) − log |det ∂f/∂x|.
 ///
-/// A bijector is a ``Module``: its parameters and buffers (``Module/namedParameters``) are found in
+/// A bijector is a `Module`: its parameters and buffers (`Module/namedParameters`) are found in
 /// its stored properties, so a new bijector declares them as properties and nothing else.
 public protocol Bijector: Module {
     /// The event shape this bijector was made for (input and output alike).

@@ -20,7 +20,7 @@ public final class Flow: Distribution {
     /// The length of the context vector (0 for an unconditional flow).
     public let contextSize: Int
     /// The bijector's trainable parameters, named by their dotted paths in its module tree
-    /// (``Module/namedParameters``).
+    /// (`Module/namedParameters`).
     public let parameters: [Parameter]
     /// The total number of trainable scalars.
     public let parameterCount: Int
@@ -28,7 +28,7 @@ public final class Flow: Distribution {
     /// Whether the flow is being trained: ``BatchNorm`` then normalises with the batch's
     /// statistics and updates its running averages, and ``ActNorm`` initialises itself from the
     /// first batch. Off (evaluation) by default, where every bijector is an exact bijection; the
-    /// training step (``Optimizer/step(minimizingNegativeLogLikelihoodOf:_:context:clipNorm:)``)
+    /// training step (`optimizer.step(minimizingNegativeLogLikelihoodOf:)`)
     /// turns it on for its own evaluation and restores it.
     public var isTraining = false {
         didSet { if isTraining != oldValue { for module in modules { module.trainingModeDidChange(isTraining) } } }

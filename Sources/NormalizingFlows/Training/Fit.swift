@@ -58,9 +58,9 @@ public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, context: Tensor?
 ///
 /// Each step draws a batch from a fresh shuffle of the training rows and minimises the mean
 /// negative log-likelihood with the training step every loop here takes
-/// (``Optimizer/step(minimizingNegativeLogLikelihoodOf:_:context:clipNorm:)``). Every `evaluationInterval` steps the validation NLL is computed; with
-/// `patience`, training stops after that many evaluations without improvement, and with
-/// `restoreBest` the best parameters are put back at the end.
+/// (`optimizer.step(minimizingNegativeLogLikelihoodOf:)`). Every `evaluationInterval` steps the
+/// validation NLL is computed; with `patience`, training stops after that many evaluations
+/// without improvement, and with `restoreBest` the best parameters are put back at the end.
 ///
 /// - Parameters:
 ///   - flow: the flow to train; its parameters are updated in place.

@@ -32,7 +32,7 @@ public struct VariationalReport: Sendable {
 /// divergence, i.e. maximising the ELBO (Rezende & Mohamed 2015):
 /// loss = E_{z∼q}[log q(z) − log p̃(z)] = KL(q ‖ p) − log Z, estimated with reparameterised
 /// samples drawn through the flow's forward direction (one pass, no inverse), each step being
-/// ``Optimizer/step(minimizingReverseKLOf:to:samples:context:generator:clipNorm:)``.
+/// `optimizer.step(minimizingReverseKLOf:)`.
 ///
 /// - Parameters:
 ///   - flow: the flow to train; its parameters are updated in place.

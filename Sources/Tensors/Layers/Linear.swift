@@ -34,7 +34,7 @@ public final class Linear: Module {
     public var outputFeatures: Int { weight.shape[0] }
 
     /// The layer, followed by `activation` when given (ReLU fused into the product, see
-    /// ``linear(_:weight:mask:bias:blocks:activation:maskedWeight:)``).
+    /// the package `linear` with a mask and an activation).
     public func callAsFunction(_ x: Tensor, activation: Activation? = nil) -> Tensor {
         linear(x, weight: weight.value, mask: nil, bias: bias?.value, blocks: nil, activation: activation)
     }
