@@ -61,7 +61,16 @@ extension Flow {
         guard loc.isFinite, scale.doubles.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw fail("the base distribution's loc must be finite and its scale positive")
         }
+        try checkIndexBuffers(tensors, fail: fail)
+        // Sizes taken from the file are checked against the file before anything is allocated:
+        // the plan cannot need more parameters than the file holds values.
+        let eventSize = loc.shape.suffix(eventRank).reduce(1, *)
+        let stored = tensors.values.reduce(0) { $0 + $1.count }
         do {
+            let needed = try PlanBudget.minimum(ofJSON: planJSON, eventSize: eventSize).parameters
+            guard needed <= Double(stored) else {
+                throw fail(String(format: "the plan needs at least %.3g parameters for %d-dimensional events, but the file holds only %d values", needed, eventSize, stored))
+            }
             let plan = try PlanCoding.plan(fromJSON: planJSON)
             let flow = try Flow(base: Normal(loc: loc, scale: scale, eventRank: eventRank), bijector: plan, contextSize: contextSize)
             var state: [String: Tensor] = [:]
@@ -73,6 +82,17 @@ extension Flow {
             return flow
         } catch let error as FlowError {
             throw fail(error.description)
+        }
+    }
+
+    /// Buffers holding indices (a permutation, an autoregressive order) must hold whole
+    /// numbers in 0..<count before anything converts them to Int (1e300 would trap).
+    private static func checkIndexBuffers(_ tensors: [String: Tensor], fail: (String) -> FileError) throws {
+        for (name, value) in tensors where name.hasSuffix(".order") || name.hasSuffix(".permutation") || name == "bijector.permutation" {
+            let values = value.doubles
+            if let bad = values.first(where: { !($0 >= 0 && $0 < Double(values.count) && $0 == $0.rounded()) }) {
+                throw fail("'\(FileError.clip(name))' holds \(bad), not an index in 0..<\(values.count)")
+            }
         }
     }
 }

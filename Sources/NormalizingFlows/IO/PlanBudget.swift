@@ -1,0 +1,76 @@
+import Foundation
+
+/// What a plan will allocate, bounded from below before any of it is allocated: a plan read
+/// from a file (or typed on a command line) may ask for a hidden size of 10⁹ or 2⁶² layers.
+///
+/// The bound comes from the plan's JSON (``PlanCoding``), so it covers every saved plan without
+/// knowing each bijector: a `hiddenSizes` list [h₁, …, hₖ] is a network with at least
+/// h₁h₂ + … + hₖ₋₁hₖ + min(h₁, hₖ)·D weights (its inputs and outputs together cover the D event
+/// values); `bins`, `columns` and `reflections` hold at least that many parameters; a plan with
+/// `layers` L repeats its content L times, at least one parameter each.
+public enum PlanBudget {
+    /// The deepest nesting of plans accepted.
+    public static let maximumDepth = 64
+
+    /// A lower bound on the parameters and buffer values `plan` holds for events of
+    /// `eventSize` values, and on the hidden units one row passes through.
+    /// - Throws: ``FlowError/invalidConfiguration(_:)`` for a plan that cannot be encoded or is
+    ///   nested deeper than ``maximumDepth``.
+    public static func minimum(of plan: any BijectorPlan, eventSize: Int) throws -> (parameters: Double, units: Double) {
+        try minimum(ofJSON: PlanCoding.json(plan), eventSize: eventSize)
+    }
+
+    /// ``minimum(of:eventSize:)`` for a plan's JSON text.
+    public static func minimum(ofJSON text: String, eventSize: Int) throws -> (parameters: Double, units: Double) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+            throw FlowError.invalidConfiguration("the plan is not valid JSON")
+        }
+        return try walk(object, key: nil, eventSize: Double(Swift.max(eventSize, 1)), depth: 0)
+    }
+
+    private static func walk(_ value: Any, key: String?, eventSize d: Double, depth: Int) throws -> (parameters: Double, units: Double) {
+        guard depth <= 2 * maximumDepth else {
+            throw FlowError.invalidConfiguration("the plan is nested deeper than \(maximumDepth) levels")
+        }
+        if let dictionary = value as? [String: Any] {
+            var total = (parameters: 0.0, units: 0.0)
+            // An orthogonal Sylvester layer ignores `reflections`.
+            let ignored: Set<String> = dictionary["variant"] as? String == "orthogonal" ? ["layers", "reflections"] : ["layers"]
+            for (k, v) in dictionary where !ignored.contains(k) {
+                let part = try walk(v, key: k, eventSize: d, depth: depth + 1)
+                total.parameters += part.parameters
+                total.units += part.units
+            }
+            if let layers = number(dictionary["layers"]) {
+                total.parameters = Swift.max(total.parameters, 1) * Swift.max(layers, 0)
+                total.units = Swift.max(total.units, d) * Swift.max(layers, 0)
+            }
+            return total
+        }
+        if let array = value as? [Any] {
+            if key == "hiddenSizes" {
+                let sizes = array.map { Swift.max(number($0) ?? 0, 0) }
+                guard let first = sizes.first, let last = sizes.last else { return (0, 0) }
+                let inner = zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 }
+                return (inner + Swift.min(first, last) * d, sizes.reduce(0, +))
+            }
+            var total = (parameters: 0.0, units: 0.0)
+            for v in array {
+                let part = try walk(v, key: key, eventSize: d, depth: depth + 1)
+                total.parameters += part.parameters
+                total.units += part.units
+            }
+            return total
+        }
+        if let key, ["bins", "columns", "reflections"].contains(key), let n = number(value) {
+            return (Swift.max(n, 0), 0)
+        }
+        return (0, 0)
+    }
+
+    private static func number(_ value: Any?) -> Double? {
+        guard let value, !(value is String), let n = value as? NSNumber else { return nil }
+        let d = n.doubleValue
+        return d.isFinite ? d : nil
+    }
+}
