@@ -40,7 +40,10 @@ struct DensityPlot {
         let density = try withoutGradients {
             try flow.logProb(Tensor(grid, shape: [cells * cells, 2], dtype: flow.dtype)).exp().doubles
         }
-        let peak = Swift.max(density.filter(\.isFinite).max() ?? 1, 1e-300)
+        guard let largest = density.filter(\.isFinite).max(), largest > 0 else {
+            throw CommandError("the model's density is zero or not finite everywhere in the plot window: its weights are absurd, or it underflows there")
+        }
+        let peak = largest
         let cell = size / Double(cells)
         let width = size + 2 * margin, height = size + 2 * margin
         var out = """

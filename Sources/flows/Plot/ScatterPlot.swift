@@ -50,9 +50,9 @@ struct ScatterPlot {
         return out + "</svg>\n"
     }
 
-    /// Writes the SVG atomically (to a temporary file, then renamed).
+    /// Writes the SVG (atomically to a regular file, see ``FileAccess/write(_:to:)``).
     func write(to url: URL) throws {
-        try Data(svg().utf8).write(to: url, options: .atomic)
+        try FileAccess.write(Data(svg().utf8), to: url.path)
     }
 
     private func f(_ v: Double) -> String { String(format: "%.1f", v) }
