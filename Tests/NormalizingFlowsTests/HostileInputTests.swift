@@ -212,9 +212,14 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
     // A FIFO is written directly, not replaced by a regular file.
     let fifo = "\(folder)/fifo"
     #expect(mkfifo(fifo, 0o600) == 0)
-    let reader = Thread { _ = try? Data(contentsOf: URL(fileURLWithPath: fifo)) }
-    reader.start()
+    #expect(throws: FileError(path: fifo, "cannot be written: no process is reading this FIFO")) {
+        try DataFile.writeCSV(Tensor([7, 8], shape: [1, 2]), to: fifo)
+    }
+    let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+    defer { close(reader) }
     try DataFile.writeCSV(Tensor([7, 8], shape: [1, 2]), to: fifo)
+    var buffer = [UInt8](repeating: 0, count: 16)
+    #expect(read(reader, &buffer, buffer.count) == 4 && buffer.prefix(4) == Array("7,8\n".utf8)[...])
     #expect(stat(fifo, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO)
     // Failures say why in words, and leave nothing behind.
     let error = #expect(throws: FileError.self) { try DataFile.writeCSV(Tensor([1], shape: [1, 1]), to: "\(folder)/missing/out.csv") }

@@ -127,9 +127,13 @@ public enum FileAccess {
         let exists = stat(target, &info) == 0
         if exists && info.st_mode & S_IFMT == S_IFDIR { throw FileError(path: path, "is a folder; name a file to write") }
         if exists && info.st_mode & S_IFMT != S_IFREG {
-            let fd = open(target, O_WRONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw FileError(path: path, reason(errno, reading: false)) }
+            // Non-blocking open: a FIFO that no one reads is an error (ENXIO), not a wait forever.
+            let fd = open(target, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw FileError(path: path, errno == ENXIO ? "cannot be written: no process is reading this FIFO" : reason(errno, reading: false))
+            }
             defer { close(fd) }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             try writeAll(data, to: fd, path: path)
             return
         }

@@ -92,7 +92,7 @@ func checkFinite(_ values: Tensor, what: String, firstRow: Int = 0) throws {
     let doubles = values.doubles
     guard let bad = doubles.firstIndex(where: { !$0.isFinite }) else { return }
     let width = values.rank <= 1 ? 1 : values.shape[values.rank - 1]
-    throw CommandError("\(what) row \(firstRow + bad / width + 1) is \(doubles[bad]): the model's weights overflow (the file holds absurd values or the training diverged); refit the model")
+    throw CommandError("\(what) row \(firstRow + bad / width + 1) is not finite (\(doubles[bad].magnitude)): the model's weights overflow (the file holds absurd values or the training diverged); refit the model")
 }
 
 /// Reports training progress: a redrawn bar on a terminal, plain lines otherwise, JSON lines with --json.
