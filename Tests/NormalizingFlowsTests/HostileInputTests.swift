@@ -121,7 +121,13 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
         conditioner["hiddenSizes"] = [100_000, 100_000]
         options["conditioner"] = conditioner
     }
-    for (name, data) in [("hidden 1e9", hugeHidden), ("2^62 layers", manyLayers), ("hidden 1e5²", wideAndDeep)] {
+    // A key given twice: JSONSerialization and JSONDecoder may each keep a different one (found by the fuzzer).
+    var twice = header
+    var twiceMetadata = twice["__metadata__"] as! [String: String]
+    twiceMetadata["plan"] = #"{"options":{"conditioner":{"activation":"relu","hiddenSizes":[1000000000],"order":{"natural":{}},"parameterization":"standard","skipConnections":false,"hiddenSizes":[4]},"layers":1,"scale":{"exp":{}}},"type":"MAF"}"#
+    twice["__metadata__"] = twiceMetadata
+    let duplicateKey = try safetensorsFile(twice, body: body)
+    for (name, data) in [("hidden 1e9", hugeHidden), ("2^62 layers", manyLayers), ("hidden 1e5²", wideAndDeep), ("duplicate key", duplicateKey)] {
         let error = loadError(data)
         #expect(error?.message.contains("the plan needs at least") == true, "\(name): \(String(describing: error))")
     }
