@@ -20,7 +20,7 @@ import Darwin
 /// Every failure is a ``FileError`` with the system's reason (`strerror`), never a Foundation
 /// error domain code.
 public enum FileAccess {
-    /// The largest file ``read(_:limit:progress:)`` takes by default: half the physical memory.
+    /// The largest file ``read(_:limit:streamLimit:progress:)`` takes by default: half the physical memory.
     public static var defaultReadLimit: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory / 2) }
 
     /// The most read from a stream (a pipe, a device) by default: 1 GiB.
