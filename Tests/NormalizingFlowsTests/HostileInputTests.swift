@@ -135,12 +135,23 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
     let plans: [any BijectorPlan] = [
         MAF(layers: 3, conditioner: .init(hiddenSizes: [8, 8])), IAF(layers: 2), NSF(layers: 2, bins: 6),
         RealNVP(layers: 2), NSFCoupling(layers: 2, bins: 5), PlanarFlow(layers: 4), RadialFlow(layers: 4),
-        SylvesterFlow(layers: 2), Compose([Permute(), MAF(layers: 1)]), Householder(reflections: 3),
+        SylvesterFlow(layers: 2), SylvesterFlow(layers: 2, variant: .householder), SylvesterFlow(layers: 2, variant: .triangular),
+        Sylvester(columns: 2), Compose([Permute(), MAF(layers: 1)]), Householder(reflections: 3), Householder(), LULinear(),
     ]
+    // One dimension: autoregressive layers hold free parameters, no networks (a 1-D NSF was refused).
+    let oneD = try Flow(base: Normal.standard([1]), bijector: NSF(layers: 2, bins: 4))
+    let oneDPath = "\(scratchFolder())/one.safetensors"
+    try oneD.save(to: oneDPath)
+    #expect(try Flow.load(from: oneDPath).parameterCount == oneD.parameterCount)
+    #expect(try PlanBudget.minimum(of: NSF(layers: 2), eventSize: 1, contextSize: 3).parameters > 1000)
     for plan in plans {
         let flow = try Flow(base: Normal.standard([3]), bijector: plan)
         let (needed, _) = try PlanBudget.minimum(of: plan, eventSize: 3)
         #expect(needed <= Double(flow.parameterCount + 3 * 8), "\(plan)")
+        // Layers with D×D matrices: a bound that grows with D², checked before allocating.
+        if plan is LULinear || plan is SylvesterFlow {
+            #expect(try PlanBudget.minimum(of: plan, eventSize: 1_000_000).parameters >= 1e12, "\(plan)")
+        }
         let path = "\(scratchFolder())/preset.safetensors"
         try flow.save(to: path)
         #expect(try Flow.load(from: path).parameterCount == flow.parameterCount, "\(plan)")

@@ -79,9 +79,9 @@ extension Flow {
         do {
             // The text first (it also bounds the nesting), then the plan as decoded: JSON with a
             // key twice may be read one way here and the other way by the decoder.
-            try checkBudget(PlanBudget.minimum(ofJSON: planJSON, eventSize: eventSize).parameters)
+            try checkBudget(PlanBudget.minimum(ofJSON: planJSON, eventSize: eventSize, contextSize: contextSize).parameters)
             let plan = try PlanCoding.plan(fromJSON: planJSON)
-            try checkBudget(PlanBudget.minimum(of: plan, eventSize: eventSize).parameters)
+            try checkBudget(PlanBudget.minimum(of: plan, eventSize: eventSize, contextSize: contextSize).parameters)
             let flow = try Flow(base: Normal(loc: loc, scale: scale, eventRank: eventRank), bijector: plan, contextSize: contextSize)
             var state: [String: Tensor] = [:]
             for (name, value) in tensors where name.hasPrefix("bijector.") {
