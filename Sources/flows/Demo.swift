@@ -12,7 +12,7 @@ struct Demo: ParsableCommand {
             entropy, 1.4516 nats). Writes an SVG of base, target and flow samples before and after training.
             """)
 
-    @Option(help: "Seed for the parameters and the samples.")
+    @Option(parsing: .unconditional, help: "Seed for the parameters and the samples.")
     var seed: UInt64 = 0
 
     @Option(parsing: .unconditional, help: "Training steps after the first (the tutorial runs 0...500).")

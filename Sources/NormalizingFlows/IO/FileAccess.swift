@@ -98,7 +98,7 @@ public enum FileAccess {
     /// (device, FIFO) or a regular file or new name in an existing, writable folder.
     /// - Throws: ``FileError`` saying why not.
     public static func checkWritable(_ path: String) throws {
-        guard !path.isEmpty else { throw FileError(path: path, "an empty file name") }
+        guard !path.isEmpty else { throw FileError(path: "''", "is an empty file name") }
         var info = stat()
         if stat(path, &info) == 0 {
             let kind = info.st_mode & S_IFMT

@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Repetitions (or training steps) to time; the median is reported (default: the task's).")
     var steps: Int?
 
-    @Option(help: "Seed for the training tasks' initialisation, minibatch order and data.")
+    @Option(parsing: .unconditional, help: "Seed for the training tasks' initialisation, minibatch order and data.")
     var seed: UInt64 = 0
 
     @Flag(help: "Print one JSON object per line instead of a table.")

@@ -27,7 +27,7 @@ struct Fit: ParsableCommand {
     var batchSize = 256
     @Option(parsing: .unconditional, help: "Adam learning rate (cosine-decayed).")
     var lr = 1e-3
-    @Option(help: "Seed for parameters, shuffling and the validation split.")
+    @Option(parsing: .unconditional, help: "Seed for parameters, shuffling and the validation split.")
     var seed: UInt64 = 0
     @Option(help: "The model file to write (safetensors); checked before training, never one of the inputs.")
     var out: String

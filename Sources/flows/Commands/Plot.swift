@@ -15,7 +15,7 @@ struct Plot: ParsableCommand {
     var out: String
     @Option(parsing: .unconditional, help: "Samples to draw (at most \(Plot.maximumSamples)).")
     var samples = 1000
-    @Option(help: "Seed of the samples.")
+    @Option(parsing: .unconditional, help: "Seed of the samples.")
     var seed: UInt64 = 0
 
     /// More points than this only blacken the picture and make the SVG unwieldy.

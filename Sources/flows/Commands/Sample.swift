@@ -9,7 +9,7 @@ struct Sample: ParsableCommand {
     var model: String
     @Option(name: .short, parsing: .unconditional, help: "Number of samples.")
     var n: Int
-    @Option(help: "Seed of the noise (the same seed gives the same samples).")
+    @Option(parsing: .unconditional, help: "Seed of the noise (the same seed gives the same samples).")
     var seed: UInt64 = 0
     @Option(help: "Output file (default: standard output); never the model file.")
     var out: String?

@@ -23,7 +23,7 @@ struct VI: ParsableCommand {
     var samples = 256
     @Option(parsing: .unconditional, help: "Adam learning rate.")
     var lr = 1e-3
-    @Option(help: "Seed.")
+    @Option(parsing: .unconditional, help: "Seed.")
     var seed: UInt64 = 0
     @Option(help: "The model file to write.")
     var out: String
