@@ -12,10 +12,10 @@ struct Demo: ParsableCommand {
             entropy, 1.4516 nats). Writes an SVG of base, target and flow samples before and after training.
             """)
 
-    @Option(help: "Seed for the parameters and the samples.")
+    @Option(parsing: .unconditional, help: "Seed for the parameters and the samples.")
     var seed: UInt64 = 0
 
-    @Option(help: "Training steps after the first (the tutorial runs 0...500).")
+    @Option(parsing: .unconditional, help: "Training steps after the first (the tutorial runs 0...500).")
     var steps = 500
 
     @Option(help: "Hidden layer sizes of the conditioner, comma-separated (default: the library default).")
@@ -31,24 +31,16 @@ struct Demo: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard steps >= 0 else { throw ValidationError("--steps must be non-negative") }
-        _ = try hiddenSizes()
-    }
-
-    private func hiddenSizes() throws -> [Int]? {
-        guard let hidden else { return nil }
-        let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw ValidationError("--hidden takes positive integers separated by commas, e.g. 64,64; got '\(hidden)'")
-        }
-        return sizes.map { $0! }
+        guard steps >= 0 else { throw ValidationError("--steps must be non-negative, got \(steps)") }
+        _ = try parseSizes(hidden, option: "--hidden")
     }
 
     func run() throws {
         var generator = RandomGenerator(seed: seed)
         var conditioner = DenseAutoregressive()
-        if let sizes = try hiddenSizes() { conditioner.hiddenSizes = sizes }
+        if let sizes = try parseSizes(hidden, option: "--hidden") { conditioner.hiddenSizes = sizes }
         if let activation { conditioner.activation = activation }
+        try Limits.checkTraining(AffineAutoregressive(conditioner: conditioner), eventSize: 2, rows: 10_000, options: "--hidden", rowsOption: "--hidden")
         let run = try FirstFlow(seed: seed, steps: steps, conditioner: conditioner)
         let before = try run.flow.sample(1000, generator: &generator)
         let result = try run.train(generator: &generator) { step, loss in
@@ -64,7 +56,11 @@ struct Demo: ParsableCommand {
             .init(title: "flow, after training", points: after.points2D, color: "#2ca02c"),
         ])
         let folder = URL(fileURLWithPath: out, isDirectory: true)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw CommandError("--out \(out): cannot make the folder: \(Main.describe(error))")
+        }
         let file = folder.appendingPathComponent("first-flow.svg")
         try plot.write(to: file)
 

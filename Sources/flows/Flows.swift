@@ -16,32 +16,78 @@ struct Flows: ParsableCommand {
     )
 }
 
-/// Runs the command line: user mistakes print `error: …` on stderr and exit with status 1,
-/// malformed command lines exit with 2 after the usage, `--help` exits with 0. No stack traces.
+/// Runs the command line: user mistakes print one line `error: …` on stderr and exit with
+/// status 1; malformed command lines print one line and exit with 2; `--help` exits with 0.
+/// No stack traces, no usage dumps, no Foundation error domains.
 @main
 enum Main {
     static func main() {
         keepFreedMemoryMapped()
+        FileAccess.removeTemporaryFilesOnSignals()
+        signal(SIGPIPE, SIG_IGN)   // a closed pipe is a write error (EPIPE) with a message
+        var command: ParsableCommand
         do {
-            var command = try Flows.parseAsRoot()
-            try command.run()
-        } catch let error as FileError {
-            fail(error.description)
-        } catch let error as FlowError {
-            fail(error.description)
-        } catch let error as TrainingError {
-            fail(error.description)
-        } catch let error as CommandError {
-            fail(error.message)
+            command = try Flows.parseAsRoot()
         } catch {
-            let code = Flows.exitCode(for: error)
-            if code == .success {
+            if Flows.exitCode(for: error) == .success {
                 print(Flows.fullMessage(for: error))
                 exit(0)
             }
-            FileHandle.standardError.write(Data(("error: " + Flows.fullMessage(for: error) + "\n").utf8))
-            exit(2)
+            usageError(Flows.message(for: error))
         }
+        do {
+            try command.run()
+        } catch let error as ValidationError {
+            usageError(error.message)
+        } catch {
+            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+                // A help request or a command-line problem found while running (e.g. `flows` alone).
+                if Flows.exitCode(for: error) == .success {
+                    print(Flows.fullMessage(for: error))
+                    exit(0)
+                }
+                usageError(Flows.message(for: error))
+            }
+            fail(describe(error))
+        }
+        exit(0)
+    }
+
+    /// The one-line text of an error thrown while running a command.
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case let error as FileError: return error.description
+        case let error as FlowError: return error.description
+        case let error as TrainingError: return error.description
+        case let error as CommandError: return error.message
+        default:
+            // Foundation errors: the POSIX reason and the path, not "NSCocoaErrorDomain error 512".
+            let ns = error as NSError
+            let path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+            var reason = ""
+            if let posix = ns.userInfo[NSUnderlyingErrorKey] as? POSIXError {
+                reason = String(cString: strerror(posix.code.rawValue))
+            } else if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+                reason = String(cString: strerror(Int32(underlying.code)))
+            } else if let posix = error as? POSIXError {
+                reason = String(cString: strerror(posix.code.rawValue))
+            }
+            if reason.isEmpty { reason = "failed (\(type(of: error)))" }
+            return path.map { "\($0): \(reason.lowercased())" } ?? reason
+        }
+    }
+
+    /// A malformed command line: one line naming the problem and where help is, exit status 2.
+    static func usageError(_ message: String) -> Never {
+        var text = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+        text = text.split(separator: "\n").first.map(String.init) ?? text
+        let arguments = CommandLine.arguments.dropFirst()
+        let subcommand = Flows.configuration.subcommands.first { type in
+            arguments.first == type._commandName
+        }
+        let help = subcommand.map { "flows \($0._commandName) --help" } ?? "flows --help"
+        printError("error: \(text) (see '\(help)')")
+        exit(2)
     }
 
     /// Training frees and reallocates the same sizes every step. Tensor buffers of 64 KiB and
@@ -58,8 +104,9 @@ enum Main {
         #endif
     }
 
+    /// A user mistake or a failure: one line, exit status 1.
     static func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        printError("error: \(message)")
         exit(1)
     }
 }

@@ -7,80 +7,27 @@ import Foundation
 /// missing or empty files, ragged rows, values that are not numbers, NaN or infinities.
 public enum DataFile {
     /// Reads a 2-D data set (rows × columns) from CSV or NPY (recognised by its magic bytes).
-    public static func read(_ path: String, dtype: DType = .float32) throws -> Tensor {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            throw FileError(path: path, !exists ? "no such file" : isDirectory.boolValue ? "is a folder, not a data file" : "cannot read the file")
-        }
+    ///
+    /// Values must be finite and, for `.float32`, within its range (±3.4e38): a value that would
+    /// become ±∞ is an error naming its line and column. `progress` is called with (bytes read,
+    /// file size) while a large file (32 MB or more) is read and parsed.
+    public static func read(_ path: String, dtype: DType = .float32, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+        let data = try FileAccess.read(path, progress: progress.map { report in { done, total in report(done / 2, total) } })
         if data.starts(with: [0x93] + Array("NUMPY".utf8)) { return try parseNPY(data, path: path, dtype: dtype) }
-        return try parseCSV(data, path: path, dtype: dtype)
+        return try parseCSV(data, path: path, dtype: dtype, progress: data.count >= FileAccess.progressThreshold ? progress : nil)
     }
 
     // MARK: CSV
 
-    static func parseCSV(_ data: Data, path: String, dtype: DType) throws -> Tensor {
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw FileError(path: path, "is neither UTF-8 text (CSV) nor a NumPy .npy file")
+    /// Parses CSV bytes: comma-separated if the first data line has a comma, otherwise
+    /// whitespace-separated; `#` starts a comment line; the first line may be a header (no field
+    /// a number). Lines end in LF, CRLF or CR.
+    static func parseCSV(_ data: Data, path: String, dtype: DType, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Tensor in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var parser = CSVParser(bytes: bytes, path: path, dtype: dtype)
+            return try parser.parse(progress: progress)
         }
-        var values: [Double] = []
-        var width: Int?
-        var widthLine = 0
-        var rows = 0
-        var comma: Bool?
-        var lineNumber = 0
-        var sawHeader = false
-        // "\r\n" is a single Character in Swift, so split on every kind of newline.
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
-            lineNumber += 1
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
-            let useComma = comma ?? trimmed.contains(",")
-            comma = useComma
-            // Fields with their starting column (1-based, in characters).
-            var fields: [(text: Substring, column: Int)] = []
-            if useComma {
-                var column = 1
-                for field in line.split(separator: ",", omittingEmptySubsequences: false) {
-                    fields.append((field, column))
-                    column += field.count + 1
-                }
-            } else {
-                var column = 1, start: Substring.Index? = nil, startColumn = 1
-                for index in line.indices {
-                    let isSpace = line[index] == " " || line[index] == "\t"
-                    if isSpace, let s = start { fields.append((line[s..<index], startColumn)); start = nil }
-                    if !isSpace && start == nil { start = index; startColumn = column }
-                    column += 1
-                }
-                if let s = start { fields.append((line[s...], startColumn)) }
-            }
-            var row: [Double] = []
-            for (field, column) in fields {
-                let f = field.trimmingCharacters(in: .whitespaces)
-                guard let v = Double(f) else {
-                    if rows == 0 && !sawHeader && fields.allSatisfy({ Double($0.text.trimmingCharacters(in: .whitespaces)) == nil }) {
-                        row = []
-                        break   // a header line
-                    }
-                    throw FileError(path: path, line: lineNumber, column: column,
-                                    f.isEmpty ? "empty value" : "'\(f.prefix(40))' is not a number")
-                }
-                guard v.isFinite else {
-                    throw FileError(path: path, line: lineNumber, column: column, "\(f) is not a finite number (NaN and infinities are not allowed)")
-                }
-                row.append(v)
-            }
-            if row.isEmpty { sawHeader = true; continue }
-            if let width, row.count != width {
-                throw FileError(path: path, line: lineNumber, "has \(row.count) values, but line \(widthLine) has \(width)")
-            }
-            if width == nil { width = row.count; widthLine = lineNumber }
-            values += row
-            rows += 1
-        }
-        guard let width, rows > 0 else { throw FileError(path: path, "contains no rows of numbers") }
-        return Tensor(values, shape: [rows, width], dtype: dtype)
     }
 
     // MARK: NPY
@@ -114,15 +61,19 @@ public enum DataFile {
         guard let shapeField = field("shape"), let open = shapeField.firstIndex(of: "("), let close = shapeField.firstIndex(of: ")") else {
             throw fail("no 'shape' in the header")
         }
-        let dims = shapeField[shapeField.index(after: open)..<close].split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard open < close else { throw fail("no 'shape' in the header") }
+        let shapeText = shapeField[shapeField.index(after: open)..<close]
+        let dims = shapeText.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard dims.allSatisfy({ ($0 ?? -1) >= 0 }), (1...2).contains(dims.count) else {
-            throw fail("shape (\(shapeField[shapeField.index(after: open)..<close])) is not 1-D or 2-D")
+            throw fail("shape (\(clipped(shapeText))) is not 1-D or 2-D with whole sizes")
         }
         let shape = dims.count == 1 ? [dims[0]!, 1] : [dims[0]!, dims[1]!]
-        let count = shape[0] * shape[1]
         let payload = start + headerLength
-        guard data.count - payload == count * elementSize else {
-            throw fail("expected \(count * elementSize) bytes of data for shape \(shape), found \(data.count - payload)")
+        let (count, countOverflow) = shape[0].multipliedReportingOverflow(by: shape[1])
+        let (bytesNeeded, bytesOverflow) = count.multipliedReportingOverflow(by: elementSize)
+        guard !countOverflow, !bytesOverflow, data.count - payload == bytesNeeded else {
+            let needed = countOverflow || bytesOverflow ? "more bytes than a 64-bit size can count" : "\(bytesNeeded) bytes"
+            throw fail("shape \(shape) needs \(needed) of data, but the file has \(data.count - payload)")
         }
         guard count > 0 else { throw FileError(path: path, "contains no rows of numbers") }
         var values = [Double](repeating: 0, count: count)
@@ -133,9 +84,11 @@ public enum DataFile {
                     : Double(bitPattern: raw.loadUnaligned(fromByteOffset: payload + 8 * i, as: UInt64.self).littleEndian)
             }
         }
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+        let largest = dtype == .float32 ? Double(Float.greatestFiniteMagnitude) : .greatestFiniteMagnitude
+        if let bad = values.firstIndex(where: { !($0.magnitude <= largest) }) {
             let (r, c) = fortran ? (bad % shape[0], bad / shape[0]) : (bad / shape[1], bad % shape[1])
-            throw FileError(path: path, "row \(r + 1), column \(c + 1) is \(values[bad]); NaN and infinities are not allowed")
+            let what = values[bad].isFinite ? "outside the float32 range (±3.4e38)" : "not allowed (NaN and infinities are not)"
+            throw FileError(path: path, "row \(r + 1), column \(c + 1) is \(values[bad]), \(what)")
         }
         let t = Tensor(values, shape: fortran ? [shape[1], shape[0]] : shape, dtype: dtype)
         return fortran ? t.transposed() : t
@@ -158,12 +111,154 @@ public enum DataFile {
         return out
     }
 
-    /// Writes `tensor` as CSV atomically (a temporary file renamed into place).
+    /// Writes `tensor` as CSV: atomically to a regular file (a temporary file renamed into
+    /// place), directly to a device or FIFO (see ``FileAccess/write(_:to:)``).
     public static func writeCSV(_ tensor: Tensor, to path: String) throws {
-        do {
-            try Data(csv(tensor).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw FileError(path: path, "cannot write: \(error.localizedDescription)")
+        try FileAccess.write(Data(csv(tensor).utf8), to: path)
+    }
+}
+
+/// The CSV reader of ``DataFile``, on bytes: a field is a number only if `strtod` takes all of
+/// it (so `3\0abc` or `1.5x` is an error, not 3 or 1.5).
+struct CSVParser {
+    let bytes: UnsafeBufferPointer<UInt8>
+    let path: String
+    let dtype: DType
+    private var values: [Double] = []
+    private var width: Int?
+    private var widthLine = 0
+    private var rows = 0
+    private var comma: Bool?
+    private var sawHeader = false
+
+    init(bytes: UnsafeBufferPointer<UInt8>, path: String, dtype: DType) {
+        self.bytes = bytes
+        self.path = path
+        self.dtype = dtype
+    }
+
+    mutating func parse(progress: ((Int, Int) -> Void)?) throws -> Tensor {
+        let count = bytes.count
+        var lineStart = 0, lineNumber = 0, lastReport = 0
+        while lineStart < count {
+            var lineEnd = lineStart
+            while lineEnd < count && bytes[lineEnd] != 0x0A && bytes[lineEnd] != 0x0D { lineEnd += 1 }
+            lineNumber += 1
+            try parseLine(lineStart..<lineEnd, lineNumber: lineNumber)
+            // LF, CR or CRLF.
+            var next = lineEnd + 1
+            if lineEnd < count && bytes[lineEnd] == 0x0D && next < count && bytes[next] == 0x0A { next += 1 }
+            lineStart = next
+            if let progress, lineStart - lastReport >= 8 << 20 {
+                progress(count / 2 + Swift.min(lineStart, count) / 2, count)
+                lastReport = lineStart
+            }
         }
+        progress?(count, count)
+        guard let width, rows > 0 else { throw FileError(path: path, "contains no rows of numbers") }
+        return Tensor(values, shape: [rows, width], dtype: dtype)
+    }
+
+    private func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+
+    /// The column (1-based, in characters) of byte `index` of a line starting at `lineStart`.
+    private func column(_ index: Int, lineStart: Int) -> Int {
+        var column = 1
+        for i in lineStart..<index where bytes[i] & 0xC0 != 0x80 { column += 1 }
+        return column
+    }
+
+    private mutating func parseLine(_ line: Range<Int>, lineNumber: Int) throws {
+        var first = line.lowerBound, last = line.upperBound
+        while first < last && isBlank(bytes[first]) { first += 1 }
+        while last > first && isBlank(bytes[last - 1]) { last -= 1 }
+        if first == last || bytes[first] == UInt8(ascii: "#") { return }
+        let useComma: Bool
+        if let comma { useComma = comma } else {
+            useComma = bytes[first..<last].contains(UInt8(ascii: ","))
+            comma = useComma
+        }
+        // Field ranges (blanks trimmed).
+        var fields: [Range<Int>] = []
+        if useComma {
+            var start = line.lowerBound
+            for i in line.lowerBound...line.upperBound where i == line.upperBound || bytes[i] == UInt8(ascii: ",") {
+                var a = start, b = i
+                while a < b && isBlank(bytes[a]) { a += 1 }
+                while b > a && isBlank(bytes[b - 1]) { b -= 1 }
+                fields.append(a..<b)
+                start = i + 1
+            }
+        } else {
+            var i = first
+            while i < last {
+                let start = i
+                while i < last && !isBlank(bytes[i]) { i += 1 }
+                fields.append(start..<i)
+                while i < last && isBlank(bytes[i]) { i += 1 }
+            }
+        }
+        let rowStart = values.count
+        for field in fields {
+            if let value = self.number(field) {
+                try check(value, field, line: line, lineNumber: lineNumber)
+                values.append(value)
+                continue
+            }
+            if rows == 0 && !sawHeader && values.count == rowStart && fields.allSatisfy({ self.number($0) == nil }) {
+                let text = UnsafeBufferPointer(rebasing: bytes[line])
+                guard !text.contains(0), String(validating: text, as: UTF8.self) != nil else {
+                    throw FileError(path: path, line: lineNumber, "is binary data (a NUL byte or invalid UTF-8), neither CSV text nor a NumPy .npy file")
+                }
+                sawHeader = true   // a header line
+                return
+            }
+            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[field]), as: UTF8.self)
+            let problem: String
+            if field.isEmpty {
+                problem = "empty value"
+            } else if bytes[field].contains(0) {
+                problem = "'\(clipped(text))' is not a number (it holds a NUL byte: binary data, not CSV text)"
+            } else {
+                problem = "'\(clipped(text))' is not a number"
+            }
+            throw FileError(path: path, line: lineNumber, column: self.column(field.lowerBound, lineStart: line.lowerBound), problem)
+        }
+        let found = values.count - rowStart
+        if let width, found != width {
+            throw FileError(path: path, line: lineNumber, "has \(found) values, but line \(widthLine) has \(width)")
+        }
+        if width == nil { width = found; widthLine = lineNumber }
+        rows += 1
+    }
+
+    /// The field as a number if `strtod` reads all of it.
+    private func number(_ field: Range<Int>) -> Double? {
+        let length = field.count
+        guard length > 0 else { return nil }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: length + 1) { buffer -> Double? in
+            for k in 0..<length {
+                let b = bytes[field.lowerBound + k]
+                guard b != 0 else { return nil }
+                buffer[k] = CChar(bitPattern: b)
+            }
+            buffer[length] = 0
+            var end: UnsafeMutablePointer<CChar>?
+            let value = strtod(buffer.baseAddress!, &end)
+            guard let end, end - buffer.baseAddress! == length else { return nil }
+            return value
+        }
+    }
+
+    private func check(_ value: Double, _ field: Range<Int>, line: Range<Int>, lineNumber number: Int) throws {
+        let largest = dtype == .float32 ? Double(Float.greatestFiniteMagnitude) : .greatestFiniteMagnitude
+        guard !(value.magnitude <= largest) else { return }
+        let text = clipped(String(decoding: UnsafeBufferPointer(rebasing: bytes[field]), as: UTF8.self))
+        let column = self.column(field.lowerBound, lineStart: line.lowerBound)
+        if value.isNaN || (value.isInfinite && !text.lowercased().allSatisfy({ "0123456789.e+-".contains($0) })) {
+            throw FileError(path: path, line: number, column: column, "\(text) is not a finite number (NaN and infinities are not allowed)")
+        }
+        throw FileError(path: path, line: number, column: column,
+                        "\(text) is outside the \(dtype == .float32 ? "float32 range (±3.4e38)" : "float64 range (±1.8e308)")")
     }
 }

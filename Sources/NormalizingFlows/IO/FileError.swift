@@ -20,3 +20,27 @@ public struct FileError: Error, Equatable, CustomStringConvertible {
         return "\(location): \(message)"
     }
 }
+
+extension FileError {
+    /// `text` made fit for a one-line message: control characters (a NUL, a newline) shown as
+    /// escapes and anything past `limit` characters cut, with the full length said.
+    public static func clip(_ text: some StringProtocol, limit: Int = 40) -> String {
+        var out = ""
+        var count = 0
+        for character in text {
+            if count == limit {
+                return out + "… (\(text.count) characters)"
+            }
+            if character.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                out += character.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? String(format: "\\x%02X", $0.value) : String($0) }.joined()
+            } else {
+                out.append(character)
+            }
+            count += 1
+        }
+        return out
+    }
+}
+
+/// ``FileError/clip(_:limit:)``.
+func clipped(_ text: some StringProtocol, limit: Int = 40) -> String { FileError.clip(text, limit: limit) }

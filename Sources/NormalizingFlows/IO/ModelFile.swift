@@ -37,7 +37,12 @@ extension Flow {
     /// Loads a flow saved by ``save(to:)``.
     /// - Throws: ``FileError`` naming the file and what is wrong with it.
     public static func load(from path: String) throws -> Flow {
-        let (tensors, metadata) = try SafeTensors.read(path)
+        try load(SafeTensors.read(path), path: path)
+    }
+
+    /// Builds the flow from a model file's tensors and metadata (read from `path`, named in errors).
+    static func load(_ contents: (tensors: [String: Tensor], metadata: [String: String]), path: String) throws -> Flow {
+        let (tensors, metadata) = contents
         func fail(_ message: String) -> FileError { FileError(path: path, "not a valid model file: \(message)") }
         guard metadata["format"] == fileFormat else { throw fail("it was not written by this library (no '\(fileFormat)' format tag)") }
         guard let version = metadata["format_version"].flatMap(Int.init), version <= fileFormatVersion else {
@@ -61,8 +66,22 @@ extension Flow {
         guard loc.isFinite, scale.doubles.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw fail("the base distribution's loc must be finite and its scale positive")
         }
+        try checkIndexBuffers(tensors, fail: fail)
+        // Sizes taken from the file are checked against the file before anything is allocated:
+        // the plan cannot need more parameters than the file holds values.
+        let eventSize = loc.shape.suffix(eventRank).reduce(1, *)
+        let stored = tensors.values.reduce(0) { $0 + $1.count }
+        func checkBudget(_ needed: Double) throws {
+            guard needed <= Double(stored) else {
+                throw fail(String(format: "the plan needs at least %.3g parameters for %d-dimensional events, but the file holds only %d values", needed, eventSize, stored))
+            }
+        }
         do {
+            // The text first (it also bounds the nesting), then the plan as decoded: JSON with a
+            // key twice may be read one way here and the other way by the decoder.
+            try checkBudget(PlanBudget.minimum(ofJSON: planJSON, eventSize: eventSize, contextSize: contextSize).parameters)
             let plan = try PlanCoding.plan(fromJSON: planJSON)
+            try checkBudget(PlanBudget.minimum(of: plan, eventSize: eventSize, contextSize: contextSize).parameters)
             let flow = try Flow(base: Normal(loc: loc, scale: scale, eventRank: eventRank), bijector: plan, contextSize: contextSize)
             var state: [String: Tensor] = [:]
             for (name, value) in tensors where name.hasPrefix("bijector.") {
@@ -73,6 +92,17 @@ extension Flow {
             return flow
         } catch let error as FlowError {
             throw fail(error.description)
+        }
+    }
+
+    /// Buffers holding indices (a permutation, an autoregressive order) must hold whole
+    /// numbers in 0..<count before anything converts them to Int (1e300 would trap).
+    private static func checkIndexBuffers(_ tensors: [String: Tensor], fail: (String) -> FileError) throws {
+        for (name, value) in tensors where name.hasSuffix(".order") || name.hasSuffix(".permutation") || name == "bijector.permutation" {
+            let values = value.doubles
+            if let bad = values.first(where: { !($0 >= 0 && $0 < Double(values.count) && $0 == $0.rounded()) }) {
+                throw fail("'\(FileError.clip(name))' holds \(bad), not an index in 0..<\(values.count)")
+            }
         }
     }
 }

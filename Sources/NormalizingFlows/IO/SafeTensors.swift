@@ -29,19 +29,17 @@ public enum SafeTensors {
             let t = tensors[name]!
             t.withUnsafeBytes { file.append(contentsOf: $0) }
         }
-        do {
-            try file.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw FileError(path: path, "cannot write: \(error.localizedDescription)")
-        }
+        try FileAccess.write(file, to: path)
     }
 
     /// Reads and validates a safetensors file.
     /// - Throws: ``FileError`` for a missing, truncated or malformed file, naming what is wrong.
     public static func read(_ path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw FileError(path: path, FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
-        }
+        try parse(FileAccess.read(path), path: path)
+    }
+
+    /// Parses the bytes of a safetensors file read from `path` (named in errors).
+    static func parse(_ data: Data, path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         func fail(_ message: String) -> FileError { FileError(path: path, "not a valid model file: \(message)") }
         guard data.count >= 8 else { throw fail("\(data.count) bytes is too short for a safetensors header") }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
@@ -65,26 +63,39 @@ public enum SafeTensors {
             }
             guard let entry = value as? [String: Any],
                   let dtypeName = entry["dtype"] as? String,
-                  let shape = (entry["shape"] as? [Any])?.map({ ($0 as? NSNumber)?.intValue ?? -1 }),
-                  let offsets = (entry["data_offsets"] as? [Any])?.map({ ($0 as? NSNumber)?.intValue ?? -1 }),
-                  offsets.count == 2 else {
-                throw fail("tensor '\(name)' lacks a dtype, shape or data_offsets")
+                  let shapeValues = entry["shape"] as? [Any], let offsetValues = entry["data_offsets"] as? [Any] else {
+                throw fail("tensor '\(clipped(name))' lacks a dtype, shape or data_offsets")
+            }
+            // Only whole numbers that fit in Int: 1e300 or 2.5 is an error, not a conversion trap.
+            let dimensions = shapeValues.map(exactInteger), offsets = offsetValues.map(exactInteger)
+            guard dimensions.allSatisfy({ ($0 ?? -1) >= 0 }), dimensions.count <= 8 else {
+                throw fail("tensor '\(clipped(name))' has an invalid shape \(clipped("\(shapeValues)")): want at most 8 whole numbers ≥ 0")
+            }
+            guard offsets.count == 2, let begin = offsets[0], let end = offsets[1] else {
+                throw fail("tensor '\(clipped(name))' has invalid data_offsets \(clipped("\(offsetValues)")): want two whole numbers")
             }
             let dtype: DType
             switch dtypeName {
             case "F32": dtype = .float32
             case "F64": dtype = .float64
-            default: throw fail("tensor '\(name)' has dtype \(dtypeName); only F32 and F64 are supported")
+            default: throw fail("tensor '\(clipped(name))' has dtype \(clipped(dtypeName)); only F32 and F64 are supported")
             }
-            guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor '\(name)' has an invalid shape \(shape)") }
-            let (begin, end) = (offsets[0], offsets[1])
-            let count = shape.reduce(1, *)
+            let dims = dimensions.map { $0! }
             guard begin >= 0, end >= begin, end <= bufferSize else {
-                throw fail("tensor '\(name)' spans bytes \(begin)..<\(end) of a \(bufferSize)-byte buffer: truncated or corrupted")
+                throw fail("tensor '\(clipped(name))' spans bytes \(begin)..<\(end) of a \(bufferSize)-byte buffer: truncated or corrupted")
             }
-            guard end - begin == count * dtype.byteSize else {
-                throw fail("tensor '\(name)' of shape \(shape) \(dtypeName) needs \(count * dtype.byteSize) bytes, not \(end - begin)")
+            // The product of the dimensions, in bytes, or nil if it overflows Int.
+            let bytes = dims.reduce(Optional(dtype.byteSize)) { product, d in
+                product.flatMap { p in
+                    let (r, overflow) = p.multipliedReportingOverflow(by: d)
+                    return overflow ? nil : r
+                }
             }
+            guard let bytes, end - begin == bytes else {
+                let needed = bytes.map { "\($0) bytes" } ?? "more bytes than a 64-bit size can count"
+                throw fail("tensor '\(clipped(name))' of shape \(dims) \(dtypeName) needs \(needed), not \(end - begin)")
+            }
+            let shape = dims
             tensors[name] = data.withUnsafeBytes { raw in
                 Tensor(shape: shape, dtype: dtype, copyingBytes: UnsafeRawBufferPointer(rebasing: raw[(headerEnd + begin)..<(headerEnd + end)]))
             }
@@ -92,11 +103,17 @@ public enum SafeTensors {
         }
         spans.sort { $0.begin < $1.begin }
         for (a, b) in zip(spans, spans.dropFirst()) where b.begin < a.end {
-            throw fail("tensors '\(a.name)' and '\(b.name)' overlap")
+            throw fail("tensors '\(clipped(a.name))' and '\(clipped(b.name))' overlap")
         }
         if let last = spans.last?.end, last != bufferSize {
             throw fail("\(bufferSize - last) unexpected bytes after the last tensor")
         }
         return (tensors, metadata)
+    }
+
+    /// A JSON number as an Int if it is a whole number that fits (not 1e300, 2.5, true or "3").
+    private static func exactInteger(_ value: Any) -> Int? {
+        guard let number = value as? NSNumber else { return nil }
+        return Int(exactly: number)
     }
 }

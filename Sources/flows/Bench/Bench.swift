@@ -14,10 +14,10 @@ struct Bench: ParsableCommand {
     @Option(help: "The task to run.")
     var task: BenchTask
 
-    @Option(help: "Repetitions (or training steps) to time; the median is reported.")
+    @Option(parsing: .unconditional, help: "Repetitions (or training steps) to time; the median is reported (default: the task's).")
     var steps: Int?
 
-    @Option(help: "Seed for the training tasks' initialisation, minibatch order and data.")
+    @Option(parsing: .unconditional, help: "Seed for the training tasks' initialisation, minibatch order and data.")
     var seed: UInt64 = 0
 
     @Flag(help: "Print one JSON object per line instead of a table.")
@@ -26,17 +26,25 @@ struct Bench: ParsableCommand {
     @Option(help: "gemm only: comma-separated shapes MxKxN[:AB] to time instead of the task's (AB: N or T for each operand).")
     var shapes: String?
 
-    @Option(name: .customLong("data-dir"), help: "Folder with the tasks' data (moons_*.csv, digits_*.csv).")
-    var dataDirectory = "../shared/bench/data"
+    @Option(name: .customLong("data-dir"), help: "Folder with the tasks' data (moons_*.csv, digits_*.csv), relative to the current folder.")
+    var dataDirectory = Bench.defaultDataDirectory
+
+    static let defaultDataDirectory = "../shared/bench/data"
 
     func validate() throws {
-        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        _ = try gemmShapes()
     }
 
     private func gemmShapes() throws -> [GEMMBench.Shape] {
         guard let shapes else { return GEMMBench.taskShapes }
-        return try shapes.split(separator: ",").map {
-            guard let shape = GEMMBench.Shape(String($0)) else { throw ValidationError("--shapes: expected MxKxN or MxKxN:AB, got \($0)") }
+        return try shapes.split(separator: ",").map { (text: Substring) -> GEMMBench.Shape in
+            guard let shape = GEMMBench.Shape(String(text)) else {
+                throw ValidationError("--shapes: expected MxKxN or MxKxN:AB with sizes from 1 to \(GEMMBench.Shape.maximumSize), got '\(FileError.clip(text))'")
+            }
+            // A, B and C in float32, with the copies the benchmark makes of A and B.
+            let bytes = 4 * (3 * Double(shape.m) * Double(shape.k) + 3 * Double(shape.k) * Double(shape.n) + Double(shape.m) * Double(shape.n))
+            guard bytes <= Limits.memory else { throw Limits.refuse("--shapes \(FileError.clip(text))", needs: bytes, for: "the three matrices") }
             return shape
         }
     }
@@ -47,7 +55,13 @@ struct Bench: ParsableCommand {
         case .gemm: records = GEMMBench.run(repetitions: steps, shapes: try gemmShapes())
         case .mlpStep: records = [MLPStepBench.run(steps: steps)]
         case .vectorMath: records = VectorMathBench.run(repetitions: steps)
-        default: records = [try TaskBench(task: task, steps: steps, seed: seed, dataDirectory: dataDirectory).run()]
+        default:
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dataDirectory, isDirectory: &isFolder), isFolder.boolValue else {
+                let absolute = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+                throw CommandError("\(dataDirectory): no such folder (\(absolute)); task \(task.rawValue) reads its data (moons_*.csv, digits_*.csv) from --data-dir, by default \(Bench.defaultDataDirectory) relative to the current folder, i.e. beside a clone of this repository")
+            }
+            records = [try TaskBench(task: task, steps: steps, seed: seed, dataDirectory: dataDirectory).run()]
         }
         for record in records {
             print(json ? record.jsonLine : record.tableLine)

@@ -11,8 +11,9 @@ enum GEMMBench {
         /// Parses `MxKxN`, optionally followed by `:` and two letters N/T for A and B (`64x512x64:TN`).
         init?(_ text: String) {
             let parts = text.split(separator: ":")
-            let sizes = parts[0].split(separator: "x").compactMap { Int($0) }
-            guard sizes.count == 3, sizes.allSatisfy({ $0 > 0 }), parts.count <= 2 else { return nil }
+            guard let first = parts.first else { return nil }
+            let sizes = first.split(separator: "x").compactMap { Int($0) }
+            guard sizes.count == 3, sizes.allSatisfy({ $0 > 0 && $0 <= Shape.maximumSize }), parts.count <= 2 else { return nil }
             (m, k, n) = (sizes[0], sizes[1], sizes[2])
             if parts.count == 2 {
                 let flags = Array(parts[1].uppercased())
@@ -22,6 +23,9 @@ enum GEMMBench {
         }
 
         init(m: Int, k: Int, n: Int) { (self.m, self.k, self.n) = (m, k, n) }
+
+        /// The largest size accepted for M, K or N (products stay far from Int's range).
+        static let maximumSize = 1 << 20
     }
 
     static let taskShapes = [Shape(m: 512, k: 256, n: 256), Shape(m: 1024, k: 1024, n: 1024)]

@@ -16,7 +16,7 @@ struct Info: ParsableCommand {
         let dimension = flow.eventShape.reduce(1, *)
         if json {
             print(Output.json([("dimension", dimension), ("parameters", flow.parameterCount), ("dtype", flow.dtype.rawValue),
-                               ("context_size", flow.contextSize), ("plan", plan)]))
+                               ("context_size", flow.contextSize), ("plan", Output.RawJSON(text: plan))]))
         } else {
             print("dimension:  \(dimension)")
             print("parameters: \(flow.parameterCount)")

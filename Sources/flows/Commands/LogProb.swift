@@ -3,16 +3,25 @@ import NormalizingFlows
 
 /// `flows logprob`: the log-density of each row under a saved model.
 struct LogProb: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "logprob", abstract: "Write log p(x) for each row of a data file, as CSV, in input order.")
+    static let configuration = CommandConfiguration(
+        commandName: "logprob", abstract: "Write log p(x) for each row of a data file, as CSV, in input order.",
+        discussion: """
+            A row whose density is below what the model's dtype represents (far outside where the model has \
+            mass, or a model with absurd weights) has log p = -inf; that is an error naming the row unless \
+            --allow-infinite is given, which writes -inf for it.
+            """)
 
     @Option(help: "The model file.")
     var model: String
     @Option(help: "Rows to score (CSV or NPY).")
     var data: String
-    @Option(help: "Output file (default: standard output).")
+    @Option(help: "Output file (default: standard output); never one of the inputs.")
     var out: String?
+    @Flag(name: .customLong("allow-infinite"), help: "Write -inf for rows whose density underflows instead of failing.")
+    var allowInfinite = false
 
     func run() throws {
+        try Output.check(out, inputs: [model, data])
         let flow = try Flow.load(from: model)
         let rows = try loadData(data, for: flow)
         let values = try withoutGradients {
@@ -20,6 +29,12 @@ struct LogProb: ParsableCommand {
                 try flow.logProb(rows.slice(alongAxis: 0, (chunk * 4096)..<Swift.min(rows.shape[0], (chunk + 1) * 4096)))
             }
         }
-        try Output.write(DataFile.csv(Tensor.concatenate(values, alongAxis: 0)), to: out)
+        let all = Tensor.concatenate(values, alongAxis: 0)
+        let doubles = all.doubles
+        if let bad = doubles.firstIndex(where: { $0.isNaN || ($0.isInfinite && ($0 > 0 || !allowInfinite)) }) {
+            let count = doubles.filter { !$0.isFinite }.count
+            throw CommandError("\(data): row \(bad + 1) has log p = \(doubles[bad]) (\(count) of \(doubles.count) rows): the density underflows there, far outside the model's mass, or the model's weights are absurd; --allow-infinite writes -inf for such rows")
+        }
+        try Output.write(DataFile.csv(all), to: out)
     }
 }

@@ -9,19 +9,21 @@ struct VI: ParsableCommand {
 
     @Option(help: "The target: \(Energy.allCases.map(\.rawValue).joined(separator: "|")).")
     var energy: String
-    @Option(help: "The flow family: planar|radial|maf|iaf|nsf.")
+    @Option(help: "The flow family: \(FlowChoice.names).")
     var flow: String
-    @Option(help: "Number of layers (default: 32 for planar/radial, 5 otherwise).")
+    @Option(parsing: .unconditional, help: "Number of layers (default: \(FlowChoice.layersHelp)).")
     var layers: Int?
-    @Option(help: "Hidden layer sizes of autoregressive conditioners, comma-separated.")
+    @Option(help: ArgumentHelp(stringLiteral: FlowChoice.hiddenHelp))
     var hidden: String?
-    @Option(help: "Training steps.")
+    @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.binsHelp))
+    var bins: Int?
+    @Option(parsing: .unconditional, help: "Training steps.")
     var steps = 5000
-    @Option(help: "Monte Carlo samples per step.")
+    @Option(parsing: .unconditional, help: "Monte Carlo samples per step.")
     var samples = 256
-    @Option(help: "Adam learning rate.")
+    @Option(parsing: .unconditional, help: "Adam learning rate.")
     var lr = 1e-3
-    @Option(help: "Seed.")
+    @Option(parsing: .unconditional, help: "Seed.")
     var seed: UInt64 = 0
     @Option(help: "The model file to write.")
     var out: String
@@ -29,17 +31,23 @@ struct VI: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard steps >= 1, samples >= 1 else { throw ValidationError("--steps and --samples must be at least 1") }
-        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
-        if let layers, layers < 1 { throw ValidationError("--layers must be at least 1") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
+        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        if let layers, layers < 1 { throw ValidationError("--layers must be at least 1, got \(layers)") }
+        if let bins, bins < 2 { throw ValidationError("--bins must be at least 2, got \(bins)") }
         _ = try parseSizes(hidden, option: "--hidden")
+        guard Energy(rawValue: energy.lowercased()) != nil else {
+            throw ValidationError("--energy: unknown energy '\(FileError.clip(energy))'; choose one of \(Energy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins)
     }
 
     func run() throws {
-        guard let target = Energy(rawValue: energy.lowercased()) else {
-            throw CommandError("unknown energy '\(energy)'; choose one of \(Energy.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: nil)
+        try Output.check(out, inputs: [])
+        let target = Energy(rawValue: energy.lowercased())!
+        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins)
+        try Limits.checkTraining(plan, eventSize: 2, rows: samples, options: "--layers/--hidden/--bins", rowsOption: "--samples")
         let model = try Flow(base: Normal.standard([2]), bijector: plan, seed: seed)
         var options = VariationalOptions()
         options.steps = steps

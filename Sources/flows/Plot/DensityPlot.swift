@@ -40,14 +40,18 @@ struct DensityPlot {
         let density = try withoutGradients {
             try flow.logProb(Tensor(grid, shape: [cells * cells, 2], dtype: flow.dtype)).exp().doubles
         }
-        let peak = Swift.max(density.filter(\.isFinite).max() ?? 1, 1e-300)
+        guard let largest = density.filter(\.isFinite).max(), largest > 0 else {
+            throw CommandError("the model's density is zero or not finite everywhere in the plot window: its weights are absurd, or it underflows there")
+        }
+        let peak = largest
         let cell = size / Double(cells)
-        let width = size + 2 * margin, height = size + 2 * margin
+        let colorBar = 70.0   // the colour scale right of the map
+        let width = size + 2 * margin + colorBar, height = size + 2 * margin + 24
         var out = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" \
             font-family="Helvetica, Arial, sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
-            <text x="\(width / 2)" y="\(margin - 16)" text-anchor="middle" font-size="14">flow density, samples (white)\(data == nil ? "" : " and data (red)")</text>
+            <text x="\(f(margin + size / 2))" y="\(f(margin - 22))" text-anchor="middle" font-size="14">density of the flow</text>
             <g shape-rendering="crispEdges">
 
             """
@@ -68,11 +72,36 @@ struct DensityPlot {
         if let data { dots(data.points2D.prefix(2000).map { $0 }, "#e4572e", 1.4) }
         dots(samples.points2D, "white", 1.2)
         out += "<rect x=\"\(margin)\" y=\"\(margin)\" width=\"\(size)\" height=\"\(size)\" fill=\"none\" stroke=\"#333\"/>\n"
-        for k in 0...4 {
-            let tx = x0 + Double(k) / 4 * (x1 - x0), ty = y0 + Double(k) / 4 * (y1 - y0)
-            out += "<text x=\"\(f(px(tx)))\" y=\"\(f(margin + size + 16))\" text-anchor=\"middle\" fill=\"#333\">\(String(format: "%.2g", tx))</text>\n"
-            out += "<text x=\"\(f(margin - 6))\" y=\"\(f(py(ty) + 4))\" text-anchor=\"end\" fill=\"#333\">\(String(format: "%.2g", ty))</text>\n"
+        // Round ticks and axis labels.
+        for tx in niceTicks(x0, x1) {
+            out += "<line x1=\"\(f(px(tx)))\" x2=\"\(f(px(tx)))\" y1=\"\(f(margin + size))\" y2=\"\(f(margin + size + 4))\" stroke=\"#333\"/>\n"
+            out += "<text x=\"\(f(px(tx)))\" y=\"\(f(margin + size + 16))\" text-anchor=\"middle\" fill=\"#333\">\(tickLabel(tx))</text>\n"
         }
+        for ty in niceTicks(y0, y1) {
+            out += "<line x1=\"\(f(margin - 4))\" x2=\"\(f(margin))\" y1=\"\(f(py(ty)))\" y2=\"\(f(py(ty)))\" stroke=\"#333\"/>\n"
+            out += "<text x=\"\(f(margin - 6))\" y=\"\(f(py(ty) + 4))\" text-anchor=\"end\" fill=\"#333\">\(tickLabel(ty))</text>\n"
+        }
+        out += "<text x=\"\(f(margin + size / 2))\" y=\"\(f(margin + size + 34))\" text-anchor=\"middle\">x₁ (column 1)</text>\n"
+        out += "<text transform=\"translate(\(f(margin - 34)) \(f(margin + size / 2))) rotate(-90)\" text-anchor=\"middle\">x₂ (column 2)</text>\n"
+        // Legend: samples and data.
+        var legendX = margin
+        for (label, color) in [("flow samples", "white")] + (data == nil ? [] : [("data", "#e4572e")]) {
+            out += "<circle cx=\"\(f(legendX + 5))\" cy=\"\(f(margin - 8))\" r=\"4\" fill=\"\(color)\" stroke=\"#333\" stroke-width=\"0.6\"/>\n"
+            out += "<text x=\"\(f(legendX + 13))\" y=\"\(f(margin - 4))\" fill=\"#333\">\(label)</text>\n"
+            legendX += 110
+        }
+        // Colour scale: density from 0 to the peak.
+        let barX = margin + size + 18, barWidth = 14.0, steps = 50
+        for k in 0..<steps {
+            let t = (Double(k) + 0.5) / Double(steps)
+            out += "<rect x=\"\(f(barX))\" y=\"\(f(margin + size * (1 - Double(k + 1) / Double(steps))))\" width=\"\(barWidth)\" height=\"\(f(size / Double(steps) + 0.3))\" fill=\"\(rampColor(t))\" shape-rendering=\"crispEdges\"/>\n"
+        }
+        out += "<rect x=\"\(f(barX))\" y=\"\(margin)\" width=\"\(barWidth)\" height=\"\(size)\" fill=\"none\" stroke=\"#333\"/>\n"
+        for value in niceTicks(0, peak, count: 4) {
+            let y = margin + size * (1 - value / peak)
+            out += "<text x=\"\(f(barX + barWidth + 4))\" y=\"\(f(y + 4))\" fill=\"#333\" font-size=\"10\">\(tickLabel(value))</text>\n"
+        }
+        out += "<text x=\"\(f(barX + barWidth / 2))\" y=\"\(f(margin - 8))\" text-anchor=\"middle\" font-size=\"11\">p(x)</text>\n"
         return out + "</svg>\n"
     }
 
@@ -92,9 +121,9 @@ struct PairPlot {
         let dataValues = data?.doubles
         func column(_ values: [Double], _ j: Int) -> [Double] { stride(from: j, to: values.count, by: width).map { values[$0] } }
         let ranges = (0..<d).map { c in plotRange(column(s, c) + (dataValues.map { column($0, c) } ?? [])) }
-        let total = Double(d) * (panel + gap) + 40
+        let total = Double(d) * (panel + gap) + 40, height = total + 20
         var out = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(total))" height="\(Int(total))" viewBox="0 0 \(Int(total)) \(Int(total))" \
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(total))" height="\(Int(height))" viewBox="0 0 \(Int(total)) \(Int(height))" \
             font-family="Helvetica, Arial, sans-serif" font-size="11">
             <rect width="100%" height="100%" fill="white"/>
 
@@ -124,6 +153,13 @@ struct PairPlot {
                     }
                 }
             }
+        }
+        // Legend: samples (histograms and dots) and data.
+        var legendX = 30.0
+        for (label, color) in [("flow samples", "#21918c")] + (data == nil ? [] : [("data", "#e4572e")]) {
+            out += "<circle cx=\"\(legendX + 5)\" cy=\"\(height - 14)\" r=\"4\" fill=\"\(color)\"/>"
+            out += "<text x=\"\(legendX + 13)\" y=\"\(height - 10)\" fill=\"#333\">\(label)</text>\n"
+            legendX += 110
         }
         return out + "</svg>\n"
     }

@@ -33,12 +33,12 @@ struct ScatterPlot {
             func py(_ y: Double) -> Double { top + panelSize - (y - y0) / (y1 - y0) * panelSize }
             out += "<text x=\"\(f(left + panelSize / 2))\" y=\"\(f(top - 12))\" text-anchor=\"middle\" font-size=\"14\">\(escape(panel.title))</text>\n"
             out += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(panelSize))\" height=\"\(f(panelSize))\" fill=\"none\" stroke=\"#444\"/>\n"
-            for tick in ticks(x0, x1) {
-                out += "<text x=\"\(f(px(tick)))\" y=\"\(f(top + panelSize + 14))\" text-anchor=\"middle\" fill=\"#444\">\(label(tick))</text>\n"
+            for tick in niceTicks(x0, x1) {
+                out += "<text x=\"\(f(px(tick)))\" y=\"\(f(top + panelSize + 14))\" text-anchor=\"middle\" fill=\"#444\">\(tickLabel(tick))</text>\n"
             }
             if i == 0 {
-                for tick in ticks(y0, y1) {
-                    out += "<text x=\"\(f(left - 4))\" y=\"\(f(py(tick) + 4))\" text-anchor=\"end\" fill=\"#444\">\(label(tick))</text>\n"
+                for tick in niceTicks(y0, y1) {
+                    out += "<text x=\"\(f(left - 4))\" y=\"\(f(py(tick) + 4))\" text-anchor=\"end\" fill=\"#444\">\(tickLabel(tick))</text>\n"
                 }
             }
             out += "<g fill=\"\(panel.color)\" fill-opacity=\"0.35\">\n"
@@ -50,27 +50,14 @@ struct ScatterPlot {
         return out + "</svg>\n"
     }
 
-    /// Writes the SVG atomically (to a temporary file, then renamed).
+    /// Writes the SVG (atomically to a regular file, see ``FileAccess/write(_:to:)``).
     func write(to url: URL) throws {
-        try Data(svg().utf8).write(to: url, options: .atomic)
+        try FileAccess.write(Data(svg().utf8), to: url.path)
     }
 
     private func f(_ v: Double) -> String { String(format: "%.1f", v) }
-    private func label(_ v: Double) -> String {
-        let rounded = (v * 1000).rounded() / 1000
-        return String(format: "%g", rounded == 0 ? 0 : rounded)
-    }
     private func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-    }
-
-    /// About five round tick values in [a, b].
-    private func ticks(_ a: Double, _ b: Double) -> [Double] {
-        let raw = (b - a) / 5
-        let magnitude = Foundation.pow(10, Foundation.floor(Foundation.log10(raw)))
-        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
-        let first = Int(Foundation.ceil(a / step)), last = Int(Foundation.floor(b / step))
-        return first <= last ? (first...last).map { Double($0) * step } : []
     }
 }
 

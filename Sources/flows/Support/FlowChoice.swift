@@ -11,24 +11,71 @@ enum FlowChoice: String, CaseIterable {
 
     init(name: String) throws {
         guard let choice = FlowChoice(rawValue: name.lowercased()) else {
-            throw CommandError("unknown flow '\(name)'; choose one of \(FlowChoice.names)")
+            throw ValidationError("--flow: unknown flow '\(FileError.clip(name))'; choose one of \(FlowChoice.names)")
         }
         self = choice
     }
 
+    /// Layers when `--layers` is not given.
+    var defaultLayers: Int {
+        switch self {
+        case .maf, .iaf, .nsf: 5
+        case .realnvp, .nsfCoupling: 6
+        case .planar, .radial: 32
+        case .sylvester: 16
+        }
+    }
+
+    static let defaultHidden = [64, 64]
+    static let defaultBins = 8
+
+    /// Whether the family has conditioner networks (`--hidden`) and spline bins (`--bins`).
+    var takesHidden: Bool { ![.planar, .radial, .sylvester].contains(self) }
+    var takesBins: Bool { self == .nsf || self == .nsfCoupling }
+
+    /// "5 for maf, iaf, nsf; 6 for nsf-coupling, realnvp; …": the default layers per family, for help texts.
+    static var layersHelp: String {
+        var groups: [(Int, [String])] = []
+        for choice in allCases {
+            if let i = groups.firstIndex(where: { $0.0 == choice.defaultLayers }) { groups[i].1.append(choice.rawValue) } else {
+                groups.append((choice.defaultLayers, [choice.rawValue]))
+            }
+        }
+        return groups.map { "\($0.0) for \($0.1.joined(separator: ", "))" }.joined(separator: "; ")
+    }
+
+    static var hiddenHelp: String {
+        "Hidden layer sizes of the conditioner networks, comma-separated (default: \(defaultHidden.map(String.init).joined(separator: ",")); "
+            + "for \(allCases.filter(\.takesHidden).map(\.rawValue).joined(separator: ", ")) only)."
+    }
+
+    static var binsHelp: String {
+        "Spline bins (default: \(defaultBins); for \(allCases.filter(\.takesBins).map(\.rawValue).joined(separator: ", ")) only)."
+    }
+
+    /// Refuses options that the family would ignore.
+    func checkApplicable(hidden: String?, bins: Int?) throws {
+        if hidden != nil && !takesHidden {
+            throw ValidationError("--hidden does not apply to --flow \(rawValue) (it has no conditioner network); it applies to \(FlowChoice.allCases.filter(\.takesHidden).map(\.rawValue).joined(separator: ", "))")
+        }
+        if bins != nil && !takesBins {
+            throw ValidationError("--bins does not apply to --flow \(rawValue) (it has no splines); it applies to \(FlowChoice.allCases.filter(\.takesBins).map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
     /// The plan, with the command line's sizes where given.
     func plan(layers: Int?, hidden: [Int]?, bins: Int?) -> any BijectorPlan {
-        let conditioner = DenseAutoregressive(hiddenSizes: hidden ?? [64, 64])
+        let layers = layers ?? defaultLayers, hidden = hidden ?? FlowChoice.defaultHidden, bins = bins ?? FlowChoice.defaultBins
+        let conditioner = DenseAutoregressive(hiddenSizes: hidden)
         switch self {
-        case .maf: return MAF(layers: layers ?? 5, conditioner: conditioner)
-        case .iaf: return IAF(layers: layers ?? 5, conditioner: conditioner)
-        case .nsf: return NSF(layers: layers ?? 5, bins: bins ?? 8, bound: 5, conditioner: conditioner)
-        case .planar: return PlanarFlow(layers: layers ?? 32)
-        case .radial: return RadialFlow(layers: layers ?? 32)
-        case .realnvp: return RealNVP(layers: layers ?? 6, conditioner: CouplingNetwork(hiddenSizes: hidden ?? [64, 64]))
-        case .nsfCoupling:
-            return NSFCoupling(layers: layers ?? 6, bins: bins ?? 8, bound: 5, conditioner: CouplingNetwork(hiddenSizes: hidden ?? [64, 64]))
-        case .sylvester: return SylvesterFlow(layers: layers ?? 16)
+        case .maf: return MAF(layers: layers, conditioner: conditioner)
+        case .iaf: return IAF(layers: layers, conditioner: conditioner)
+        case .nsf: return NSF(layers: layers, bins: bins, bound: 5, conditioner: conditioner)
+        case .planar: return PlanarFlow(layers: layers)
+        case .radial: return RadialFlow(layers: layers)
+        case .realnvp: return RealNVP(layers: layers, conditioner: CouplingNetwork(hiddenSizes: hidden))
+        case .nsfCoupling: return NSFCoupling(layers: layers, bins: bins, bound: 5, conditioner: CouplingNetwork(hiddenSizes: hidden))
+        case .sylvester: return SylvesterFlow(layers: layers)
         }
     }
 }
@@ -36,9 +83,9 @@ enum FlowChoice: String, CaseIterable {
 /// Parses "64,64" into layer sizes.
 func parseSizes(_ text: String?, option: String) throws -> [Int]? {
     guard let text else { return nil }
-    let sizes = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    let sizes = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
     guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
-        throw ValidationError("\(option) takes positive integers separated by commas, e.g. 64,64; got '\(text)'")
+        throw ValidationError("\(option) takes positive integers separated by commas, e.g. 64,64; got '\(FileError.clip(text))'")
     }
     return sizes.map { $0! }
 }

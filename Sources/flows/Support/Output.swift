@@ -1,26 +1,44 @@
 import Foundation
 import NormalizingFlows
 
-/// Writes command output: to a file atomically, or to standard output.
+/// Every line the commands print goes through here (this shadows `Swift.print` in this module):
+/// straight to file descriptor 1, so a failing standard output (`> /dev/full`, a closed pipe) is
+/// an error with exit status 1 at once, not lost output with exit status 0.
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    let text = items.map { "\($0)" }.joined(separator: separator) + terminator
+    do {
+        try FileAccess.writeStandardOutput(Data(text.utf8))
+    } catch {
+        Main.fail("\(error)")
+    }
+}
+
+/// Writes command output: to a file (see ``FileAccess/write(_:to:)``) or to standard output.
 enum Output {
     static func write(_ text: String, to path: String?) throws {
         if let path {
-            do {
-                try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-            } catch {
-                throw FileError(path: path, "cannot write: \(error.localizedDescription)")
-            }
+            try FileAccess.write(Data(text.utf8), to: path)
         } else {
-            FileHandle.standardOutput.write(Data(text.utf8))
+            try FileAccess.writeStandardOutput(Data(text.utf8))
         }
     }
 
-    /// A JSON object from ordered fields (numbers, strings, booleans, nil as null).
+    /// Checks `--out` before any work: it must be writable and must not be one of the inputs.
+    static func check(_ out: String?, option: String = "--out", inputs: [String?]) throws {
+        guard let out else { return }
+        for case let input? in inputs where FileAccess.sameFile(out, input) {
+            throw CommandError("\(option) \(out) is the input file \(input); writing it would destroy the input, so choose another name")
+        }
+        try FileAccess.checkWritable(out)
+    }
+
+    /// A JSON object from ordered fields (numbers, strings, booleans, raw JSON, nil as null).
     static func json(_ fields: [(String, Any?)]) -> String {
         "{" + fields.map { key, value in
             let rendered: String
             switch value {
             case nil: rendered = "null"
+            case let raw as RawJSON: rendered = raw.text
             case let s as String: rendered = "\"\(s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""
             case let d as Double: rendered = d.isFinite ? String(format: "%.6g", d) : "null"
             case let b as Bool: rendered = b ? "true" : "false"
@@ -30,18 +48,51 @@ enum Output {
         }.joined(separator: ", ") + "}"
     }
 
+    /// Text that is already JSON (embedded as is by ``json(_:)``).
+    struct RawJSON { var text: String }
+
     /// Whether standard output is a terminal (then progress redraws one line).
     static var isTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
 }
 
+/// Writes one line to standard error (messages that are not the command's output).
+func printError(_ text: String, terminator: String = "\n") {
+    let data = Data((text + terminator).utf8)
+    data.withUnsafeBytes { _ = Glibc.write(STDERR_FILENO, $0.baseAddress!, $0.count) }
+}
+
+/// Reads a data file, showing progress on standard error for a large one.
+func readData(_ path: String, dtype: DType = .float32) throws -> Tensor {
+    let terminal = isatty(STDERR_FILENO) != 0
+    var shown = -1
+    let name = (path as NSString).lastPathComponent
+    let data = try DataFile.read(path, dtype: dtype) { done, total in
+        let percent = Int(Double(done) / Double(Swift.max(total, 1)) * 100)
+        // On a terminal one redrawn line; otherwise a line every 10%.
+        guard terminal ? percent != shown : percent / 10 != shown / 10 else { return }
+        shown = percent
+        let line = "reading \(name): \(percent)% of \(String(format: "%.0f", Double(total) / 1e6)) MB"
+        printError(terminal ? "\r\u{1B}[2K" + line : line, terminator: terminal && done < total ? "" : "\n")
+    }
+    return data
+}
+
 /// Loads a data file and checks that its rows fit the model.
 func loadData(_ path: String, for flow: Flow) throws -> Tensor {
-    let data = try DataFile.read(path, dtype: flow.dtype)
+    let data = try readData(path, dtype: flow.dtype)
     let expected = flow.eventShape.reduce(1, *)
     guard flow.eventShape.count == 1, data.shape[1] == expected else {
         throw FileError(path: path, "has \(data.shape[1]) columns, but the model expects \(expected)")
     }
     return data
+}
+
+/// Non-finite output is an error: names the first bad row.
+func checkFinite(_ values: Tensor, what: String, firstRow: Int = 0) throws {
+    let doubles = values.doubles
+    guard let bad = doubles.firstIndex(where: { !$0.isFinite }) else { return }
+    let width = values.rank <= 1 ? 1 : values.shape[values.rank - 1]
+    throw CommandError("\(what) row \(firstRow + bad / width + 1) is not finite (\(doubles[bad].magnitude)): the model's weights overflow (the file holds absurd values or the training diverged); refit the model")
 }
 
 /// Reports training progress: a redrawn bar on a terminal, plain lines otherwise, JSON lines with --json.
@@ -63,7 +114,6 @@ struct ProgressReporter {
             let width = 24, filled = Int(Double(width) * Double(p.step) / Double(Swift.max(p.totalSteps, 1)))
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
             print("\r\u{1B}[2K[\(bar)] \(text)", terminator: p.step == p.totalSteps ? "\n" : "")
-            fflush(nil)
         } else {
             print(text)
         }

@@ -1,0 +1,245 @@
+import Foundation
+import NormalizingFlows
+import Testing
+
+// Issue 28: hostile input through every subcommand never crashes, never hangs, never destroys
+// an input and never ends in exit 0 with non-finite output.
+
+/// A folder with a small fitted-shape model (m.safetensors) and 2-D data (d.csv).
+private func workspace() throws -> String {
+    let dir = folder()
+    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
+    try flow.save(to: "\(dir)/m.safetensors")
+    try DataFile.writeCSV(moons(200, seed: 1), to: "\(dir)/d.csv")
+    return dir
+}
+
+private func contents(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
+
+private func expectCleanFailure(_ run: Run, status: Int32 = 1, _ fragment: String, _ name: String,
+                                sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(run.status == status && !run.signaled, "\(name): status \(run.status) \(run.error)", sourceLocation: sourceLocation)
+    #expect(run.error.hasPrefix("error: ") && run.error.contains(fragment), "\(name): \(run.error)", sourceLocation: sourceLocation)
+    #expect(run.error.split(separator: "\n").count == 1, "\(name): more than one line: \(run.error)", sourceLocation: sourceLocation)
+    #expect(!run.error.contains("NSCocoaErrorDomain") && !run.error.contains("Fatal error"), "\(name)", sourceLocation: sourceLocation)
+}
+
+@Test func sizesFromTheCommandLineAreCheckedBeforeAllocating() throws {
+    let dir = try workspace()
+    let cases: [(String, [String], String)] = [
+        ("sample 1e10", ["sample", "--model", "\(dir)/m.safetensors", "-n", "10000000000"], "-n 10000000000"),
+        ("fit hidden 200000²", ["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--hidden", "200000,200000", "--out", "\(dir)/x.safetensors"], "parameters"),
+        ("fit 2^62 layers", ["fit", "--data", "\(dir)/d.csv", "--flow", "planar", "--layers", "4611686018427387904", "--out", "\(dir)/x.safetensors"], "parameters"),
+        ("vi 1e11 samples", ["vi", "--energy", "u1", "--flow", "planar", "--samples", "100000000000", "--out", "\(dir)/x.safetensors"], "--samples"),
+        ("vi hidden 1e9", ["vi", "--energy", "u1", "--flow", "maf", "--hidden", "1000000000", "--out", "\(dir)/x.safetensors"], "parameters"),
+        ("plot 1e7 samples", ["plot", "--model", "\(dir)/m.safetensors", "--samples", "10000000", "--out", "\(dir)/p.svg"], "at most 100000"),
+        ("gemm 1e5³", ["bench", "--task", "gemm", "--shapes", "100000x100000x100000"], "--shapes"),
+        ("gemm beyond Int", ["bench", "--task", "gemm", "--shapes", "4611686018427387904x4x4"], "--shapes"),
+    ]
+    for (name, arguments, fragment) in cases {
+        expectCleanFailure(try flows(arguments), status: 2, fragment, name)
+    }
+    #expect(!FileManager.default.fileExists(atPath: "\(dir)/x.safetensors"))
+}
+
+@Test func hostileModelFilesAreRefusedByEveryCommand() throws {
+    let dir = try workspace()
+    let good = contents("\(dir)/m.safetensors")!
+    let length = Int(good.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+    var header = String(decoding: good[8..<(8 + length)], as: UTF8.self)
+    let body = good[(8 + length)...]
+    func file(_ name: String, _ text: String, body: Data) throws -> String {
+        var json = Data(text.utf8)
+        while (8 + json.count) % 8 != 0 { json.append(0x20) }
+        var data = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        try (data + json + body).write(to: URL(fileURLWithPath: "\(dir)/\(name)"))
+        return "\(dir)/\(name)"
+    }
+    header = header.trimmingCharacters(in: .whitespaces)
+    // The order buffer (two float64) is the last tensor: overwrite it with 1e300 and 3e38.
+    var huge = Data(body)
+    [1e300, 0.0].withUnsafeBytes { huge.replaceSubrange((huge.count - 16)..<huge.count, with: $0) }
+    var big = Data(body)
+    [3e38, 0.0].withUnsafeBytes { big.replaceSubrange((big.count - 16)..<big.count, with: $0) }
+    let models = [
+        ("order 1e300", try file("order1.safetensors", header, body: huge), "not an index"),
+        ("order 3e38", try file("order2.safetensors", header, body: big), "not an index"),
+        ("hidden 1e9", try file("hidden.safetensors", header.replacingOccurrences(of: #"\"hiddenSizes\":[4]"#, with: #"\"hiddenSizes\":[1000000000]"#), body: Data(body)), "the plan needs at least"),
+        ("2^62 layers", try file("layers.safetensors", header.replacingOccurrences(of: #"\"layers\":1"#, with: #"\"layers\":4611686018427387904"#), body: Data(body)), "the plan needs at least"),
+        ("shape overflow", try file("shape.safetensors", header.replacingOccurrences(of: #""shape":[2]"#, with: #""shape":[1099511627776,1099511627776]"#), body: Data(body)), "64-bit"),
+    ]
+    for (name, model, fragment) in models {
+        for arguments in [["logprob", "--model", model, "--data", "\(dir)/d.csv"], ["sample", "--model", model, "-n", "3"],
+                          ["plot", "--model", model, "--out", "\(dir)/p.svg"], ["info", "--model", model]] {
+            expectCleanFailure(try flows(arguments), fragment, "\(name) \(arguments[0])")
+        }
+    }
+}
+
+@Test func outputNeverReplacesAnInputOrADeviceAndKeepsTheMode() throws {
+    let dir = try workspace()
+    let model = contents("\(dir)/m.safetensors"), data = contents("\(dir)/d.csv")
+    let cases: [(String, [String])] = [
+        ("fit over its data", ["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--steps", "2", "--out", "\(dir)/d.csv"]),
+        ("fit over its validation data", ["fit", "--data", "\(dir)/d.csv", "--validation", "\(dir)/./d.csv", "--flow", "maf", "--steps", "2", "--out", "\(dir)/./d.csv"]),
+        ("sample over its model", ["sample", "--model", "\(dir)/m.safetensors", "-n", "3", "--out", "\(dir)/../\((dir as NSString).lastPathComponent)/m.safetensors"]),
+        ("logprob over its data", ["logprob", "--model", "\(dir)/m.safetensors", "--data", "\(dir)/d.csv", "--out", "\(dir)/d.csv"]),
+        ("plot over its model", ["plot", "--model", "\(dir)/m.safetensors", "--out", "\(dir)/m.safetensors.svg"]),
+    ]
+    try FileManager.default.createSymbolicLink(atPath: "\(dir)/m.safetensors.svg", withDestinationPath: "\(dir)/m.safetensors")
+    for (name, arguments) in cases {
+        expectCleanFailure(try flows(arguments), "is the input file", name)
+    }
+    #expect(contents("\(dir)/m.safetensors") == model && contents("\(dir)/d.csv") == data)
+    // --out is checked before training: a missing folder fails at once.
+    let start = Date()
+    expectCleanFailure(try flows(["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--steps", "100000", "--out", "\(dir)/none/m.safetensors"]),
+                       "does not exist", "missing folder")
+    #expect(Date().timeIntervalSince(start) < 10)
+    // A FIFO is written directly (a regular file would replace it).
+    let fifo = "\(dir)/fifo"
+    #expect(mkfifo(fifo, 0o600) == 0)
+    let unread = try flows(["sample", "--model", "\(dir)/m.safetensors", "-n", "3", "--out", fifo])
+    expectCleanFailure(unread, "no process is reading this FIFO", "FIFO without reader")
+    let reader = open(fifo, O_RDONLY | O_NONBLOCK)   // a reader (3 rows fit in the pipe's buffer)
+    defer { close(reader) }
+    let toFIFO = try flows(["sample", "--model", "\(dir)/m.safetensors", "-n", "3", "--out", fifo])
+    #expect(toFIFO.status == 0, "\(toFIFO.error)")
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    #expect(read(reader, &buffer, buffer.count) > 0)
+    var info = stat()
+    #expect(stat(fifo, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO)
+    // Overwriting keeps the mode.
+    let out = "\(dir)/s.csv"
+    _ = try flows(["sample", "--model", "\(dir)/m.safetensors", "-n", "3", "--out", out])
+    #expect(chmod(out, 0o604) == 0)
+    _ = try flows(["sample", "--model", "\(dir)/m.safetensors", "-n", "4", "--out", out])
+    #expect(stat(out, &info) == 0 && info.st_mode & 0o777 == 0o604)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".") }.isEmpty)
+}
+
+@Test func aFailingStandardOutputIsAnErrorWithStatusOne() throws {
+    guard FileManager.default.fileExists(atPath: "/dev/full") else { return }
+    let dir = try workspace()
+    for arguments in [["sample", "--model", "\(dir)/m.safetensors", "-n", "5"], ["info", "--model", "\(dir)/m.safetensors"],
+                      ["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--layers", "1", "--steps", "3", "--out", "\(dir)/f.safetensors"]] {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1 && process.terminationReason == .exit, "\(arguments[0]): \(message)")
+        #expect(message == "error: standard output: cannot write: No space left on device\n", "\(arguments[0]): \(message)")
+    }
+}
+
+@Test func aSignalDuringAWriteLeavesNoTemporaryFile() throws {
+    let dir = try workspace()
+    for signal in [SIGTERM, SIGINT] {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["sample", "--model", "\(dir)/m.safetensors", "-n", "1500000", "--out", "\(dir)/big.csv"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait for the temporary file to appear, then interrupt the write.
+        var sawTemporary = false
+        let deadline = Date().addingTimeInterval(120)
+        while process.isRunning && Date() < deadline {
+            if (try? FileManager.default.contentsOfDirectory(atPath: dir))?.contains(where: { $0.hasPrefix(".big.csv.tmp-") }) == true {
+                sawTemporary = true
+                kill(process.processIdentifier, signal)
+                break
+            }
+            usleep(200)
+        }
+        process.waitUntilExit()
+        #expect(sawTemporary, "signal \(signal): the write finished before the test saw its temporary file")
+        if sawTemporary && process.terminationReason == .uncaughtSignal {
+            #expect(process.terminationStatus == signal)
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".") }
+        #expect(left.isEmpty, "signal \(signal): \(left)")
+        try? FileManager.default.removeItem(atPath: "\(dir)/big.csv")
+    }
+}
+
+@Test func nonFiniteOutputIsAnError() throws {
+    let dir = try workspace()
+    // Finite but absurd weights: every weight and bias 3e37.
+    let flow = try Flow.load(from: "\(dir)/m.safetensors")
+    var state = flow.state()
+    for (name, value) in state where !name.hasSuffix("order") { state[name] = Tensor.full(value.shape, 3e37, dtype: value.dtype) }
+    try flow.load(state: state)
+    try flow.save(to: "\(dir)/absurd.safetensors")
+    let model = "\(dir)/absurd.safetensors"
+    expectCleanFailure(try flows(["sample", "--model", model, "-n", "5"]), "not", "sample")
+    expectCleanFailure(try flows(["logprob", "--model", model, "--data", "\(dir)/d.csv"]), "-inf", "logprob")
+    expectCleanFailure(try flows(["plot", "--model", model, "--out", "\(dir)/p.svg"]), "row 1", "plot")
+    #expect(!FileManager.default.fileExists(atPath: "\(dir)/p.svg"))
+    // --allow-infinite writes the documented -inf instead.
+    let allowed = try flows(["logprob", "--model", model, "--data", "\(dir)/d.csv", "--allow-infinite"])
+    #expect(allowed.status == 0 && allowed.output.split(separator: "\n").allSatisfy { $0 == "-inf" })
+}
+
+@Test func badDataIsReportedWithFileLineAndColumn() throws {
+    let dir = try workspace()
+    try Data("1,2\n3\u{0}abc,4\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/nul.csv"))
+    try "1,2\n3,1e39\n".write(toFile: "\(dir)/big.csv", atomically: true, encoding: .utf8)
+    try ("1,2\n3," + String(repeating: "7", count: 5_000_000) + "x\n").write(toFile: "\(dir)/wide.csv", atomically: true, encoding: .utf8)
+    let model = "\(dir)/m.safetensors"
+    expectCleanFailure(try flows(["logprob", "--model", model, "--data", "\(dir)/nul.csv"]), "nul.csv:2:1: '3\\x00abc' is not a number", "NUL")
+    expectCleanFailure(try flows(["fit", "--data", "\(dir)/big.csv", "--flow", "maf", "--out", "\(dir)/x.safetensors"]), "big.csv:2:3: 1e39 is outside the float32 range", "1e39")
+    let wide = try flows(["logprob", "--model", model, "--data", "\(dir)/wide.csv"])
+    expectCleanFailure(wide, "wide.csv:2:3", "5 MB field")
+    #expect(wide.error.count < 300, "\(wide.error.count) characters")
+}
+
+@Test func commandLineMistakesNameTheOptionAndValue() throws {
+    let dir = try workspace()
+    let cases: [([String], String)] = [
+        (["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--steps", "-5", "--out", "x"], "--steps must be at least 1, got -5"),
+        (["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--lr", "-1", "--out", "x"], "--lr must be a positive number, got -1.0"),
+        (["sample", "--model", "m", "-n", "-3"], "-n must be non-negative, got -3"),
+        (["vi", "--energy", "u1", "--flow", "planar", "--samples", "-1", "--out", "x"], "--samples must be at least 1, got -1"),
+        (["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--bins", "4", "--out", "x"], "--bins does not apply to --flow maf"),
+        (["fit", "--data", "\(dir)/d.csv", "--flow", "radial", "--hidden", "8", "--out", "x"], "--hidden does not apply to --flow radial"),
+        (["vi", "--energy", "u1", "--flow", "planar", "--bins", "4", "--out", "x"], "--bins does not apply"),
+        (["plot", "--model", "m", "--out", "p.png"], "--out must name an .svg file"),
+    ]
+    for (arguments, fragment) in cases {
+        expectCleanFailure(try flows(arguments), status: 2, fragment, arguments.joined(separator: " "))
+    }
+}
+
+@Test func newcomerFrictions() throws {
+    let dir = try workspace()
+    // fit says which weights the file holds, and --keep last keeps the last step's.
+    let best = try flows(["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--layers", "1", "--hidden", "8", "--steps", "30", "--out", "\(dir)/b.safetensors"])
+    #expect(best.status == 0 && best.output.split(separator: "\n").last!.contains("best validation step"), "\(best.output)")
+    let last = try flows(["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--layers", "1", "--hidden", "8", "--steps", "30", "--keep", "last",
+                          "--out", "\(dir)/l.safetensors", "--json"])
+    #expect(last.status == 0 && last.output.split(separator: "\n").last!.contains("\"saved_weights\": \"last\", \"saved_step\": 30"), "\(last.output)")
+    // Help shows every default and every flow.
+    for command in ["fit", "vi"] {
+        let help = try flows([command, "--help"]).output
+        for name in ["maf", "iaf", "nsf", "nsf-coupling", "realnvp", "planar", "radial", "sylvester"] {
+            #expect(help.contains(name), "\(command) --help lacks \(name)")
+        }
+        for text in ["16 for", "32 for", "default: 64,64", "default: 8", "(default: 0.001)"] {
+            #expect(help.contains(text), "\(command) --help lacks '\(text)'")
+        }
+    }
+    // info --json: the plan is an object, not a string.
+    let info = try flows(["info", "--model", "\(dir)/m.safetensors", "--json"])
+    let object = try JSONSerialization.jsonObject(with: Data(info.output.utf8)) as? [String: Any]
+    #expect((object?["plan"] as? [String: Any])?["type"] as? String == "MAF", "\(info.output)")
+    // bench without its data says where the data is expected.
+    let bench = try flows(["bench", "--task", "maf-moons", "--steps", "1", "--data-dir", "\(dir)/nowhere"])
+    expectCleanFailure(bench, "--data-dir", "bench")
+}
