@@ -31,6 +31,7 @@ public enum FileAccess {
 
     /// The bytes of the file at `path`.
     /// - Parameters:
+    ///   - path: the file, or a device or FIFO to read from.
     ///   - limit: the largest regular file accepted, in bytes.
     ///   - streamLimit: the most read from a stream before giving up.
     ///   - progress: called with (bytes read, file size) every few MB for files of at least
@@ -142,7 +143,7 @@ public enum FileAccess {
         var template = Array("\(folder)/.\(name).tmp-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw FileError(path: path, "cannot be written: " + reason(errno, reading: false)) }
-        let temporary = String(cString: template)
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let slot = TemporaryFiles.register(temporary)
         var committed = false
         defer {
