@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates the Python environment the peer benchmarks run in: torch (CPU build), zuko, nflows, flowtorch
-# and normflows from PyPI, numpy (whose wheel carries OpenBLAS, the SGEMM reference).
+# Creates the Python environment the peer benchmarks run in: torch (CPU build), zuko, nflows, flowtorch,
+# normflows and flowjax (with jax's CPU build) from PyPI, numpy (whose wheel carries OpenBLAS, the SGEMM reference).
 #   benchmarks/peers/setup.sh [VENV]      (default: benchmarks/peers/.venv)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -17,8 +17,8 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
         || "${pip[@]}" torch --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \
         || "${pip[@]}" torch
 fi
-"${pip[@]}" numpy threadpoolctl zuko nflows flowtorch normflows
+"${pip[@]}" numpy threadpoolctl zuko nflows flowtorch normflows flowjax
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as m
-print("peers:", ", ".join(f"{p} {m.version(p)}" for p in ["torch", "zuko", "nflows", "flowtorch", "normflows", "numpy"]))
+print("peers:", ", ".join(f"{p} {m.version(p)}" for p in ["torch", "zuko", "nflows", "flowtorch", "normflows", "flowjax", "jax", "numpy"]))
 PY

@@ -12,6 +12,7 @@ Libraries and the tasks each can run:
 Every task runs in a fresh process, so peak_rss_mb is that task's own.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -111,13 +112,15 @@ def parameter_count(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def train(module, log_prob, data, steps, batch, lr):
-    """Adam on shuffled minibatches of `data`, reshuffled each epoch (as `flows bench` does)."""
+def train(module, log_prob, data, steps, batch, lr, every=None, evaluate=None):
+    """Adam on shuffled minibatches of `data`, reshuffled each epoch (as `flows bench` does). With
+    `evaluate`, calls it after every `every` steps and after the last; the calls are not timed."""
     optimizer = torch.optim.Adam(module.parameters(), lr=lr)
     n = data.shape[0]
     order, cursor = torch.randperm(n), 0
-    start = time.perf_counter()
-    for _ in range(steps):
+    wall = 0.0
+    for step in range(1, steps + 1):
+        start = time.perf_counter()
         if cursor + batch > n:
             order, cursor = torch.randperm(n), 0
         rows = data[order[cursor:cursor + batch]]
@@ -126,7 +129,33 @@ def train(module, log_prob, data, steps, batch, lr):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return time.perf_counter() - start
+        wall += time.perf_counter() - start
+        if evaluate is not None and (step % every == 0 or step == steps):
+            evaluate(step)
+    return wall
+
+
+def density_task(module, log_prob, train_rows, test_rows, steps, batch, lr):
+    """The fixed-step figures (steps_per_s, test_nll) and, from the same initialisation, the
+    early-stopping ones of TASKS.md: the last 10% of the training rows held out, the validation NLL
+    every 50 steps and at the end, test_nll_best at the best validation step's parameters."""
+    initial = copy.deepcopy(module.state_dict())
+    wall = train(module, log_prob, train_rows, steps, batch, lr)
+    figures = {"steps_per_s": steps / wall, "wall_s": wall, "test_nll": test_nll(log_prob, test_rows)}
+    module.load_state_dict(initial)
+    held = train_rows.shape[0] // 10
+    fit_rows, validation_rows = train_rows[:-held], train_rows[-held:]
+    best = {"nll": math.inf, "step": 0, "state": None}
+
+    def evaluate(step):
+        nll = test_nll(log_prob, validation_rows)
+        if nll < best["nll"]:
+            best.update(nll=nll, step=step, state=copy.deepcopy(module.state_dict()))
+
+    train(module, log_prob, fit_rows, steps, batch, lr, every=50, evaluate=evaluate)
+    module.load_state_dict(best["state"])
+    return {**figures, "test_nll_best": test_nll(log_prob, test_rows), "best_step": best["step"],
+            "validation_nll_best": best["nll"], "params": parameter_count(module)}
 
 
 def test_nll(log_prob, data, chunk=4096):
@@ -161,9 +190,8 @@ def first_flow(library, steps, data_dir):
 def maf_moons(library, steps, data_dir):
     steps = steps or 2000
     module, log_prob, _ = build_maf(library, 2, 5, 64)
-    wall = train(module, log_prob, load(data_dir, "moons_train.csv"), steps, 512, 1e-3)
-    return {"steps_per_s": steps / wall, "wall_s": wall, "test_nll": test_nll(log_prob, load(data_dir, "moons_test.csv")),
-            "params": parameter_count(module)}
+    return density_task(module, log_prob, load(data_dir, "moons_train.csv"), load(data_dir, "moons_test.csv"),
+                        steps, 512, 1e-3)
 
 
 def nsf_digits(library, steps, data_dir):
@@ -174,9 +202,8 @@ def nsf_digits(library, steps, data_dir):
         module, log_prob, _ = nflows_flow(64, 5, 256, spline=(8, 5.0))
     else:
         raise SystemExit(f"{library} does not run nsf-digits in this script")
-    wall = train(module, log_prob, load(data_dir, "digits_train.csv"), steps, 256, 5e-4)
-    return {"steps_per_s": steps / wall, "wall_s": wall, "test_nll": test_nll(log_prob, load(data_dir, "digits_test.csv")),
-            "params": parameter_count(module)}
+    return density_task(module, log_prob, load(data_dir, "digits_train.csv"), load(data_dir, "digits_test.csv"),
+                        steps, 256, 5e-4)
 
 
 def maf_throughput(library, steps, data_dir):
