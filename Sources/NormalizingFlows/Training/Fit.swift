@@ -10,8 +10,11 @@ public struct FitOptions: Sendable {
     public var learningRate = 1e-3
     /// Decoupled weight decay of the default optimizer, AdamW (default 0: plain Adam).
     public var weightDecay = 0.0
-    /// How the learning rate moves over the steps (default: cosine annealing to 0).
-    public var learningRatePolicy = LearningRatePolicy.cosine
+    /// How the learning rate moves over the steps (default: constant, as zuko's and flowjax's
+    /// examples train). Cosine annealing to 0 spends the second half of a short budget at small
+    /// rates: a MAF on two moons (2,000 steps of 512 rows at 1e-3, seeds 0–7) reached a median
+    /// test NLL of 0.376 nats with it (worst 0.677) against 0.358 (worst 0.407) at a constant rate.
+    public var learningRatePolicy = LearningRatePolicy.constant
     /// Gradient-norm clipping bound, or `nil` for none (default 5).
     public var gradientClipNorm: Double? = 5
     /// The share of `data` held out for validation when no validation set is given (default 0.1;

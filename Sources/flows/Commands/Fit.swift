@@ -25,7 +25,7 @@ struct Fit: ParsableCommand {
     var steps = 2000
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Rows per step.")
     var batchSize = 256
-    @Option(parsing: .unconditional, help: "Adam learning rate (cosine-decayed).")
+    @Option(parsing: .unconditional, help: "Adam learning rate (constant).")
     var lr = 1e-3
     @Option(parsing: .unconditional, help: "Seed for parameters, shuffling and the validation split.")
     var seed: UInt64 = 0
@@ -55,9 +55,10 @@ struct Fit: ParsableCommand {
 
     func run() throws {
         try Output.check(out, inputs: [data, validation])
-        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins)
         let training = try readData(data)
         let dimension = training.shape[1]
+        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins,
+                                                   dimension: dimension)
         try Limits.checkTraining(plan, eventSize: dimension, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
         let model = try Flow(base: Normal.standard([dimension]), bijector: plan, seed: seed)

@@ -46,7 +46,7 @@ struct VI: ParsableCommand {
     func run() throws {
         try Output.check(out, inputs: [])
         let target = Energy(rawValue: energy.lowercased())!
-        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins)
+        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: 2)
         try Limits.checkTraining(plan, eventSize: 2, rows: samples, options: "--layers/--hidden/--bins", rowsOption: "--samples")
         let model = try Flow(base: Normal.standard([2]), bijector: plan, seed: seed)
         var options = VariationalOptions()

@@ -63,10 +63,15 @@ enum FlowChoice: String, CaseIterable {
         }
     }
 
-    /// The plan, with the command line's sizes where given.
-    func plan(layers: Int?, hidden: [Int]?, bins: Int?) -> any BijectorPlan {
+    /// The plan for `dimension` variables, with the command line's sizes where given.
+    ///
+    /// Above two dimensions each autoregressive layer draws a random variable order (saved with
+    /// the model) instead of alternating between the natural and the reversed one: on the 64-D
+    /// digits of `nsf-digits` (seeds 0 and 1) the test NLL at the best validation step falls from
+    /// 54.8 to 51.6–51.7 nats. In two dimensions the alternation is the best order there is.
+    func plan(layers: Int?, hidden: [Int]?, bins: Int?, dimension: Int) -> any BijectorPlan {
         let layers = layers ?? defaultLayers, hidden = hidden ?? FlowChoice.defaultHidden, bins = bins ?? FlowChoice.defaultBins
-        let conditioner = DenseAutoregressive(hiddenSizes: hidden)
+        let conditioner = DenseAutoregressive(hiddenSizes: hidden, order: dimension > 2 ? .random : .natural)
         switch self {
         case .maf: return MAF(layers: layers, conditioner: conditioner)
         case .iaf: return IAF(layers: layers, conditioner: conditioner)
