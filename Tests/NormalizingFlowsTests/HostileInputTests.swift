@@ -183,6 +183,10 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
     #expect(readError(Data("1,2\n3,1e400\n".utf8), dtype: .float64)?.message.contains("float64 range") == true)
     #expect(readError(Data("1,2\n3,1.5x\n".utf8))?.message.contains("'1.5x' is not a number") == true)
     #expect(readError(Data("1,2\n3,infinity\n".utf8))?.message.contains("not a finite number") == true)
+    // Hexadecimal floats, which strtod reads, are refused; a field that merely holds an x is not a number.
+    let hex = readError(Data("1,2\n3,-0X1.8p1\n".utf8))
+    #expect(hex?.line == 2 && hex?.column == 3 && hex?.message == "'-0X1.8p1' is a hexadecimal number; write decimal numbers such as 8 or 1.5e3")
+    #expect(readError(Data("1,2\n0x,2\n".utf8))?.message == "'0x' is not a number")
     // A 5 MB field is clipped in the message.
     let huge = readError(Data(("1,2\n3," + String(repeating: "x", count: 5_000_000) + "\n").utf8))
     #expect(huge != nil && huge!.description.count < 200, "\(huge?.description.count ?? -1) characters")
@@ -200,10 +204,12 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
 @Test func streamsAndFoldersAreReadWithinLimits() throws {
     let folder = scratchFolder()
     #expect(throws: FileError(path: folder, "is a folder, not a file")) { try DataFile.read(folder) }
-    // A FIFO no one writes to reads as empty instead of blocking.
+    // A FIFO no one writes to is an error at once instead of blocking (or reading as empty).
     let fifo = "\(folder)/fifo"
     #expect(mkfifo(fifo, 0o600) == 0)
-    #expect(throws: FileError(path: fifo, "contains no rows of numbers")) { try DataFile.read(fifo) }
+    #expect(throws: FileError(path: fifo, "is a named pipe (FIFO) that gave no data: no process was writing to it; start the writer first, or save the data to a file")) {
+        try DataFile.read(fifo)
+    }
     // An endless stream stops at the limit.
     #expect(throws: FileError.self) { try FileAccess.read("/dev/zero", streamLimit: 1 << 20) }
     let big = "\(folder)/big.csv"

@@ -1,12 +1,19 @@
 import Foundation
 
-/// Reading and writing data sets: rows of numbers as CSV (comma- or whitespace-separated,
-/// optional header line, `#` comments) or NumPy `.npy` (float32 or float64, 1-D or 2-D).
+/// Reading and writing data sets: rows of numbers as CSV (comma- or whitespace-separated
+/// decimal numbers, optional header line, `#` comments) or NumPy `.npy` (float32 or float64,
+/// 1-D or 2-D).
+///
+/// A 1-D `.npy` array of N values is read as N rows of one column (N one-dimensional points),
+/// as NumPy's `x[:, None]` would give: that is what a flow over one variable is fitted to.
+/// Hexadecimal CSV fields (`0x1p3`, which `strtod` would take) are refused: in a table of
+/// measurements they are more likely a mistake than a number.
 ///
 /// Every problem is a ``FileError`` naming the file and, for text, the line and column:
 /// missing or empty files, ragged rows, values that are not numbers, NaN or infinities.
 public enum DataFile {
-    /// Reads a 2-D data set (rows × columns) from CSV or NPY (recognised by its magic bytes).
+    /// Reads a 2-D data set (rows × columns) from CSV or NPY (recognised by its magic bytes);
+    /// a 1-D `.npy` array of N values is N rows of one column.
     ///
     /// Values must be finite and, for `.float32`, within its range (±3.4e38): a value that would
     /// become ±∞ is an error naming its line and column. `progress` is called with (bytes read,
@@ -21,7 +28,7 @@ public enum DataFile {
 
     /// Parses CSV bytes: comma-separated if the first data line has a comma, otherwise
     /// whitespace-separated; `#` starts a comment line; the first line may be a header (no field
-    /// a number). Lines end in LF, CRLF or CR.
+    /// a number). Lines end in LF, CRLF or CR. Numbers are decimal (`-1.5e3`), not hexadecimal.
     static func parseCSV(_ data: Data, path: String, dtype: DType, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Tensor in
             let bytes = raw.bindMemory(to: UInt8.self)
@@ -219,6 +226,8 @@ struct CSVParser {
                 problem = "empty value"
             } else if bytes[field].contains(0) {
                 problem = "'\(clipped(text))' is not a number (it holds a NUL byte: binary data, not CSV text)"
+            } else if isHexadecimal(field) {
+                problem = "'\(clipped(text))' is a hexadecimal number; write decimal numbers such as 8 or 1.5e3"
             } else {
                 problem = "'\(clipped(text))' is not a number"
             }
@@ -232,8 +241,18 @@ struct CSVParser {
         rows += 1
     }
 
-    /// The field as a number if `strtod` reads all of it.
+    /// Whether `strtod` reads all of the field as a hexadecimal number (`0x1p3`, `-0X1A`).
+    private func isHexadecimal(_ field: Range<Int>) -> Bool {
+        bytes[field].contains { $0 | 0x20 == UInt8(ascii: "x") } && strtod(field) != nil
+    }
+
+    /// The field as a number if `strtod` reads all of it as a decimal number.
     private func number(_ field: Range<Int>) -> Double? {
+        bytes[field].contains { $0 | 0x20 == UInt8(ascii: "x") } ? nil : strtod(field)
+    }
+
+    /// The field's value if `strtod` reads all of it (no NUL byte, nothing left over).
+    private func strtod(_ field: Range<Int>) -> Double? {
         let length = field.count
         guard length > 0 else { return nil }
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: length + 1) { buffer -> Double? in
@@ -244,7 +263,7 @@ struct CSVParser {
             }
             buffer[length] = 0
             var end: UnsafeMutablePointer<CChar>?
-            let value = strtod(buffer.baseAddress!, &end)
+            let value = Foundation.strtod(buffer.baseAddress!, &end)
             guard let end, end - buffer.baseAddress! == length else { return nil }
             return value
         }
