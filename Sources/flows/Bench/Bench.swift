@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
 
-    @Option(help: "gemm only: comma-separated shapes MxKxN[:AB] to time instead of the task's (AB: N or T for each operand).")
+    @Option(parsing: .unconditional, help: "gemm only: comma-separated shapes MxKxN[:AB] to time instead of the task's (AB: N or T for each operand).")
     var shapes: String?
 
     @Option(name: .customLong("data-dir"), help: "Folder with the tasks' data (moons_*.csv, digits_*.csv), relative to the current folder.")
@@ -40,7 +40,7 @@ struct Bench: ParsableCommand {
         guard let shapes else { return GEMMBench.taskShapes }
         return try shapes.split(separator: ",").map { (text: Substring) -> GEMMBench.Shape in
             guard let shape = GEMMBench.Shape(String(text)) else {
-                throw ValidationError("--shapes: expected MxKxN or MxKxN:AB with sizes from 1 to \(GEMMBench.Shape.maximumSize), got '\(FileError.clip(text))'")
+                throw ValidationError("--shapes \(FileError.clip(shapes)): '\(FileError.clip(text))' is not MxKxN or MxKxN:AB with whole sizes from 1 to \(GEMMBench.Shape.maximumSize)")
             }
             // A, B and C in float32, with the copies the benchmark makes of A and B.
             let bytes = 4 * (3 * Double(shape.m) * Double(shape.k) + 3 * Double(shape.k) * Double(shape.n) + Double(shape.m) * Double(shape.n))
