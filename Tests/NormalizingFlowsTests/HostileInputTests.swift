@@ -156,6 +156,19 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
         try flow.save(to: path)
         #expect(try Flow.load(from: path).parameterCount == flow.parameterCount, "\(plan)")
     }
+    // Spline conditioners count their output layer, hₖ·T·(3K − 1) (T = D autoregressive, ⌊D/2⌋
+    // coupling), and stay below the real count.
+    for d in [2, 3, 5, 16] {
+        let splines: [any BijectorPlan] = [NSF(layers: 2, bins: 8), NSFCoupling(layers: 2, bins: 8), NSF(layers: 1, bins: 2),
+                                           NSFCoupling(layers: 1, bins: 3, conditioner: .init(hiddenSizes: [5]))]
+        for plan in splines {
+            let flow = try Flow(base: Normal.standard([d]), bijector: plan)
+            #expect(try PlanBudget.minimum(of: plan, eventSize: d).parameters <= Double(flow.parameterCount), "\(plan) D=\(d)")
+        }
+    }
+    // 200000 columns through NSF: 5 layers × 64 × 200000 × 23 at least (a fit the kernel killed at 23 GB).
+    #expect(try PlanBudget.minimum(of: NSF(layers: 5, conditioner: .init(hiddenSizes: [64, 64])), eventSize: 200_000).parameters >= 5 * 64 * 200_000 * 23)
+    #expect(try PlanBudget.minimum(of: NSFCoupling(layers: 5, conditioner: .init(hiddenSizes: [64, 64])), eventSize: 200_000).parameters >= 5 * 64 * 100_000 * 23)
 }
 
 @Test func npyHeadersWithOverflowingShapesAreRefused() {

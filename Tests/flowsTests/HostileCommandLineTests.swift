@@ -35,7 +35,14 @@ private func expectCleanFailure(_ run: Run, status: Int32 = 1, _ fragment: Strin
         ("plot 1e7 samples", ["plot", "--model", "\(dir)/m.safetensors", "--samples", "10000000", "--out", "\(dir)/p.svg"], "at most 100000"),
         ("gemm 1e5³", ["bench", "--task", "gemm", "--shapes", "100000x100000x100000"], "--shapes"),
         ("gemm beyond Int", ["bench", "--task", "gemm", "--shapes", "4611686018427387904x4x4"], "--shapes"),
+        ("bench 1e13 repetitions", ["bench", "--task", "gemm", "--steps", "10000000000000"], "--steps 10000000000000: keeping"),
+        ("gemm no shape", ["bench", "--task", "gemm", "--shapes", ""], "'' is not MxKxN"),
+        ("nsf 1e6 columns", ["fit", "--data", "\(dir)/wide.csv", "--flow", "nsf", "--validation-fraction", "0", "--out", "\(dir)/x.safetensors"], "parameters"),
     ]
+    // Two rows of 10⁶ columns: NSF's spline outputs (23 per column and layer, 118 GB with Adam's
+    // state) are refused; at 200000 columns the kernel killed the fit at 23 GB before the bound counted them.
+    let row = Array(repeating: "0.5", count: 1_000_000).joined(separator: ",")
+    try "\(row)\n\(row)\n".write(toFile: "\(dir)/wide.csv", atomically: true, encoding: .utf8)
     for (name, arguments, fragment) in cases {
         expectCleanFailure(try flows(arguments), status: 2, fragment, name)
     }

@@ -33,12 +33,14 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        // The timings of every repetition are kept for the median: 8 bytes each.
+        if let steps, Double(steps) * 8 > Limits.memory { throw Limits.refuse("--steps \(steps)", needs: Double(steps) * 8, for: "keeping \(steps) timings") }
         _ = try gemmShapes()
     }
 
     private func gemmShapes() throws -> [GEMMBench.Shape] {
         guard let shapes else { return GEMMBench.taskShapes }
-        return try shapes.split(separator: ",").map { (text: Substring) -> GEMMBench.Shape in
+        return try shapes.split(separator: ",", omittingEmptySubsequences: false).map { (text: Substring) -> GEMMBench.Shape in
             guard let shape = GEMMBench.Shape(String(text)) else {
                 throw ValidationError("--shapes \(FileError.clip(shapes)): '\(FileError.clip(text))' is not MxKxN or MxKxN:AB with whole sizes from 1 to \(GEMMBench.Shape.maximumSize)")
             }
