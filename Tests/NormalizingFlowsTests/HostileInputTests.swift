@@ -200,6 +200,22 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
     let hex = readError(Data("1,2\n3,-0X1.8p1\n".utf8))
     #expect(hex?.line == 2 && hex?.column == 3 && hex?.message == "'-0X1.8p1' is a hexadecimal number; write decimal numbers such as 8 or 1.5e3")
     #expect(readError(Data("1,2\n0x,2\n".utf8))?.message == "'0x' is not a number")
+    // A 400-digit decimal overflows the range (it is not called an infinity); a byte order mark is skipped.
+    let digits = readError(Data(("1,2\n" + String(repeating: "1", count: 400) + ",2\n").utf8))
+    #expect(digits?.message.contains("outside the float32 range") == true, "\(String(describing: digits))")
+    let bomPath = "\(scratchFolder())/bom.csv"
+    try Data([0xEF, 0xBB, 0xBF] + Array("x,y\n1,2\n".utf8)).write(to: URL(fileURLWithPath: bomPath))
+    #expect(try DataFile.read(bomPath).floats == [1, 2])
+    // A plan of the wrong types says where, not the decoder's debug dump.
+    for (json, fragment) in [(#"{"options":{"layers":"2","scale":{"exp":{}}},"type":"MAF"}"#, "options.layers: expected Int"),
+                             (#"{"type":"MAF"}"#, "'options' is missing")] {
+        do {
+            _ = try PlanCoding.plan(fromJSON: json)
+            Issue.record("\(json) was decoded")
+        } catch {
+            #expect("\(error)".contains(fragment) && !"\(error)".contains("Debug description"), "\(error)")
+        }
+    }
     // A 5 MB field is clipped in the message.
     let huge = readError(Data(("1,2\n3," + String(repeating: "x", count: 5_000_000) + "\n").utf8))
     #expect(huge != nil && huge!.description.count < 200, "\(huge?.description.count ?? -1) characters")

@@ -28,7 +28,8 @@ public enum DataFile {
 
     /// Parses CSV bytes: comma-separated if the first data line has a comma, otherwise
     /// whitespace-separated; `#` starts a comment line; the first line may be a header (no field
-    /// a number). Lines end in LF, CRLF or CR. Numbers are decimal (`-1.5e3`), not hexadecimal.
+    /// a number). Lines end in LF, CRLF or CR; a leading UTF-8 byte order mark is skipped.
+    /// Numbers are decimal (`-1.5e3`), not hexadecimal.
     static func parseCSV(_ data: Data, path: String, dtype: DType, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Tensor in
             let bytes = raw.bindMemory(to: UInt8.self)
@@ -146,7 +147,9 @@ struct CSVParser {
 
     mutating func parse(progress: ((Int, Int) -> Void)?) throws -> Tensor {
         let count = bytes.count
-        var lineStart = 0, lineNumber = 0, lastReport = 0
+        // A UTF-8 byte order mark (spreadsheets write one) is not part of the first field.
+        let bom = count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF
+        var lineStart = bom ? 3 : 0, lineNumber = 0, lastReport = 0
         while lineStart < count {
             var lineEnd = lineStart
             while lineEnd < count && bytes[lineEnd] != 0x0A && bytes[lineEnd] != 0x0D { lineEnd += 1 }
@@ -272,9 +275,10 @@ struct CSVParser {
     private func check(_ value: Double, _ field: Range<Int>, line: Range<Int>, lineNumber number: Int) throws {
         let largest = dtype == .float32 ? Double(Float.greatestFiniteMagnitude) : .greatestFiniteMagnitude
         guard !(value.magnitude <= largest) else { return }
+        let decimal = bytes[field].allSatisfy { Array("0123456789.eE+-".utf8).contains($0) }   // 1e999, not inf
         let text = clipped(String(decoding: UnsafeBufferPointer(rebasing: bytes[field]), as: UTF8.self))
         let column = self.column(field.lowerBound, lineStart: line.lowerBound)
-        if value.isNaN || (value.isInfinite && !text.lowercased().allSatisfy({ "0123456789.e+-".contains($0) })) {
+        if value.isNaN || (value.isInfinite && !decimal) {
             throw FileError(path: path, line: number, column: column, "\(text) is not a finite number (NaN and infinities are not allowed)")
         }
         throw FileError(path: path, line: number, column: column,
