@@ -31,7 +31,7 @@ import Testing
     let dir = folder()
     let run = try flows(["vi", "--energy", "u2", "--flow", "planar", "--layers", "4", "--steps", "20", "--out", "\(dir)/m.safetensors",
                          "--plot", "\(dir)/vi.svg"])
-    #expect(run.status == 0, "\(run.error)")
+    #expect(run.status == 0 && run.output.contains("drew the target beside the flow in \(dir)/vi.svg"), "\(run.error)")
     let svg = try String(contentsOfFile: "\(dir)/vi.svg", encoding: .utf8)
     #expect(svg.contains(">target</text>") && svg.contains(">flow</text>") && svg.contains(">p(x)</text>"))
     // Two maps of 90×90 cells, one colour scale of 50 steps.

@@ -73,12 +73,13 @@ struct VI: ParsableCommand {
         let fields: [(String, Any?)] = [
             ("event", "done"), ("energy", target.rawValue), ("flow", flow), ("steps", report.stepsTaken),
             ("kl", kl), ("log_z", logZ), ("seconds", report.seconds), ("steps_per_s", Double(report.stepsTaken) / report.seconds),
-            ("model", out),
+            ("model", out), ("plot", plot),
         ]
         if json {
             print(Output.json(fields))
         } else {
-            print(String(format: "KL(q ‖ p) ≈ %.4f nats on 100,000 samples (log Z = %.4f by a 1000² grid); %.1f s; saved %@", kl, logZ, report.seconds, out))
+            print(String(format: "KL(q ‖ p) ≈ %.4f nats on 100,000 samples (log Z = %.4f by a 1000² grid); %.1f s; saved %@%@", kl, logZ,
+                         report.seconds, out, plot.map { "; drew the target beside the flow in \($0)" } ?? ""))
         }
     }
 }
