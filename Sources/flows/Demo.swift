@@ -18,7 +18,7 @@ struct Demo: ParsableCommand {
     @Option(parsing: .unconditional, help: "Training steps after the first (the tutorial runs 0...500).")
     var steps = 500
 
-    @Option(help: "Hidden layer sizes of the conditioner, comma-separated (default: the library default).")
+    @Option(parsing: .unconditional, help: "Hidden layer sizes of the conditioner, comma-separated (default: the library default).")
     var hidden: String?
 
     @Option(help: "Activation of the conditioner: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")) (default: the library default).")

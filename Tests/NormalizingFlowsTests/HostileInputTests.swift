@@ -156,6 +156,19 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
         try flow.save(to: path)
         #expect(try Flow.load(from: path).parameterCount == flow.parameterCount, "\(plan)")
     }
+    // Spline conditioners count their output layer, hₖ·T·(3K − 1) (T = D autoregressive, ⌊D/2⌋
+    // coupling), and stay below the real count.
+    for d in [2, 3, 5, 16] {
+        let splines: [any BijectorPlan] = [NSF(layers: 2, bins: 8), NSFCoupling(layers: 2, bins: 8), NSF(layers: 1, bins: 2),
+                                           NSFCoupling(layers: 1, bins: 3, conditioner: .init(hiddenSizes: [5]))]
+        for plan in splines {
+            let flow = try Flow(base: Normal.standard([d]), bijector: plan)
+            #expect(try PlanBudget.minimum(of: plan, eventSize: d).parameters <= Double(flow.parameterCount), "\(plan) D=\(d)")
+        }
+    }
+    // 200000 columns through NSF: 5 layers × 64 × 200000 × 23 at least (a fit the kernel killed at 23 GB).
+    #expect(try PlanBudget.minimum(of: NSF(layers: 5, conditioner: .init(hiddenSizes: [64, 64])), eventSize: 200_000).parameters >= 5 * 64 * 200_000 * 23)
+    #expect(try PlanBudget.minimum(of: NSFCoupling(layers: 5, conditioner: .init(hiddenSizes: [64, 64])), eventSize: 200_000).parameters >= 5 * 64 * 100_000 * 23)
 }
 
 @Test func npyHeadersWithOverflowingShapesAreRefused() {
@@ -183,6 +196,26 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
     #expect(readError(Data("1,2\n3,1e400\n".utf8), dtype: .float64)?.message.contains("float64 range") == true)
     #expect(readError(Data("1,2\n3,1.5x\n".utf8))?.message.contains("'1.5x' is not a number") == true)
     #expect(readError(Data("1,2\n3,infinity\n".utf8))?.message.contains("not a finite number") == true)
+    // Hexadecimal floats, which strtod reads, are refused; a field that merely holds an x is not a number.
+    let hex = readError(Data("1,2\n3,-0X1.8p1\n".utf8))
+    #expect(hex?.line == 2 && hex?.column == 3 && hex?.message == "'-0X1.8p1' is a hexadecimal number; write decimal numbers such as 8 or 1.5e3")
+    #expect(readError(Data("1,2\n0x,2\n".utf8))?.message == "'0x' is not a number")
+    // A 400-digit decimal overflows the range (it is not called an infinity); a byte order mark is skipped.
+    let digits = readError(Data(("1,2\n" + String(repeating: "1", count: 400) + ",2\n").utf8))
+    #expect(digits?.message.contains("outside the float32 range") == true, "\(String(describing: digits))")
+    let bomPath = "\(scratchFolder())/bom.csv"
+    try Data([0xEF, 0xBB, 0xBF] + Array("x,y\n1,2\n".utf8)).write(to: URL(fileURLWithPath: bomPath))
+    #expect(try DataFile.read(bomPath).floats == [1, 2])
+    // A plan of the wrong types says where, not the decoder's debug dump.
+    for (json, fragment) in [(#"{"options":{"layers":"2","scale":{"exp":{}}},"type":"MAF"}"#, "options.layers: expected Int"),
+                             (#"{"type":"MAF"}"#, "'options' is missing")] {
+        do {
+            _ = try PlanCoding.plan(fromJSON: json)
+            Issue.record("\(json) was decoded")
+        } catch {
+            #expect("\(error)".contains(fragment) && !"\(error)".contains("Debug description"), "\(error)")
+        }
+    }
     // A 5 MB field is clipped in the message.
     let huge = readError(Data(("1,2\n3," + String(repeating: "x", count: 5_000_000) + "\n").utf8))
     #expect(huge != nil && huge!.description.count < 200, "\(huge?.description.count ?? -1) characters")
@@ -200,10 +233,12 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
 @Test func streamsAndFoldersAreReadWithinLimits() throws {
     let folder = scratchFolder()
     #expect(throws: FileError(path: folder, "is a folder, not a file")) { try DataFile.read(folder) }
-    // A FIFO no one writes to reads as empty instead of blocking.
+    // A FIFO no one writes to is an error at once instead of blocking (or reading as empty).
     let fifo = "\(folder)/fifo"
     #expect(mkfifo(fifo, 0o600) == 0)
-    #expect(throws: FileError(path: fifo, "contains no rows of numbers")) { try DataFile.read(fifo) }
+    #expect(throws: FileError(path: fifo, "is a named pipe (FIFO) that gave no data: no process was writing to it; start the writer first, or save the data to a file")) {
+        try DataFile.read(fifo)
+    }
     // An endless stream stops at the limit.
     #expect(throws: FileError.self) { try FileAccess.read("/dev/zero", streamLimit: 1 << 20) }
     let big = "\(folder)/big.csv"

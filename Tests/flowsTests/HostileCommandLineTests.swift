@@ -35,7 +35,14 @@ private func expectCleanFailure(_ run: Run, status: Int32 = 1, _ fragment: Strin
         ("plot 1e7 samples", ["plot", "--model", "\(dir)/m.safetensors", "--samples", "10000000", "--out", "\(dir)/p.svg"], "at most 100000"),
         ("gemm 1e5³", ["bench", "--task", "gemm", "--shapes", "100000x100000x100000"], "--shapes"),
         ("gemm beyond Int", ["bench", "--task", "gemm", "--shapes", "4611686018427387904x4x4"], "--shapes"),
+        ("bench 1e13 repetitions", ["bench", "--task", "gemm", "--steps", "10000000000000"], "--steps 10000000000000: keeping"),
+        ("gemm no shape", ["bench", "--task", "gemm", "--shapes", ""], "'' is not MxKxN"),
+        ("nsf 1e6 columns", ["fit", "--data", "\(dir)/wide.csv", "--flow", "nsf", "--validation-fraction", "0", "--out", "\(dir)/x.safetensors"], "parameters"),
     ]
+    // Two rows of 10⁶ columns: NSF's spline outputs (23 per column and layer, 118 GB with Adam's
+    // state) are refused; at 200000 columns the kernel killed the fit at 23 GB before the bound counted them.
+    let row = Array(repeating: "0.5", count: 1_000_000).joined(separator: ",")
+    try "\(row)\n\(row)\n".write(toFile: "\(dir)/wide.csv", atomically: true, encoding: .utf8)
     for (name, arguments, fragment) in cases {
         expectCleanFailure(try flows(arguments), status: 2, fragment, name)
     }
@@ -242,4 +249,82 @@ private func expectCleanFailure(_ run: Run, status: Int32 = 1, _ fragment: Strin
     // bench without its data says where the data is expected.
     let bench = try flows(["bench", "--task", "maf-moons", "--steps", "1", "--data-dir", "\(dir)/nowhere"])
     expectCleanFailure(bench, "--data-dir", "bench")
+}
+
+@Test func aValidationSplitWithoutRowsIsRefusedBeforeTraining() throws {
+    let dir = try workspace()
+    try "1,2\n3,4\n5,6\n".write(toFile: "\(dir)/three.csv", atomically: true, encoding: .utf8)
+    let base = ["fit", "--data", "\(dir)/three.csv", "--flow", "maf", "--out", "\(dir)/x.safetensors"]
+    // 10% of 3 rows is 0 rows; 90% is all 3. Refused before any progress line is printed.
+    for (extra, fragment) in [([String](), "holds out 0, leaving no validation rows"),
+                              (["--validation-fraction", "0.9"], "holds out 3, leaving no training rows")] {
+        let run = try flows(base + extra)
+        expectCleanFailure(run, "--validation-fraction", extra.joined(separator: " "))
+        #expect(run.error.contains(fragment) && run.error.contains("three.csv") && run.output.isEmpty, "\(run.error) \(run.output)")
+    }
+    #expect(!FileManager.default.fileExists(atPath: "\(dir)/x.safetensors"))
+    // Without validation the same rows train.
+    #expect(try flows(base + ["--validation-fraction", "0", "--steps", "2"]).status == 0)
+}
+
+@Test func badListValuesNameTheOptionAndTheValue() throws {
+    let dir = try workspace()
+    let fit = ["fit", "--data", "\(dir)/d.csv", "--flow", "maf", "--out", "\(dir)/x.safetensors"]
+    let cases: [([String], String)] = [
+        (fit + ["--hidden", "-4"], "--hidden -4: '-4' is not a positive whole number"),
+        (fit + ["--hidden", "4,-2"], "--hidden 4,-2: '-2' is not a positive whole number"),
+        (fit + ["--hidden", "4,,8"], "--hidden 4,,8: '' is not a positive whole number"),
+        (["vi", "--energy", "u1", "--flow", "maf", "--hidden", "0", "--out", "\(dir)/x.safetensors"], "--hidden 0: '0'"),
+        (["bench", "--task", "gemm", "--shapes", "-1x2x3"], "--shapes -1x2x3: '-1x2x3' is not MxKxN"),
+        (["bench", "--task", "gemm", "--shapes", "8x8x8,1x-2x3"], "'1x-2x3' is not MxKxN"),
+    ]
+    for (arguments, fragment) in cases {
+        expectCleanFailure(try flows(arguments), status: 2, fragment, arguments.suffix(2).joined(separator: " "))
+    }
+}
+
+@Test func dataThatOverflowFloat32InTheFlowAreNamedAsSuch() throws {
+    let dir = try workspace()
+    // Finite in float32 (below 3.4e38), but the base density's square is not.
+    let rows = (0..<40).map { i in "\(Double(i % 7 + 1) * 4e37),\(Double(i) / 40)" }.joined(separator: "\n")
+    try rows.write(toFile: "\(dir)/huge.csv", atomically: true, encoding: .utf8)
+    for flow in ["maf", "planar", "nsf"] {
+        let run = try flows(["fit", "--data", "\(dir)/huge.csv", "--flow", flow, "--steps", "5", "--out", "\(dir)/x.safetensors"])
+        expectCleanFailure(run, "huge.csv: the data overflow float32", flow)
+        #expect(!run.error.contains("the loss became"), "\(flow): \(run.error)")
+    }
+    // As a --validation file it is named too (the training data are fine).
+    let held = try flows(["fit", "--data", "\(dir)/d.csv", "--validation", "\(dir)/huge.csv", "--flow", "maf", "--steps", "5",
+                          "--out", "\(dir)/x.safetensors"])
+    expectCleanFailure(held, "huge.csv: the data overflow float32", "validation")
+    // Steps count from 1 in divergence messages, as in the progress lines.
+    let diverged = try flows(["vi", "--energy", "u1", "--flow", "planar", "--layers", "2", "--lr", "1e30", "--steps", "5",
+                              "--out", "\(dir)/x.safetensors"])
+    expectCleanFailure(diverged, "the loss became", "vi divergence")
+    #expect(!diverged.error.contains("at step 0"), "\(diverged.error)")
+}
+
+@Test func noticedReaderBehaviours() throws {
+    let dir = try workspace()
+    let model = "\(dir)/m.safetensors"
+    // Hexadecimal floats, which strtod would read, are refused at their line and column.
+    try "1,2\n3,0x1p3\n".write(toFile: "\(dir)/hex.csv", atomically: true, encoding: .utf8)
+    expectCleanFailure(try flows(["logprob", "--model", model, "--data", "\(dir)/hex.csv"]),
+                       "hex.csv:2:3: '0x1p3' is a hexadecimal number", "hex")
+    // A FIFO that no process writes to is an error at once, not an empty file or a wait.
+    #expect(mkfifo("\(dir)/fifo", 0o600) == 0)
+    expectCleanFailure(try flows(["logprob", "--model", model, "--data", "\(dir)/fifo"]), "FIFO) that gave no data", "FIFO")
+    // A 1-D .npy of N values is N rows of one column (documented in --help).
+    var npy = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+    var header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }"
+    while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+    header += "\n"
+    withUnsafeBytes(of: UInt16(header.utf8.count).littleEndian) { npy.append(contentsOf: $0) }
+    npy.append(contentsOf: Array(header.utf8))
+    [1.0, 2.0, 3.0].withUnsafeBytes { npy.append(contentsOf: $0) }
+    try npy.write(to: URL(fileURLWithPath: "\(dir)/one.npy"))
+    let oneColumn = try DataFile.read("\(dir)/one.npy")
+    #expect(oneColumn.shape == [3, 1] && oneColumn.doubles == [1, 2, 3])
+    let help = try flows(["fit", "--help"]).output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    #expect(help.contains("1-D array of N values is N rows of one column"), "\(help)")
 }

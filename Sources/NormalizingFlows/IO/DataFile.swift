@@ -1,12 +1,19 @@
 import Foundation
 
-/// Reading and writing data sets: rows of numbers as CSV (comma- or whitespace-separated,
-/// optional header line, `#` comments) or NumPy `.npy` (float32 or float64, 1-D or 2-D).
+/// Reading and writing data sets: rows of numbers as CSV (comma- or whitespace-separated
+/// decimal numbers, optional header line, `#` comments) or NumPy `.npy` (float32 or float64,
+/// 1-D or 2-D).
+///
+/// A 1-D `.npy` array of N values is read as N rows of one column (N one-dimensional points),
+/// as NumPy's `x[:, None]` would give: that is what a flow over one variable is fitted to.
+/// Hexadecimal CSV fields (`0x1p3`, which `strtod` would take) are refused: in a table of
+/// measurements they are more likely a mistake than a number.
 ///
 /// Every problem is a ``FileError`` naming the file and, for text, the line and column:
 /// missing or empty files, ragged rows, values that are not numbers, NaN or infinities.
 public enum DataFile {
-    /// Reads a 2-D data set (rows × columns) from CSV or NPY (recognised by its magic bytes).
+    /// Reads a 2-D data set (rows × columns) from CSV or NPY (recognised by its magic bytes);
+    /// a 1-D `.npy` array of N values is N rows of one column.
     ///
     /// Values must be finite and, for `.float32`, within its range (±3.4e38): a value that would
     /// become ±∞ is an error naming its line and column. `progress` is called with (bytes read,
@@ -21,7 +28,8 @@ public enum DataFile {
 
     /// Parses CSV bytes: comma-separated if the first data line has a comma, otherwise
     /// whitespace-separated; `#` starts a comment line; the first line may be a header (no field
-    /// a number). Lines end in LF, CRLF or CR.
+    /// a number). Lines end in LF, CRLF or CR; a leading UTF-8 byte order mark is skipped.
+    /// Numbers are decimal (`-1.5e3`), not hexadecimal.
     static func parseCSV(_ data: Data, path: String, dtype: DType, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Tensor in
             let bytes = raw.bindMemory(to: UInt8.self)
@@ -139,7 +147,9 @@ struct CSVParser {
 
     mutating func parse(progress: ((Int, Int) -> Void)?) throws -> Tensor {
         let count = bytes.count
-        var lineStart = 0, lineNumber = 0, lastReport = 0
+        // A UTF-8 byte order mark (spreadsheets write one) is not part of the first field.
+        let bom = count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF
+        var lineStart = bom ? 3 : 0, lineNumber = 0, lastReport = 0
         while lineStart < count {
             var lineEnd = lineStart
             while lineEnd < count && bytes[lineEnd] != 0x0A && bytes[lineEnd] != 0x0D { lineEnd += 1 }
@@ -219,6 +229,8 @@ struct CSVParser {
                 problem = "empty value"
             } else if bytes[field].contains(0) {
                 problem = "'\(clipped(text))' is not a number (it holds a NUL byte: binary data, not CSV text)"
+            } else if isHexadecimal(field) {
+                problem = "'\(clipped(text))' is a hexadecimal number; write decimal numbers such as 8 or 1.5e3"
             } else {
                 problem = "'\(clipped(text))' is not a number"
             }
@@ -232,8 +244,18 @@ struct CSVParser {
         rows += 1
     }
 
-    /// The field as a number if `strtod` reads all of it.
+    /// Whether `strtod` reads all of the field as a hexadecimal number (`0x1p3`, `-0X1A`).
+    private func isHexadecimal(_ field: Range<Int>) -> Bool {
+        bytes[field].contains { $0 | 0x20 == UInt8(ascii: "x") } && strtod(field) != nil
+    }
+
+    /// The field as a number if `strtod` reads all of it as a decimal number.
     private func number(_ field: Range<Int>) -> Double? {
+        bytes[field].contains { $0 | 0x20 == UInt8(ascii: "x") } ? nil : strtod(field)
+    }
+
+    /// The field's value if `strtod` reads all of it (no NUL byte, nothing left over).
+    private func strtod(_ field: Range<Int>) -> Double? {
         let length = field.count
         guard length > 0 else { return nil }
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: length + 1) { buffer -> Double? in
@@ -244,7 +266,7 @@ struct CSVParser {
             }
             buffer[length] = 0
             var end: UnsafeMutablePointer<CChar>?
-            let value = strtod(buffer.baseAddress!, &end)
+            let value = Foundation.strtod(buffer.baseAddress!, &end)
             guard let end, end - buffer.baseAddress! == length else { return nil }
             return value
         }
@@ -253,9 +275,10 @@ struct CSVParser {
     private func check(_ value: Double, _ field: Range<Int>, line: Range<Int>, lineNumber number: Int) throws {
         let largest = dtype == .float32 ? Double(Float.greatestFiniteMagnitude) : .greatestFiniteMagnitude
         guard !(value.magnitude <= largest) else { return }
+        let decimal = bytes[field].allSatisfy { Array("0123456789.eE+-".utf8).contains($0) }   // 1e999, not inf
         let text = clipped(String(decoding: UnsafeBufferPointer(rebasing: bytes[field]), as: UTF8.self))
         let column = self.column(field.lowerBound, lineStart: line.lowerBound)
-        if value.isNaN || (value.isInfinite && !text.lowercased().allSatisfy({ "0123456789.e+-".contains($0) })) {
+        if value.isNaN || (value.isInfinite && !decimal) {
             throw FileError(path: path, line: number, column: column, "\(text) is not a finite number (NaN and infinities are not allowed)")
         }
         throw FileError(path: path, line: number, column: column,

@@ -36,7 +36,8 @@ public enum FileAccess {
     ///   - streamLimit: the most read from a stream before giving up.
     ///   - progress: called with (bytes read, file size) every few MB for files of at least
     ///     ``progressThreshold`` bytes.
-    /// - Throws: ``FileError`` for a missing, unreadable or oversized file, or a folder.
+    /// - Throws: ``FileError`` for a missing, unreadable or oversized file, a folder, or a FIFO
+    ///   that gives no data (no process writes to it).
     public static func read(_ path: String, limit: Int = defaultReadLimit, streamLimit: Int = defaultStreamLimit,
                             progress: ((Int, Int) -> Void)? = nil) throws -> Data {
         // Non-blocking open: opening a FIFO that no one writes to would otherwise wait forever.
@@ -80,7 +81,13 @@ public enum FileAccess {
                 if errno == EINTR { continue }
                 throw FileError(path: path, reason(errno, reading: true))
             }
-            if n == 0 { return data }
+            if n == 0 {
+                // Opened without waiting (above), a FIFO that no process writes to is at its end at once.
+                if kind == S_IFIFO && data.isEmpty {
+                    throw FileError(path: path, "is a named pipe (FIFO) that gave no data: no process was writing to it; start the writer first, or save the data to a file")
+                }
+                return data
+            }
             guard data.count + n <= streamLimit else {
                 throw FileError(path: path, "gives more than \(byteCount(streamLimit)) (it is a stream, not a regular file); save the data to a file first")
             }

@@ -6,7 +6,10 @@ import Foundation
 /// The bound comes from the plan's JSON (``PlanCoding``), so it covers every saved plan without
 /// knowing each bijector: a `hiddenSizes` list [h₁, …, hₖ] is a network with at least
 /// h₁h₂ + … + hₖ₋₁hₖ + min(h₁, hₖ)·D weights (its inputs and outputs together cover the D event
-/// values); `bins` splines hold at least that many parameters; LULinear, Householder and
+/// values), and under `bins` K at least hₖ·T·(3K − 1): the widths, heights and inner derivatives
+/// of a spline for each of the T values it transforms (all D for an autoregressive network, which
+/// has an `order`; at least ⌊D/2⌋ in a coupling), which for 200000 columns is what fills memory; `bins` splines without a network
+/// hold at least K parameters; LULinear, Householder and
 /// Sylvester layers hold matrices over the event (D² or D·M values); a plan with `layers` L
 /// repeats its content L times, at least one parameter each.
 public enum PlanBudget {
@@ -30,17 +33,24 @@ public enum PlanBudget {
             throw FlowError.invalidConfiguration("the plan is not valid JSON")
         }
         return try walk(object, key: nil, eventSize: Double(Swift.max(eventSize, 1)), networks: eventSize > 1 || contextSize > 0,
-                        context: Double(Swift.max(contextSize, 0)), depth: 0)
+                        context: Double(Swift.max(contextSize, 0)), splineOutputs: 0, depth: 0)
     }
 
-    private static func walk(_ value: Any, key: String?, eventSize d: Double, networks: Bool, context: Double, depth: Int) throws -> (parameters: Double, units: Double) {
+    /// `splineOutputs`: the values a network below produces per transformed event value (3K − 1
+    /// under `bins` K, else 0: not counted); for a `hiddenSizes` list, all the values its last
+    /// layer gives.
+    private static func walk(_ value: Any, key: String?, eventSize d: Double, networks: Bool, context: Double, splineOutputs: Double,
+                             depth: Int) throws -> (parameters: Double, units: Double) {
         guard depth <= 2 * maximumDepth else {
             throw FlowError.invalidConfiguration("the plan is nested deeper than \(maximumDepth) levels")
         }
         if let dictionary = value as? [String: Any] {
             var total = (parameters: 0.0, units: 0.0)
+            let outputs = number(dictionary["bins"]).map { Swift.max(3 * $0 - 1, 0) } ?? splineOutputs
+            let transformed = dictionary["order"] != nil ? d : (d / 2).rounded(.down)
             for (k, v) in dictionary where k != "layers" {
-                let part = try walk(v, key: k, eventSize: d, networks: networks, context: context, depth: depth + 1)
+                let part = try walk(v, key: k, eventSize: d, networks: networks, context: context,
+                                    splineOutputs: k == "hiddenSizes" ? outputs * transformed : outputs, depth: depth + 1)
                 total.parameters += part.parameters
                 total.units += part.units
             }
@@ -58,11 +68,12 @@ public enum PlanBudget {
                 guard let first = sizes.first, let last = sizes.last else { return (0, 0) }
                 let inner = zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 }
                 // The context feeds the first layer (MADE) or every layer's input (coupling): h₁·C at least.
-                return (inner + Swift.min(first, last) * d + first * context, sizes.reduce(0, +))
+                let splines = splineOutputs
+                return (inner + Swift.max(Swift.min(first, last) * d, last * splines) + first * context, sizes.reduce(0, +) + splines)
             }
             var total = (parameters: 0.0, units: 0.0)
             for v in array {
-                let part = try walk(v, key: key, eventSize: d, networks: networks, context: context, depth: depth + 1)
+                let part = try walk(v, key: key, eventSize: d, networks: networks, context: context, splineOutputs: splineOutputs, depth: depth + 1)
                 total.parameters += part.parameters
                 total.units += part.units
             }

@@ -61,8 +61,25 @@ public enum PlanCoding {
             return try JSONDecoder().decode(AnyPlan.self, from: Data(text.utf8)).plan
         } catch let error as FlowError {
             throw error
+        } catch let error as DecodingError {
+            throw FlowError.invalidConfiguration("the plan is not valid: \(describe(error))")
         } catch {
             throw FlowError.invalidConfiguration("the plan is not valid: \(error)")
+        }
+    }
+
+    /// Where in the plan and what: "options.layers: expected Int", not the error's debug dump.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return keys.isEmpty ? "the plan" : String(keys.drop { $0 == "." })
+        }
+        switch error {
+        case .typeMismatch(let type, let context): return "\(path(context)): expected \(type)"
+        case .valueNotFound(let type, let context): return "\(path(context)): expected \(type), found null"
+        case .keyNotFound(let key, let context): return "\(path(context)): '\(key.stringValue)' is missing"
+        case .dataCorrupted(let context): return "\(path(context)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
         }
     }
 }

@@ -30,6 +30,10 @@ public struct FitOptions: Sendable {
     public var seed: UInt64 = 0
 
     public init() {}
+
+    /// The rows of `rows` that ``validationFraction`` holds out (rounded to the nearest whole
+    /// row): a split is usable only if both this and `rows` minus this are at least 1.
+    public func heldOutRows(of rows: Int) -> Int { Int((Double(rows) * validationFraction).rounded()) }
 }
 
 /// What ``fit(_:data:context:validation:validationContext:optimizer:options:progress:)`` did.
@@ -77,7 +81,9 @@ public func negativeLogLikelihood(_ flow: Flow, _ data: Tensor, context: Tensor?
 ///   - options: steps, batch size, learning rate and the other settings.
 ///   - progress: called after every evaluation (and at the end).
 /// - Throws: ``TrainingError/nonFiniteLoss(step:value:)`` naming the step where the loss became
-///   NaN or infinite; ``FlowError`` for data of the wrong shape or with non-finite values.
+///   NaN or infinite, ``TrainingError/nonFiniteValidation(step:value:)`` where the validation NLL
+///   did (a held-out row without density: training on would judge no step best);
+///   ``FlowError`` for data of the wrong shape or with non-finite values.
 @discardableResult
 public func fit(
     _ flow: Flow, data: Tensor, context: Tensor? = nil, validation: Tensor? = nil, validationContext: Tensor? = nil,
@@ -110,7 +116,7 @@ public func fit(
         try checkContext(validationContext, rows: validation.shape[0], "validation data")
     } else if options.validationFraction > 0 {
         let n = data.shape[0]
-        let heldCount = Int((Double(n) * options.validationFraction).rounded())
+        let heldCount = options.heldOutRows(of: n)
         guard heldCount >= 1 && n - heldCount >= 1 else {
             throw TrainingError.invalidData("\(n) rows are too few to hold out \(Int(options.validationFraction * 100))% for validation")
         }
@@ -149,7 +155,7 @@ public func fit(
         cursor += batch
         optimizer.learningRate = schedule.learningRate(atStep: step)
         // The data were checked up front, so a non-finite value inside the flow means divergence.
-        loss = try divergenceReported(atStep: step) {
+        loss = try divergenceReported(atStep: step + 1) {
             try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, rows, context: rowContext, clipNorm: options.gradientClipNorm)
         }
         step += 1
@@ -158,8 +164,9 @@ public func fit(
             var validationNLL: Double?
             if let held {
                 let nll = try divergenceReported(atStep: step) { try negativeLogLikelihood(flow, held, context: heldContext) }
+                guard nll.isFinite else { throw TrainingError.nonFiniteValidation(step: step, value: nll) }
                 validationNLL = nll
-                if nll.isFinite, nll < (best?.nll ?? .infinity) {
+                if nll < (best?.nll ?? .infinity) {
                     best = (nll, step, options.restoreBest ? flow.state() : [:])
                     evaluationsWithoutImprovement = 0
                 } else {

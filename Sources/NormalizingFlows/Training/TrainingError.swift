@@ -1,7 +1,12 @@
 /// Why training stopped abnormally.
 public enum TrainingError: Error, Equatable, CustomStringConvertible {
-    /// The loss became NaN or infinite: the step it happened at and its value.
+    /// The loss became NaN or infinite: the step it happened at and its value. Steps count from
+    /// 1, as ``TrainingProgress/step`` and the progress lines do: step 1 is the first step, whose
+    /// loss is computed before any update.
     case nonFiniteLoss(step: Int?, value: Double)
+    /// The validation NLL was NaN or infinite at an evaluation: a held-out row has zero (or no)
+    /// density under the flow, so no step can be judged best.
+    case nonFiniteValidation(step: Int, value: Double)
     /// The data cannot be used (too few rows, wrong shape…).
     case invalidData(String)
     /// An option is out of range.
@@ -11,6 +16,8 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .nonFiniteLoss(let step, let value):
             "the loss became \(value)\(step.map { " at step \($0)" } ?? ""); try a lower learning rate or gradient clipping"
+        case .nonFiniteValidation(let step, let value):
+            "the validation NLL became \(value) at step \(step): a held-out row has zero density under the flow"
         case .invalidData(let m): "invalid data: \(m)"
         case .invalidOption(let m): "invalid option: \(m)"
         }

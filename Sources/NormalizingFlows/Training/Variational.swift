@@ -62,7 +62,7 @@ public func fitVariational(
     var loss = Double.nan
     for step in 0..<options.steps {
         optimizer.learningRate = schedule.learningRate(atStep: step)
-        loss = try divergenceReported(atStep: step) {
+        loss = try divergenceReported(atStep: step + 1) {
             try optimizer.step(minimizingReverseKLOf: flow, to: logDensity, samples: options.samplesPerStep, context: context,
                                generator: &generator, clipNorm: options.gradientClipNorm)
         }

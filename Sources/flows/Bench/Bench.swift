@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
 
-    @Option(help: "gemm only: comma-separated shapes MxKxN[:AB] to time instead of the task's (AB: N or T for each operand).")
+    @Option(parsing: .unconditional, help: "gemm only: comma-separated shapes MxKxN[:AB] to time instead of the task's (AB: N or T for each operand).")
     var shapes: String?
 
     @Option(name: .customLong("data-dir"), help: "Folder with the tasks' data (moons_*.csv, digits_*.csv), relative to the current folder.")
@@ -33,14 +33,16 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        // The timings of every repetition are kept for the median: 8 bytes each.
+        if let steps, Double(steps) * 8 > Limits.memory { throw Limits.refuse("--steps \(steps)", needs: Double(steps) * 8, for: "keeping \(steps) timings") }
         _ = try gemmShapes()
     }
 
     private func gemmShapes() throws -> [GEMMBench.Shape] {
         guard let shapes else { return GEMMBench.taskShapes }
-        return try shapes.split(separator: ",").map { (text: Substring) -> GEMMBench.Shape in
+        return try shapes.split(separator: ",", omittingEmptySubsequences: false).map { (text: Substring) -> GEMMBench.Shape in
             guard let shape = GEMMBench.Shape(String(text)) else {
-                throw ValidationError("--shapes: expected MxKxN or MxKxN:AB with sizes from 1 to \(GEMMBench.Shape.maximumSize), got '\(FileError.clip(text))'")
+                throw ValidationError("--shapes \(FileError.clip(shapes)): '\(FileError.clip(text))' is not MxKxN or MxKxN:AB with whole sizes from 1 to \(GEMMBench.Shape.maximumSize)")
             }
             // A, B and C in float32, with the copies the benchmark makes of A and B.
             let bytes = 4 * (3 * Double(shape.m) * Double(shape.k) + 3 * Double(shape.k) * Double(shape.n) + Double(shape.m) * Double(shape.n))

@@ -6,7 +6,7 @@ import NormalizingFlows
 struct Fit: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Fit a flow to a data set (CSV or NPY rows) and save it.")
 
-    @Option(help: "Training data: CSV (comma or whitespace, optional header) or .npy, one row per point.")
+    @Option(help: "Training data, one row per point: \(dataFormats).")
     var data: String
     @Option(help: "Validation data; by default a fraction of --data is held out.")
     var validation: String?
@@ -17,7 +17,7 @@ struct Fit: ParsableCommand {
     var flow: String
     @Option(parsing: .unconditional, help: "Number of layers (default: \(FlowChoice.layersHelp)).")
     var layers: Int?
-    @Option(help: ArgumentHelp(stringLiteral: FlowChoice.hiddenHelp))
+    @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.hiddenHelp))
     var hidden: String?
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.binsHelp))
     var bins: Int?
@@ -56,24 +56,38 @@ struct Fit: ParsableCommand {
     func run() throws {
         try Output.check(out, inputs: [data, validation])
         let training = try readData(data)
+        var options = FitOptions()
+        options.validationFraction = validation == nil ? validationFraction : 0
+        try checkSplit(rows: training.shape[0], options)
         let dimension = training.shape[1]
         let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins,
                                                    dimension: dimension)
         try Limits.checkTraining(plan, eventSize: dimension, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
-        let model = try Flow(base: Normal.standard([dimension]), bijector: plan, seed: seed)
+        let makeFlow = { try Flow(base: Normal.standard([dimension]), bijector: plan, seed: seed) }
+        let model = try makeFlow()
         let held = try validation.map { try loadData($0, for: model) }
-        var options = FitOptions()
         options.steps = steps
         options.batchSize = batchSize
         options.learningRate = lr
         options.seed = seed
-        options.validationFraction = held == nil ? validationFraction : 0
         options.evaluationInterval = Swift.max(1, Swift.min(100, steps / 20))
         options.patience = nil
         options.restoreBest = keep == .best
         let reporter = ProgressReporter(json: json, label: "fit \(flow)")
-        let report = try NormalizingFlows.fit(model, data: training, validation: held, options: options, progress: reporter.report)
+        let report: FitReport
+        do {
+            report = try NormalizingFlows.fit(model, data: training, validation: held, options: options, progress: reporter.report)
+        } catch let error as TrainingError {
+            var firstStep = false
+            switch error {
+            case .nonFiniteLoss(let step, _): firstStep = step == 1
+            case .nonFiniteValidation: break
+            default: throw error
+            }
+            let files = [(data, training)] + (held.map { [(validation!, $0)] } ?? [])
+            throw overflow(in: files, initialFlow: try makeFlow(), firstStep: firstStep) ?? error
+        }
         try model.save(to: out)
         // Which weights the file holds: the best validation step's (restored) or the last step's.
         let savedStep = keep == .best ? (report.bestStep ?? report.stepsTaken) : report.stepsTaken
@@ -93,5 +107,53 @@ struct Fit: ParsableCommand {
             print(String(format: "trained %d steps in %.1f s%@; saved %@ (%d parameters) with %@",
                          report.stepsTaken, report.seconds, best, out, model.parameterCount, which))
         }
+    }
+
+    /// Refuses, before the flow is built, a held-out split that leaves no validation or no
+    /// training rows (3 rows at the default 10% hold out none).
+    func checkSplit(rows: Int, _ options: FitOptions) throws {
+        guard options.validationFraction > 0 else { return }
+        let heldOut = options.heldOutRows(of: rows)
+        guard heldOut < 1 || heldOut == rows else { return }
+        let missing = heldOut < 1 ? "validation" : "training"
+        throw CommandError("--validation-fraction \(validationFraction) of the \(rows) rows of \(data) holds out \(heldOut), leaving no \(missing) rows; "
+            + "give more rows, another --validation-fraction, a --validation file, or --validation-fraction 0 to train without validation")
+    }
+
+    /// Why the loss or the validation NLL became non-finite when the data are to blame: a row
+    /// whose log-density under the freshly initialised flow overflows float32, or a loss that
+    /// failed at the first step, before any update (values near 1e17 overflow the gradient's
+    /// norm though every log-density is finite). `nil` when the training itself diverged.
+    func overflow(in files: [(path: String, rows: Tensor)], initialFlow: Flow, firstStep: Bool) -> FileError? {
+        let advice = "rescale the data (e.g. standardise each column)"
+        for (path, rows) in files {
+            if let (bad, logDensity) = firstNonFiniteRow(of: rows, under: initialFlow) {
+                let largest = rows.slice(alongAxis: 0, bad..<(bad + 1)).doubles.map(\.magnitude).max() ?? 0
+                return FileError(path: path, "the data overflow float32 in the flow's computations: row \(bad + 1) (largest value \(String(format: "%.3g", largest))) "
+                    + "has log-density \(logDensity) under the initial flow; \(advice)")
+            }
+        }
+        guard firstStep, let (path, rows) = files.first else { return nil }
+        let values = rows.doubles
+        let largest = values.indices.max { values[$0].magnitude < values[$1].magnitude } ?? 0
+        let width = rows.shape[1]
+        return FileError(path: path, "the data overflow float32 in the flow's computations: the first step failed before any update "
+            + "(largest value \(String(format: "%.3g", values[largest].magnitude)) at row \(largest / width + 1), column \(largest % width + 1)); \(advice)")
+    }
+
+    /// The first row (in chunks, a chunk that throws row by row) whose log-density under `flow`
+    /// is not finite, and that value (NaN when the flow threw).
+    func firstNonFiniteRow(of rows: Tensor, under flow: Flow, chunk: Int = 4096) -> (Int, Double)? {
+        func logDensity(_ range: Range<Int>) -> [Double] {
+            (try? withoutGradients { try flow.logProb(rows.slice(alongAxis: 0, range)).doubles }) ?? [.nan]
+        }
+        for start in stride(from: 0, to: rows.shape[0], by: chunk) {
+            let range = start..<Swift.min(rows.shape[0], start + chunk)
+            guard !logDensity(range).allSatisfy(\.isFinite) else { continue }
+            for row in range {
+                if let value = logDensity(row..<(row + 1)).first, !value.isFinite { return (row, value) }
+            }
+        }
+        return nil
     }
 }

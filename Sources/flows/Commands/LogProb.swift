@@ -13,7 +13,7 @@ struct LogProb: ParsableCommand {
 
     @Option(help: "The model file.")
     var model: String
-    @Option(help: "Rows to score (CSV or NPY).")
+    @Option(help: "Rows to score: \(dataFormats).")
     var data: String
     @Option(help: "Output file (default: standard output); never one of the inputs.")
     var out: String?

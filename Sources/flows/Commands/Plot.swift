@@ -2,14 +2,16 @@ import ArgumentParser
 import Foundation
 import NormalizingFlows
 
-/// `flows plot`: an SVG picture of a model (and optionally data).
+/// `flows plot`: an SVG picture of a model, a test energy, or both side by side.
 struct Plot: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Draw a model: for 2-D a density heat map with samples (and data) on top; otherwise pairwise scatter plots of samples.")
+        abstract: "Draw a model and/or a test energy: for 2-D density maps on one colour scale with samples (and data) on top; otherwise pairwise scatter plots of samples.")
 
     @Option(help: "The model file.")
-    var model: String
-    @Option(help: "Data to overlay (CSV or NPY).")
+    var model: String?
+    @Option(help: "A test energy to draw as its normalised density exp(−U), beside the model's when --model is given: \(Energy.allCases.map(\.rawValue).joined(separator: "|")).")
+    var energy: String?
+    @Option(help: "Data to overlay: \(dataFormats).")
     var data: String?
     @Option(help: "The SVG file to write; never one of the inputs.")
     var out: String
@@ -22,27 +24,50 @@ struct Plot: ParsableCommand {
     static let maximumSamples = 100_000
 
     func validate() throws {
+        guard model != nil || energy != nil else { throw ValidationError("give --model FILE, --energy NAME or both") }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
         guard samples <= Plot.maximumSamples else {
             throw ValidationError("--samples must be at most \(Plot.maximumSamples) (more points only blacken the picture and bloat the SVG), got \(samples)")
         }
-        guard out.lowercased().hasSuffix(".svg") else { throw ValidationError("--out must name an .svg file, got '\(FileError.clip(out))'") }
+        try Plot.checkSVG(out, option: "--out")
+        _ = try energy.map(Energy.named)
     }
 
     func run() throws {
         try Output.check(out, inputs: [model, data])
-        let flow = try Flow.load(from: model)
-        let points = try data.map { try loadData($0, for: flow) }
-        var generator = RandomGenerator(seed: seed)
-        let dimension = flow.eventShape.reduce(1, *)
-        let drawn = try withoutGradients { try flow.sample(samples, generator: &generator).reshaped(to: [samples, dimension]) }
-        try checkFinite(drawn, what: "sample")
-        let svg: String
-        if dimension == 2 {
-            svg = try DensityPlot(flow: flow, samples: drawn, data: points).svg()
-        } else {
-            svg = PairPlot(samples: drawn, data: points).svg()
-        }
+        let flow = try model.map { try Flow.load(from: $0) }
+        let points = try data.map { path in try flow.map { try loadData(path, for: $0) } ?? readData(path) }
+        let svg = try Plot.picture(flow: flow, energy: energy.map(Energy.named), data: points, samples: samples, seed: seed)
         try Output.write(svg, to: out)
+    }
+
+    /// Refuses a picture file name that does not end in .svg.
+    static func checkSVG(_ path: String, option: String) throws {
+        guard path.lowercased().hasSuffix(".svg") else { throw ValidationError("\(option) must name an .svg file, got '\(FileError.clip(path))'") }
+    }
+
+    /// The SVG of `flow` (its density with `samples` samples for 2-D, pairwise scatter plots
+    /// otherwise) beside `energy`'s target density; either may be absent, not both.
+    static func picture(flow: Flow?, energy: Energy?, data: Tensor?, samples: Int, seed: UInt64) throws -> String {
+        var drawn: Tensor?
+        if let flow {
+            let dimension = flow.eventShape.reduce(1, *)
+            var generator = RandomGenerator(seed: seed)
+            let values = try withoutGradients { try flow.sample(samples, generator: &generator).reshaped(to: [samples, dimension]) }
+            try checkFinite(values, what: "sample")
+            guard dimension == 2 || energy == nil else {
+                throw CommandError("--energy draws a 2-D target, but the model has \(dimension) dimensions")
+            }
+            guard dimension == 2 else { return PairPlot(samples: values, data: data).svg() }
+            drawn = values
+        }
+        if let data, data.shape[1] != 2 { throw CommandError("--energy draws a 2-D target, but the data have \(data.shape[1]) columns") }
+        // The energies' mass lies within [−4, 4]²; the window also holds the samples and data.
+        let points = (drawn?.points2D ?? []) + (data?.points2D ?? [])
+        let window = DensityPlot.window(points, including: energy == nil ? nil : (-4, 4))
+        var plot = DensityPlot(panels: [], x: window.x, y: window.y)
+        if let energy { plot.panels.append(.target(energy, cellArea: plot.cellArea, data: flow == nil ? data : nil)) }
+        if let flow, let drawn { plot.panels.append(.flow(flow, samples: drawn, data: data)) }
+        return try plot.svg()
     }
 }

@@ -13,7 +13,7 @@ struct VI: ParsableCommand {
     var flow: String
     @Option(parsing: .unconditional, help: "Number of layers (default: \(FlowChoice.layersHelp)).")
     var layers: Int?
-    @Option(help: ArgumentHelp(stringLiteral: FlowChoice.hiddenHelp))
+    @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.hiddenHelp))
     var hidden: String?
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.binsHelp))
     var bins: Int?
@@ -27,6 +27,8 @@ struct VI: ParsableCommand {
     var seed: UInt64 = 0
     @Option(help: "The model file to write.")
     var out: String
+    @Option(help: "Also draw the target density exp(−U) beside the fitted flow's, on one colour scale, to this SVG file.")
+    var plot: String?
     @Flag(help: "Report progress as JSON lines.")
     var json = false
 
@@ -37,15 +39,20 @@ struct VI: ParsableCommand {
         if let layers, layers < 1 { throw ValidationError("--layers must be at least 1, got \(layers)") }
         if let bins, bins < 2 { throw ValidationError("--bins must be at least 2, got \(bins)") }
         _ = try parseSizes(hidden, option: "--hidden")
-        guard Energy(rawValue: energy.lowercased()) != nil else {
-            throw ValidationError("--energy: unknown energy '\(FileError.clip(energy))'; choose one of \(Energy.allCases.map(\.rawValue).joined(separator: ", "))")
+        _ = try Energy.named(energy)
+        if let plot {
+            try Plot.checkSVG(plot, option: "--plot")
+            guard URL(fileURLWithPath: plot).standardizedFileURL != URL(fileURLWithPath: out).standardizedFileURL else {
+                throw ValidationError("--plot \(FileError.clip(plot)) is also --out; the model and the picture need two files")
+            }
         }
         try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins)
     }
 
     func run() throws {
         try Output.check(out, inputs: [])
-        let target = Energy(rawValue: energy.lowercased())!
+        try Output.check(plot, option: "--plot", inputs: [out])
+        let target = try Energy.named(energy)
         let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: 2)
         try Limits.checkTraining(plan, eventSize: 2, rows: samples, options: "--layers/--hidden/--bins", rowsOption: "--samples")
         let model = try Flow(base: Normal.standard([2]), bijector: plan, seed: seed)
@@ -58,17 +65,21 @@ struct VI: ParsableCommand {
         let reporter = ProgressReporter(json: json, label: "vi \(energy)")
         let report = try fitVariational(model, logDensity: target.logDensity, options: options, progress: reporter.report)
         try model.save(to: out)
+        if let plot {
+            try Output.write(Plot.picture(flow: model, energy: target, data: nil, samples: 1000, seed: seed), to: plot)
+        }
         let logZ = target.logNormalizer()
         let kl = try klDivergence(model, logDensity: target.logDensity, logNormalizer: logZ, samples: 100_000)
         let fields: [(String, Any?)] = [
             ("event", "done"), ("energy", target.rawValue), ("flow", flow), ("steps", report.stepsTaken),
             ("kl", kl), ("log_z", logZ), ("seconds", report.seconds), ("steps_per_s", Double(report.stepsTaken) / report.seconds),
-            ("model", out),
+            ("model", out), ("plot", plot),
         ]
         if json {
             print(Output.json(fields))
         } else {
-            print(String(format: "KL(q ‖ p) ≈ %.4f nats on 100,000 samples (log Z = %.4f by a 1000² grid); %.1f s; saved %@", kl, logZ, report.seconds, out))
+            print(String(format: "KL(q ‖ p) ≈ %.4f nats on 100,000 samples (log Z = %.4f by a 1000² grid); %.1f s; saved %@%@", kl, logZ,
+                         report.seconds, out, plot.map { "; drew the target beside the flow in \($0)" } ?? ""))
         }
     }
 }

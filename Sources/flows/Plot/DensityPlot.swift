@@ -19,93 +19,158 @@ func plotRange(_ values: [Double]) -> (Double, Double) {
     return first == sorted.last ? (lo - 1, hi + 1) : (lo - pad, hi + pad)
 }
 
-/// A 2-D density heat map of a flow with samples (and data) on top.
+/// 2-D density maps side by side (the fitted flow, and for `vi` the target it was fitted to) on
+/// one grid and one colour scale, with points (samples, data) on top, ticks, axis labels and a
+/// legend. Sharing the scale makes the maps comparable: the same colour is the same p(x).
 struct DensityPlot {
-    var flow: Flow
-    var samples: Tensor
-    var data: Tensor?
+    /// One map: a title, the density at grid points ([n, 2] float64 → n values) and the points
+    /// drawn over it.
+    struct Panel {
+        var title: String
+        var density: (Tensor) throws -> [Double]
+        var points: [Points] = []
+    }
+
+    struct Points {
+        var label: String
+        var color: String
+        var values: [(Double, Double)]
+    }
+
+    var panels: [Panel]
+    /// The window: x from `x.0` to `x.1`, y from `y.0` to `y.1`.
+    var x: (Double, Double)
+    var y: (Double, Double)
     var cells = 90
-    var size = 480.0
+    var size = 420.0
     var margin = 44.0
 
-    func svg() throws -> String {
-        let all = samples.points2D + (data?.points2D ?? [])
-        let (x0, x1) = plotRange(all.map(\.0)), (y0, y1) = plotRange(all.map(\.1))
-        var grid: [Double] = []
+    /// The window holding the central 99% of `points` (padded), widened to contain `including`.
+    static func window(_ points: [(Double, Double)], including box: (Double, Double)? = nil) -> (x: (Double, Double), y: (Double, Double)) {
+        var (x, y) = (plotRange(points.map(\.0)), plotRange(points.map(\.1)))
+        if let box {
+            x = (Swift.min(x.0, box.0), Swift.max(x.1, box.1))
+            y = (Swift.min(y.0, box.0), Swift.max(y.1, box.1))
+        }
+        return (x, y)
+    }
+
+    /// The cell centres, row by row from the top-left cell: [cells², 2] in float64.
+    var grid: Tensor {
+        var values: [Double] = []
+        values.reserveCapacity(2 * cells * cells)
         for j in 0..<cells {
             for i in 0..<cells {
-                grid += [x0 + (Double(i) + 0.5) * (x1 - x0) / Double(cells), y1 - (Double(j) + 0.5) * (y1 - y0) / Double(cells)]
+                values += [x.0 + (Double(i) + 0.5) * (x.1 - x.0) / Double(cells), y.1 - (Double(j) + 0.5) * (y.1 - y.0) / Double(cells)]
             }
         }
-        let density = try withoutGradients {
-            try flow.logProb(Tensor(grid, shape: [cells * cells, 2], dtype: flow.dtype)).exp().doubles
+        return Tensor(values, shape: [cells * cells, 2], dtype: .float64)
+    }
+
+    /// The area of one cell, for densities normalised on the grid.
+    var cellArea: Double { (x.1 - x.0) * (y.1 - y.0) / Double(cells * cells) }
+
+    /// Every panel's density at the cell centres of ``grid``.
+    func densities() throws -> [[Double]] {
+        let points = grid
+        return try panels.map { try $0.density(points) }
+    }
+
+    func svg() throws -> String {
+        let maps = try densities()
+        guard let peak = maps.joined().filter(\.isFinite).max(), peak > 0 else {
+            throw CommandError("the density is zero or not finite everywhere in the plot window: the model's weights are absurd, or it underflows there")
         }
-        guard let largest = density.filter(\.isFinite).max(), largest > 0 else {
-            throw CommandError("the model's density is zero or not finite everywhere in the plot window: its weights are absurd, or it underflows there")
-        }
-        let peak = largest
-        let cell = size / Double(cells)
-        let colorBar = 70.0   // the colour scale right of the map
-        let width = size + 2 * margin + colorBar, height = size + 2 * margin + 24
+        let cell = size / Double(cells), gap = 36.0
+        let colorBar = 70.0   // the colour scale right of the maps
+        let width = Double(panels.count) * (size + gap) - gap + 2 * margin + colorBar, height = size + 2 * margin + 40
+        let top = margin + 16
         var out = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" \
             font-family="Helvetica, Arial, sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
-            <text x="\(f(margin + size / 2))" y="\(f(margin - 22))" text-anchor="middle" font-size="14">density of the flow</text>
-            <g shape-rendering="crispEdges">
 
             """
-        for (k, p) in density.enumerated() {
-            let i = k % cells, j = k / cells
-            out += "<rect x=\"\(f(margin + Double(i) * cell))\" y=\"\(f(margin + Double(j) * cell))\" width=\"\(f(cell + 0.3))\" height=\"\(f(cell + 0.3))\" fill=\"\(rampColor(p.isFinite ? p / peak : 0))\"/>\n"
-        }
-        out += "</g>\n"
-        func px(_ x: Double) -> Double { margin + (x - x0) / (x1 - x0) * size }
-        func py(_ y: Double) -> Double { margin + (y1 - y) / (y1 - y0) * size }
-        func dots(_ points: [(Double, Double)], _ color: String, _ r: Double) {
-            out += "<g fill=\"\(color)\" fill-opacity=\"0.55\">\n"
-            for (x, y) in points where x >= x0 && x <= x1 && y >= y0 && y <= y1 {
-                out += "<circle cx=\"\(f(px(x)))\" cy=\"\(f(py(y)))\" r=\"\(r)\"/>\n"
+        for (index, (panel, density)) in zip(panels, maps).enumerated() {
+            let left = margin + Double(index) * (size + gap)
+            func px(_ v: Double) -> Double { left + (v - x.0) / (x.1 - x.0) * size }
+            func py(_ v: Double) -> Double { top + (y.1 - v) / (y.1 - y.0) * size }
+            out += "<text x=\"\(f(left + size / 2))\" y=\"\(f(top - 8))\" text-anchor=\"middle\" font-size=\"14\">\(panel.title)</text>\n"
+            out += "<g shape-rendering=\"crispEdges\">\n"
+            for (k, p) in density.enumerated() {
+                out += "<rect x=\"\(f(left + Double(k % cells) * cell))\" y=\"\(f(top + Double(k / cells) * cell))\" width=\"\(f(cell + 0.3))\" height=\"\(f(cell + 0.3))\" fill=\"\(rampColor(p.isFinite ? p / peak : 0))\"/>\n"
             }
             out += "</g>\n"
+            for set in panel.points {
+                out += "<g fill=\"\(set.color)\" fill-opacity=\"0.55\">\n"
+                for (a, b) in set.values where a >= x.0 && a <= x.1 && b >= y.0 && b <= y.1 {
+                    out += "<circle cx=\"\(f(px(a)))\" cy=\"\(f(py(b)))\" r=\"1.3\"/>\n"
+                }
+                out += "</g>\n"
+            }
+            out += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(size)\" height=\"\(size)\" fill=\"none\" stroke=\"#333\"/>\n"
+            // Round ticks and axis labels (y on the first map only).
+            for tx in niceTicks(x.0, x.1) {
+                out += "<line x1=\"\(f(px(tx)))\" x2=\"\(f(px(tx)))\" y1=\"\(f(top + size))\" y2=\"\(f(top + size + 4))\" stroke=\"#333\"/>\n"
+                out += "<text x=\"\(f(px(tx)))\" y=\"\(f(top + size + 16))\" text-anchor=\"middle\" fill=\"#333\">\(tickLabel(tx))</text>\n"
+            }
+            out += "<text x=\"\(f(left + size / 2))\" y=\"\(f(top + size + 34))\" text-anchor=\"middle\">x₁ (column 1)</text>\n"
+            if index == 0 {
+                for ty in niceTicks(y.0, y.1) {
+                    out += "<line x1=\"\(f(left - 4))\" x2=\"\(f(left))\" y1=\"\(f(py(ty)))\" y2=\"\(f(py(ty)))\" stroke=\"#333\"/>\n"
+                    out += "<text x=\"\(f(left - 6))\" y=\"\(f(py(ty) + 4))\" text-anchor=\"end\" fill=\"#333\">\(tickLabel(ty))</text>\n"
+                }
+                out += "<text transform=\"translate(\(f(left - 34)) \(f(top + size / 2))) rotate(-90)\" text-anchor=\"middle\">x₂ (column 2)</text>\n"
+            }
         }
-        if let data { dots(data.points2D.prefix(2000).map { $0 }, "#e4572e", 1.4) }
-        dots(samples.points2D, "white", 1.2)
-        out += "<rect x=\"\(margin)\" y=\"\(margin)\" width=\"\(size)\" height=\"\(size)\" fill=\"none\" stroke=\"#333\"/>\n"
-        // Round ticks and axis labels.
-        for tx in niceTicks(x0, x1) {
-            out += "<line x1=\"\(f(px(tx)))\" x2=\"\(f(px(tx)))\" y1=\"\(f(margin + size))\" y2=\"\(f(margin + size + 4))\" stroke=\"#333\"/>\n"
-            out += "<text x=\"\(f(px(tx)))\" y=\"\(f(margin + size + 16))\" text-anchor=\"middle\" fill=\"#333\">\(tickLabel(tx))</text>\n"
-        }
-        for ty in niceTicks(y0, y1) {
-            out += "<line x1=\"\(f(margin - 4))\" x2=\"\(f(margin))\" y1=\"\(f(py(ty)))\" y2=\"\(f(py(ty)))\" stroke=\"#333\"/>\n"
-            out += "<text x=\"\(f(margin - 6))\" y=\"\(f(py(ty) + 4))\" text-anchor=\"end\" fill=\"#333\">\(tickLabel(ty))</text>\n"
-        }
-        out += "<text x=\"\(f(margin + size / 2))\" y=\"\(f(margin + size + 34))\" text-anchor=\"middle\">x₁ (column 1)</text>\n"
-        out += "<text transform=\"translate(\(f(margin - 34)) \(f(margin + size / 2))) rotate(-90)\" text-anchor=\"middle\">x₂ (column 2)</text>\n"
-        // Legend: samples and data.
-        var legendX = margin
-        for (label, color) in [("flow samples", "white")] + (data == nil ? [] : [("data", "#e4572e")]) {
-            out += "<circle cx=\"\(f(legendX + 5))\" cy=\"\(f(margin - 8))\" r=\"4\" fill=\"\(color)\" stroke=\"#333\" stroke-width=\"0.6\"/>\n"
-            out += "<text x=\"\(f(legendX + 13))\" y=\"\(f(margin - 4))\" fill=\"#333\">\(label)</text>\n"
+        // Legend: every kind of point drawn, once.
+        var legendX = margin, seen: Set<String> = []
+        for set in panels.flatMap(\.points) where seen.insert(set.label).inserted {
+            out += "<circle cx=\"\(f(legendX + 5))\" cy=\"\(f(margin - 30))\" r=\"4\" fill=\"\(set.color)\" stroke=\"#333\" stroke-width=\"0.6\"/>\n"
+            out += "<text x=\"\(f(legendX + 13))\" y=\"\(f(margin - 26))\" fill=\"#333\">\(set.label)</text>\n"
             legendX += 110
         }
-        // Colour scale: density from 0 to the peak.
-        let barX = margin + size + 18, barWidth = 14.0, steps = 50
+        // Colour scale: density from 0 to the peak of all maps.
+        let barX = width - colorBar + 8, barWidth = 14.0, steps = 50
         for k in 0..<steps {
             let t = (Double(k) + 0.5) / Double(steps)
-            out += "<rect x=\"\(f(barX))\" y=\"\(f(margin + size * (1 - Double(k + 1) / Double(steps))))\" width=\"\(barWidth)\" height=\"\(f(size / Double(steps) + 0.3))\" fill=\"\(rampColor(t))\" shape-rendering=\"crispEdges\"/>\n"
+            out += "<rect x=\"\(f(barX))\" y=\"\(f(top + size * (1 - Double(k + 1) / Double(steps))))\" width=\"\(barWidth)\" height=\"\(f(size / Double(steps) + 0.3))\" fill=\"\(rampColor(t))\" shape-rendering=\"crispEdges\"/>\n"
         }
-        out += "<rect x=\"\(f(barX))\" y=\"\(margin)\" width=\"\(barWidth)\" height=\"\(size)\" fill=\"none\" stroke=\"#333\"/>\n"
+        out += "<rect x=\"\(f(barX))\" y=\"\(f(top))\" width=\"\(barWidth)\" height=\"\(size)\" fill=\"none\" stroke=\"#333\"/>\n"
         for value in niceTicks(0, peak, count: 4) {
-            let y = margin + size * (1 - value / peak)
-            out += "<text x=\"\(f(barX + barWidth + 4))\" y=\"\(f(y + 4))\" fill=\"#333\" font-size=\"10\">\(tickLabel(value))</text>\n"
+            out += "<text x=\"\(f(barX + barWidth + 4))\" y=\"\(f(top + size * (1 - value / peak) + 4))\" fill=\"#333\" font-size=\"10\">\(tickLabel(value))</text>\n"
         }
-        out += "<text x=\"\(f(barX + barWidth / 2))\" y=\"\(f(margin - 8))\" text-anchor=\"middle\" font-size=\"11\">p(x)</text>\n"
+        out += "<text x=\"\(f(barX + barWidth / 2))\" y=\"\(f(top - 8))\" text-anchor=\"middle\" font-size=\"11\">p(x)</text>\n"
         return out + "</svg>\n"
     }
 
     private func f(_ v: Double) -> String { String(format: "%.1f", v) }
+}
+
+extension DensityPlot.Panel {
+    /// The flow's density, with its samples (and data) on top.
+    static func flow(_ flow: Flow, samples: Tensor, data: Tensor?) -> Self {
+        Self(title: "flow", density: { grid in
+            try withoutGradients { try flow.logProb(grid.converted(to: flow.dtype)).exp().doubles }
+        }, points: [.init(label: "flow samples", color: "white", values: samples.points2D)] + dataPoints(data))
+    }
+
+    /// The first 2000 data rows, in red.
+    private static func dataPoints(_ data: Tensor?) -> [DensityPlot.Points] {
+        data.map { [.init(label: "data", color: "#e4572e", values: Array($0.points2D.prefix(2000)))] } ?? []
+    }
+
+    /// The target density exp(−U) of `energy`, normalised on the plot's grid (its sum times the
+    /// cell area is 1), so it shares the colour scale with a flow's normalised density.
+    static func target(_ energy: Energy, cellArea: Double, data: Tensor? = nil) -> Self {
+        Self(title: "target", density: { grid in
+            let logDensity = withoutGradients { energy.logDensity(grid).doubles }
+            let largest = logDensity.filter(\.isFinite).max() ?? 0
+            let unnormalised = logDensity.map { Foundation.exp($0 - largest) }
+            let total = unnormalised.reduce(0, +) * cellArea
+            return unnormalised.map { $0 / total }
+        }, points: dataPoints(data))
+    }
 }
 
 /// Pairwise scatter plots of the first (up to six) dimensions, histograms on the diagonal.

@@ -85,12 +85,25 @@ enum FlowChoice: String, CaseIterable {
     }
 }
 
-/// Parses "64,64" into layer sizes.
+/// Parses "64,64" into layer sizes; a size that is not a positive whole number is named with
+/// the option and the whole value.
 func parseSizes(_ text: String?, option: String) throws -> [Int]? {
     guard let text else { return nil }
-    let sizes = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-    guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
-        throw ValidationError("\(option) takes positive integers separated by commas, e.g. 64,64; got '\(FileError.clip(text))'")
+    return try text.split(separator: ",", omittingEmptySubsequences: false).map { part in
+        let item = part.trimmingCharacters(in: .whitespaces)
+        guard let size = Int(item), size > 0 else {
+            throw ValidationError("\(option) \(FileError.clip(text)): '\(FileError.clip(item))' is not a positive whole number; give sizes such as 64,64")
+        }
+        return size
     }
-    return sizes.map { $0! }
+}
+
+extension Energy {
+    /// The energy called `name` (any case), or a command-line error listing the names.
+    static func named(_ name: String) throws -> Energy {
+        guard let energy = Energy(rawValue: name.lowercased()) else {
+            throw ValidationError("--energy: unknown energy '\(FileError.clip(name))'; choose one of \(Energy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return energy
+    }
 }

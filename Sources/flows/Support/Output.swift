@@ -61,6 +61,9 @@ func printError(_ text: String, terminator: String = "\n") {
     data.withUnsafeBytes { _ = Glibc.write(STDERR_FILENO, $0.baseAddress!, $0.count) }
 }
 
+/// What `--data` accepts, for help texts.
+let dataFormats = "CSV (comma- or whitespace-separated decimal numbers, optional header) or .npy (float32 or float64; a 1-D array of N values is N rows of one column)"
+
 /// Reads a data file, showing progress on standard error for a large one.
 func readData(_ path: String, dtype: DType = .float32) throws -> Tensor {
     let terminal = isatty(STDERR_FILENO) != 0
