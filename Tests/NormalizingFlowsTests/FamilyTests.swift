@@ -3,7 +3,7 @@ import Testing
 @testable import NormalizingFlows
 
 /// Two moons with noise 0.1, centred and scaled to unit-ish spread.
-private func moons(_ n: Int, seed: UInt64) -> Tensor {
+func moons(_ n: Int, seed: UInt64) -> Tensor {
     var g = RandomGenerator(seed: seed)
     var values: [Double] = []
     for i in 0..<n {
