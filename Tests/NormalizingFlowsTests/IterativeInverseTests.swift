@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+@testable import NormalizingFlows
+
+// Iterative inverses never return a silent wrong number: a point whose iteration does not reach
+// its tolerance throws FlowError.notConverged with its row, and so does an orthogonalisation
+// that cannot make Q orthonormal.
+
+/// The row a `notConverged` error names (`.some(nil)` for an error without a row), `nil` for any other outcome.
+private func notConvergedRow(_ body: () throws -> Void) -> Int?? {
+    do {
+        try body()
+        return nil
+    } catch FlowError.notConverged(let row, _) {
+        return .some(row)
+    } catch {
+        return nil
+    }
+}
+
+@Test func aPlanarInverseThatRunsOutOfIterationsThrowsWithTheRow() throws {
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: Planar(), seed: 4)
+    let planar = try #require(flow.bijector as? PlanarBijector)
+    var g = RandomGenerator(seed: 5)
+    // Row 0 is y = 0, where wᵀy + b = 0 is its own root (b starts at 0): it converges at once.
+    let y = Tensor([0, 0, 0] + Tensor.randn([3, 3], generator: &g, dtype: .float64).doubles, shape: [4, 3], dtype: .float64)
+    let recovered = try planar.inverse(y, context: nil).x
+    #expect(maxAbsDifference(try planar.forward(recovered, context: nil).y.doubles, y.doubles) < 1e-12)
+    planar.maximumIterations = 1
+    #expect(notConvergedRow { _ = try planar.inverse(y, context: nil) } == .some(1))
+    #expect(notConvergedRow { _ = try flow.logProb(y) } == .some(1), "logProb passes the error on")
+}
+
+@Test func aPlanarLayerAtTheEdgeOfInvertibilityConvergesOrThrows() throws {
+    // wᵀu = −800: softplus underflows, so wᵀû = −1 exactly and s − tanh s = t is flat at s = 0.
+    let flow = try Flow(base: Normal.standard([2], dtype: .float64), bijector: Planar(), seed: 4)
+    let planar = try #require(flow.bijector as? PlanarBijector)
+    planar.w.value = Tensor([1, 0], dtype: .float64)
+    planar.u.value = Tensor([-800, 0.5], dtype: .float64)
+    let t = [0, 1e-12, -1e-6, 1e-3, 0.3, -2, 40]
+    let y = Tensor(t.flatMap { [$0, 0.25] }, shape: [t.count, 2], dtype: .float64)
+    do {
+        let x = try planar.inverse(y, context: nil).x
+        let back = try planar.forward(x, context: nil).y.doubles
+        for (row, target) in t.enumerated() {
+            let s = x.doubles[2 * row]
+            #expect(abs(s - tanh(s) - target) <= 1e-12 * (1 + abs(target)), "row \(row): s = \(s) for t = \(target)")
+            #expect(abs(back[2 * row] - target) <= 1e-9 * (1 + abs(target)))
+        }
+    } catch FlowError.notConverged(let row, _) {
+        #expect(row != nil, "an inverse's error names its row")
+    }
+}
+
+@Test func aSylvesterInverseThatRunsOutOfIterationsThrowsWithTheRow() throws {
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: Sylvester(variant: .triangular), seed: 4)
+    let sylvester = try #require(flow.bijector as? SylvesterBijector)
+    var g = RandomGenerator(seed: 6)
+    // Row 0 is y = 0: with Q = I and b = 0 every equation's target is 0, its own root.
+    let y = Tensor([0, 0, 0] + Tensor.randn([3, 3], generator: &g, dtype: .float64).doubles, shape: [4, 3], dtype: .float64)
+    let recovered = try sylvester.inverse(y, context: nil).x
+    #expect(maxAbsDifference(try sylvester.forward(recovered, context: nil).y.doubles, y.doubles) < 1e-12)
+    sylvester.maximumIterations = 1
+    #expect(notConvergedRow { _ = try sylvester.inverse(y, context: nil) } == .some(1))
+}
+
+@Test("a Sylvester layer whose Q cannot be made orthonormal throws instead of using it", arguments: [DType.float32, .float64])
+func aRankDeficientSylvesterQThrows(dtype: DType) throws {
+    let flow = try Flow(base: Normal.standard([3], dtype: dtype), bijector: Sylvester(variant: .orthogonal), seed: 4)
+    let sylvester = try #require(flow.bijector as? SylvesterBijector)
+    let x = Tensor([0.1, -0.2, 0.3], shape: [1, 3], dtype: dtype)
+    _ = try sylvester.forward(x, context: nil)
+    // Three equal columns: rank 1, and Björck's iteration keeps the zero singular values at zero.
+    let q = try #require(sylvester.q)
+    q.value = Tensor([1, 1, 1, 2, 2, 2, -1, -1, -1], shape: [3, 3], dtype: dtype)
+    #expect(notConvergedRow { _ = try sylvester.forward(x, context: nil) } == .some(nil))
+    #expect(notConvergedRow { _ = try sylvester.inverse(x, context: nil) } == .some(nil))
+}
