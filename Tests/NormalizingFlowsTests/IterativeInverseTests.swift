@@ -76,3 +76,27 @@ func aRankDeficientSylvesterQThrows(dtype: DType) throws {
     #expect(notConvergedRow { _ = try sylvester.forward(x, context: nil) } == .some(nil))
     #expect(notConvergedRow { _ = try sylvester.inverse(x, context: nil) } == .some(nil))
 }
+
+@Test func theRadialInverseKeepsItsDigitsNearTheCentre() throws {
+    // α = 1e-10 and β ≈ 100: at distance r from the centre, with α ≪ r ≪ √(αβ), the inverse's
+    // quadratic has p = α + β − ‖y − z₀‖ ≫ √(4α‖y − z₀‖), where the textbook root
+    // (√(p² + 4α‖y − z₀‖) − p)/2 loses digits (relative errors 7.5e-8, 5e-10, 4e-11 at r = 1e-9,
+    // 1e-8, 1e-7 in Double) and the other form of the same root keeps them.
+    let flow = try Flow(base: Normal.standard([2], dtype: .float64), bijector: Radial(), seed: 1)
+    let radial = try #require(flow.bijector as? RadialBijector)
+    radial.alpha.value = Tensor(scalar: log(expm1(1e-10)), dtype: .float64)
+    radial.beta.value = Tensor(scalar: 100, dtype: .float64)
+    radial.center.value = Tensor.zeros([2], dtype: .float64)   // so that x − z₀ is exact
+    let offsets = [1e-9, 1e-8, 1e-7, 0.5]
+    let x = Tensor(offsets.flatMap { [$0, -0.5 * $0] }, shape: [offsets.count, 2], dtype: .float64)
+    let (y, forwardLogDet) = try radial.forward(x, context: nil)
+    let (back, inverseLogDet) = try radial.inverse(y, context: nil)
+    for (row, offset) in offsets.enumerated() {
+        let error = abs(back.doubles[2 * row] - offset) / offset
+        // The map itself is this badly conditioned here (β/(α + r) up to 1e11, and the norm's
+        // floor of 1e-30 under the root moves r = 1e-9 by 5e-13): 1e-11 leaves the old root's
+        // errors outside.
+        #expect(error <= 1e-11, "at distance \(offset) the inverse misses by \(error) (relative)")
+        #expect(abs(forwardLogDet.doubles[row] + inverseLogDet.doubles[row]) <= 1e-10)
+    }
+}
