@@ -55,7 +55,9 @@ struct Fit: ParsableCommand {
 
     func run() throws {
         try Output.check(out, inputs: [data, validation])
-        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins)
+        let choice = try FlowChoice(name: flow)
+        if let note = choice.densityEstimationNote { printError("note: \(note)") }
+        let plan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins)
         let training = try readData(data)
         let dimension = training.shape[1]
         try Limits.checkTraining(plan, eventSize: dimension, rows: Swift.min(batchSize, training.shape[0]),
