@@ -19,10 +19,14 @@ public enum AffineScale: Sendable, Equatable, Codable {
     /// to [−5, 3] instead (``clamped(min:max:)``). ``IAF`` uses b = log 1000 (``iafDefault``).
     case softClipped(bound: Double)
 
-    /// ``IAF``'s default, `softClipped(bound: log 1000)`: σ within (10⁻³, 10³). Fitted to data, an
-    /// IAF is inverted sequentially, and an unbounded log-scale let points near the edge of the
-    /// data's support reach log-densities of −89,000 (held-out NLL 49 on two moons, median −0.6);
-    /// with σ ≥ 10⁻³ per layer and dimension no layer can send a point that far.
+    /// ``IAF``'s default, `softClipped(bound: log 1000)`: σ within (10⁻³, 10³), so each layer's
+    /// log-determinant lies within ±D·log 1000. Fitted to data, an IAF is inverted sequentially,
+    /// and with the unbounded scale `flows fit --flow iaf --lr 5e-3` on two moons (8,000 rows,
+    /// seed 0) scored validation points at 21.8 nats by step 75 and overflowed at step 98; with
+    /// this bound the same run trains to a validation NLL of 0.35. The bound does not make IAF a
+    /// density estimator: σ ≥ 10⁻³ still lets each layer stretch a point far from the training
+    /// data by 1000, and one of 4,000 test points of that run scored −2,404 (``MAF`` scores data
+    /// through the network on the data itself, not on the reconstructed noise).
     public static let iafDefault = AffineScale.softClipped(bound: Foundation.log(1000.0))
 
     /// Unbounded `exp`: measured on FlowTorch's tutorial (Adam at 5e-2, 60 seeds) it converged

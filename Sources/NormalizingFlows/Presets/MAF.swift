@@ -25,10 +25,11 @@ public struct MAF: SerializablePlan {
 /// Its log-scale is softly bounded by default, log σ = s/(1 + |s|/log 1000)
 /// (``AffineScale/iafDefault``, zuko's choice; Kingma et al. bound σ with a sigmoid,
 /// ``AffineScale/sigmoid(bias:)``). Scoring data runs each layer's inverse, x = (y − μ)/σ, in
-/// D sequential steps, each step's μ and σ computed from the ones before: with an unbounded
-/// log-scale a point near the edge of the data compounds small σ through the steps and the
-/// layers (log-densities of −89,000 were seen on two moons). For density estimation ``MAF``
-/// (the same layers the other way round) is the faster choice.
+/// D sequential steps, μ and σ computed from the x's already reconstructed: a point away from
+/// the data gives the network inputs it never saw, and an unbounded log-scale let such points
+/// compound small σ through the steps and layers until training overflowed (see
+/// ``AffineScale/iafDefault``). For density estimation ``MAF`` (the same layers the other way
+/// round, its networks fed the data itself) is faster and steadier.
 public struct IAF: SerializablePlan {
     public var layers: Int
     public var conditioner: DenseAutoregressive
