@@ -417,21 +417,24 @@ private func expectPasses(_ row: AuditRow) {
     }
 }
 
-@Test("density audit: the density is normalised, consistent and invertible after a short fit",
-      arguments: AuditSettings.selected(auditFamilies))
-func densityAudit(_ family: AuditFamily) {
-    let settings = AuditSettings.current
-    var lines = ["density audit of \(family.name) (\(settings.long ? "long" : "short"): \(settings.steps) steps, \(settings.cells)² grid)",
-                 AuditRow.header]
-    for d in [2, 8] {
-        for direction in [Direction.likelihood, .reverseKL] {
-            if d == 8 && !settings.long && (direction == .likelihood) != family.forData { continue }
-            for conditional in family.takesContext && d == 2 ? [false, true] : [false] {
-                let row = auditCase(family, dimension: d, direction: direction, conditional: conditional, settings: settings)
-                expectPasses(row)
-                lines.append(row.line)
+/// A suite, so that `swift test --filter DensityAudit` finds it.
+@Suite struct DensityAuditTests {
+    @Test("density audit: the density is normalised, consistent and invertible after a short fit",
+          arguments: AuditSettings.selected(auditFamilies))
+    func densityAudit(_ family: AuditFamily) {
+        let settings = AuditSettings.current
+        var lines = ["density audit of \(family.name) (\(settings.long ? "long" : "short"): \(settings.steps) steps, \(settings.cells)² grid)",
+                     AuditRow.header]
+        for d in [2, 8] {
+            for direction in [Direction.likelihood, .reverseKL] {
+                if d == 8 && !settings.long && (direction == .likelihood) != family.forData { continue }
+                for conditional in family.takesContext && d == 2 ? [false, true] : [false] {
+                    let row = auditCase(family, dimension: d, direction: direction, conditional: conditional, settings: settings)
+                    expectPasses(row)
+                    lines.append(row.line)
+                }
             }
         }
+        print(lines.joined(separator: "\n"))
     }
-    print(lines.joined(separator: "\n"))
 }
