@@ -98,7 +98,9 @@ final class SylvesterBijector: Bijector {
             let vectors = householderVectors!.value
             for i in 0..<vectors.shape[0] {
                 let v = vectors.select(alongAxis: 0, index: i).unsqueezed(axis: 1)            // D×1
-                qMatrix = qMatrix - matmul(matmul(qMatrix, v), v, transposeB: true) * (2 / (v.square().sum() + 1e-12))
+                // ‖v‖² floored, not offset: I − 2vvᵀ/(‖v‖² + ε) is not orthogonal, and with ‖v‖²
+                // near 1e-6 an offset of 1e-12 put 2e-6 into log |det J|.
+                qMatrix = qMatrix - matmul(matmul(qMatrix, v), v, transposeB: true) * (2 / v.square().sum().clamped(min: 1e-30))
             }
             return (qMatrix, r, rTilde)
         case .orthogonal:
