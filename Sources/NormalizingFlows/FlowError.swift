@@ -10,6 +10,11 @@ public enum FlowError: Error, Equatable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// A saved state that does not match the model it is loaded into.
     case stateMismatch(String)
+    /// An iterative computation (an inverse without closed form, an orthogonalisation) that did
+    /// not reach its tolerance: no approximate value is returned in its place. `row` is the index
+    /// of the point (counting events in the input's order) whose iteration failed, `nil` when the
+    /// iteration is on the parameters.
+    case notConverged(row: Int?, String)
 
     public var description: String {
         switch self {
@@ -18,6 +23,8 @@ public enum FlowError: Error, Equatable, CustomStringConvertible {
         case .nonFiniteValues(let m): "non-finite values: \(m)"
         case .invalidConfiguration(let m): "invalid configuration: \(m)"
         case .stateMismatch(let m): "state mismatch: \(m)"
+        case .notConverged(let row?, let m): "not converged at row \(row): \(m)"
+        case .notConverged(nil, let m): "not converged: \(m)"
         }
     }
 }

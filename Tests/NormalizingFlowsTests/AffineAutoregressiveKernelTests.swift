@@ -16,6 +16,8 @@ let fusedAffineCases: [FusedAffineCase] = [
         conditioner: DenseAutoregressive(hiddenSizes: [7], activation: .tanh, order: .random), scale: .softBounded(2)), dimensions: 4),
     FusedAffineCase(name: "sigmoid scale, mean-field weights", plan: AffineAutoregressive(
         conditioner: DenseAutoregressive(hiddenSizes: [5, 4], parameterization: .meanField), scale: .sigmoid(bias: 1)), dimensions: 3),
+    FusedAffineCase(name: "soft-clipped scale (IAF's default), wide raw values", plan: AffineAutoregressive(
+        conditioner: DenseAutoregressive(hiddenSizes: [6], activation: .tanh), scale: .softClipped(bound: 0.7)), dimensions: 3),
     FusedAffineCase(name: "clamped scale, two dimensions", plan: AffineAutoregressive(hiddenSizes: [8], scale: .clamped(min: -0.4, max: 0.5)),
                     dimensions: 2),
 ]

@@ -41,6 +41,7 @@ let conformanceCases: [ConformanceCase] = [
         conditioner: DenseAutoregressive(hiddenSizes: [16], parameterization: .meanField))),
     ConformanceCase(name: "AffineAutoregressive soft-bounded scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .softBounded(5))),
     ConformanceCase(name: "AffineAutoregressive clamped scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .clamped(min: -5, max: 3))),
+    ConformanceCase(name: "AffineAutoregressive soft-clipped scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .softClipped(bound: 2))),
     ConformanceCase(name: "AffineAutoregressive sigmoid scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .sigmoid(bias: 2))),
     ConformanceCase(name: "AffineAutoregressive with context", plan: AffineAutoregressive(hiddenSizes: [16]), contextSize: 2),
     ConformanceCase(name: "AffineAutoregressive three layers, context, skip, ELU, random order", plan: AffineAutoregressive(

@@ -3,7 +3,7 @@ import Testing
 @testable import NormalizingFlows
 
 /// Two moons with noise 0.1, centred and scaled to unit-ish spread.
-private func moons(_ n: Int, seed: UInt64) -> Tensor {
+func moons(_ n: Int, seed: UInt64) -> Tensor {
     var g = RandomGenerator(seed: seed)
     var values: [Double] = []
     for i in 0..<n {
@@ -192,7 +192,7 @@ func vectorSplineKernelPartialBlocks(count: Int, inverse: Bool) throws {
 }
 
 @Test("the fused affine transform matches its formula and finite differences", arguments: [
-    AffineScale.exp, .softBounded(3), .clamped(min: -2, max: 1.5), .sigmoid(bias: 2),
+    AffineScale.exp, .softBounded(3), .clamped(min: -2, max: 1.5), .sigmoid(bias: 2), .softClipped(bound: 0.8), .iafDefault,
 ])
 func fusedAffineTransform(scale: AffineScale) throws {
     var g = RandomGenerator(seed: 7)
@@ -207,6 +207,7 @@ func fusedAffineTransform(scale: AffineScale) throws {
         case .softBounded(let b): b * tanh(s / b)
         case .clamped(let lo, let hi): min(max(s, lo), hi)
         case .sigmoid(let bias): log(1 / (1 + exp(-(s + bias))))
+        case .softClipped(let b): s > 0 ? b * s / (b + s) : b * s / (b - s)
         }
     }
     for inverse in [false, true] {

@@ -35,4 +35,25 @@ import Testing
             #expect(abs(got - expected) <= 1e-4 * max(1, abs(expected)), "\(got) vs \(expected)")
         }
     }
+
+    /// IAF's default log-scale became soft-clipped; an IAF saved before (its plan names the
+    /// unbounded scale) must load with that scale and score the same, and the new scale must
+    /// survive a model file.
+    @Test func iafFilesKeepTheirLogScaleAcrossTheDefaultsChange() throws {
+        var g = RandomGenerator(seed: 3)
+        let y = Tensor.randn([20, 3], generator: &g)
+        for scale in [AffineScale.exp, .iafDefault, .softClipped(bound: 1.5)] {
+            let flow = try Flow(base: Normal.standard([3]), bijector: IAF(layers: 2, conditioner: .init(hiddenSizes: [8]), scale: scale), seed: 2)
+            for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g) * 0.3 }
+            let path = "\(scratchFolder())/iaf.safetensors"
+            try flow.save(to: path)
+            let loaded = try Flow.load(from: path)
+            #expect((loaded.plan as? IAF)?.scale == scale)
+            #expect(try loaded.logProb(y).floats == flow.logProb(y).floats)
+        }
+        // The plan as it was written before the change: the unbounded scale is named in it.
+        let old = #"{"options":{"conditioner":{"activation":"relu","hiddenSizes":[8],"order":{"natural":{}},"parameterization":"standard","skipConnections":false},"layers":2,"scale":{"exp":{}}},"type":"IAF"}"#
+        #expect((try PlanCoding.plan(fromJSON: old) as? IAF)?.scale == .exp)
+        #expect(IAF().scale == .softClipped(bound: log(1000)) && MAF().scale == .exp)
+    }
 }

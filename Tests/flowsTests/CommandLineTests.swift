@@ -103,6 +103,26 @@ func moons(_ n: Int, seed: UInt64) -> Tensor {
     #expect(try String(contentsOfFile: "\(dir)/p.svg", encoding: .utf8).hasPrefix("<svg"))
 }
 
+@Test("flows fit notes when the family is slow or fragile for data and names the one to use",
+      arguments: ["maf", "iaf", "nsf", "nsf-coupling", "realnvp", "planar", "radial", "sylvester"])
+func fitNotesFamiliesMadeForVariationalInference(_ family: String) throws {
+    let dir = folder()
+    try DataFile.writeCSV(moons(200, seed: 3), to: "\(dir)/train.csv")
+    var arguments = ["fit", "--data", "\(dir)/train.csv", "--flow", family, "--layers", "2", "--steps", "2",
+                     "--out", "\(dir)/m.safetensors", "--json"]
+    if !["planar", "radial", "sylvester"].contains(family) { arguments += ["--hidden", "4"] }
+    let fitted = try flows(arguments)
+    #expect(fitted.status == 0, "\(fitted.error)")
+    let notes = fitted.error.split(separator: "\n").filter { $0.hasPrefix("note: ") }
+    if ["iaf", "planar", "radial", "sylvester"].contains(family) {
+        #expect(notes.count == 1 && notes[0].contains("maf") && notes[0].contains(family), "\(family): \(fitted.error)")
+    } else {
+        #expect(notes.isEmpty, "\(family): \(fitted.error)")
+    }
+    // The note goes to standard error: the JSON lines on standard output stay machine-readable.
+    #expect(!fitted.output.contains("note:"))
+}
+
 @Test func userMistakesGiveAClearErrorAndStatusOne() throws {
     let dir = folder()
     let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How the raw scale parameter s of an affine transform becomes log σ.
 public enum AffineScale: Sendable, Equatable, Codable {
     /// log σ = b·tanh(s / b): smooth, bounded in (−b, b), the identity near 0; its gradient
@@ -10,6 +12,22 @@ public enum AffineScale: Sendable, Equatable, Codable {
     case clamped(min: Double, max: Double)
     /// σ = sigmoid(s + bias), the "numerically stable" IAF variant (Kingma et al. 2016).
     case sigmoid(bias: Double)
+    /// log σ = s / (1 + |s|/b): the identity near 0, bounded in (−b, b), and its slope
+    /// 1/(1 + |s|/b)² decays only algebraically, so a saturated unit still gets a gradient (tanh's
+    /// decays exponentially). zuko's `MonotonicAffineTransform` bounds its log-scale this way, with
+    /// b = −log(slope) = log 1000 by default; Pyro's affine autoregressive transform hard-clamps it
+    /// to [−5, 3] instead (``clamped(min:max:)``). ``IAF`` uses b = log 1000 (``iafDefault``).
+    case softClipped(bound: Double)
+
+    /// ``IAF``'s default, `softClipped(bound: log 1000)`: σ within (10⁻³, 10³), so each layer's
+    /// log-determinant lies within ±D·log 1000. Fitted to data, an IAF is inverted sequentially,
+    /// and with the unbounded scale `flows fit --flow iaf --lr 5e-3` on two moons (8,000 rows,
+    /// seed 0) scored validation points at 21.8 nats by step 75 and overflowed at step 98; with
+    /// this bound the same run trains to a validation NLL of 0.35. The bound does not make IAF a
+    /// density estimator: σ ≥ 10⁻³ still lets each layer stretch a point far from the training
+    /// data by 1000, and one of 4,000 test points of that run scored −2,404 (``MAF`` scores data
+    /// through the network on the data itself, not on the reconstructed noise).
+    public static let iafDefault = AffineScale.softClipped(bound: Foundation.log(1000.0))
 
     /// Unbounded `exp`: measured on FlowTorch's tutorial (Adam at 5e-2, 60 seeds) it converged
     /// on every seed, while tanh bounds of 5, 10 and 20 each stranded some seeds with the raw
@@ -20,14 +38,14 @@ public enum AffineScale: Sendable, Equatable, Codable {
     /// The raw parameter for σ = 1.
     var identityRaw: Double {
         switch self {
-        case .softBounded, .exp, .clamped: 0
+        case .softBounded, .exp, .clamped, .softClipped: 0
         case .sigmoid(let bias): 30 - bias   // σ(30) = 1 − 9e-14: the identity to Float precision
         }
     }
 
     func validate() throws {
         switch self {
-        case .softBounded(let b) where !(b > 0 && b.isFinite):
+        case .softBounded(let b) where !(b > 0 && b.isFinite), .softClipped(let b) where !(b > 0 && b.isFinite):
             throw FlowError.invalidConfiguration("the soft bound on the log-scale must be positive, got \(b)")
         case .clamped(let lo, let hi) where !(lo < hi) || !(lo <= 0 && hi >= 0):
             throw FlowError.invalidConfiguration("log-scale clamp bounds need min ≤ 0 ≤ max and min < max, got (\(lo), \(hi))")

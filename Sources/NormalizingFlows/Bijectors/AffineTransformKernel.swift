@@ -114,6 +114,7 @@ extension AffineScale {
         case .exp: s
         case .clamped(let lo, let hi): Swift.min(Swift.max(s, lo), hi)
         case .sigmoid(let bias): Swift.min(s + bias, 0) - Foundation.log1p(Foundation.exp(-Swift.abs(s + bias)))
+        case .softClipped(let b): s / (1 + Swift.abs(s) / b)
         }
     }
 
@@ -126,6 +127,10 @@ extension AffineScale {
         case .exp: return 1
         case .clamped(let lo, let hi): return s >= lo && s <= hi ? 1 : 0
         case .sigmoid(let bias): return 1 / (1 + Foundation.exp(s + bias))
+        case .softClipped(let b):
+            // d/ds s/(1 + |s|/b) = ((1 + |s|/b) − |s|/b)/(1 + |s|/b)², the same on both sides of 0.
+            let denominator = 1 + Swift.abs(s) / b
+            return 1 / (denominator * denominator)
         }
     }
 }

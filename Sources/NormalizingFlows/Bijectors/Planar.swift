@@ -11,8 +11,14 @@ import Foundation
 /// `inverse` has no closed form: with s = wᵀx + b it reduces to the monotone scalar equation
 /// s + (wᵀû)·tanh s = wᵀy + b, solved per point by safeguarded Newton iteration in Double to
 /// |residual| ≤ 1e-12·(1 + |wᵀy + b|) (at most 100 steps; bisection keeps it bracketed in
-/// [t − |wᵀû|, t + |wᵀû|]). One extra Newton step is recorded on the tape, so gradients through
-/// the inverse are the exact implicit-function derivatives.
+/// [t − |wᵀû|, t + |wᵀû|]). A point whose iteration does not reach that tolerance throws
+/// ``FlowError/notConverged(row:_:)`` with its index: never an approximate value. One extra
+/// Newton step is recorded on the tape, so gradients through the inverse are the exact
+/// implicit-function derivatives.
+///
+/// Made for variational inference (Rezende & Mohamed fit it by reverse KL): as a density
+/// estimator it scores data only through those per-point solves, one layer after another, and its
+/// single-direction bends fit sharp data poorly; ``MAF`` or ``NSF`` fit data better.
 ///
 /// In a ``Compose`` (so in ``PlanarFlow``), two or more consecutive planar layers run forward as
 /// one fused pass with a hand-written backward pass: same values, far less bookkeeping per step.
@@ -28,6 +34,9 @@ public struct Planar: BijectorPlan, SerializablePlan {
 final class PlanarBijector: Bijector {
     let eventShape: [Int]
     let u: Parameter, w: Parameter, b: Parameter
+    /// Newton/bisection steps the inverse may take per point before it reports
+    /// ``FlowError/notConverged(row:_:)`` (tests lower it to make one fail).
+    var maximumIterations = 100
 
     init(spec: BijectorSpec, generator: inout RandomGenerator) {
         eventShape = spec.eventShape
@@ -44,7 +53,9 @@ final class PlanarBijector: Bijector {
         let w = w.value, u = u.value
         let wu = (w * u).sum()
         let c = wu.softplus() - 1
-        let uHat = u + (c - wu) * w / (w.square().sum() + 1e-12)
+        // ‖w‖² floored rather than offset, so that wᵀû = c exactly (the log-determinant and the
+        // inverse use c): an offset of 1e-12 made wᵀû = −1 − 8e-10 for wᵀu = −800.
+        let uHat = u + (c - wu) * w / w.square().sum().clamped(min: 1e-30)
         return (uHat, c)
     }
 
@@ -64,10 +75,24 @@ final class PlanarBijector: Bijector {
         let (uHat, c) = constrained()
         let t = (flat * w.value).sum(alongAxis: -1) + b.value
         let cValue = c.item
-        let solved = Tensor(t.doubles.map { solveTanhEquation(target: $0, slope: cValue) }, shape: t.shape, dtype: t.dtype)
-        // One Newton step on the tape: its value is the solution, its derivative the implicit one.
+        var roots: [Double] = []
+        for (row, target) in t.doubles.enumerated() {
+            guard let root = solveTanhEquation(target: target, slope: cValue, maximumIterations: maximumIterations) else {
+                throw FlowError.notConverged(row: row, "the planar inverse's equation s + (\(cValue))·tanh s = \(target) "
+                                             + "did not reach its tolerance in \(maximumIterations) Newton/bisection steps")
+            }
+            roots.append(root)
+        }
+        let solved = Tensor(roots, shape: t.shape, dtype: t.dtype)
+        // One Newton step on the tape whose value is the solution and whose derivative is the
+        // implicit one: s = s* − (g − ḡ)/g′ with g = s* + c·tanh s* − t and ḡ its value held
+        // fixed. (A plain step s* − g/g′ would add g's rounding error divided by g′, which
+        // vanishes at s* = 0 when c = −1: wᵀu below −17 rounds c to −1 in Float32.) g′ is held
+        // fixed too (its derivative multiplies g − ḡ = 0) and kept off zero, where the inverse
+        // has no derivative.
         let th = solved.tanh()
-        let s = solved - (solved + c * th - t) / ((1 - th.square()) * c + 1)
+        let g = solved + c * th - t
+        let s = solved - (g - g.detached()) / ((1 - th.square()) * c + 1).detached().clamped(min: 1e-30)
         let activation = s.tanh()
         let x = flat - activation.unsqueezed(axis: -1) * uHat
         let logDet = ((1 - activation.square()) * c + 1).log().negated()
@@ -76,20 +101,26 @@ final class PlanarBijector: Bijector {
 
 }
 
-/// The root s of s + c·tanh(s) = target for c > −1, where the left side increases strictly:
-/// safeguarded Newton iteration in Double (bisection keeps it in the bracket
-/// [target − |c|, target + |c|]) to |residual| ≤ 1e-12·(1 + |target|), at most 100 steps.
+/// The root s of s + c·tanh(s) = target for c ≥ −1, where the left side increases (strictly but
+/// at one point when c = −1): safeguarded Newton iteration in Double, bisection keeping it in the
+/// bracket [target − |c|, target + |c|], to |residual| ≤ 1e-12·(1 + |target|).
 /// Planar and Sylvester inverses reduce to this equation.
-func solveTanhEquation(target: Double, slope c: Double) -> Double {
+///
+/// - Returns: the root; `nil` when `maximumIterations` steps do not reach the tolerance (never an
+///   approximate root in its place); NaN for a non-finite target, an overflow upstream that
+///   ``Flow/logProb(_:context:)`` scores −∞.
+func solveTanhEquation(target: Double, slope c: Double, maximumIterations: Int = 100) -> Double? {
+    guard target.isFinite else { return .nan }
+    let tolerance = 1e-12 * (1 + Swift.abs(target))
     var lo = target - Swift.abs(c), hi = target + Swift.abs(c)
     var s = target
-    for _ in 0..<100 {
+    for _ in 0..<maximumIterations {
         let th = Foundation.tanh(s)
         let g = s + c * th - target
-        if Swift.abs(g) <= 1e-12 * (1 + Swift.abs(target)) { break }
+        if Swift.abs(g) <= tolerance { return s }
         if g > 0 { hi = s } else { lo = s }
         let next = s - g / (1 + c * (1 - th * th))
         s = next > lo && next < hi ? next : 0.5 * (lo + hi)
     }
-    return s
+    return Swift.abs(s + c * Foundation.tanh(s) - target) <= tolerance ? s : nil
 }

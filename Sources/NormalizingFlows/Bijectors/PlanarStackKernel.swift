@@ -89,7 +89,7 @@ private final class PlanarStackPass<T: TensorScalar> {
                 dotWU += w[base + i] * u[base + i]
                 dotWW += w[base + i] * w[base + i]
             }
-            dotWW += 1e-12
+            dotWW = Swift.max(dotWW, 1e-30)   // as in `PlanarBijector`: wᵀû = c exactly unless w ≈ 0
             let slope = Self.softplus(dotWU) - 1
             let alpha = (slope - dotWU) / dotWW
             for i in 0..<d { uHat[base + i] += alpha * w[base + i] }

@@ -19,7 +19,14 @@ public enum SylvesterVariant: String, Sendable, Equatable, Codable, CaseIterable
 /// Cost: `forward` is closed-form, O(DM) per point. `inverse` has no closed form: with
 /// t = R̃Qᵀy + b it becomes the triangular system u + R̃R·tanh(u) = t, solved by back
 /// substitution, one monotone scalar equation per row (Newton with bisection in Double, to
-/// 1e-12 relative), O(M²) per point; one recorded Newton step gives exact gradients.
+/// 1e-12 relative), O(M²) per point; one recorded Newton step gives exact gradients. A point
+/// whose equation does not converge throws ``FlowError/notConverged(row:_:)`` with its index, and
+/// so does a Q that Björck's iteration cannot make orthonormal: the log-determinant identity
+/// holds only for QᵀQ = I, so no approximate Q or root is ever used.
+///
+/// Made for variational inference (the paper's use: a posterior in a VAE, trained by reverse KL).
+/// As a density estimator it scores data only through those per-point solves, layer after layer,
+/// and fits data less well than ``MAF`` or ``NSF``.
 public struct Sylvester: SerializablePlan {
     public var variant: SylvesterVariant
     /// M for the orthogonal variant (default: D).
@@ -54,6 +61,9 @@ final class SylvesterBijector: Bijector {
     /// Q's free matrix (orthogonal variant) or reflection vectors (Householder variant).
     let q: Parameter?, householderVectors: Parameter?
     private let upperMask: Tensor, identityM: Tensor
+    /// Björck steps allowed for Q, and Newton/bisection steps per scalar equation of the inverse,
+    /// before ``FlowError/notConverged(row:_:)`` (tests lower them to make one fail).
+    var maximumOrthogonalizationSteps = 100, maximumIterations = 100
 
     init(variant: SylvesterVariant, columns m: Int, reflections k: Int, spec: BijectorSpec, generator: inout RandomGenerator) {
         self.variant = variant
@@ -75,7 +85,8 @@ final class SylvesterBijector: Bijector {
     }
 
     /// Q (D×M, orthonormal columns), R and R̃ (upper triangular, tanh diagonals).
-    private func matrices() -> (q: Tensor, r: Tensor, rTilde: Tensor) {
+    /// Throws ``FlowError/notConverged(row:_:)`` when Q's orthogonalisation does not converge.
+    private func matrices() throws -> (q: Tensor, r: Tensor, rTilde: Tensor) {
         let r = rUpper.value * upperMask + identityM * rDiagonal.value.tanh()
         let rTilde = rTildeUpper.value * upperMask + identityM * rTildeDiagonal.value.tanh()
         let dt = rDiagonal.dtype
@@ -87,15 +98,31 @@ final class SylvesterBijector: Bijector {
             let vectors = householderVectors!.value
             for i in 0..<vectors.shape[0] {
                 let v = vectors.select(alongAxis: 0, index: i).unsqueezed(axis: 1)            // D×1
-                qMatrix = qMatrix - matmul(matmul(qMatrix, v), v, transposeB: true) * (2 / (v.square().sum() + 1e-12))
+                // ‖v‖² floored, not offset: I − 2vvᵀ/(‖v‖² + ε) is not orthogonal, and with ‖v‖²
+                // near 1e-6 an offset of 1e-12 put 2e-6 into log |det J|.
+                qMatrix = qMatrix - matmul(matmul(qMatrix, v), v, transposeB: true) * (2 / v.square().sum().clamped(min: 1e-30))
             }
             return (qMatrix, r, rTilde)
         case .orthogonal:
-            // Scale so the spectral norm is ≤ 1, then Björck iterations converge to the nearest
-            // matrix with orthonormal columns; 30 steps reach 1e-7 from any full-rank start here.
+            // Scaled to Frobenius norm 1 the singular values lie in (0, 1], where Björck & Bowie's
+            // iteration Q ← Q(3I − QᵀQ)/2 raises each towards 1 (σ ← σ(3 − σ²)/2: by half while
+            // small, quadratically near 1). The log-determinant identity needs QᵀQ = I, so it
+            // runs until max |QᵀQ − I| ≤ 1e-4 (Float32) or 1e-8 (Float64) and one more step
+            // (error ≈ ¾·1e-8 and 1e-16: the dtype's rounding), or throws.
             var qMatrix = q!.value / (q!.value.square().sum().sqrt() + 1e-12)
-            for _ in 0..<30 {
-                qMatrix = matmul(qMatrix, identityM * 3 - matmul(qMatrix, qMatrix, transposeA: true)) * 0.5
+            let tolerance = dt == .float32 ? 1e-4 : 1e-8
+            var steps = 0
+            while true {
+                let gram = matmul(qMatrix, qMatrix, transposeA: true)
+                let error = zip(gram.detached().doubles, identityM.doubles).map { Swift.abs($0 - $1) }.max()!
+                let converged = error <= tolerance
+                guard converged || steps < maximumOrthogonalizationSteps else {
+                    throw FlowError.notConverged(row: nil, "the Sylvester layer's Björck orthogonalisation of Q left "
+                        + "max |QᵀQ − I| = \(error) after \(steps) steps (Q's free matrix is nearly rank-deficient)")
+                }
+                qMatrix = matmul(qMatrix, identityM * 3 - gram) * 0.5
+                steps += 1
+                if converged { break }
             }
             return (qMatrix, r, rTilde)
         }
@@ -108,7 +135,7 @@ final class SylvesterBijector: Bijector {
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: x, "input")
         let z = x.reshaped(to: leading + [size])
-        let (qm, r, rTilde) = matrices()
+        let (qm, r, rTilde) = try matrices()
         let u = matmul(matmul(z, qm), rTilde, transposeB: true) + b.value     // (R̃Qᵀz + b) as rows
         let h = u.tanh()
         let y = z + matmul(matmul(h, r, transposeB: true), qm, transposeB: true)  // + Q R h
@@ -119,7 +146,7 @@ final class SylvesterBijector: Bijector {
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: y, "input")
         let yFlat = y.reshaped(to: leading + [size])
-        let (qm, r, rTilde) = matrices()
+        let (qm, r, rTilde) = try matrices()
         let t = matmul(matmul(yFlat, qm), rTilde, transposeB: true) + b.value
         let c = matmul(rTilde, r)                                                  // upper triangular
         let m = columns
@@ -132,22 +159,31 @@ final class SylvesterBijector: Bijector {
             for i in stride(from: m - 1, through: 0, by: -1) {
                 var offset = 0.0
                 for j in (i + 1)..<m { offset += cValues[i * m + j] * Foundation.tanh(solved[p * m + j]) }
-                solved[p * m + i] = solveTanhEquation(target: tValues[p * m + i] - offset, slope: cValues[i * m + i])
+                let target = tValues[p * m + i] - offset
+                guard let root = solveTanhEquation(target: target, slope: cValues[i * m + i], maximumIterations: maximumIterations) else {
+                    throw FlowError.notConverged(row: p, "the Sylvester inverse's equation u + (\(cValues[i * m + i]))·tanh u = \(target) "
+                                                 + "(component \(i)) did not reach its tolerance in \(maximumIterations) Newton/bisection steps")
+                }
+                solved[p * m + i] = root
             }
         }
         let uStar = Tensor(solved, shape: t.shape, dtype: t.dtype)
-        // One Newton step on the tape: u = u* − J⁻¹g(u*), J = I + C·diag(1 − tanh² u*) (held
-        // fixed; its derivative multiplies g(u*) ≈ 0), solved by back substitution.
+        // One Newton step on the tape whose value is the solution and whose derivative is the
+        // implicit one: u = u* − J⁻¹(g − ḡ), g = u* + C·tanh u* − t, ḡ its value held fixed (so
+        // g's rounding error is not divided by J, near-singular when a diagonal of C is near −1),
+        // J = I + C·diag(1 − tanh² u*) held fixed (its derivative multiplies g − ḡ = 0), solved
+        // by back substitution.
         let hStar = uStar.tanh()
         let slopes = (1 - hStar.square()).detached()
-        let g = uStar + matmul(hStar, c, transposeB: true) - t
+        let residual = uStar + matmul(hStar, c, transposeB: true) - t
+        let g = residual - residual.detached()
         var delta = [Tensor?](repeating: nil, count: m)
         for i in stride(from: m - 1, through: 0, by: -1) {
             var numerator = g.select(alongAxis: -1, index: i)
             for j in (i + 1)..<m {
                 numerator = numerator - delta[j]! * slopes.select(alongAxis: -1, index: j) * cValues[i * m + j]
             }
-            delta[i] = numerator / (slopes.select(alongAxis: -1, index: i) * cValues[i * m + i] + 1)
+            delta[i] = numerator / (slopes.select(alongAxis: -1, index: i) * cValues[i * m + i] + 1).clamped(min: 1e-30)
         }
         let u = uStar - Tensor.stack(delta.map { $0! }, alongAxis: -1)
         let h = u.tanh()

@@ -21,12 +21,21 @@ public struct MAF: SerializablePlan {
 /// An inverse autoregressive flow (Kingma et al. 2016): like ``MAF`` but in the sampling
 /// direction (one pass per layer to sample and to score its own samples; D sequential steps to
 /// score data, one pass's work in all when no gradients are recorded).
+///
+/// Its log-scale is softly bounded by default, log σ = s/(1 + |s|/log 1000)
+/// (``AffineScale/iafDefault``, zuko's choice; Kingma et al. bound σ with a sigmoid,
+/// ``AffineScale/sigmoid(bias:)``). Scoring data runs each layer's inverse, x = (y − μ)/σ, in
+/// D sequential steps, μ and σ computed from the x's already reconstructed: a point away from
+/// the data gives the network inputs it never saw, and an unbounded log-scale let such points
+/// compound small σ through the steps and layers until training overflowed (see
+/// ``AffineScale/iafDefault``). For density estimation ``MAF`` (the same layers the other way
+/// round, its networks fed the data itself) is faster and steadier.
 public struct IAF: SerializablePlan {
     public var layers: Int
     public var conditioner: DenseAutoregressive
     public var scale: AffineScale
 
-    public init(layers: Int = 5, conditioner: DenseAutoregressive = DenseAutoregressive(), scale: AffineScale = .default) {
+    public init(layers: Int = 5, conditioner: DenseAutoregressive = DenseAutoregressive(), scale: AffineScale = .iafDefault) {
         self.layers = layers
         self.conditioner = conditioner
         self.scale = scale

@@ -55,13 +55,14 @@ struct Fit: ParsableCommand {
 
     func run() throws {
         try Output.check(out, inputs: [data, validation])
+        let choice = try FlowChoice(name: flow)
+        if let note = choice.densityEstimationNote { printError("note: \(note)") }
         let training = try readData(data)
         var options = FitOptions()
         options.validationFraction = validation == nil ? validationFraction : 0
         try checkSplit(rows: training.shape[0], options)
         let dimension = training.shape[1]
-        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins,
-                                                   dimension: dimension)
+        let plan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: dimension)
         try Limits.checkTraining(plan, eventSize: dimension, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
         let makeFlow = { try Flow(base: Normal.standard([dimension]), bijector: plan, seed: seed) }

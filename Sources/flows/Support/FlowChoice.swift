@@ -29,6 +29,25 @@ enum FlowChoice: String, CaseIterable {
     static let defaultHidden = [64, 64]
     static let defaultBins = 8
 
+    /// What `flows fit` tells the user before fitting this family to data, when it is slow or
+    /// fragile in that direction, with the family that fits the job; `nil` for the families made
+    /// for density estimation.
+    var densityEstimationNote: String? {
+        switch self {
+        case .maf, .nsf, .nsfCoupling, .realnvp: nil
+        case .iaf:
+            "iaf is made for sampling (variational inference, `flows vi`): scoring data inverts each layer "
+                + "in one sequential step per dimension, so training on data is slow; maf has the same layers "
+                + "the fast way round for data (or use nsf)"
+        case .planar, .sylvester:
+            "\(rawValue) is made for variational inference (`flows vi`): it has no closed-form inverse, so every "
+                + "data point costs an iterative solve per layer, and it fits data poorly; for density estimation use maf or nsf"
+        case .radial:
+            "radial is made for variational inference (`flows vi`): one radial bump per layer fits data poorly; "
+                + "for density estimation use maf or nsf"
+        }
+    }
+
     /// Whether the family has conditioner networks (`--hidden`) and spline bins (`--bins`).
     var takesHidden: Bool { ![.planar, .radial, .sylvester].contains(self) }
     var takesBins: Bool { self == .nsf || self == .nsfCoupling }
