@@ -56,7 +56,6 @@ struct Fit: ParsableCommand {
     func run() throws {
         try Output.check(out, inputs: [data, validation])
         let choice = try FlowChoice(name: flow)
-        if let note = choice.densityEstimationNote { printError("note: \(note)") }
         let training = try readData(data)
         var options = FitOptions()
         options.validationFraction = validation == nil ? validationFraction : 0
@@ -68,6 +67,8 @@ struct Fit: ParsableCommand {
         let makeFlow = { try Flow(base: Normal.standard([dimension]), bijector: plan, seed: seed) }
         let model = try makeFlow()
         let held = try validation.map { try loadData($0, for: model) }
+        // Once every input has passed its checks, so that a refused command stays one error line.
+        if let note = choice.densityEstimationNote { printError("note: \(note)") }
         options.steps = steps
         options.batchSize = batchSize
         options.learningRate = lr
