@@ -126,10 +126,10 @@ private enum CurrentInput {
     }
 }
 
-/// Mutates the corpus of `target` for FUZZ_SECONDS, feeding each input to `body`; returns the
-/// number of executions. Errors thrown by `body` are the expected outcome for most inputs.
-func fuzz(_ target: String, _ body: (Data) throws -> Void) throws -> Int {
-    let seeds = try corpus(target)
+/// Mutates the corpus of `target` (or the `folder` it shares with another target) for
+/// FUZZ_SECONDS, feeding each input to `body`; returns the number of executions. Errors thrown by `body` are the expected outcome for most inputs.
+func fuzz(_ target: String, corpus folder: String? = nil, _ body: (Data) throws -> Void) throws -> Int {
+    let seeds = try corpus(folder ?? target)
     #expect(!seeds.isEmpty)
     CurrentInput.installHandlers()
     CurrentInput.target(target)
@@ -204,7 +204,7 @@ struct FuzzTests {
 
     /// Whole model files through the public load path.
     @Test func modelFiles() throws {
-        let n = try fuzz("safetensors") { data in
+        let n = try fuzz("modelFiles", corpus: "safetensors") { data in
             let flow = try Flow.load(SafeTensors.parse(data, path: "fuzz.safetensors"), path: "fuzz.safetensors")
             var generator = RandomGenerator(seed: 1)
             _ = try withoutGradients { try flow.sample(4, generator: &generator) }
