@@ -60,13 +60,13 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
-def parameter_count(flow):
-    params, _ = eqx.partition(flow, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
-    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))
-
-
 def partition(flow):
+    """(trainable arrays, the rest), as flowjax's own training loops split a flow."""
     return eqx.partition(flow, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
+
+
+def parameter_count(flow):
+    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(partition(flow)[0])))
 
 
 @eqx.filter_jit

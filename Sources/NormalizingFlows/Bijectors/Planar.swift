@@ -75,13 +75,8 @@ final class PlanarBijector: Bijector {
         let (uHat, c) = constrained()
         let t = (flat * w.value).sum(alongAxis: -1) + b.value
         let cValue = c.item
-        var roots: [Double] = []
-        for (row, target) in t.doubles.enumerated() {
-            guard let root = solveTanhEquation(target: target, slope: cValue, maximumIterations: maximumIterations) else {
-                throw FlowError.notConverged(row: row, "the planar inverse's equation s + (\(cValue))·tanh s = \(target) "
-                                             + "did not reach its tolerance in \(maximumIterations) Newton/bisection steps")
-            }
-            roots.append(root)
+        let roots = try t.doubles.enumerated().map { row, target in
+            try solveTanhEquation(target: target, slope: cValue, maximumIterations: maximumIterations, row: row, in: "planar")
         }
         let solved = Tensor(roots, shape: t.shape, dtype: t.dtype)
         // One Newton step on the tape whose value is the solution and whose derivative is the
@@ -106,10 +101,12 @@ final class PlanarBijector: Bijector {
 /// bracket [target − |c|, target + |c|], to |residual| ≤ 1e-12·(1 + |target|).
 /// Planar and Sylvester inverses reduce to this equation.
 ///
-/// - Returns: the root; `nil` when `maximumIterations` steps do not reach the tolerance (never an
-///   approximate root in its place); NaN for a non-finite target, an overflow upstream that
+/// - Returns: the root; NaN for a non-finite target, an overflow upstream that
 ///   ``Flow/logProb(_:context:)`` scores −∞.
-func solveTanhEquation(target: Double, slope c: Double, maximumIterations: Int = 100) -> Double? {
+/// - Throws: ``FlowError/notConverged(row:_:)`` naming `row` and the equation of the `layer`'s
+///   inverse (a name built only then) when `maximumIterations` steps do not reach the tolerance: never an approximate root.
+func solveTanhEquation(target: Double, slope c: Double, maximumIterations: Int, row: Int,
+                       in layer: @autoclosure () -> String) throws -> Double {
     guard target.isFinite else { return .nan }
     let tolerance = 1e-12 * (1 + Swift.abs(target))
     var lo = target - Swift.abs(c), hi = target + Swift.abs(c)
@@ -122,5 +119,9 @@ func solveTanhEquation(target: Double, slope c: Double, maximumIterations: Int =
         let next = s - g / (1 + c * (1 - th * th))
         s = next > lo && next < hi ? next : 0.5 * (lo + hi)
     }
-    return Swift.abs(s + c * Foundation.tanh(s) - target) <= tolerance ? s : nil
+    guard Swift.abs(s + c * Foundation.tanh(s) - target) <= tolerance else {
+        throw FlowError.notConverged(row: row, "the \(layer()) inverse's equation s + (\(c))·tanh s = \(target) "
+                                     + "did not reach its tolerance in \(maximumIterations) Newton/bisection steps")
+    }
+    return s
 }

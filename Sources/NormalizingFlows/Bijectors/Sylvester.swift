@@ -159,12 +159,8 @@ final class SylvesterBijector: Bijector {
             for i in stride(from: m - 1, through: 0, by: -1) {
                 var offset = 0.0
                 for j in (i + 1)..<m { offset += cValues[i * m + j] * Foundation.tanh(solved[p * m + j]) }
-                let target = tValues[p * m + i] - offset
-                guard let root = solveTanhEquation(target: target, slope: cValues[i * m + i], maximumIterations: maximumIterations) else {
-                    throw FlowError.notConverged(row: p, "the Sylvester inverse's equation u + (\(cValues[i * m + i]))·tanh u = \(target) "
-                                                 + "(component \(i)) did not reach its tolerance in \(maximumIterations) Newton/bisection steps")
-                }
-                solved[p * m + i] = root
+                solved[p * m + i] = try solveTanhEquation(target: tValues[p * m + i] - offset, slope: cValues[i * m + i],
+                                                          maximumIterations: maximumIterations, row: p, in: "Sylvester (component \(i))")
             }
         }
         let uStar = Tensor(solved, shape: t.shape, dtype: t.dtype)

@@ -246,12 +246,17 @@ struct CSVParser {
 
     /// Whether `strtod` reads all of the field as a hexadecimal number (`0x1p3`, `-0X1A`).
     private func isHexadecimal(_ field: Range<Int>) -> Bool {
-        bytes[field].contains { $0 | 0x20 == UInt8(ascii: "x") } && strtod(field) != nil
+        hasHexadecimalMark(field) && strtod(field) != nil
     }
 
     /// The field as a number if `strtod` reads all of it as a decimal number.
     private func number(_ field: Range<Int>) -> Double? {
-        bytes[field].contains { $0 | 0x20 == UInt8(ascii: "x") } ? nil : strtod(field)
+        hasHexadecimalMark(field) ? nil : strtod(field)
+    }
+
+    /// Whether the field holds an x or X, which no decimal number (nor inf or nan) has.
+    private func hasHexadecimalMark(_ field: Range<Int>) -> Bool {
+        bytes[field].contains { $0 | 0x20 == UInt8(ascii: "x") }
     }
 
     /// The field's value if `strtod` reads all of it (no NUL byte, nothing left over).

@@ -8,8 +8,8 @@ import Foundation
 /// h₁h₂ + … + hₖ₋₁hₖ + min(h₁, hₖ)·D weights (its inputs and outputs together cover the D event
 /// values), and under `bins` K at least hₖ·T·(3K − 1): the widths, heights and inner derivatives
 /// of a spline for each of the T values it transforms (all D for an autoregressive network, which
-/// has an `order`; at least ⌊D/2⌋ in a coupling), which for 200000 columns is what fills memory; `bins` splines without a network
-/// hold at least K parameters; LULinear, Householder and
+/// has an `order`; at least ⌊D/2⌋ in a coupling), which for 200000 columns is what fills memory;
+/// `bins` splines without a network hold at least K parameters; LULinear, Householder and
 /// Sylvester layers hold matrices over the event (D² or D·M values); a plan with `layers` L
 /// repeats its content L times, at least one parameter each.
 public enum PlanBudget {
@@ -68,8 +68,8 @@ public enum PlanBudget {
                 guard let first = sizes.first, let last = sizes.last else { return (0, 0) }
                 let inner = zip(sizes, sizes.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 }
                 // The context feeds the first layer (MADE) or every layer's input (coupling): h₁·C at least.
-                let splines = splineOutputs
-                return (inner + Swift.max(Swift.min(first, last) * d, last * splines) + first * context, sizes.reduce(0, +) + splines)
+                return (inner + Swift.max(Swift.min(first, last) * d, last * splineOutputs) + first * context,
+                        sizes.reduce(0, +) + splineOutputs)
             }
             var total = (parameters: 0.0, units: 0.0)
             for v in array {
