@@ -579,3 +579,122 @@ class BatchNorm(Bijector):
                 self.running_variance.mul_(1 - self.momentum).add_(unbiased.reshape(self.running_variance.shape) * self.momentum)
         x = (y - mean) / torch.sqrt(variance + self.epsilon) * torch.exp(self.log_gamma.reshape(-1)) + self.beta.reshape(-1)
         return x, self._log_det(variance).expand(y.shape[:-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter-free elementwise functions (Exp.swift, Sigmoid.swift, Tanh.swift, Softplus.swift,
+# ELU.swift, LeakyReLU.swift, Power.swift, AffineFixed.swift)
+
+
+def _kept_inside(y, lower, upper):
+    """Swift ``keptInside``: clamped to the open interval by one ulp of the dtype."""
+    lo = torch.nextafter(torch.tensor(lower, dtype=y.dtype), torch.tensor(upper, dtype=y.dtype))
+    hi = torch.nextafter(torch.tensor(upper, dtype=y.dtype), torch.tensor(lower, dtype=y.dtype))
+    return torch.clamp(y, lo.item(), hi.item())
+
+
+class Elementwise(Bijector):
+    """y_i = f(x_i) for a fixed function; log|det| = Σ log|f′(x_i)|. ``kind`` and ``options``
+    are the plan's type name and options:
+
+    - Exp: y = eˣ, log f′ = x
+    - Sigmoid: y = σ(x), log f′ = log σ(x) + log σ(−x)
+    - Tanh: y = tanh x, log f′ = −2(x + softplus(−2x)) + 2 log 2
+    - Softplus: y = log(1 + eˣ), log f′ = log σ(x); inverse x = y + log(−expm1(−y))
+    - ELU(α): y = x (x > 0) or α(eˣ − 1), log f′ = min(x, 0) + log α·[x ≤ 0]
+    - LeakyReLU(a): y = x (x > 0) or a·x, log f′ = log a·[x ≤ 0]
+    - Power(p), on x > 0: y = xᵖ, log f′ = (p − 1) log x + log|p|
+    - AffineFixed(loc, scale): y = loc + scale·x, log f′ = log|scale|
+    """
+
+    def __init__(self, kind, options):
+        super().__init__()
+        self.kind, self.o = kind, options
+        if kind == "ELU" and not float(options["alpha"]) > 0:
+            raise MappingError(f"ELU needs α > 0, got {options['alpha']}")
+        if kind == "LeakyReLU" and not float(options["negativeSlope"]) > 0:
+            raise MappingError(f"LeakyReLU needs a positive slope, got {options['negativeSlope']}")
+        if kind == "Power" and float(options["exponent"]) == 0:
+            raise MappingError("Power needs a non-zero exponent")
+        if kind == "AffineFixed" and float(options["scale"]) == 0:
+            raise MappingError("AffineFixed needs a non-zero scale")
+
+    def _forward(self, x, context):
+        k, o = self.kind, self.o
+        if k == "Exp":
+            y, d = torch.exp(x), x
+        elif k == "Sigmoid":
+            y, d = _kept_inside(torch.sigmoid(x), 0.0, 1.0), F.logsigmoid(x) + F.logsigmoid(-x)
+        elif k == "Tanh":
+            y = _kept_inside(torch.tanh(x), -1.0, 1.0)
+            d = (x + F.softplus(-2 * x)) * -2 + 2 * math.log(2.0)
+        elif k == "Softplus":
+            y, d = F.softplus(x), F.logsigmoid(x)
+        elif k == "ELU":
+            alpha = float(o["alpha"])
+            positive = (x > 0).to(x.dtype)
+            y, d = F.elu(x, alpha=alpha), x.clamp(max=0) + math.log(alpha) * (1 - positive)
+        elif k == "LeakyReLU":
+            a = float(o["negativeSlope"])
+            y, d = F.leaky_relu(x, a), (1 - (x > 0).to(x.dtype)) * math.log(a)
+        elif k == "Power":
+            p = float(o["exponent"])
+            y, d = x.pow(p), torch.log(x) * (p - 1) + math.log(abs(p))
+        else:
+            scale, loc = float(o["scale"]), float(o["loc"])
+            y, d = x * scale + loc, torch.full_like(x, math.log(abs(scale)))
+        return y, d.sum(-1)
+
+    def _inverse(self, y, context):
+        k, o = self.kind, self.o
+        if k == "Exp":
+            x = torch.log(y)
+            d = -x
+        elif k == "Sigmoid":
+            log_y, log_1m_y = torch.log(y), torch.log1p(-y)
+            x, d = log_y - log_1m_y, -(log_y + log_1m_y)
+        elif k == "Tanh":
+            a, c = torch.log1p(y), torch.log1p(-y)
+            x, d = (a - c) * 0.5, -(a + c)
+        elif k == "Softplus":
+            x = y + torch.log(-torch.expm1(-y))
+            d = -F.logsigmoid(x)
+        elif k == "ELU":
+            alpha = float(o["alpha"])
+            positive = (y > 0).to(y.dtype)
+            negative = y.clamp(max=0)
+            x = torch.where(y > 0, y, torch.log1p(negative / alpha))
+            d = -torch.log(negative + alpha) * (1 - positive)
+        elif k == "LeakyReLU":
+            a = float(o["negativeSlope"])
+            x, d = F.leaky_relu(y, 1 / a), (1 - (y > 0).to(y.dtype)) * -math.log(a)
+        elif k == "Power":
+            q = 1 / float(o["exponent"])
+            x, d = y.pow(q), torch.log(y) * (q - 1) + math.log(abs(q))
+        else:
+            scale, loc = float(o["scale"]), float(o["loc"])
+            x, d = (y - loc) / scale, torch.full_like(y, -math.log(abs(scale)))
+        return x, d.sum(-1)
+
+
+class Householder(Bijector):
+    """K reflections h ← h − 2(h·v)v/(‖v‖² + 1e-30), v the rows of ``vectors`` [K, D], applied
+    first to last forward and last to first inverse; volume preserving (Householder.swift)."""
+
+    def __init__(self, reflections, d, dtype):
+        super().__init__()
+        if reflections < 1:
+            raise MappingError("Householder needs at least one reflection")
+        self.vectors = nn.Parameter(torch.zeros(reflections, d, dtype=dtype))
+
+    def _reflect(self, h, order):
+        for i in order:
+            v = self.vectors[i]
+            h = h - ((h * v).sum(-1, keepdim=True) * v) * (2 / ((v * v).sum() + 1e-30))
+        return h, h.new_zeros(h.shape[:-1])
+
+    def _forward(self, x, context):
+        return self._reflect(x, range(self.vectors.shape[0]))
+
+    def _inverse(self, y, context):
+        return self._reflect(y, reversed(range(self.vectors.shape[0])))

@@ -181,3 +181,7 @@ PLANS = {
     "ActNorm": lambda o, spec: b.ActNorm(spec.event_shape, spec.dtype),
     "BatchNorm": lambda o, spec: b.BatchNorm(spec.event_shape, o["momentum"], o["epsilon"], spec.dtype),
 }
+PLANS["Householder"] = lambda o, spec: b.Householder(
+    spec.event_size if o.get("reflections") is None else int(o["reflections"]), spec.event_size, spec.dtype)
+for _name in ("Exp", "Sigmoid", "Tanh", "Softplus", "ELU", "LeakyReLU", "Power", "AffineFixed"):
+    PLANS[_name] = lambda o, spec, _name=_name: b.Elementwise(_name, o)
