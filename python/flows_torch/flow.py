@@ -87,6 +87,13 @@ class Flow(nn.Module):
         self.bijector = build(plan, Spec(tuple(self.event_shape), self.context_size, loc.dtype))
         self.eval()
 
+    @classmethod
+    def from_plan(cls, plan, event_shape, context_size=0, dtype=torch.float32):
+        """A flow for ``plan`` (JSON text or object) on a standard normal base over ``event_shape``,
+        its parameters zero (fill them, or load a state, before use)."""
+        shape = tuple(event_shape)
+        return cls(plan, torch.zeros(shape, dtype=dtype), torch.ones(shape, dtype=dtype), len(shape), context_size)
+
     @property
     def loc_flat(self):
         return self.base_loc.reshape(self.base_batch_shape + (self.event_size,))
