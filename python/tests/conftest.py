@@ -35,7 +35,7 @@ def run(*arguments):
 
 
 def write_csv(path, rows):
-    np.savetxt(path, np.asarray(rows, dtype=np.float64), delimiter=",", fmt="%.9g")
+    np.savetxt(path, np.asarray(rows, dtype=np.float64), delimiter=",", fmt="%.17g")
     return path
 
 
@@ -44,7 +44,8 @@ def swift_logprob(model, data_csv):
 
 
 def torch_logprob(flow, data_csv, context=None):
-    rows = np.loadtxt(data_csv, delimiter=",", dtype=np.float32, ndmin=2)
+    rows = np.loadtxt(data_csv, delimiter=",", dtype=np.float64, ndmin=2).astype(
+        np.float32 if flow.base_loc.dtype == torch.float32 else np.float64)
     with torch.no_grad():
         return flow(context).log_prob(torch.tensor(rows)).double().numpy()
 
