@@ -8,13 +8,22 @@ import subprocess
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch is not installed: the PyTorch interop tests are skipped")
-pytest.importorskip("safetensors", reason="safetensors is not installed: the PyTorch interop tests are skipped")
-import numpy as np  # noqa: E402  (torch brings numpy)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+try:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # each test module skips itself, saying why (see requirements())
+    np = torch = None
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-torch.set_num_threads(1)
+
+
+def requirements():
+    """Skips the calling test module, with the reason, when torch or safetensors is missing."""
+    pytest.importorskip("torch", reason="torch is not installed: the PyTorch interop tests are skipped")
+    pytest.importorskip("safetensors", reason="safetensors is not installed: the PyTorch interop tests are skipped")
 
 
 def flows_bin():

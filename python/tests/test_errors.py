@@ -1,6 +1,10 @@
 """What cannot be mapped fails with one clear error naming the part."""
 
 import pytest
+
+from conftest import requirements
+
+requirements()
 import torch
 
 import flows_torch

@@ -1,8 +1,12 @@
 """Models fitted by `flows fit`, read with flows_torch.load: log-densities, samples from the
 same base noise, save(load(f)) round trips, and torch training written back."""
 
-import numpy as np
 import pytest
+
+from conftest import requirements
+
+requirements()
+import numpy as np  # noqa: E402 (after the skip)
 import torch
 from safetensors import safe_open
 

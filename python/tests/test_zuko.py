@@ -3,8 +3,12 @@
 
 import json
 
-import numpy as np
 import pytest
+
+from conftest import requirements
+
+requirements()
+import numpy as np  # noqa: E402 (after the skip)
 import torch
 
 import flows_torch
