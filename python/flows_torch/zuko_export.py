@@ -118,63 +118,76 @@ def _masked_autoregressive(t, affine_type, context, dtype, what):
         raise MappingError(f"{what}: MADEs built from an adjacency matrix (no order) are not mapped")
     linears, activation = _layers(t.hyper, what)
     d = t.order.shape[0]
-    p = 2
     rank = t.order.tolist()
     # Our order: dimensions by zuko's rank (ties, zuko's blocks for passes < D, by index).
     order = sorted(range(d), key=lambda i: (rank[i], i))
-    position = [0] * d
-    for k, i in enumerate(order):
-        position[i] = k + 1
-    input_degree = position + [0] * context
-    # Our hidden degrees: 1…max(D − 1, 1), or 0…D − 1 with a context.
-    base = 0 if context > 0 else 1
-    count = d if context > 0 else max(d - 1, 1)
-
-    # Degrees of zuko's units, layer by layer: the largest degree among their inputs.
-    degrees, previous = [], input_degree
-    for linear in linears[:-1]:
-        mask = linear.mask.bool()
-        unit_degrees = []
-        for u in range(mask.shape[0]):
-            seen = [previous[j] for j in range(mask.shape[1]) if mask[u, j]]
-            unit_degrees.append(max(seen + [base]))
-        degrees.append(unit_degrees)
-        previous = unit_degrees
-    # Our widths and each zuko unit's slot.
-    widths, slots = [], []
-    for unit_degrees in degrees:
-        per = max(sum(1 for g in unit_degrees if g == k) for k in set(unit_degrees))
-        width = count * per
-        ours = hidden_degrees(width, d, context > 0)
-        used, slot = {}, []
-        for g in unit_degrees:
-            start = ours.index(g)
-            slot.append(start + used.get(g, 0))
-            used[g] = used.get(g, 0) + 1
-        widths.append(width)
-        slots.append(slot)
-    # Weights: zuko's applied weight (weight ⊙ mask) at the mapped places, zeros elsewhere.
-    tensors = {}
-    sizes = [d + context] + widths + [d * p]
-    column_slots = list(range(d + context))
-    for l, linear in enumerate(linears):
-        rows = slots[l] if l < len(slots) else list(range(d * p))
-        weight = torch.zeros(sizes[l + 1], sizes[l], dtype=torch.float64)
-        bias = torch.zeros(sizes[l + 1], dtype=torch.float64)
-        applied = (linear.weight.detach().double() * linear.mask.double())
-        index_r = torch.tensor(rows)
-        index_c = torch.tensor(column_slots)
-        weight[index_r.unsqueeze(1), index_c.unsqueeze(0)] = applied
-        bias[index_r] = linear.bias.detach().double()
-        tensors[f"conditioner.layers.{l}.weight"] = weight.to(dtype)
-        tensors[f"conditioner.layers.{l}.bias"] = bias.to(dtype)
-        column_slots = rows
+    widths, tensors = place_masked_network(
+        [(lin.weight, lin.bias, lin.mask) for lin in linears], d, context, order, 2)
     tensors["conditioner.order"] = torch.tensor(order, dtype=torch.float64)
     plan = {"type": "Invert", "options": {"inner": {"type": "AffineAutoregressive", "options": {
         "conditioner": {"activation": activation, "hiddenSizes": widths, "order": {"given": {"_0": order}},
                         "parameterization": "standard", "skipConnections": False},
         "scale": {"softClipped": {"bound": -math.log(slope)}}}}}}
     return plan, tensors
+
+
+def place_masked_network(layers, d, context, order, p):
+    """Our MADE's widths and tensors (``conditioner.layers.<l>.weight|bias``) computing what a
+    degree-masked network of another library computes.
+
+    ``layers``: (weight, bias, mask) per layer, inputs [x (D), context (C)], outputs laid out
+    [D, P]; ``order``: our variable order (dimensions by position). Each hidden unit of theirs
+    gets the largest degree among the units (or inputs) its mask connects it to, and a unit of
+    ours of that degree (ours come ``hidden_degrees``-sorted, equally many per degree, so a
+    layer is (number of degrees) × (most units of one degree) wide); units left over have zero
+    weights in and out. Our masks contain theirs at the mapped places (checked), and their
+    masked-out weights are written as zeros, so both compute the same function.
+    """
+    position = [0] * d
+    for k, i in enumerate(order):
+        position[i] = k + 1
+    input_degree = position + [0] * context
+    base = 0 if context > 0 else 1
+    count = d if context > 0 else max(d - 1, 1)   # our hidden degrees: 1…max(D − 1, 1), or 0…D − 1
+    degrees, previous = [], input_degree
+    for weight, _, mask in layers[:-1]:
+        mask = mask.bool()
+        unit_degrees = [max([previous[j] for j in range(mask.shape[1]) if mask[u, j]] + [base])
+                        for u in range(mask.shape[0])]
+        degrees.append(unit_degrees)
+        previous = unit_degrees
+    widths, slots = [], []
+    for unit_degrees in degrees:
+        per = max(sum(1 for g in unit_degrees if g == k) for k in set(unit_degrees))
+        ours = hidden_degrees(count * per, d, context > 0)
+        used, slot = {}, []
+        for g in unit_degrees:
+            slot.append(ours.index(g) + used.get(g, 0))
+            used[g] = used.get(g, 0) + 1
+        widths.append(count * per)
+        slots.append(slot)
+    # Check: our connectivity contains theirs at the mapped places.
+    our_degrees = [input_degree] + [hidden_degrees(w, d, context > 0) for w in widths]
+    output_degree = [position[j // p] for j in range(d * p)]
+    rows_of = slots + [list(range(d * p))]
+    columns_of = [list(range(d + context))] + slots
+    tensors, sizes = {}, [d + context] + widths + [d * p]
+    for l, (weight, bias, mask) in enumerate(layers):
+        rows, columns = rows_of[l], columns_of[l]
+        last = l == len(layers) - 1
+        target = torch.tensor([output_degree[r] if last else our_degrees[l + 1][r] for r in rows])
+        source = torch.tensor([our_degrees[l][c] for c in columns])
+        allowed = target[:, None] > source[None, :] if last else target[:, None] >= source[None, :]
+        if (mask.bool() & ~allowed).any():
+            raise MappingError(f"masked layer {l} connects units across degrees our network cannot connect")
+        full = torch.zeros(sizes[l + 1], sizes[l], dtype=torch.float64)
+        full_bias = torch.zeros(sizes[l + 1], dtype=torch.float64)
+        full[torch.tensor(rows).unsqueeze(1), torch.tensor(columns).unsqueeze(0)] = weight.detach().double() * mask.double()
+        if bias is not None:
+            full_bias[torch.tensor(rows)] = bias.detach().double()
+        tensors[f"conditioner.layers.{l}.weight"] = full.to(weight.dtype)
+        tensors[f"conditioner.layers.{l}.bias"] = full_bias.to(weight.dtype)
+    return widths, tensors
 
 
 def _coupling(t, affine_type, context, dtype, what):
