@@ -412,10 +412,18 @@ class Autoregressive(Bijector):
         return y, d.sum(-1)
 
     def _inverse(self, y, context):
-        x = torch.zeros_like(y)
-        for _ in range(y.shape[-1]):
-            x, d = self.transform.inverse(y, self.conditioner(x, context))
-        return x, d.sum(-1)
+        # Step k fixes the k-th dimension of the order from the network fed the dimensions
+        # fixed so far (the others held at zero, as Swift's sequential inverse leaves them):
+        # values for dimensions not yet fixed are never computed, so an overflow there cannot
+        # turn into NaN through a masked weight (0·∞).
+        columns = [torch.zeros_like(y[..., 0])] * y.shape[-1]
+        log_det = 0
+        for dimension in self.conditioner.order.long().tolist():
+            raw = self.conditioner(torch.stack(columns, dim=-1), context)
+            x_i, d_i = self.transform.inverse(y[..., dimension], raw[..., dimension, :])
+            columns[dimension] = x_i
+            log_det = log_det + d_i
+        return torch.stack(columns, dim=-1), log_det
 
 
 class Coupling(Bijector):

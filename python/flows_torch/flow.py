@@ -35,8 +35,13 @@ class FlowDistribution(torch.distributions.Distribution):
         return value.reshape(value.shape[: value.dim() - rank] + (self.flow.event_size,))
 
     def log_prob(self, value):
+        """log p(y); rows whose inverse overflows (non-finite noise) or whose result is NaN get −∞,
+        as in Swift's ``Flow.logProb``."""
         x, log_det = self.flow.bijector.inverse(self._flatten(value), self.context)
-        return self.flow.base_log_prob(x) + log_det
+        finite = torch.isfinite(x).all(-1)
+        result = self.flow.base_log_prob(torch.where(finite.unsqueeze(-1), x, torch.zeros_like(x))) + log_det
+        overflowed = ~finite | torch.isnan(result)
+        return torch.where(overflowed, torch.full_like(result, -math.inf), result)
 
     def rsample(self, sample_shape=torch.Size()):
         shape = torch.Size(sample_shape) + self.batch_shape + (self.flow.event_size,)

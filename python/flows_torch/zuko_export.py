@@ -96,7 +96,7 @@ def _affine_slope(transform, affine_type, what):
     if isinstance(univariate, functools.partial):
         keywords, univariate = univariate.keywords, univariate.func
     if univariate is not affine_type:
-        name = getattr(univariate, "__name__", repr(univariate))
+        name = getattr(univariate, "__name__", type(univariate).__name__)
         if name == "MonotonicRQSTransform":
             raise MappingError(
                 f"{what}: zuko's MonotonicRQSTransform (NSF) is not expressible by our spline: zuko soft-clips the "
@@ -232,8 +232,9 @@ def to_flow(zflow):
             c = t.hyper[0].weight.shape[1] - int(t.mask.sum())
             plan, tensors = _coupling(t, affine, c, dtype, what)
         else:
-            raise MappingError(f"{what} is not mapped (MaskedAutoregressiveTransform and GeneralCouplingTransform with "
-                               "MonotonicAffineTransform are)")
+            hint = " (zuko's one-feature flows use it)" if type(t).__name__ == "ElementWiseTransform" else ""
+            raise MappingError(f"{what} is not mapped{hint}: MaskedAutoregressiveTransform and GeneralCouplingTransform "
+                               "with MonotonicAffineTransform are")
         if context is not None and c != context:
             raise MappingError(f"{what}: context size {c} differs from the other transforms' {context}")
         context = c

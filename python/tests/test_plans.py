@@ -65,12 +65,12 @@ PLANS = {
 }
 
 
-def randomize(flow, seed):
-    """Random parameters (and random orders where the plan draws them), as a trained flow might have."""
+def randomize(flow, seed, scale=0.4):
+    """Random parameters N(0, scale²), as a trained flow might have (running variances in [0.5, 1.5))."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in flow.named_parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=g, dtype=parameter.dtype) * 0.4)
+            parameter.copy_(torch.randn(parameter.shape, generator=g, dtype=parameter.dtype) * scale)
         for name, buffer in flow.bijector.named_buffers():
             if name.endswith("running_variance"):
                 buffer.copy_(torch.rand(buffer.shape, generator=g, dtype=buffer.dtype) + 0.5)
