@@ -67,8 +67,8 @@ class Flow(nn.Module):
     """A flow read from (or written to) a model file.
 
     Attributes: ``bijector`` (parameters named as in the file without the ``bijector.``
-    prefix), the base buffers ``base_loc`` and ``base_scale`` (``base.loc``/``base.scale`` in
-    the file; not trained, as in Swift), ``plan`` (the plan JSON text, written back as read),
+    prefix), the base's buffers ``base.loc`` and ``base.scale`` (not trained, as in Swift), so
+    ``state_dict()`` holds exactly the file's tensors under the file's names, ``plan`` (the plan JSON text, written back as read),
     ``context_size``. Created in evaluation mode (BatchNorm uses its running statistics,
     ActNorm does not initialise itself), as Swift's ``Flow``; call ``.train()`` to train.
     """
@@ -87,8 +87,9 @@ class Flow(nn.Module):
         self.event_shape = torch.Size(loc.shape[loc.dim() - event_rank:])
         self.base_batch_shape = torch.Size(loc.shape[: loc.dim() - event_rank])
         self.event_size = math.prod(self.event_shape)
-        self.register_buffer("base_loc", loc.clone())
-        self.register_buffer("base_scale", scale.clone())
+        self.base = nn.Module()
+        self.base.register_buffer("loc", loc.clone())
+        self.base.register_buffer("scale", scale.clone())
         self.bijector = build(plan, Spec(tuple(self.event_shape), self.context_size, loc.dtype))
         self.eval()
 
@@ -100,12 +101,16 @@ class Flow(nn.Module):
         return cls(plan, torch.zeros(shape, dtype=dtype), torch.ones(shape, dtype=dtype), len(shape), context_size)
 
     @property
+    def base_loc(self):
+        return self.base.loc
+
+    @property
     def loc_flat(self):
-        return self.base_loc.reshape(self.base_batch_shape + (self.event_size,))
+        return self.base.loc.reshape(self.base_batch_shape + (self.event_size,))
 
     @property
     def scale_flat(self):
-        return self.base_scale.reshape(self.base_batch_shape + (self.event_size,))
+        return self.base.scale.reshape(self.base_batch_shape + (self.event_size,))
 
     def base_log_prob(self, x):
         """Σ over the event of −½((x − μ)/σ)² − log σ − ½ log 2π."""
@@ -126,7 +131,7 @@ class Flow(nn.Module):
 
     def file_tensors(self):
         """The tensors a model file holds, by their file names."""
-        tensors = {"base.loc": self.base_loc, "base.scale": self.base_scale}
+        tensors = {"base.loc": self.base.loc, "base.scale": self.base.scale}
         for name, value in self.bijector.state_dict().items():
             tensors[f"bijector.{name}"] = value
         return tensors

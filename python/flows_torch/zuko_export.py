@@ -251,8 +251,8 @@ def to_flow(zflow):
             tensors[f"bijector.{i}.{name}"] = value
     flow.load_file_tensors(tensors, "the zuko flow")
     with torch.no_grad():
-        flow.base_loc.copy_(loc)
-        flow.base_scale.copy_(scale)
+        flow.base.loc.copy_(loc)
+        flow.base.scale.copy_(scale)
     flow.plan = json.dumps(plan, sort_keys=True, separators=(",", ":"))
     return flow
 

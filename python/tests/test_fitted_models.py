@@ -102,3 +102,12 @@ def test_torch_training_written_back(fitted, tmp_path):
     flows_torch.save(flow, out)
     assert_close(torch_logprob(flows_torch.load(out), points), swift_logprob(out, points), f"trained {model}")
     assert_close(torch_logprob(flow, points), swift_logprob(out, points), f"trained in memory {model}")
+
+
+def test_state_dict_is_the_file(fitted):
+    """The module's state_dict holds exactly the file's tensors under the file's names."""
+    model, _, _, _ = fitted
+    _, tensors = read_all(model)
+    state = flows_torch.load(model).state_dict()
+    assert state.keys() == tensors.keys()
+    assert all(torch.equal(state[k], tensors[k]) for k in tensors)
