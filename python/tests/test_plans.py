@@ -129,13 +129,15 @@ CONDITIONAL = {
     "nsf": p("NSF", layers=2, bins=4, bound=3.0, conditioner=MADE),
     "realnvp": p("RealNVP", layers=2, conditioner=NET),
     "nsf-coupling": p("NSFCoupling", layers=2, bins=4, bound=3.0, conditioner=NET),
-    "affine-1d-free": p("Affine", scale={"exp": {}}),
+    "affine-free-1d": p("Affine", scale={"exp": {}}),
+    "maf-1d": p("MAF", layers=2, conditioner=MADE, scale={"softClipped": {"bound": 3.0}}),
+    "nsf-1d": p("NSF", layers=1, bins=4, bound=3.0, conditioner=MADE),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CONDITIONAL))
 def test_conditional_flow(name, tmp_path):
-    d = 1 if name.endswith("1d-free") else 3
+    d = 1 if name.endswith("-1d") else 3
     flow = Flow.from_plan(CONDITIONAL[name], (d,), context_size=2, dtype=torch.float64)
     randomize(flow, 7)
     randomize_orders(flow, 7)

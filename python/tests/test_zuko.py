@@ -11,6 +11,8 @@ requirements()
 import numpy as np  # noqa: E402 (after the skip)
 import torch
 
+from safetensors import safe_open
+
 import flows_torch
 from flows_torch.swift_random import SwiftRandom
 from conftest import assert_close, run, swift_logprob, write_csv
@@ -53,6 +55,11 @@ def test_zuko_flow_scores_the_same_in_swift(name, tmp_path):
         ours = flows_torch.load(path)().log_prob(rows).double().numpy()
     assert_close(swift_logprob(path, points), theirs, f"zuko {name}: flows logprob vs zuko")
     assert_close(ours, theirs, f"zuko {name}: flows_torch.load vs zuko")
+    again = tmp_path / "again.safetensors"
+    flows_torch.save(flows_torch.load(path), again)
+    with safe_open(str(path), "pt") as a, safe_open(str(again), "pt") as b:
+        assert a.metadata() == b.metadata() and set(a.keys()) == set(b.keys())
+        assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())
 
     # The same base noise: zuko's inverse transform and `flows sample`.
     n, seed = 50, 3
