@@ -706,3 +706,196 @@ class Householder(Bijector):
 
     def _inverse(self, y, context):
         return self._reflect(y, reversed(range(self.vectors.shape[0])))
+
+
+# ---------------------------------------------------------------------------------------------
+# Planar, radial and Sylvester layers (Planar.swift, Radial.swift, Sylvester.swift)
+
+
+def solve_tanh_equation(target, c, maximum_iterations=100, layer="planar"):
+    """The root s of s + c·tanh(s) = target (c ≥ −1), elementwise, in float64: Newton steps kept
+    inside the bracket [target − |c|, target + |c|] by bisection, to |residual| ≤
+    1e-12·(1 + |target|), as Swift's ``solveTanhEquation``; NaN for a non-finite target.
+    Raises ``MappingError`` naming the first row that does not converge (never an approximation)."""
+    target = target.detach().double()
+    c = torch.as_tensor(c, dtype=torch.float64).detach().expand_as(target)
+    finite = torch.isfinite(target)
+    t = torch.where(finite, target, torch.zeros_like(target))
+    tolerance = 1e-12 * (1 + t.abs())
+    lo, hi, s = t - c.abs(), t + c.abs(), t.clone()
+    done = torch.zeros_like(t, dtype=torch.bool)
+    for _ in range(maximum_iterations):
+        th = torch.tanh(s)
+        g = s + c * th - t
+        done = done | (g.abs() <= tolerance)
+        if bool(done.all()):
+            break
+        hi = torch.where(~done & (g > 0), s, hi)
+        lo = torch.where(~done & (g <= 0), s, lo)
+        step = s - g / (1 + c * (1 - th * th))
+        step = torch.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+        s = torch.where(done, s, step)
+    residual = (s + c * torch.tanh(s) - t).abs()
+    bad = finite & (residual > tolerance)
+    if bool(bad.any()):
+        row = int(bad.reshape(-1).nonzero()[0])
+        raise MappingError(f"the {layer} inverse's equation did not converge for row {row} in {maximum_iterations} steps")
+    return torch.where(finite, s, torch.full_like(s, math.nan))
+
+
+class Planar(Bijector):
+    """y = x + û·tanh(wᵀx + b), û = u + (c − wᵀu)·w/max(‖w‖², 1e-30), c = softplus(wᵀu) − 1;
+    log|det| = log(1 + (1 − tanh²)·c). The inverse solves s + c·tanh s = wᵀy + b per point
+    (``solve_tanh_equation``) and records one Newton step so gradients are the implicit ones."""
+
+    def __init__(self, d, dtype):
+        super().__init__()
+        self.u = nn.Parameter(torch.zeros(d, dtype=dtype))
+        self.w = nn.Parameter(torch.zeros(d, dtype=dtype))
+        self.b = nn.Parameter(torch.zeros((), dtype=dtype))
+
+    def _constrained(self):
+        wu = (self.w * self.u).sum()
+        c = F.softplus(wu) - 1
+        u_hat = self.u + (c - wu) * self.w / (self.w * self.w).sum().clamp(min=1e-30)
+        return u_hat, c
+
+    def _forward(self, x, context):
+        u_hat, c = self._constrained()
+        activation = torch.tanh((x * self.w).sum(-1) + self.b)
+        return x + activation.unsqueeze(-1) * u_hat, torch.log((1 - activation * activation) * c + 1)
+
+    def _inverse(self, y, context):
+        u_hat, c = self._constrained()
+        t = (y * self.w).sum(-1) + self.b
+        solved = solve_tanh_equation(t, c, layer="planar").to(y.dtype)
+        th = torch.tanh(solved)
+        g = solved + c * th - t
+        s = solved - (g - g.detach()) / ((1 - th * th) * c + 1).detach().clamp(min=1e-30)
+        activation = torch.tanh(s)
+        x = y - activation.unsqueeze(-1) * u_hat
+        return x, -torch.log((1 - activation * activation) * c + 1)
+
+
+class Radial(Bijector):
+    """y = x + β·h(r)·(x − z₀), h = 1/(α + r), r = √(‖x − z₀‖² + 1e-30), α = softplus(α̃),
+    β = softplus(β̃) − α; log|det| = (D − 1)·log(1 + βh) + log(1 + βα h²). The inverse takes
+    the radius from r² + p·r − α‖y − z₀‖ = 0, p = α + β − ‖y − z₀‖, in its cancellation-free
+    forms 2α‖y − z₀‖/q (p ≥ 0) or q/2, q = √(p² + 4α‖y − z₀‖ + 1e-30) + |p|."""
+
+    def __init__(self, d, dtype):
+        super().__init__()
+        self.center = nn.Parameter(torch.zeros(d, dtype=dtype))
+        self.alpha = nn.Parameter(torch.zeros((), dtype=dtype))
+        self.beta = nn.Parameter(torch.zeros((), dtype=dtype))
+
+    def _constrained(self):
+        a = F.softplus(self.alpha)
+        return a, F.softplus(self.beta) - a
+
+    def _log_det(self, r, a, b):
+        h = 1 / (a + r)
+        return torch.log(b * h + 1) * (self.center.shape[0] - 1) + torch.log(b * a * h * h + 1)
+
+    def _forward(self, x, context):
+        diff = x - self.center
+        a, b = self._constrained()
+        r = torch.sqrt((diff * diff).sum(-1) + 1e-30)
+        y = diff * (b / (a + r) + 1).unsqueeze(-1) + self.center
+        return y, self._log_det(r, a, b)
+
+    def _inverse(self, y, context):
+        diff = y - self.center
+        a, b = self._constrained()
+        ry = torch.sqrt((diff * diff).sum(-1) + 1e-30)
+        p = a + b - ry
+        q = torch.sqrt(p * p + 4 * a * ry + 1e-30) + p.abs()
+        r = torch.where(p >= 0, 2 * a * ry / q, q * 0.5)
+        x = diff / (b / (a + r) + 1).unsqueeze(-1) + self.center
+        return x, -self._log_det(r, a, b)
+
+
+class Sylvester(Bijector):
+    """y = z + Q R tanh(R̃ Qᵀ z + b) with R, R̃ upper triangular (tanh diagonals) and Q of
+    orthonormal columns: Björck iterations Q ← Q(3I − QᵀQ)/2 from q/(‖q‖_F + 1e-12) until
+    max|QᵀQ − I| ≤ 1e-4 (float32) or 1e-8 (float64), then one more (orthogonal); a product of
+    Householder reflections (householder); I (triangular). log|det| = Σ log(1 + (1 − tanh² u)·R̃ᵢᵢRᵢᵢ).
+    The inverse solves u + R̃R tanh u = R̃Qᵀy + b by back substitution, one tanh equation per
+    component, with one recorded Newton step for the implicit gradients."""
+
+    def __init__(self, variant, d, m, k, dtype):
+        super().__init__()
+        if variant not in ("orthogonal", "householder", "triangular"):
+            raise MappingError(f"Sylvester variant '{variant}' is not mapped")
+        if not 1 <= m <= d or k < 1:
+            raise MappingError(f"Sylvester needs 1 ≤ columns ≤ D (= {d}) and at least one reflection")
+        self.variant, self.size, self.columns = variant, d, m
+        self.r_diagonal = nn.Parameter(torch.zeros(m, dtype=dtype))
+        self.r_upper = nn.Parameter(torch.zeros(m, m, dtype=dtype))
+        self.r_tilde_diagonal = nn.Parameter(torch.zeros(m, dtype=dtype))
+        self.r_tilde_upper = nn.Parameter(torch.zeros(m, m, dtype=dtype))
+        self.b = nn.Parameter(torch.zeros(m, dtype=dtype))
+        self.q = nn.Parameter(torch.zeros(d, m, dtype=dtype)) if variant == "orthogonal" else None
+        self.householder_vectors = nn.Parameter(torch.zeros(k, d, dtype=dtype)) if variant == "householder" else None
+
+    def _matrices(self):
+        r = torch.triu(self.r_upper, 1) + torch.diag(torch.tanh(self.r_diagonal))
+        r_tilde = torch.triu(self.r_tilde_upper, 1) + torch.diag(torch.tanh(self.r_tilde_diagonal))
+        dtype = self.r_diagonal.dtype
+        if self.variant == "triangular":
+            return torch.eye(self.size, dtype=dtype), r, r_tilde
+        if self.variant == "householder":
+            q = torch.eye(self.size, dtype=dtype)
+            for v in self.householder_vectors:
+                v = v.unsqueeze(1)
+                q = q - (q @ v) @ v.T * (2 / (v * v).sum().clamp(min=1e-30))
+            return q, r, r_tilde
+        q = self.q / (torch.sqrt((self.q * self.q).sum()) + 1e-12)
+        eye = torch.eye(self.columns, dtype=dtype)
+        tolerance = 1e-4 if dtype == torch.float32 else 1e-8
+        for steps in range(101):
+            gram = q.T @ q
+            converged = float((gram.detach() - eye).abs().max()) <= tolerance
+            if not converged and steps == 100:
+                raise MappingError("the Sylvester layer's Björck orthogonalisation of Q did not converge")
+            q = q @ (eye * 3 - gram) * 0.5
+            if converged:
+                break
+        return q, r, r_tilde
+
+    def _diagonal_product(self):
+        return torch.tanh(self.r_diagonal) * torch.tanh(self.r_tilde_diagonal)
+
+    def _forward(self, z, context):
+        q, r, r_tilde = self._matrices()
+        h = torch.tanh(z @ q @ r_tilde.T + self.b)
+        y = z + h @ r.T @ q.T
+        return y, torch.log((1 - h * h) * self._diagonal_product() + 1).sum(-1)
+
+    def _inverse(self, y, context):
+        q, r, r_tilde = self._matrices()
+        t = y @ q @ r_tilde.T + self.b
+        c = r_tilde @ r
+        m = self.columns
+        c64, t64 = c.detach().double(), t.detach().double()
+        solved = [None] * m
+        for i in reversed(range(m)):
+            offset = torch.zeros_like(t64[..., i])
+            for j in range(i + 1, m):
+                offset = offset + c64[i, j] * torch.tanh(solved[j])
+            solved[i] = solve_tanh_equation(t64[..., i] - offset, c64[i, i], layer=f"Sylvester (component {i})")
+        u_star = torch.stack(solved, -1).to(t.dtype)
+        h_star = torch.tanh(u_star)
+        slopes = (1 - h_star * h_star).detach()
+        residual = u_star + h_star @ c.T - t
+        g = residual - residual.detach()
+        delta = [None] * m
+        for i in reversed(range(m)):
+            numerator = g[..., i]
+            for j in range(i + 1, m):
+                numerator = numerator - delta[j] * slopes[..., j] * c.detach()[i, j]
+            delta[i] = numerator / (slopes[..., i] * c.detach()[i, i] + 1).clamp(min=1e-30)
+        u = u_star - torch.stack(delta, -1)
+        h = torch.tanh(u)
+        x = y - h @ r.T @ q.T
+        return x, -torch.log((1 - h * h) * self._diagonal_product() + 1).sum(-1)

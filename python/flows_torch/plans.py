@@ -181,6 +181,27 @@ PLANS = {
     "ActNorm": lambda o, spec: b.ActNorm(spec.event_shape, spec.dtype),
     "BatchNorm": lambda o, spec: b.BatchNorm(spec.event_shape, o["momentum"], o["epsilon"], spec.dtype),
 }
+def _no_context(name, spec):
+    if spec.context_size:
+        raise MappingError(f"{name} takes no context")
+
+
+def _sylvester(o, spec):
+    _no_context("Sylvester", spec)
+    variant, d = o.get("variant", "orthogonal"), spec.event_size
+    m = (o.get("columns") or d) if variant == "orthogonal" else d
+    return b.Sylvester(variant, d, int(m), int(o.get("reflections") or d), spec.dtype)
+
+
+PLANS.update({
+    "Planar": lambda o, spec: (_no_context("Planar", spec), b.Planar(spec.event_size, spec.dtype))[1],
+    "Radial": lambda o, spec: (_no_context("Radial", spec), b.Radial(spec.event_size, spec.dtype))[1],
+    "Sylvester": _sylvester,
+    "PlanarFlow": lambda o, spec: _stack(o["layers"], lambda i: build({"type": "Planar"}, spec), spec),
+    "RadialFlow": lambda o, spec: _stack(o["layers"], lambda i: build({"type": "Radial"}, spec), spec),
+    "SylvesterFlow": lambda o, spec: _stack(o["layers"], lambda i: _sylvester({"variant": o["variant"]}, spec), spec,
+                                            reversing=o["variant"] == "triangular"),
+})
 PLANS["Householder"] = lambda o, spec: b.Householder(
     spec.event_size if o.get("reflections") is None else int(o["reflections"]), spec.event_size, spec.dtype)
 for _name in ("Exp", "Sigmoid", "Tanh", "Softplus", "ELU", "LeakyReLU", "Power", "AffineFixed"):

@@ -27,6 +27,9 @@ CASES = [
     ("realnvp", 5, ["--layers", "3", "--hidden", "12"]),
     ("nsf-coupling", 3, ["--layers", "2"]),
     ("nsf-coupling", 2, ["--layers", "2", "--bins", "5", "--hidden", "9,9"]),
+    ("planar", 3, ["--layers", "4"]),
+    ("radial", 2, ["--layers", "4"]),
+    ("sylvester", 3, ["--layers", "3"]),
 ]
 IDS = [f"{f}-d{d}-{'_'.join(o).replace('--', '')}" for f, d, o in CASES]
 
