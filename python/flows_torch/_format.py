@@ -1,0 +1,69 @@
+"""Reading and writing model files: safetensors whose ``__metadata__`` holds the plan.
+
+A model file (see ``Sources/NormalizingFlows/IO/ModelFile.swift``) holds the tensors
+``base.loc``, ``base.scale`` and ``bijector.<dotted module path>`` and the metadata
+``format`` = ``swift-normalizing-flows``, ``format_version`` (2), ``plan`` (JSON),
+``base`` (JSON: ``{"type": "Normal", "eventRank": r}``) and ``context_size``.
+"""
+
+import json
+import os
+import tempfile
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+FILE_FORMAT = "swift-normalizing-flows"
+FILE_FORMAT_VERSION = 2
+
+
+class ModelFileError(ValueError):
+    """A file that is not a model file this package can map, with the reason."""
+
+
+def read(path):
+    """Returns (tensors, metadata) of a model file after checking its format tags."""
+    path = os.fspath(path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as error:  # safetensors raises several types
+        raise ModelFileError(f"{path}: cannot be read as safetensors: {error}") from None
+    if metadata.get("format") != FILE_FORMAT:
+        raise ModelFileError(f"{path}: not a model file of this library (no '{FILE_FORMAT}' format tag)")
+    try:
+        version = int(metadata.get("format_version", ""))
+    except ValueError:
+        raise ModelFileError(f"{path}: format_version {metadata.get('format_version')!r} is not a number") from None
+    if version > FILE_FORMAT_VERSION:
+        raise ModelFileError(f"{path}: format version {version} is newer than this package reads ({FILE_FORMAT_VERSION})")
+    if version < 2 and any(k.endswith("conditioner.order") for k in tensors):
+        raise ModelFileError(f"{path}: format version {version} laid out masked networks differently; fit the model again")
+    for key in ("plan", "base", "context_size"):
+        if key not in metadata:
+            raise ModelFileError(f"{path}: the metadata lacks '{key}'")
+    return tensors, metadata
+
+
+def write(path, tensors, plan_json, event_rank, context_size):
+    """Writes a model file atomically: a temporary file in the same folder, renamed into place."""
+    path = os.fspath(path)
+    metadata = {
+        "format": FILE_FORMAT,
+        "format_version": str(FILE_FORMAT_VERSION),
+        "plan": plan_json if isinstance(plan_json, str) else json.dumps(plan_json, sort_keys=True, separators=(",", ":")),
+        "base": json.dumps({"type": "Normal", "eventRank": int(event_rank)}),
+        "context_size": str(int(context_size)),
+    }
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".flows_torch-", suffix=".safetensors", dir=folder)
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata=metadata)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise

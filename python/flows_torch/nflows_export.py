@@ -1,0 +1,133 @@
+"""nflows flows as model files of the Swift library.
+
+Mapped exactly:
+
+- ``MaskedPiecewiseRationalQuadraticAutoregressiveTransform`` with ``tails="linear"``,
+  feedforward blocks (``use_residual_blocks=False``), no batch norm and no context →
+  ``Invert(SplineAutoregressive)``. nflows' spline is ours: widths softmax(logits)·(1 − K·m) + m,
+  derivatives m_d + softplus(·), 1 at ±B (its padding constant log(e^{1−m_d} − 1)), identity
+  outside [−B, B]; the logits are not rescaled (nflows divides by √hidden_features only for
+  nets with that attribute, which its MADE lacks), so the logit scale is 1. The MADE is placed
+  unit by unit as for zuko (``place_masked_network``); nflows' degrees (1…D−1 cycled) are ours
+  unsorted, so the widths stay the same when they are multiples of D − 1 (else they round up).
+- ``Permutation``, ``ReversePermutation``, ``RandomPermutation`` (dim 1): z = x[..., π] →
+  ``Permute(given: argsort π)``.
+- ``CompositeTransform`` (nested), base ``StandardNormal``.
+
+nflows transforms map data to noise, first transform first; our parts are written in reverse
+order (autoregressive layers inverted).
+
+Not mapped, with the reason in the error: ``MaskedAffineAutoregressiveTransform`` and
+``AffineCouplingTransform`` (σ = sigmoid(s + 2) + 10⁻³: no AffineScale of ours adds the 10⁻³),
+residual MADEs (``use_residual_blocks=True``, nflows' default: ours has no residual
+connections), MADEs with a context (nflows adds activation(W_c c + b_c) before the first
+activation: a nested activation ours does not have), batch norm inside MADE blocks, splines
+without tails (defined on [0, 1], ours on [−B, B]), coupling transforms (their networks,
+ResidualNet or user modules, are not ours), and any other transform or base.
+"""
+
+import json
+
+import torch
+import torch.nn.functional as F
+
+from .bijectors import MappingError
+from .flow import Flow, save_flow
+from .zuko_export import place_masked_network
+
+_ACTIVATIONS = {F.relu: "relu", torch.relu: "relu", torch.tanh: "tanh", F.tanh: "tanh", torch.sigmoid: "sigmoid",
+                F.sigmoid: "sigmoid", F.elu: "elu", F.leaky_relu: "leakyRelu", F.softplus: "softplus"}
+
+
+def _flatten(transform):
+    from nflows.transforms.base import CompositeTransform
+
+    if isinstance(transform, CompositeTransform):
+        return [t for inner in transform._transforms for t in _flatten(inner)]
+    return [transform]
+
+
+def _spline_autoregressive(t, d, dtype, what):
+    made = t.autoregressive_net
+    if t.tails != "linear":
+        raise MappingError(f"{what}: tails={t.tails!r} (a spline on [0, 1]) is not mapped; only tails='linear'")
+    if made.use_residual_blocks:
+        raise MappingError(f"{what}: residual MADE blocks (use_residual_blocks=True, nflows' default) have no "
+                           "counterpart in our MADE; build it with use_residual_blocks=False")
+    if hasattr(made, "context_layer"):
+        raise MappingError(f"{what}: nflows' MADE adds activation(W_c·c + b_c) to the first layer, a nested "
+                           "activation our conditional MADE does not have")
+    if any(block.batch_norm is not None for block in made.blocks):
+        raise MappingError(f"{what}: batch norm inside MADE blocks is not mapped")
+    activation = _ACTIVATIONS.get(made.activation)
+    if activation is None:
+        raise MappingError(f"{what}: activation {made.activation!r} is not mapped")
+    linears = [made.initial_layer] + [block.linear for block in made.blocks] + [made.final_layer]
+    bins = t.num_bins
+    widths, tensors = place_masked_network(
+        [(lin.weight, lin.bias, lin.mask) for lin in linears], d, 0, list(range(d)), 3 * bins - 1)
+    tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
+    hidden = getattr(made, "hidden_features", None)
+    logit_scale = 1.0 if hidden is None else 1 / float(hidden) ** 0.5
+    plan = {"type": "Invert", "options": {"inner": {"type": "SplineAutoregressive", "options": {
+        "transform": {"bins": bins, "bound": float(t.tail_bound), "minimumBinWidth": float(t.min_bin_width),
+                      "minimumBinHeight": float(t.min_bin_height), "minimumDerivative": float(t.min_derivative),
+                      "logitScale": logit_scale},
+        "conditioner": {"activation": activation, "hiddenSizes": widths, "order": {"natural": {}},
+                        "parameterization": "standard", "skipConnections": False}}}}}
+    return plan, tensors
+
+
+def to_flow(nflow):
+    """The :class:`Flow` that computes what the nflows flow computes."""
+    from nflows.distributions.normal import StandardNormal
+    from nflows.transforms.autoregressive import (MaskedAffineAutoregressiveTransform,
+                                                  MaskedPiecewiseRationalQuadraticAutoregressiveTransform)
+    from nflows.transforms.permutations import Permutation
+
+    if not hasattr(nflow, "_transform") or not hasattr(nflow, "_distribution"):
+        raise MappingError(f"{type(nflow).__name__} is not an nflows Flow")
+    if not isinstance(nflow._embedding_net, torch.nn.Identity):
+        raise MappingError("nflows flows with an embedding net are not mapped")
+    base = nflow._distribution
+    if not isinstance(base, StandardNormal) or len(base._shape) != 1:
+        raise MappingError(f"the nflows base {type(base).__name__} is not mapped (only a StandardNormal over vectors)")
+    d = int(base._shape[0])
+    parts = _flatten(nflow._transform)
+    dtype = next((p.dtype for p in nflow.parameters()), torch.float32)
+    plans, states = [], []
+    for i, t in enumerate(parts):
+        what = f"nflows transform {i} ({type(t).__name__})"
+        if isinstance(t, Permutation):
+            if t._dim != 1:
+                raise MappingError(f"{what}: permutations along dim {t._dim} are not mapped")
+            sigma = torch.argsort(t._permutation).tolist()
+            plans.append({"type": "Permute", "options": {"order": {"given": {"_0": sigma}}}})
+            states.append({"permutation": torch.tensor(sigma, dtype=torch.float64)})
+        elif isinstance(t, MaskedPiecewiseRationalQuadraticAutoregressiveTransform):
+            plan, tensors = _spline_autoregressive(t, d, dtype, what)
+            plans.append(plan)
+            states.append(tensors)
+        elif isinstance(t, MaskedAffineAutoregressiveTransform) or type(t).__name__ == "AffineCouplingTransform":
+            raise MappingError(f"{what}: nflows' affine scale sigmoid(s + 2) + 1e-3 has no exact counterpart among our "
+                               "AffineScale variants (sigmoid(bias:) lacks the + 1e-3)")
+        else:
+            raise MappingError(f"{what} is not mapped (rational-quadratic MADE transforms and permutations are)")
+    plans.reverse()
+    states.reverse()
+    plan = {"type": "Compose", "options": {"parts": plans}}
+    flow = Flow.from_plan(plan, (d,), context_size=0, dtype=dtype)
+    tensors = {"base.loc": torch.zeros(d, dtype=dtype), "base.scale": torch.ones(d, dtype=dtype)}
+    for i, state in enumerate(states):
+        for name, value in state.items():
+            tensors[f"bijector.{i}.{name}"] = value
+    flow.load_file_tensors(tensors, "the nflows flow")
+    flow.plan = json.dumps(plan, sort_keys=True, separators=(",", ":"))
+    return flow
+
+
+def save_nflows(nflow, path):
+    """Writes an nflows flow as a model file (see the module docstring for what is mapped)."""
+    flow = to_flow(nflow)
+    save_flow(flow, path)
+    return flow

@@ -1,0 +1,264 @@
+"""zuko flows as model files of the Swift library.
+
+Mapped exactly (zuko 1.x):
+
+- ``MaskedAutoregressiveTransform`` with ``MonotonicAffineTransform`` (zuko's ``MAF``, any
+  ``passes``, orders from ``order``) → ``Invert(AffineAutoregressive)``. zuko's affine map is
+  z = x·exp(L(s)) + shift with L(s) = s/(1 + |s|/(−log slope)), our ``softClipped(bound:
+  −log slope)``; raw parameters (shift, s) per dimension in the same [D, P] layout.
+- ``GeneralCouplingTransform`` with ``MonotonicAffineTransform`` (zuko's ``RealNVP``/``NICE``)
+  → ``Invert(AffineCoupling(mask: given))`` with the MLP's layers copied.
+- The base ``DiagNormal(loc, scale)`` → ``base.loc``, ``base.scale``.
+
+zuko transforms map data to noise, first transform first; our flows map noise to data, so the
+parts are written in reverse order, each inverted.
+
+zuko's masked network gives hidden units the input sets of the outputs it serves (a unit per
+distinct output row, cycled over the rows in ``torch.unique`` order); ours gives hidden units
+degrees in ascending order (``hidden_degrees``). Both connect a unit to the units whose input
+sets it contains, so each zuko unit is placed in a unit of ours whose degree is the largest
+position (in our order) among its inputs. Our layer then needs, for every degree, as many
+units as zuko uses of it: its width is (number of degrees) × (largest such count), and the
+units zuko does not fill get zero weights in and out (they add nothing). Our mask contains
+zuko's at the mapped places and zuko's masked-out weights are written as zeros, so the
+network computes the same function. The hidden widths in the written plan can therefore
+exceed zuko's ``hidden_features`` (they are equal when each width is a multiple of the number
+of degrees, D − 1, or D with a context, and zuko cycles evenly).
+
+Not mapped, with the reason in the error: zuko's spline flows (``NSF``, ``NCSF``:
+``MonotonicRQSTransform`` soft-clips the width, height and derivative logits, s/(1 + |2s/log
+slope|), uses no minimum bin size and derivative exp(·), where our spline has softmax(c·s)·(1 −
+K·m) + m with m > 0 and derivative m + softplus(·)), residual masked networks, LayerNorm
+(``normalize=True``), adjacency-given MADEs without an ``order``, one-feature flows
+(``ElementWiseTransform``), and every other transform.
+"""
+
+import functools
+import json
+import math
+
+import torch
+from torch import nn
+
+from .bijectors import MappingError, hidden_degrees
+from .flow import Flow, save_flow
+
+
+def _zuko():
+    try:
+        import zuko  # noqa: F401
+        from zuko.flows.autoregressive import MaskedAutoregressiveTransform
+        from zuko.flows.coupling import GeneralCouplingTransform
+        from zuko.transforms import MonotonicAffineTransform
+    except ImportError as error:  # pragma: no cover - zuko is optional
+        raise MappingError(f"zuko is not importable: {error}") from None
+    return MaskedAutoregressiveTransform, GeneralCouplingTransform, MonotonicAffineTransform
+
+
+_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+
+
+def _activation_name(module):
+    if type(module) in _ACTIVATIONS:
+        return _ACTIVATIONS[type(module)]
+    if isinstance(module, nn.ELU) and module.alpha == 1.0:
+        return "elu"
+    if isinstance(module, nn.LeakyReLU) and module.negative_slope == 0.01:
+        return "leakyRelu"
+    if isinstance(module, nn.Softplus) and module.beta == 1:
+        return "softplus"
+    raise MappingError(f"zuko activation {module!r} has no counterpart (relu, tanh, sigmoid, ELU(1), LeakyReLU(0.01), Softplus(1))")
+
+
+def _layers(hyper, what):
+    """The linear layers and the one activation of a zuko MLP or MaskedMLP."""
+    linears, activations = [], set()
+    for module in hyper.children():
+        if hasattr(module, "weight") and isinstance(getattr(module, "weight"), torch.Tensor):
+            if module.weight.dim() != 2:
+                raise MappingError(f"{what}: stacked linear layers are not mapped")
+            linears.append(module)
+        elif type(module).__name__ == "Residual":
+            raise MappingError(f"{what}: residual blocks (residual=True) are not mapped")
+        elif type(module).__name__ == "LayerNorm":
+            raise MappingError(f"{what}: LayerNorm (normalize=True) is not mapped")
+        else:
+            activations.add(_activation_name(module))
+    if len(activations) > 1:
+        raise MappingError(f"{what}: several activations {sorted(activations)} in one network are not mapped")
+    return linears, (activations.pop() if activations else "relu")
+
+
+def _affine_slope(transform, affine_type, what):
+    """The slope of a MonotonicAffineTransform univariate (zuko's default 1e-3)."""
+    univariate = transform.univariate
+    keywords = {}
+    if isinstance(univariate, functools.partial):
+        keywords, univariate = univariate.keywords, univariate.func
+    if univariate is not affine_type:
+        name = getattr(univariate, "__name__", type(univariate).__name__)
+        if name == "MonotonicRQSTransform":
+            raise MappingError(
+                f"{what}: zuko's MonotonicRQSTransform (NSF) is not expressible by our spline: zuko soft-clips the "
+                "width/height/derivative logits (s/(1 + |2s/log slope|)), has no minimum bin width or height and "
+                "derivatives exp(·); ours uses softmax(c·s)·(1 − K·m) + m with m > 0 and derivatives m + softplus(·)")
+        raise MappingError(f"{what}: univariate transform {name} is not mapped (only MonotonicAffineTransform)")
+    slope = float(keywords.get("slope", 1e-3))
+    if not 0 < slope < 1:
+        raise MappingError(f"{what}: slope {slope} must lie in (0, 1)")
+    return slope
+
+
+def _masked_autoregressive(t, affine_type, context, dtype, what):
+    """Plan and tensors for a zuko MaskedAutoregressiveTransform (see the module docstring)."""
+    slope = _affine_slope(t, affine_type, what)
+    if tuple(t.shapes) != ((), ()) and [tuple(s) for s in t.shapes] != [(), ()]:
+        raise MappingError(f"{what}: parameter shapes {t.shapes} are not the affine (shift, scale)")
+    if t.order is None:
+        raise MappingError(f"{what}: MADEs built from an adjacency matrix (no order) are not mapped")
+    linears, activation = _layers(t.hyper, what)
+    d = t.order.shape[0]
+    rank = t.order.tolist()
+    # Our order: dimensions by zuko's rank (ties, zuko's blocks for passes < D, by index).
+    order = sorted(range(d), key=lambda i: (rank[i], i))
+    widths, tensors = place_masked_network(
+        [(lin.weight, lin.bias, lin.mask) for lin in linears], d, context, order, 2)
+    tensors["conditioner.order"] = torch.tensor(order, dtype=torch.float64)
+    plan = {"type": "Invert", "options": {"inner": {"type": "AffineAutoregressive", "options": {
+        "conditioner": {"activation": activation, "hiddenSizes": widths, "order": {"given": {"_0": order}},
+                        "parameterization": "standard", "skipConnections": False},
+        "scale": {"softClipped": {"bound": -math.log(slope)}}}}}}
+    return plan, tensors
+
+
+def place_masked_network(layers, d, context, order, p):
+    """Our MADE's widths and tensors (``conditioner.layers.<l>.weight|bias``) computing what a
+    degree-masked network of another library computes.
+
+    ``layers``: (weight, bias, mask) per layer, inputs [x (D), context (C)], outputs laid out
+    [D, P]; ``order``: our variable order (dimensions by position). Each hidden unit of theirs
+    gets the largest degree among the units (or inputs) its mask connects it to, and a unit of
+    ours of that degree (ours come ``hidden_degrees``-sorted, equally many per degree, so a
+    layer is (number of degrees) × (most units of one degree) wide); units left over have zero
+    weights in and out. Our masks contain theirs at the mapped places (checked), and their
+    masked-out weights are written as zeros, so both compute the same function.
+    """
+    position = [0] * d
+    for k, i in enumerate(order):
+        position[i] = k + 1
+    input_degree = position + [0] * context
+    base = 0 if context > 0 else 1
+    count = d if context > 0 else max(d - 1, 1)   # our hidden degrees: 1…max(D − 1, 1), or 0…D − 1
+    degrees, previous = [], input_degree
+    for weight, _, mask in layers[:-1]:
+        mask = mask.bool()
+        unit_degrees = [max([previous[j] for j in range(mask.shape[1]) if mask[u, j]] + [base])
+                        for u in range(mask.shape[0])]
+        degrees.append(unit_degrees)
+        previous = unit_degrees
+    widths, slots = [], []
+    for unit_degrees in degrees:
+        per = max(sum(1 for g in unit_degrees if g == k) for k in set(unit_degrees))
+        ours = hidden_degrees(count * per, d, context > 0)
+        used, slot = {}, []
+        for g in unit_degrees:
+            slot.append(ours.index(g) + used.get(g, 0))
+            used[g] = used.get(g, 0) + 1
+        widths.append(count * per)
+        slots.append(slot)
+    # Check: our connectivity contains theirs at the mapped places.
+    our_degrees = [input_degree] + [hidden_degrees(w, d, context > 0) for w in widths]
+    output_degree = [position[j // p] for j in range(d * p)]
+    rows_of = slots + [list(range(d * p))]
+    columns_of = [list(range(d + context))] + slots
+    tensors, sizes = {}, [d + context] + widths + [d * p]
+    for l, (weight, bias, mask) in enumerate(layers):
+        rows, columns = rows_of[l], columns_of[l]
+        last = l == len(layers) - 1
+        target = torch.tensor([output_degree[r] if last else our_degrees[l + 1][r] for r in rows])
+        source = torch.tensor([our_degrees[l][c] for c in columns])
+        allowed = target[:, None] > source[None, :] if last else target[:, None] >= source[None, :]
+        if (mask.bool() & ~allowed).any():
+            raise MappingError(f"masked layer {l} connects units across degrees our network cannot connect")
+        full = torch.zeros(sizes[l + 1], sizes[l], dtype=torch.float64)
+        full_bias = torch.zeros(sizes[l + 1], dtype=torch.float64)
+        full[torch.tensor(rows).unsqueeze(1), torch.tensor(columns).unsqueeze(0)] = weight.detach().double() * mask.double()
+        if bias is not None:
+            full_bias[torch.tensor(rows)] = bias.detach().double()
+        tensors[f"conditioner.layers.{l}.weight"] = full.to(weight.dtype)
+        tensors[f"conditioner.layers.{l}.bias"] = full_bias.to(weight.dtype)
+    return widths, tensors
+
+
+def _coupling(t, affine_type, context, dtype, what):
+    slope = _affine_slope(t, affine_type, what)
+    linears, activation = _layers(t.hyper, what)
+    mask = [bool(v) for v in t.mask.tolist()]
+    tensors = {}
+    for l, linear in enumerate(linears):
+        tensors[f"conditioner.layers.{l}.weight"] = linear.weight.detach().to(dtype)
+        tensors[f"conditioner.layers.{l}.bias"] = linear.bias.detach().to(dtype)
+    plan = {"type": "Invert", "options": {"inner": {"type": "AffineCoupling", "options": {
+        "mask": {"given": {"_0": mask}},
+        "conditioner": {"activation": activation, "hiddenSizes": [lin.weight.shape[0] for lin in linears[:-1]]},
+        "scale": {"softClipped": {"bound": -math.log(slope)}}}}}}
+    return plan, tensors
+
+
+def to_flow(zflow):
+    """The :class:`Flow` that computes what the zuko flow computes."""
+    MAT, GCT, affine = _zuko()
+    transforms = getattr(zflow, "transform", None)
+    if transforms is None or not hasattr(zflow, "base"):
+        raise MappingError(f"{type(zflow).__name__} is not a zuko Flow (transform and base)")
+    parts = list(transforms.transforms) if hasattr(transforms, "transforms") else [transforms]
+    base = zflow.base()
+    inner = getattr(base, "base_dist", None)
+    if type(base).__name__ != "DiagNormal" or inner is None:
+        raise MappingError(f"the zuko base {type(base).__name__} is not mapped (only DiagNormal)")
+    loc, scale = inner.loc.detach(), inner.scale.detach()
+    if loc.dim() != 1:
+        raise MappingError(f"the zuko base has shape {tuple(loc.shape)}; only vectors are mapped")
+    d, dtype = loc.shape[0], loc.dtype
+    context = None
+    plans, states = [], []
+    for i, t in enumerate(parts):
+        what = f"zuko transform {i} ({type(t).__name__})"
+        if isinstance(t, MAT):
+            features = t.order.shape[0] if t.order is not None else None
+            c = t.hyper[0].weight.shape[1] - features if features is not None else 0
+            plan, tensors = _masked_autoregressive(t, affine, c, dtype, what)
+        elif isinstance(t, GCT):
+            c = t.hyper[0].weight.shape[1] - int(t.mask.sum())
+            plan, tensors = _coupling(t, affine, c, dtype, what)
+        else:
+            hint = " (zuko's one-feature flows use it)" if type(t).__name__ == "ElementWiseTransform" else ""
+            raise MappingError(f"{what} is not mapped{hint}: MaskedAutoregressiveTransform and GeneralCouplingTransform "
+                               "with MonotonicAffineTransform are")
+        if context is not None and c != context:
+            raise MappingError(f"{what}: context size {c} differs from the other transforms' {context}")
+        context = c
+        plans.append(plan)
+        states.append(tensors)
+    # Data → noise runs zuko's transforms first to last; our Compose runs its parts' inverses last to first.
+    plans.reverse()
+    states.reverse()
+    plan = {"type": "Compose", "options": {"parts": plans}}
+    flow = Flow.from_plan(plan, (d,), context_size=context or 0, dtype=dtype)
+    tensors = {"base.loc": loc, "base.scale": scale}
+    for i, state in enumerate(states):
+        for name, value in state.items():
+            tensors[f"bijector.{i}.{name}"] = value
+    flow.load_file_tensors(tensors, "the zuko flow")
+    with torch.no_grad():
+        flow.base.loc.copy_(loc)
+        flow.base.scale.copy_(scale)
+    flow.plan = json.dumps(plan, sort_keys=True, separators=(",", ":"))
+    return flow
+
+
+def save_zuko(zflow, path):
+    """Writes a zuko flow as a model file (see the module docstring for what is mapped)."""
+    flow = to_flow(zflow)
+    save_flow(flow, path)
+    return flow

@@ -1,0 +1,54 @@
+"""What cannot be mapped fails with one clear error naming the part."""
+
+import pytest
+
+from conftest import requirements
+
+requirements()
+import torch
+
+import flows_torch
+from flows_torch import Flow
+
+
+def test_unknown_plan_type_in_a_file_is_named(tmp_path):
+    """A model file whose plan names a type this package does not map (here a user's plan)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    flows_torch.save(Flow.from_plan({"type": "Exp", "options": {}}, (2,)), path)
+    with safe_open(str(path), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    metadata["plan"] = '{"type": "Compose", "options": {"parts": [{"type": "MyModule.Warp", "options": {}}]}}'
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(flows_torch.MappingError, match="'MyModule.Warp'"):
+        flows_torch.load(path)
+
+
+def test_unknown_nested_part_is_named():
+    plan = {"type": "Compose", "options": {"parts": [{"type": "Exp", "options": {}}, {"type": "Warp", "options": {}}]}}
+    with pytest.raises(flows_torch.MappingError, match="'Warp'"):
+        Flow.from_plan(plan, (2,))
+
+
+def test_not_a_model_file(tmp_path):
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(b"not safetensors")
+    with pytest.raises(flows_torch.ModelFileError, match="cannot be read"):
+        flows_torch.load(path)
+
+
+def test_tensor_mismatch_is_named(tmp_path):
+    flow = Flow.from_plan({"type": "LULinear", "options": {}}, (3,))
+    path = tmp_path / "m.safetensors"
+    flows_torch.save(flow, path)
+    other = Flow.from_plan({"type": "LULinear", "options": {}}, (4,))
+    tensors = flow.file_tensors()
+    with pytest.raises(flows_torch.MappingError, match="bijector.lower"):
+        other.load_file_tensors(tensors)
+
+
+def test_saving_other_objects_is_refused(tmp_path):
+    with pytest.raises(flows_torch.MappingError, match="cannot save"):
+        flows_torch.save(torch.nn.Linear(2, 2), tmp_path / "m.safetensors")
