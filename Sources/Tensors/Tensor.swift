@@ -67,8 +67,10 @@ public struct Tensor: @unchecked Sendable {
         }
     }
 
+    /// The elements as `T`, valid while the tensor lives (keep it with `withExtendedLifetime`):
+    /// for kernels that fill scratch tensors, which come from the buffer cache like any tensor's.
     @inlinable
-    func pointer<T: TensorScalar>(_: T.Type) -> UnsafeMutablePointer<T> {
+    package func pointer<T: TensorScalar>(_: T.Type) -> UnsafeMutablePointer<T> {
         storage.pointer(T.self)
     }
 

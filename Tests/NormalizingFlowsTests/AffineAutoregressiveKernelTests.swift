@@ -7,6 +7,7 @@ struct FusedAffineCase: Sendable, CustomStringConvertible {
     let name: String
     let plan: AffineAutoregressive
     let dimensions: Int
+    var contextSize = 0
     var description: String { name }
 }
 
@@ -20,11 +21,15 @@ let fusedAffineCases: [FusedAffineCase] = [
         conditioner: DenseAutoregressive(hiddenSizes: [6], activation: .tanh), scale: .softClipped(bound: 0.7)), dimensions: 3),
     FusedAffineCase(name: "clamped scale, two dimensions", plan: AffineAutoregressive(hiddenSizes: [8], scale: .clamped(min: -0.4, max: 0.5)),
                     dimensions: 2),
+    FusedAffineCase(name: "context, skip connections, ELU", plan: AffineAutoregressive(
+        conditioner: DenseAutoregressive(hiddenSizes: [7, 6], activation: .elu, skipConnections: true, order: .random)), dimensions: 4, contextSize: 2),
+    FusedAffineCase(name: "context, softplus, one dimension", plan: AffineAutoregressive(
+        conditioner: DenseAutoregressive(hiddenSizes: [5], activation: .softplus)), dimensions: 1, contextSize: 3),
 ]
 
 /// Σ output ⊙ v + Σ log|det J| ⊙ u for fixed random v, u: every output and log-determinant counts.
-private func projectedLoss(_ bijector: any Bijector, _ value: Tensor, inverse: Bool, v: Tensor, u: Tensor) throws -> Tensor {
-    let (output, logDet) = inverse ? try bijector.inverse(value, context: nil) : try bijector.forward(value, context: nil)
+private func projectedLoss(_ bijector: any Bijector, _ value: Tensor, context: Tensor?, inverse: Bool, v: Tensor, u: Tensor) throws -> Tensor {
+    let (output, logDet) = inverse ? try bijector.inverse(value, context: context) : try bijector.forward(value, context: context)
     return (output * v).sum() + (logDet * u).sum()
 }
 
@@ -32,7 +37,7 @@ private func projectedLoss(_ bijector: any Bijector, _ value: Tensor, inverse: B
 func fusedAffineAutoregressiveGradients(_ testCase: FusedAffineCase, inverse: Bool) throws {
     var generator = RandomGenerator(seed: 11)
     let bijector = try testCase.plan.makeBijector(
-        for: BijectorSpec(eventShape: [testCase.dimensions], dtype: .float64), generator: &generator)
+        for: BijectorSpec(eventShape: [testCase.dimensions], contextSize: testCase.contextSize, dtype: .float64), generator: &generator)
     let autoregressive = try #require(bijector as? AutoregressiveBijector)
     #expect(autoregressive.fusedPass != nil, "the plan chose the fused pass")
     for p in bijector.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &generator, dtype: .float64) * 0.4 }
@@ -40,12 +45,14 @@ func fusedAffineAutoregressiveGradients(_ testCase: FusedAffineCase, inverse: Bo
     let value = Tensor.randn(shape, generator: &generator, dtype: .float64).requiringGradient()
     let v = Tensor.randn(shape, generator: &generator, dtype: .float64)
     let u = Tensor.randn([rows], generator: &generator, dtype: .float64)
+    let contextShape = [rows, testCase.contextSize]
+    let context = testCase.contextSize > 0 ? Tensor.randn(contextShape, generator: &generator, dtype: .float64).requiringGradient() : nil
 
-    try projectedLoss(bijector, value, inverse: inverse, v: v, u: u).backward()
+    try projectedLoss(bijector, value, context: context, inverse: inverse, v: v, u: u).backward()
     // Central differences of the loss computed without gradients: the inference pass or the
     // sequential inversion, code independent of the fused kernel.
-    func loss(at input: Tensor) throws -> Double {
-        try withoutGradients { try projectedLoss(bijector, input, inverse: inverse, v: v, u: u).item }
+    func loss(at input: Tensor, context: Tensor? = context?.detached()) throws -> Double {
+        try withoutGradients { try projectedLoss(bijector, input, context: context, inverse: inverse, v: v, u: u).item }
     }
     func expectClose(_ analytic: [Double], _ expected: [Double], _ what: String) {
         let scale = max(expected.map(abs).max() ?? 0, 1e-3)
@@ -62,4 +69,10 @@ func fusedAffineAutoregressiveGradients(_ testCase: FusedAffineCase, inverse: Bo
     }
     let expectedInput = try centralDifferences(value.detached().doubles) { moved in try loss(at: Tensor(moved, shape: shape, dtype: .float64)) }
     expectClose(try #require(value.grad).doubles, expectedInput, "input")
+    if let context {
+        let expectedContext = try centralDifferences(context.detached().doubles) { moved in
+            try loss(at: value.detached(), context: Tensor(moved, shape: contextShape, dtype: .float64))
+        }
+        expectClose(try #require(context.grad).doubles, expectedContext, "context")
+    }
 }

@@ -1,48 +1,62 @@
 import Testing
 @testable import NormalizingFlows
 
-/// A MADE large enough to run its layers in row blocks computes what the plain masked layers compute.
-@Test func blockedMADELayersMatchTheMaskedDenseOnes() throws {
+/// The MADE's one pass (``MADELayout``: degree order, packed forward products, blocked backward
+/// ones) computes what plain dense layers on weights masked from the degrees compute, values and
+/// the gradients of every weight, bias, input and context, for every activation, with and
+/// without skip connections and mean-field weights, in layers large enough to run in blocks.
+@Test(arguments: Activation.allCases.map { ($0, false, WeightParameterization.standard) }
+      + [(Activation.relu, true, .standard), (.tanh, true, .meanField)])
+func theMADEPassMatchesDenseLayersOnMaskedWeights(_ activation: Activation, _ skip: Bool, _ parameterization: WeightParameterization) throws {
     var g = RandomGenerator(seed: 41)
-    let network = try DenseAutoregressive(hiddenSizes: [256, 256], order: .reversed).makeNetwork(
-        inputSize: 9, contextSize: 2, outputsPerDimension: 30, outputBias: [Double](repeating: 0, count: 30), dtype: .float64, generator: &g)
-    #expect(network.blocks[1] != nil && network.blocks[2] != nil, "the test needs blocked layers")
-    for p in network.weights { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: .float64) * 0.05 }
-    let x = Tensor.randn([5, 9], generator: &g, dtype: .float64), context = Tensor.randn([5, 2], generator: &g, dtype: .float64)
+    let (d, c, p, rows) = (9, 2, 30, 5)
+    let network = try DenseAutoregressive(hiddenSizes: [256, 256], activation: activation, skipConnections: skip, order: .random,
+                                          parameterization: parameterization).makeNetwork(
+        inputSize: d, contextSize: c, outputsPerDimension: p, outputBias: [Double](repeating: 0, count: p), dtype: .float64, generator: &g)
+    let layout = network.layout(Double.self)
+    #expect(layout.hidden[1].blocks.count > 1 && layout.output.blocks.count > 1, "the test needs blocked layers")
+    for parameter in network.parameters { parameter.value = parameter.value + Tensor.randn(parameter.shape, generator: &g, dtype: .float64) * 0.05 }
+    let x = Parameter(Tensor.randn([rows, d], generator: &g, dtype: .float64))
+    let context = Parameter(Tensor.randn([rows, c], generator: &g, dtype: .float64))
 
     // The masks written out from the degrees: a unit of degree g sees inputs (context: degree 0)
     // of degree ≤ g; an output for a dimension of degree g sees hidden units of degree < g.
-    var inputDegree = [Int](repeating: 0, count: 9)
+    var inputDegree = [Int](repeating: 0, count: d)
     for (position, dimension) in network.variableOrder.enumerated() { inputDegree[dimension] = position + 1 }
-    let hidden = MaskedAutoregressiveNetwork.hiddenDegrees(size: 256, inputs: 9, context: true)
-    let layerDegrees = [inputDegree + [0, 0], hidden, hidden, (0..<270).map { inputDegree[$0 / 30] }]
-    func maskTensor(_ l: Int) -> Tensor {
-        let (rows, columns) = (layerDegrees[l + 1], layerDegrees[l])
-        let last = l == network.weights.count - 1
-        return Tensor(rows.flatMap { r in columns.map { c in (last ? r > c : r >= c) ? 1.0 : 0.0 } }, shape: [rows.count, columns.count], dtype: .float64)
+    let hidden = MaskedAutoregressiveNetwork.hiddenDegrees(size: 256, inputs: d, context: true)
+    let layerDegrees = [inputDegree + [0, 0], hidden, hidden, (0..<(d * p)).map { inputDegree[$0 / p] }]
+    func maskTensor(rows: [Int], columns: [Int], strict: Bool) -> Tensor {
+        let multiplier = parameterization.multiplier(fanIn: columns.count)
+        return Tensor(rows.flatMap { r in columns.map { c in (strict ? r > c : r >= c) ? multiplier : 0 } },
+                      shape: [rows.count, columns.count], dtype: .float64)
     }
-    for l in network.weights.indices {
-        #expect(network.appliedWeight(l).doubles == (network.weights[l].value * maskTensor(l)).doubles)
-    }
-
     func dense() -> Tensor {
-        var h = Tensor.concatenate([x, context], alongAxis: -1)
+        var h = Tensor.concatenate([x.value, context.value], alongAxis: -1)
         for l in network.weights.indices {
-            h = linear(h, weight: network.weights[l].value * maskTensor(l), bias: network.biases[l].value)
-            if l < network.weights.count - 1 { h = network.activation(h) }
+            let mask = maskTensor(rows: layerDegrees[l + 1], columns: layerDegrees[l], strict: l == network.weights.count - 1)
+            h = linear(h, weight: network.weights[l].value * mask, bias: network.biases[l].value)
+            if l < network.weights.count - 1 { h = activation(h) }
         }
-        return h.reshaped(to: [5, 9, 30])
+        if let skipWeight = network.skipWeight {
+            h = h + linear(x.value, weight: skipWeight.value * maskTensor(rows: layerDegrees[3], columns: inputDegree, strict: true), bias: nil)
+        }
+        return h.reshaped(to: [rows, d, p])
     }
+    let upstream = Tensor.randn([rows, d, p], generator: &g, dtype: .float64)
+    let differentiated = network.parameters + [x, context]
     func gradients(_ output: () -> Tensor) -> ([Double], [[Double]]) {
-        for p in network.weights { p.zeroGrad() }
+        for parameter in differentiated { parameter.zeroGrad() }
         let out = output()
-        (out * out).sum().backward()
-        return (out.doubles, network.weights.map { $0.grad!.doubles })
+        (out * upstream).sum().backward()
+        return (out.doubles, differentiated.map { $0.grad!.doubles })
     }
-    let (blockedOut, blockedGrads) = gradients { network(x, context: context) }
+    let (madeOut, madeGrads) = gradients { network(x.value, context: context.value) }
     let (denseOut, denseGrads) = gradients(dense)
-    #expect(maxAbsDifference(blockedOut, denseOut) < 1e-12)
-    for (a, b) in zip(blockedGrads, denseGrads) { #expect(maxAbsDifference(a, b) < 1e-10) }
+    #expect(maxAbsDifference(madeOut, denseOut) < 1e-12)
+    for (a, b) in zip(madeGrads, denseGrads) { #expect(maxAbsDifference(a, b) < 1e-10) }
+    // Without gradients, the same values.
+    let plain = withoutGradients { network(x.value, context: context.value) }
+    #expect(maxAbsDifference(plain.doubles, denseOut) < 1e-12)
 }
 
 /// With a context, every dimension's parameters depend on it, the first in the order included

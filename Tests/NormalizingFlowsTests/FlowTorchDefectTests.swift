@@ -61,15 +61,15 @@ func autoregressiveComposesWithElementwise(_ plan: any BijectorPlan) throws {
     let expected = try original.logProb(y).doubles
 
     let rebuilt = try Flow(base: Normal.standard([5], dtype: .float64), bijector: plan, seed: 2)
-    #expect(rebuilt.state()["1.permutation"]?.doubles != original.state()["1.permutation"]?.doubles)
+    #expect(rebuilt.state()["bijector.1.permutation"]?.doubles != original.state()["bijector.1.permutation"]?.doubles)
     try rebuilt.load(state: original.state())
     #expect(try rebuilt.logProb(y).doubles == expected)
 
     var broken = original.state()
-    broken["1.permutation"] = Tensor([0, 0, 1, 2, 3], dtype: .float64)
+    broken["bijector.1.permutation"] = Tensor([0, 0, 1, 2, 3], dtype: .float64)
     #expect(throws: FlowError.self) { try rebuilt.load(state: broken) }
     broken = original.state()
-    broken.removeValue(forKey: "0.conditioner.layers.0.weight")
+    broken.removeValue(forKey: "bijector.0.conditioner.layers.0.weight")
     #expect(throws: FlowError.self) { try rebuilt.load(state: broken) }
 }
 

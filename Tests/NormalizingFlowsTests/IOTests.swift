@@ -161,3 +161,23 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
         }
     }
 }
+
+/// The base is a module of the flow's tree: its buffers are in the flow's state under `base.`,
+/// load with the bijector's, and a loaded σ that is not positive is refused with nothing changed.
+@Test func theBaseIsPartOfTheFlowsModuleTree() throws {
+    let base = Normal(loc: Tensor([1, -2], dtype: .float64), scale: Tensor([0.5, 3], dtype: .float64))
+    let flow = try Flow(base: base, bijector: AffineAutoregressive(hiddenSizes: [4]), seed: 1)
+    let state = flow.state()
+    #expect(state["base.loc"]?.doubles == [1, -2] && state["base.scale"]?.doubles == [0.5, 3])
+    #expect(!flow.parameters.isEmpty && flow.parameters.allSatisfy { $0.name.hasPrefix("bijector.") })
+    var g = RandomGenerator(seed: 2)
+    let y = Tensor.randn([6, 2], generator: &g, dtype: .float64)
+    let other = try Flow(base: Normal.standard([2], dtype: .float64), bijector: AffineAutoregressive(hiddenSizes: [4]), seed: 5)
+    let before = try other.logProb(y).doubles
+    var broken = state
+    broken["base.scale"] = Tensor([0.5, -1], dtype: .float64)
+    #expect(throws: FlowError.self) { try other.load(state: broken) }
+    #expect(try other.logProb(y).doubles == before)
+    try other.load(state: state)
+    #expect(try other.logProb(y).doubles == (try flow.logProb(y).doubles))
+}

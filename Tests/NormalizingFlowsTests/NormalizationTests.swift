@@ -19,11 +19,11 @@ private func data(_ n: Int) -> Tensor {
     // A second batch does not re-initialise; the state survives a state round trip.
     let before = flow.state()
     _ = try training(flow) { try flow.bijector.inverse(y * 3, context: nil) }
-    #expect(flow.state()["shift"]?.doubles == before["shift"]?.doubles)
+    #expect(flow.state()["bijector.shift"]?.doubles == before["bijector.shift"]?.doubles)
     let copy = try Flow(base: Normal.standard([3], dtype: .float64), bijector: ActNorm())
     try copy.load(state: before)
     _ = try training(copy) { try copy.bijector.inverse(y * 3, context: nil) }
-    #expect(copy.state()["shift"]?.doubles == before["shift"]?.doubles)
+    #expect(copy.state()["bijector.shift"]?.doubles == before["bijector.shift"]?.doubles)
 }
 
 @Test func batchNormUsesBatchStatisticsInTrainingAndRunningOnesOtherwise() throws {
@@ -36,7 +36,7 @@ private func data(_ n: Int) -> Tensor {
     #expect(abs(logDet.doubles[0] + ((variance + 1e-5).log().sum().item * 0.5)) < 1e-9)
     // Running averages moved halfway towards the batch statistics.
     let state = flow.state()
-    #expect(abs(state["running_mean"]!.doubles[0] - 0.5 * y.mean(alongAxis: 0).doubles[0]) < 1e-9)
+    #expect(abs(state["bijector.running_mean"]!.doubles[0] - 0.5 * y.mean(alongAxis: 0).doubles[0]) < 1e-9)
     // Outside training the layer uses the running averages and inverts exactly.
     let (x2, _) = try flow.bijector.inverse(y, context: nil)
     let (back, _) = try flow.bijector.forward(x2, context: nil)

@@ -87,16 +87,6 @@ let gradientCases: [GradientCase] = [
     GradientCase("matrixInverse batched", [r([2, 2, 2], 82) + Tensor.eye(2, dtype: .float64) * 3]) { $0[0].matrixInverse() },
     GradientCase("linear", [r([6, 4], 76), r([3, 4], 77), r([3], 78)]) { linear($0[0], weight: $0[1], bias: $0[2]) },
     GradientCase("linear rank 3 no bias", [r([2, 3, 4], 79), r([5, 4], 80)]) { linear($0[0], weight: $0[1], bias: nil) },
-    GradientCase("linear in row blocks", [r([2, 3, 5], 81), r([7, 5], 82), r([7], 83)]) {
-        linear($0[0], weight: $0[1], mask: nil, bias: $0[2], blocks: [LinearBlock(outputs: 0..<2, inputs: 0), LinearBlock(outputs: 2..<5, inputs: 3),
-                                                           LinearBlock(outputs: 5..<7, inputs: 5)])
-    },
-    GradientCase("masked linear in row blocks", [r([4, 5], 84), r([7, 5], 85), r([7], 86)]) {
-        // A strictly lower-triangular pattern inside blocks that reach further than it does.
-        let mask = Tensor((0..<35).map { Double($0 % 5 < $0 / 5 ? 1 : 0) * 0.5 }, shape: [7, 5], dtype: .float64)
-        return linear($0[0], weight: $0[1], mask: .elementwise(mask), bias: $0[2],
-                      blocks: [LinearBlock(outputs: 0..<3, inputs: 2), LinearBlock(outputs: 3..<7, inputs: 5)])
-    },
     // Shapes and indexing
     GradientCase("reshape", [r([3, 4], 90)]) { $0[0].reshaped(to: [2, -1]) * r([2, 6], 91) },
     GradientCase("permute", [r([2, 3, 4], 92)]) { $0[0].permuted([2, 0, 1]) },

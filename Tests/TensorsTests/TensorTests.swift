@@ -166,39 +166,6 @@ import Testing
     #expect(maxAbsDifference(matmul(a, a.matrixInverse()).doubles, Tensor.eye(4, dtype: .float64).doubles) < 1e-12)
 }
 
-@Test func maskedLinearEqualsTheLayerOnTheMaskedWeightWithTheSameGradients() {
-    var g = RandomGenerator(seed: 32)
-    let x = Parameter(Tensor.randn([8, 6], generator: &g, dtype: .float64))
-    let weight = Parameter(Tensor.randn([5, 6], generator: &g, dtype: .float64))
-    let bias = Parameter(Tensor.randn([5], generator: &g, dtype: .float64))
-    let mask = Tensor((0..<30).map { Double(($0 * 7) % 3 == 0 ? 1 : 0) }, shape: [5, 6], dtype: .float64)
-    let upstream = Tensor.randn([8, 5], generator: &g, dtype: .float64)
-    func gradients(_ layer: () -> Tensor) -> (value: [Double], grads: [[Double]]) {
-        for p in [x, weight, bias] { p.zeroGrad() }
-        let y = layer()
-        (y * upstream).sum().backward()
-        return (y.doubles, [x, weight, bias].map { $0.grad!.doubles })
-    }
-    let reference = gradients { linear(x.value, weight: weight.value * mask, bias: bias.value) }
-    let fused = gradients { linear(x.value, weight: weight.value, mask: .elementwise(mask), bias: bias.value) }
-    #expect(maxAbsDifference(reference.value, fused.value) < 1e-12)
-    for (a, b) in zip(reference.grads, fused.grads) { #expect(maxAbsDifference(a, b) < 1e-12) }
-    // The weight's gradient is zero wherever the mask is.
-    #expect(zip(fused.grads[1], mask.doubles).allSatisfy { $1 != 0 || $0 == 0 })
-
-    // A prefix mask (unit i reads inputs ..<reach[i], times a scale), alone and with row blocks.
-    let reach = [0, 2, 2, 5, 6], scale = 0.25
-    let prefix = Tensor((0..<30).map { $0 % 6 < reach[$0 / 6] ? scale : 0 }, shape: [5, 6], dtype: .float64)
-    let prefixReference = gradients { linear(x.value, weight: weight.value * prefix, bias: bias.value) }
-    for blocks in [nil, [LinearBlock(outputs: 0..<3, inputs: 2), LinearBlock(outputs: 3..<5, inputs: 6)]] {
-        let prefixFused = gradients {
-            linear(x.value, weight: weight.value, mask: .prefix(reach: reach, scale: scale), bias: bias.value, blocks: blocks)
-        }
-        #expect(maxAbsDifference(prefixReference.value, prefixFused.value) < 1e-12)
-        for (a, b) in zip(prefixReference.grads, prefixFused.grads) { #expect(maxAbsDifference(a, b) < 1e-12) }
-    }
-}
-
 @Test("linear with a fused activation equals the activation after the layer, values and gradients", arguments: [
     // rows, inputs, outputs, dtype: a small layer, and one large enough to split the backward
     // pass's column ranges over threads (with columns not a multiple of the eight SIMD lanes).
@@ -220,7 +187,7 @@ func linearWithAFusedActivationEqualsTheActivationAfterTheLayer(_ rows: Int, _ i
     for activation in [Activation.relu, .tanh] {
         let reference = gradients { activation(linear(x.value, weight: weight.value, bias: bias.value)) }
         let fused = gradients {
-            linear(x.value, weight: weight.value, mask: nil, bias: bias.value, blocks: nil, activation: activation)
+            linear(x.value, weight: weight.value, bias: bias.value, activation: activation)
         }
         #expect(maxAbsDifference(reference.value, fused.value) < tolerance)
         for (a, b) in zip(reference.grads, fused.grads) {
@@ -228,39 +195,12 @@ func linearWithAFusedActivationEqualsTheActivationAfterTheLayer(_ rows: Int, _ i
         }
     }
     // About half the units are cut off, and a NaN input stays NaN through the fused ReLU.
-    let y = linear(x.value, weight: weight.value, mask: nil, bias: bias.value, blocks: nil, activation: .relu).doubles
+    let y = linear(x.value, weight: weight.value, bias: bias.value, activation: .relu).doubles
     #expect(y.allSatisfy { $0 >= 0 } && y.filter { $0 == 0 }.count > y.count / 4)
     var poisoned = x.value.doubles
     poisoned[0] = .nan
-    let nanOutput = linear(Tensor(poisoned, shape: [rows, inputs], dtype: dtype), weight: weight.value, mask: nil,
-                           bias: bias.value, blocks: nil, activation: .relu).doubles
+    let nanOutput = linear(Tensor(poisoned, shape: [rows, inputs], dtype: dtype), weight: weight.value,
+                           bias: bias.value, activation: .relu).doubles
     #expect(nanOutput[0..<outputs].allSatisfy { $0.isNaN })
 }
 
-@Test("blocked linear equals the dense layer with zeros outside the blocks, values and gradients", arguments: [
-    [LinearBlock(outputs: 0..<1, inputs: 0), LinearBlock(outputs: 1..<4, inputs: 2), LinearBlock(outputs: 4..<5, inputs: 6)],
-    // No block reads the last two inputs, and the widest block is not the last.
-    [LinearBlock(outputs: 0..<2, inputs: 3), LinearBlock(outputs: 2..<4, inputs: 4), LinearBlock(outputs: 4..<5, inputs: 1)],
-    [LinearBlock(outputs: 0..<5, inputs: 0)],
-])
-func blockedLinearEqualsTheDenseLayerWithZerosOutsideTheBlocks(_ blocks: [LinearBlock]) {
-    var g = RandomGenerator(seed: 31)
-    let x = Parameter(Tensor.randn([9, 6], generator: &g, dtype: .float64))
-    let weight = Parameter(Tensor.randn([5, 6], generator: &g, dtype: .float64))
-    let bias = Parameter(Tensor.randn([5], generator: &g, dtype: .float64))
-    let upstream = Tensor.randn([9, 5], generator: &g, dtype: .float64)
-    var keep = [Double](repeating: 0, count: 30)
-    for block in blocks { for r in block.outputs { for c in 0..<block.inputs { keep[r * 6 + c] = 1 } } }
-    func gradients(_ layer: () -> Tensor) -> (value: [Double], grads: [[Double]]) {
-        for p in [x, weight, bias] { p.zeroGrad() }
-        let y = layer()
-        (y * upstream).sum().backward()
-        return (y.doubles, [x, weight, bias].map { $0.grad!.doubles })
-    }
-    let dense = gradients { linear(x.value, weight: weight.value * Tensor(keep, shape: [5, 6], dtype: .float64), bias: bias.value) }
-    let blocked = gradients { linear(x.value, weight: weight.value, mask: nil, bias: bias.value, blocks: blocks) }
-    #expect(maxAbsDifference(dense.value, blocked.value) < 1e-12)
-    // The weight's gradient is the dense one masked: zero outside the blocks.
-    let maskedDense = zip(dense.grads[1], keep).map { $0 * $1 }
-    for (a, b) in zip([dense.grads[0], maskedDense, dense.grads[2]], blocked.grads) { #expect(maxAbsDifference(a, b) < 1e-12) }
-}

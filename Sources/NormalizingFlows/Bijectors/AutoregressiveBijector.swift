@@ -12,9 +12,9 @@ final class AutoregressiveBijector: Bijector {
     let conditioner: MaskedAutoregressiveNetwork
     let eventShape: [Int]
     let contextSize: Int
-    /// The recorded pass as one fused operation, when the plan chose one for this transform and
-    /// network (``AffineAutoregressiveKernel``); otherwise the network and transform are recorded
-    /// operation by operation.
+    /// The recorded pass as one fused operation, when the plan chose one for this transform
+    /// (``AffineAutoregressiveKernel``); otherwise the network and the transform are recorded as
+    /// operations of their own.
     let fusedPass: AffineAutoregressiveKernel?
 
     init(transform: any ElementwiseTransform, conditioner: MaskedAutoregressiveNetwork, spec: BijectorSpec,
@@ -31,7 +31,7 @@ final class AutoregressiveBijector: Bijector {
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: x, "input")
         try checkContext(context, leading: leading)
-        if let fused = recordedFusedPass(x, leading: leading, inverse: false) { return fused }
+        if let fused = recordedFusedPass(x, context: context, leading: leading, inverse: false) { return fused }
         let flat = x.reshaped(to: leading + [size])
         let (y, d) = transform.forward(flat, parameters: conditioner(flat, context: context))
         return (y.reshaped(to: x.shape), d.sum(alongAxis: -1))
@@ -47,7 +47,7 @@ final class AutoregressiveBijector: Bijector {
             let (x, d) = conditioner.sequentialInverse(flat.reshaped(to: [rows, size]), context: flatContext, transform: transform)
             return (x.reshaped(to: y.shape), d.sum(alongAxis: -1).reshaped(to: leading))
         }
-        if let fused = recordedFusedPass(y, leading: leading, inverse: true) { return fused }
+        if let fused = recordedFusedPass(y, context: context, leading: leading, inverse: true) { return fused }
         // Pass 1: the input is all zeros, identical for every row.
         let firstInput = context == nil ? Tensor.zeros([1, size], dtype: y.dtype) : Tensor.zeros(flat.shape, dtype: y.dtype)
         var (x, d) = transform.inverse(flat, parameters: conditioner(firstInput, context: context))
@@ -58,10 +58,11 @@ final class AutoregressiveBijector: Bijector {
     }
 
     /// The fused pass's result when there is one and the pass is recorded; `nil` otherwise.
-    private func recordedFusedPass(_ value: Tensor, leading: [Int], inverse: Bool) -> (Tensor, Tensor)? {
+    private func recordedFusedPass(_ value: Tensor, context: Tensor?, leading: [Int], inverse: Bool) -> (Tensor, Tensor)? {
         let rows = leading.reduce(1, *)
         guard let fusedPass, GradientMode.isEnabled, rows > 0 else { return nil }
-        let (result, logDet) = fusedPass.evaluate(value.reshaped(to: [rows, size]), inverse: inverse)
+        let flatContext = context.map { $0.broadcast(to: leading + [contextSize]).reshaped(to: [rows, contextSize]) }
+        let (result, logDet) = fusedPass.evaluate(value.reshaped(to: [rows, size]), context: flatContext, inverse: inverse)
         return (result.reshaped(to: value.shape), logDet.reshaped(to: leading))
     }
 
@@ -84,7 +85,7 @@ final class AutoregressiveBijector: Bijector {
 
 /// An autoregressive bijector for `transform` with a MADE `conditioner`; for a single dimension
 /// without context the parameters depend on nothing, so they are free per-element parameters.
-/// `fusedPass` offers the plan's fused kernel for the network, which it may decline.
+/// `fusedPass` makes the plan's fused kernel for the network, when the plan has one.
 func makeAutoregressive(
     _ transform: any ElementwiseTransform, conditioner: DenseAutoregressive, spec: BijectorSpec,
     generator: inout RandomGenerator, fusedPass: (MaskedAutoregressiveNetwork) -> AffineAutoregressiveKernel? = { _ in nil }

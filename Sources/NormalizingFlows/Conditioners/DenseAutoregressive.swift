@@ -107,8 +107,8 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
 }
 
 /// A concrete MADE: masked dense layers mapping x [..., D] (and context [..., C]) to
-/// parameters [..., D, P]. Each mask buffer holds the connectivity times the layer's weight
-/// multiplier, so the applied weight is stored weight ⊙ mask.
+/// parameters [..., D, P]. The layers store their weights unmasked, in PyTorch's layout with the
+/// inputs in their natural order; every pass applies them through one ``MADELayout``.
 final class MaskedAutoregressiveNetwork: Module {
     /// The last layer's initial weight bound relative to the others' (see ``DenseAutoregressive``).
     static let outputWeightScale = 0.01
@@ -124,24 +124,14 @@ final class MaskedAutoregressiveNetwork: Module {
     let layers: [Linear]
     /// The masked linear map from the inputs straight to the outputs, when there is one.
     let skip: Linear?
-    /// Per layer: elementwise factors for the first (its inputs are in the order's permutation),
-    /// a prefix per unit for the others (their inputs are hidden units in ascending degree).
-    private(set) var masks: [WeightMask]
-    /// Per layer, the row blocks that skip the mask's zeros (nil: dense).
-    private(set) var blocks: [[LinearBlock]?] = []
-    private(set) var skipMask: Tensor?
     let hiddenSizes: [Int]
     let parameterization: WeightParameterization
-    /// Per layer, W ⊙ M and the weight's version it was formed from. A training step's passes
-    /// (forward and backward, one of each per thread) share it instead of forming it four times.
-    private var appliedWeights: [(version: UInt64, weight: Tensor)?] = []
-    /// The degree-sorted layout for passes without gradients, and the parameter versions it was
-    /// built from.
-    private var sortedLayout: (versions: [UInt64], layout: Any)?
-    /// Both halves of a split batch ask for the applied weights at once after each update; the
-    /// one that waits spins through the other's masking instead of sleeping.
-    private let appliedWeightsLock = SpinLock()
-    private let sortedLayoutLock = NSLock()
+    /// The layout of the current parameters and the parameter versions it was made from. A
+    /// training step's passes (forward and backward, one of each per thread) share it.
+    private var layoutCache: (versions: [UInt64], layout: Any)?
+    /// Both halves of a split batch ask for the layout at once after each update; the one that
+    /// waits spins through the other's work instead of sleeping.
+    private let layoutLock = SpinLock()
 
     init(
         order: [Int], contextSize: Int, hiddenSizes: [Int], activation: Activation,
@@ -169,41 +159,6 @@ final class MaskedAutoregressiveNetwork: Module {
         }
         self.layers = layers
         self.skip = skip ? Linear(weight: .zeros([d * p, d], dtype: dtype), bias: nil) : nil
-        self.masks = []
-        rebuildMasks(dtype: dtype)
-    }
-
-    /// Masks from the degrees of the current order.
-    private func rebuildMasks(dtype: DType) {
-        let d = variableOrder.count, p = outputsPerDimension
-        var inputDegree = [Int](repeating: 0, count: d)
-        for (position, dimension) in variableOrder.enumerated() { inputDegree[dimension] = position + 1 }
-        var previous = inputDegree + [Int](repeating: 0, count: contextSize)
-        var masks: [WeightMask] = [], blocks: [[LinearBlock]?] = []
-        for (l, h) in hiddenSizes.enumerated() {
-            let degrees = Self.hiddenDegrees(size: h, inputs: d, context: contextSize > 0)
-            let scale = parameterization.multiplier(fanIn: previous.count)
-            if l == 0 {
-                masks.append(.elementwise(Self.mask(rows: degrees, columns: previous, dtype: dtype) { $0 >= $1 } * scale))
-                blocks.append(nil)
-            } else {
-                let reach = Self.reach(rows: degrees, columns: previous) { $0 >= $1 }
-                masks.append(.prefix(reach: reach, scale: scale))
-                blocks.append(Self.blocks(reach: reach, inputs: previous.count, alignment: 1))
-            }
-            previous = degrees
-        }
-        let outputDegrees = (0..<(d * p)).map { inputDegree[$0 / p] }
-        let reach = Self.reach(rows: outputDegrees, columns: previous) { $0 > $1 }
-        masks.append(.prefix(reach: reach, scale: parameterization.multiplier(fanIn: previous.count)))
-        blocks.append(Self.blocks(reach: reach, inputs: previous.count, alignment: p))
-        self.masks = masks
-        self.blocks = blocks
-        appliedWeightsLock.withLock { appliedWeights = Array(repeating: nil, count: masks.count) }
-        sortedLayoutLock.withLock { sortedLayout = nil }
-        if skip != nil {
-            skipMask = Self.mask(rows: outputDegrees, columns: inputDegree, dtype: dtype) { $0 > $1 } * parameterization.multiplier(fanIn: d)
-        }
     }
 
     /// Degrees of a hidden layer of `size` units for `inputs` dimensions, equally often (as when
@@ -215,55 +170,19 @@ final class MaskedAutoregressiveNetwork: Module {
             : (0..<size).map { $0 % Swift.max(d - 1, 1) + 1 }.sorted()
     }
 
-    /// For a layer whose inputs have ascending `columns` degrees: how many inputs, a prefix,
-    /// each unit connects to.
-    private static func reach(rows: [Int], columns: [Int], _ connect: (Int, Int) -> Bool) -> [Int] {
-        precondition(columns == columns.sorted(), "a prefix mask needs inputs in ascending degree")
-        return rows.map { r in columns.lastIndex { connect(r, $0) }.map { $0 + 1 } ?? 0 }
-    }
-
-    /// Row blocks for a layer of `reach.count` units over `inputs` inputs, unit i reading the
-    /// first `reach[i]`: each block of units reads only the prefix of inputs its units reach (see
-    /// ``linear(_:weight:mask:bias:blocks:activation:maskedWeight:)``). `nil` when the layer is too small to gain.
-    static func blocks(reach: [Int], inputs: Int, alignment: Int) -> [LinearBlock]? {
-        let rows = reach.count
-        guard rows * inputs >= 1 << 16 else { return nil }
-        let target = Swift.max(32, rows / 16)
-        var blocks: [LinearBlock] = [], start = 0
-        for end in 1...rows where end == rows || (end - start >= target && end % alignment == 0) {
-            blocks.append(LinearBlock(outputs: start..<end, inputs: reach[start..<end].max() ?? 0))
-            start = end
+    /// The layout of the current parameters, refreshed only when one of them has changed.
+    func layout<T: TensorScalar>(_: T.Type) -> MADELayout<T> {
+        let versions = layerParameters.map(\.version)
+        return layoutLock.withLock {
+            if let kept = layoutCache, kept.versions == versions, let layout = kept.layout as? MADELayout<T> { return layout }
+            // The cache lets go of the old layout first, so that it is refreshed in place unless a
+            // pass still holds it.
+            var layout = layoutCache?.layout as? MADELayout<T>
+            layoutCache = nil
+            if layout != nil { layout!.refresh(from: self) } else { layout = MADELayout<T>(self) }
+            layoutCache = (versions, layout!)
+            return layout!
         }
-        let work = blocks.reduce(0) { $0 + $1.outputs.count * $1.inputs }
-        return Double(work) < 0.85 * Double(rows * inputs) ? blocks : nil
-    }
-
-    /// Layer `l`'s applied weight, stored weight ⊙ mask (nothing recorded), formed again only
-    /// when the weight has changed.
-    func appliedWeight(_ l: Int) -> Tensor {
-        appliedWeightsLock.withLock {
-            let version = layers[l].weight.version
-            if let kept = appliedWeights[l], kept.version == version { return kept.weight }
-            let applied = masks[l].applied(to: layers[l].weight.value)
-            appliedWeights[l] = (version, applied)
-            return applied
-        }
-    }
-
-    /// The degree-sorted layout of the current parameters (see ``SortedMADE``), built again
-    /// only when one of them has changed.
-    func sortedMADE<T: TensorScalar>(_: T.Type) -> SortedMADE<T> {
-        sortedLayoutLock.withLock {
-            let versions = (weights + biases + (skipWeight.map { [$0] } ?? [])).map(\.version)
-            if let kept = sortedLayout, kept.versions == versions, let layout = kept.layout as? SortedMADE<T> { return layout }
-            let layout = SortedMADE<T>(self)
-            sortedLayout = (versions, layout)
-            return layout
-        }
-    }
-
-    private static func mask(rows: [Int], columns: [Int], dtype: DType, _ connect: (Int, Int) -> Bool) -> Tensor {
-        Tensor(rows.flatMap { r in columns.map { c in connect(r, c) ? 1.0 : 0.0 } }, shape: [rows.count, columns.count], dtype: dtype)
     }
 
     /// The layers' weights, first to last.
@@ -271,36 +190,74 @@ final class MaskedAutoregressiveNetwork: Module {
     /// The layers' biases, first to last.
     var biases: [Parameter] { layers.map { $0.bias! } }
     var skipWeight: Parameter? { skip?.weight }
+    /// W₀, b₀, W₁, b₁, …, then the skip weight: the order of ``MADELayout/storedGradients(_:network:needs:)``.
+    private var layerParameters: [Parameter] { layers.flatMap { [$0.weight, $0.bias!] } + (skipWeight.map { [$0] } ?? []) }
+    /// The parameters' values, as inputs of a recorded operation.
+    var parameterValues: [Tensor] { layerParameters.map(\.value) }
 
     func buffersDidLoad() throws {
         variableOrder = try order.value.permutation(of: variableOrder.count, "order")
-        rebuildMasks(dtype: layers[0].weight.dtype)
+        layoutLock.withLock { layoutCache = nil }
     }
 
-    /// Parameters [..., D, P] for inputs x [..., D] and optional context [..., C].
+    /// Parameters [..., D, P] for inputs x [..., D] and optional context [..., C]: one operation,
+    /// recorded with its hand-written backward pass unless gradients are off.
     func callAsFunction(_ x: Tensor, context: Tensor?) -> Tensor {
-        let leading = Array(x.shape.dropLast())
-        // Parameters always take gradients, so the pass is recorded unless gradients are off.
-        if !GradientMode.isEnabled {
-            let rows = leading.reduce(1, *)
-            let flatContext = contextSize > 0 ? context.map { $0.broadcast(to: leading + [contextSize]).reshaped(to: [rows, contextSize]) } : nil
-            if contextSize == 0 || flatContext != nil {
-                return inferencePass(x.reshaped(to: [rows, variableOrder.count]), context: flatContext)
-                    .reshaped(to: leading + [variableOrder.count, outputsPerDimension])
+        let leading = Array(x.shape.dropLast()), rows = leading.reduce(1, *), d = variableOrder.count
+        let flatContext = contextSize > 0 ? context.map { $0.broadcast(to: leading + [contextSize]).reshaped(to: [rows, contextSize]) } : nil
+        precondition(contextSize == 0 || flatContext != nil, "this network needs a context of size \(contextSize)")
+        let flat = x.reshaped(to: [rows, d])
+        let out = switch x.dtype {
+        case .float32: evaluate(flat, context: flatContext, Float.self)
+        case .float64: evaluate(flat, context: flatContext, Double.self)
+        }
+        return out.reshaped(to: leading + [d, outputsPerDimension])
+    }
+
+    private func evaluate<T: TensorScalar>(_ x: Tensor, context: Tensor?, _: T.Type) -> Tensor {
+        let layout = layout(T.self)
+        let (rows, width, outputs) = (x.shape[0], layout.inputWidth, layout.outputWidth)
+        let inputs = [x] + (context.map { [$0] } ?? []) + parameterValues
+        let recorded = Tensor.recordsOperation(on: inputs)
+        // The input in degree order, then (when recorded) every hidden layer's activations.
+        var hiddenOffsets: [Int] = [], size = rows * width
+        if recorded { for layer in layout.hidden { hiddenOffsets.append(size); size += rows * layer.units } }
+        let (kept, a) = MADELayout<T>.scratch(size)
+        let out = Tensor(uninitializedShape: [rows, outputs], dtype: x.dtype)
+        x.withUnsafeBufferPointer(as: T.self) { px in
+            func run(_ context: UnsafePointer<T>?) {
+                layout.gatherInput(x: px.baseAddress!, context: context, n: rows, into: a)
+                layout.forward(rows: rows, input: a, hidden: recorded ? hiddenOffsets.map { a + $0 } : nil, output: out.pointer(T.self))
+            }
+            withExtendedLifetime((kept, out)) {
+                if let context { context.withUnsafeBufferPointer(as: T.self) { run($0.baseAddress!) } } else { run(nil) }
             }
         }
-        var h = x
-        if contextSize > 0, let context {
-            h = Tensor.concatenate([x, context.broadcast(to: leading + [contextSize])], alongAxis: -1)
+        guard recorded else { return out }
+        let hasContext = context != nil, (d, c) = (variableOrder.count, contextSize)
+        return Tensor.recordOperation("maskedAutoregressive", output: out, inputs: inputs) { [self] g, needs in
+            let needsInput = needs[0] || (hasContext && needs[1])
+            let maxWidth = layout.hidden.map(\.units).max()!, parameterCount = layout.gradientOffsets.count
+            let (scratchTensor, buffer) = MADELayout<T>.scratch(parameterCount + rows * width + 2 * rows * maxWidth)
+            defer { withExtendedLifetime(scratchTensor) {} }
+            let gradInput = buffer + parameterCount, scratch = (gradInput + rows * width, gradInput + rows * width + rows * maxWidth)
+            g.withUnsafeBufferPointer(as: T.self) { g in
+                withExtendedLifetime(kept) {
+                    layout.backward(gradOutput: g.baseAddress!, ldo: outputs, input: a, n: rows,
+                                    hidden: hiddenOffsets.map { UnsafePointer(a + $0) }, gradients: buffer, accumulating: false,
+                                    gradInput: needsInput ? gradInput : nil, scratch: scratch)
+                }
+            }
+            // Column k of the input in degree order is column inputColumns[k] of [x, context].
+            var grads: [Tensor?] = [needs[0] ? Tensor(shape: [rows, d], as: T.self) { gx in
+                for r in 0..<rows { for k in c..<width { gx[r * d + layout.inputColumns[k]] = gradInput[r * width + k] } }
+            } : nil]
+            if hasContext {
+                grads.append(needs[1] ? Tensor(shape: [rows, c], as: T.self) { gc in
+                    for r in 0..<rows { for j in 0..<c { gc[r * c + j] = gradInput[r * width + j] } }
+                } : nil)
+            }
+            return grads + layout.storedGradients(buffer, network: self, needs: Array(needs.dropFirst(grads.count)))
         }
-        let input = x
-        for (l, layer) in layers.enumerated() {
-            h = linear(h, weight: layer.weight.value, mask: masks[l], bias: layer.bias!.value, blocks: blocks[l],
-                       activation: l < layers.count - 1 ? activation : nil, maskedWeight: appliedWeight(l))
-        }
-        if let skipWeight, let skipMask {
-            h = h + linear(input, weight: skipWeight.value, mask: .elementwise(skipMask), bias: nil)
-        }
-        return h.reshaped(to: Array(x.shape.dropLast()) + [variableOrder.count, outputsPerDimension])
     }
 }

@@ -26,7 +26,7 @@ extension MaskedAutoregressiveNetwork {
     private func sequentialInverse<T: TensorScalar>(
         _ y: Tensor, context: Tensor?, transform: any ElementwiseTransform, _: T.Type
     ) -> (x: Tensor, logAbsDerivative: Tensor) {
-        let layout = sortedMADE(T.self)
+        let layout = layout(T.self)
         let (rows, d, c, p) = (y.shape[0], variableOrder.count, contextSize, outputsPerDimension)
         let yValues = y.scalars(as: T.self)
         let contextValues = context?.scalars(as: T.self) ?? []
@@ -40,8 +40,8 @@ extension MaskedAutoregressiveNetwork {
             for r in 0..<n {
                 for j in 0..<c { input[r * width + j] = contextValues[(start + r) * c + j] }
             }
-            var hidden = layout.hiddenSizes.map { [T](repeating: 0, count: n * $0) }
-            var parameters = [T](repeating: 0, count: n * p)
+            var hidden = layout.hidden.map { [T](repeating: 0, count: n * $0.units) }
+            var parameters = [T](repeating: 0, count: n * p), skipped = parameters
             var column = [T](repeating: 0, count: n)
             for position in 1...d {
                 let degree = position - 1
@@ -50,23 +50,33 @@ extension MaskedAutoregressiveNetwork {
                     let units = (degree == 0 ? 0 : layout.unitEnd[l][degree - 1])..<layout.unitEnd[l][degree]
                     if units.isEmpty { continue }
                     let seen = l == 0 ? c + degree : layout.unitEnd[l - 1][degree]
-                    let (lda, ldc) = (l == 0 ? width : layout.hiddenSizes[l - 1], layout.hiddenSizes[l])
+                    let (lda, ldc) = (l == 0 ? width : layout.hidden[l - 1].units, layout.hidden[l].units)
                     let previous = l == 0 ? input : hidden[l - 1]
-                    layout.hidden[l].apply(rows: units, seen: seen, to: previous, lda: lda, n: n, into: &hidden[l], ldc: ldc)
-                    hidden[l].withUnsafeMutableBufferPointer {
-                        activation.apply(inPlace: $0.baseAddress! + units.lowerBound, rows: n, columns: units.count, stride: ldc)
+                    previous.withUnsafeBufferPointer { a in
+                        hidden[l].withUnsafeMutableBufferPointer { h in
+                            let target = h.baseAddress! + units.lowerBound
+                            layout.hidden[l].evaluate(units: units, seen: seen, a: a.baseAddress!, lda: lda, n: n, into: target, ldc: ldc)
+                            activation.apply(inPlace: target, rows: n, columns: units.count, stride: ldc)
+                        }
                     }
                 }
                 let dimension = variableOrder[position - 1]
                 let outputRows = (dimension * p)..<(dimension * p + p)
-                let lastSeen = layout.unitEnd[layout.hidden.count - 1][degree]
-                layout.output.apply(rows: outputRows, seen: lastSeen, to: hidden[hidden.count - 1],
-                                    lda: layout.hiddenSizes[hidden.count - 1], n: n, into: &parameters, ldc: p, columnOffset: -outputRows.lowerBound)
-                if let skip = layout.skip, degree > 0 {
-                    input.withUnsafeBufferPointer { a in
-                        skip.accumulate(rows: outputRows, seen: degree, a: a.baseAddress! + c, lda: width, n: n, into: &parameters, ldc: p,
-                                        columnOffset: -outputRows.lowerBound)
+                let last = hidden.count - 1
+                hidden[last].withUnsafeBufferPointer { a in
+                    parameters.withUnsafeMutableBufferPointer { out in
+                        layout.output.evaluate(units: outputRows, seen: layout.unitEnd[last][degree], a: a.baseAddress!,
+                                               lda: layout.hidden[last].units, n: n, into: out.baseAddress!, ldc: p)
                     }
+                }
+                // The skip layer's outputs (no bias) add the first `degree` dimensions' share.
+                if let skip = layout.skip, degree > 0 {
+                    input.withUnsafeBufferPointer { x in
+                        skipped.withUnsafeMutableBufferPointer { out in
+                            skip.evaluate(units: outputRows, seen: degree, a: x.baseAddress! + c, lda: width, n: n, into: out.baseAddress!, ldc: p)
+                        }
+                    }
+                    for e in 0..<(n * p) { parameters[e] += skipped[e] }
                 }
                 for r in 0..<n { column[r] = yValues[(start + r) * d + dimension] }
                 let (xColumn, logColumn) = transform.inverse(Tensor(shape: [n], scalars: column), parameters: Tensor(shape: [n, p], scalars: parameters))

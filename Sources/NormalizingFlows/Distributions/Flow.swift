@@ -1,7 +1,9 @@
 /// A normalizing flow: a base distribution pushed through a bijector, y = f(x), x ~ base.
 ///
 /// log p(y) = log p_base(f⁻¹(y)) + log |det ∂f⁻¹/∂y|. The flow is an ordinary ``Distribution``
-/// and owns the bijector's trainable ``parameters``.
+/// and the root of a module tree whose children are `base` (when the base is a module, as
+/// ``Normal`` is) and `bijector`: its ``parameters`` and ``state()`` are that tree's, named by
+/// dotted paths (`bijector.0.conditioner.layers.0.weight`, `base.loc`), as a model file stores them.
 ///
 /// ```swift
 /// let flow = try Flow(base: Normal.standard([2]), bijector: AffineAutoregressive())
@@ -11,7 +13,7 @@
 /// }
 /// let (samples, logProbs) = try flow.sampleAndLogProb(10_000)
 /// ```
-public final class Flow: Distribution {
+public final class Flow: Distribution, Module {
     public let base: any Distribution
     /// The plan the bijector was made from.
     public let plan: any BijectorPlan
@@ -19,11 +21,11 @@ public final class Flow: Distribution {
     public let bijector: any Bijector
     /// The length of the context vector (0 for an unconditional flow).
     public let contextSize: Int
-    /// The bijector's trainable parameters, named by their dotted paths in its module tree
+    /// The trainable parameters of the flow's module tree, each named by its dotted path
     /// (`Module/namedParameters`).
-    public let parameters: [Parameter]
+    public private(set) var parameters: [Parameter] = []
     /// The total number of trainable scalars.
-    public let parameterCount: Int
+    public private(set) var parameterCount = 0
 
     /// Whether the flow is being trained: ``BatchNorm`` then normalises with the batch's
     /// statistics and updates its running averages, and ``ActNorm`` initialises itself from the
@@ -31,10 +33,10 @@ public final class Flow: Distribution {
     /// training step (`optimizer.step(minimizingNegativeLogLikelihoodOf:)`)
     /// turns it on for its own evaluation and restores it.
     public var isTraining = false {
-        didSet { if isTraining != oldValue { for module in modules { module.trainingModeDidChange(isTraining) } } }
+        didSet { if isTraining != oldValue { for module in _tree { module.trainingModeDidChange(isTraining) } } }
     }
-    /// The bijector's module tree, walked once: training steps switch its mode twice each.
-    private let modules: [any Module]
+    /// The module tree, walked once: training steps switch its mode twice each.
+    private var _tree: [any Module] = []
 
     /// Makes `plan` concrete for `base` (its event shape and dtype) with parameters drawn from
     /// a generator seeded with `seed`.
@@ -48,11 +50,11 @@ public final class Flow: Distribution {
         self.bijector = try plan.makeBijector(
             for: BijectorSpec(eventShape: base.eventShape, contextSize: contextSize, dtype: base.dtype),
             generator: &generator)
-        let named = bijector.namedParameters
+        let named = namedParameters
         for (name, parameter) in named { parameter.name = name }
         parameters = named.map(\.parameter)
         parameterCount = parameters.reduce(0) { $0 + $1.count }
-        modules = bijector.modules
+        _tree = modules
     }
 
     public var eventShape: [Int] { base.eventShape }
@@ -122,8 +124,8 @@ public final class Flow: Distribution {
     /// Every parameter and buffer by its dotted path in the module tree: what a model file stores.
     public func state() -> [String: Tensor] {
         var state: [String: Tensor] = [:]
-        for (name, p) in bijector.namedParameters { state[name] = p.value.detached() }
-        for (name, b) in bijector.namedBuffers { state[name] = b.value }
+        for (name, p) in namedParameters { state[name] = p.value.detached() }
+        for (name, b) in namedBuffers { state[name] = b.value }
         return state
     }
 
@@ -131,8 +133,8 @@ public final class Flow: Distribution {
     /// - Throws: ``FlowError/stateMismatch(_:)`` naming the missing, extra or mis-shaped entry,
     ///   or a buffer whose value the flow cannot use (a permutation that is not one).
     public func load(state: [String: Tensor]) throws {
-        let parameters = bijector.namedParameters
-        let buffers = bijector.namedBuffers
+        let parameters = namedParameters
+        let buffers = namedBuffers
         let expected = Set(parameters.map(\.name) + buffers.map(\.name))
         if let extra = Set(state.keys).subtracting(expected).sorted().first {
             throw FlowError.stateMismatch("the state has an entry '\(extra)' that this flow does not")
@@ -149,10 +151,10 @@ public final class Flow: Distribution {
         let kept = buffers.map(\.buffer.value)
         do {
             for ((_, buffer), value) in zip(buffers, bufferValues) { buffer.value = value }
-            for module in bijector.modules { try module.buffersDidLoad() }
+            for module in _tree { try module.buffersDidLoad() }
         } catch {
             for ((_, buffer), value) in zip(buffers, kept) { buffer.value = value }
-            for module in bijector.modules { try? module.buffersDidLoad() }
+            for module in _tree { try? module.buffersDidLoad() }
             throw error
         }
         for ((_, parameter), value) in zip(parameters, parameterValues) { parameter.value = value }

@@ -7,22 +7,41 @@ import Foundation
 /// `loc` and `scale` share one shape; its last `eventRank` dimensions form the event and the
 /// rest are batch dimensions (by default every dimension is part of the event).
 ///
+/// As a flow's base it is a module of the flow's tree, μ and σ its buffers `loc` and `scale`
+/// (PyTorch's names), so a model file stores them as `base.loc` and `base.scale`.
+///
 /// ```swift
 /// let base = Normal(loc: .zeros([2]), scale: .ones([2]))          // event shape [2]
 /// let batched = Normal(loc: .zeros([4, 3]), scale: .ones([4, 3]), eventRank: 1)  // batch [4], event [3]
 /// ```
-public struct Normal: Distribution {
-    public let loc: Tensor
-    public let scale: Tensor
+public final class Normal: Distribution, Module {
+    private let locBuffer: Buffer, scaleBuffer: Buffer
     let layout: ParameterLayout
 
     public init(loc: Tensor, scale: Tensor, eventRank: Int? = nil) {
         precondition(loc.shape == scale.shape && loc.dtype == scale.dtype,
             "Normal: loc \(loc.shape) \(loc.dtype) and scale \(scale.shape) \(scale.dtype) must match")
         precondition(scale.doubles.allSatisfy { $0 > 0 && $0.isFinite }, "Normal: every scale must be positive and finite")
-        self.loc = loc
-        self.scale = scale
+        locBuffer = Buffer(loc)
+        scaleBuffer = Buffer(scale)
         layout = ParameterLayout(loc.shape, eventRank: eventRank, "Normal")
+    }
+
+    /// μ, of the distribution's batch and event shape.
+    public var loc: Tensor { locBuffer.value }
+    /// σ > 0, of the shape of ``loc``.
+    public var scale: Tensor { scaleBuffer.value }
+
+    /// The buffers under PyTorch's names, which the stored properties' names are not.
+    public var members: [(name: String, member: ModuleMember)] { [("loc", .buffer(locBuffer)), ("scale", .buffer(scaleBuffer))] }
+
+    /// - Throws: ``FlowError/stateMismatch(_:)`` when the loaded μ is not finite or a σ is not
+    ///   positive and finite.
+    public func buffersDidLoad() throws {
+        guard loc.isFinite else { throw FlowError.stateMismatch("the normal base's loc must be finite") }
+        guard scale.doubles.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw FlowError.stateMismatch("the normal base's scale must be positive and finite")
+        }
     }
 
     /// N(0, I) over events of `shape`.

@@ -1,9 +1,8 @@
 import Foundation
 
-/// Model files: safetensors holding the flow's parameters and buffers under
-/// `bijector.<name>` (names as in ``Bijector/namedParameters``), the base distribution's
-/// `base.loc` and `base.scale`, and in `__metadata__` the plan and base as JSON, so a file
-/// rebuilds the same flow.
+/// Model files: safetensors holding the flow's module tree (``Flow/state()``: the bijector's
+/// parameters and buffers under `bijector.<dotted path>`, the base's `base.loc` and
+/// `base.scale`), and in `__metadata__` the plan and base as JSON, so a file rebuilds the same flow.
 ///
 /// Dense weights use PyTorch's [out, in] layout. MADE weights are stored unmasked; the applied
 /// weight is stored weight ⊙ mask (divided by the fan-in under ``WeightParameterization/meanField``).
@@ -22,8 +21,7 @@ extension Flow {
         guard let normal = base as? Normal else {
             throw FlowError.invalidConfiguration("only flows on a Normal base can be saved, not \(type(of: base))")
         }
-        var tensors: [String: Tensor] = ["base.loc": normal.loc, "base.scale": normal.scale]
-        for (name, value) in state() { tensors["bijector.\(name)"] = value }
+        let tensors = state()
         let metadata = [
             "format": Flow.fileFormat,
             "format_version": String(Flow.fileFormatVersion),
@@ -83,12 +81,8 @@ extension Flow {
             let plan = try PlanCoding.plan(fromJSON: planJSON)
             try checkBudget(PlanBudget.minimum(of: plan, eventSize: eventSize, contextSize: contextSize).parameters)
             let flow = try Flow(base: Normal(loc: loc, scale: scale, eventRank: eventRank), bijector: plan, contextSize: contextSize)
-            var state: [String: Tensor] = [:]
-            for (name, value) in tensors where name.hasPrefix("bijector.") {
-                guard value.isFinite else { throw fail("'\(name)' holds NaN or ±∞") }
-                state[String(name.dropFirst("bijector.".count))] = value
-            }
-            try flow.load(state: state)
+            for (name, value) in tensors where !value.isFinite { throw fail("'\(FileError.clip(name))' holds NaN or ±∞") }
+            try flow.load(state: tensors)
             return flow
         } catch let error as FlowError {
             throw fail(error.description)

@@ -123,7 +123,9 @@ package struct PackedGEMMOperand<T: TensorScalar>: Sendable {
     /// op(B)'s rows (the products' inner dimension) and columns.
     package let k: Int, n: Int
     /// Float: the packed panels; Double: op(B), row-major, with the rows past each column's depth zeroed.
-    private let storage: [T]
+    private var storage: [T]
+    /// Per column, the rows it holds.
+    private let columnDepths: [Int]
     /// Float: per panel of 16 columns, the rows it holds.
     private let panelDepths: [Int]
 
@@ -137,34 +139,43 @@ package struct PackedGEMMOperand<T: TensorScalar>: Sendable {
         precondition(columnDepths.map { $0.count == n } ?? true, "PackedGEMMOperand: \(columnDepths?.count ?? 0) column depths for \(n) columns")
         self.k = k
         self.n = n
-        let width = Self.panelWidth
         let depths = columnDepths ?? [Int](repeating: k, count: n)
+        self.columnDepths = depths
         if T.self == Float.self {
-            let panelDepths = stride(from: 0, to: n, by: width).map { j in
+            let width = Self.panelWidth
+            panelDepths = stride(from: 0, to: n, by: width).map { j in
                 Swift.min(k, Swift.max(0, depths[j..<Swift.min(n, j + width)].max()!))
             }
-            self.panelDepths = panelDepths
-            let count = ck_sgemm_packed_count(k, n, panelDepths)
-            storage = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
-                if count > 0 {
-                    ck_sgemm_pack(transB ? 1 : 0, k, n, UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), ldb, panelDepths,
-                                  UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: Float.self))
-                }
-                initialized = count
-                // A panel holds its deepest column's rows; the others' are zeroed past their depth.
-                var panelStart = 0
-                for (panel, depth) in panelDepths.enumerated() {
-                    for j in (panel * width)..<Swift.min(n, (panel + 1) * width) where depths[j] < depth {
-                        for p in Swift.max(0, depths[j])..<depth { buffer[panelStart + p * width + j - panel * width] = 0 }
-                    }
-                    panelStart += depth * width
-                }
-            }
+            storage = [T](repeating: 0, count: ck_sgemm_packed_count(k, n, panelDepths))
         } else {
             panelDepths = []
-            storage = (0..<(k * n)).map { i in
-                let (row, column) = (i / n, i % n)
-                return row >= depths[column] ? 0 : transB ? b[column * ldb + row] : b[row * ldb + column]
+            storage = [T](repeating: 0, count: k * n)
+        }
+        pack(transB: transB, b: b, ldb: ldb)
+    }
+
+    /// Packs new values of op(B), of the same shape and column depths, into the same storage
+    /// (in place unless another copy of this operand shares it).
+    package mutating func pack(transB: Bool, b: UnsafePointer<T>, ldb: Int) {
+        let (k, n, depths, panelDepths, width) = (k, n, columnDepths, panelDepths, Self.panelWidth)
+        storage.withUnsafeMutableBufferPointer { buffer in
+            guard T.self == Float.self else {
+                for i in 0..<(k * n) {
+                    let (row, column) = (i / n, i % n)
+                    buffer[i] = row >= depths[column] ? 0 : transB ? b[column * ldb + row] : b[row * ldb + column]
+                }
+                return
+            }
+            guard !buffer.isEmpty else { return }
+            ck_sgemm_pack(transB ? 1 : 0, k, n, UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), ldb, panelDepths,
+                          UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: Float.self))
+            // A panel holds its deepest column's rows; the others' are zeroed past their depth.
+            var panelStart = 0
+            for (panel, depth) in panelDepths.enumerated() {
+                for j in (panel * width)..<Swift.min(n, (panel + 1) * width) where depths[j] < depth {
+                    for p in Swift.max(0, depths[j])..<depth { buffer[panelStart + p * width + j - panel * width] = 0 }
+                }
+                panelStart += depth * width
             }
         }
     }

@@ -36,7 +36,7 @@ public final class Linear: Module {
     /// The layer, followed by `activation` when given (ReLU fused into the product, see
     /// the package `linear` with a mask and an activation).
     public func callAsFunction(_ x: Tensor, activation: Activation? = nil) -> Tensor {
-        linear(x, weight: weight.value, mask: nil, bias: bias?.value, blocks: nil, activation: activation)
+        linear(x, weight: weight.value, bias: bias?.value, activation: activation)
     }
 }
 
@@ -76,18 +76,19 @@ extension Activation {
         }
     }
 
-    /// Whether ``multiplyByDerivative(_:output:count:)`` covers the activation: its derivative
-    /// is a function of its output (ReLU and tanh).
-    package var derivativeFollowsFromOutput: Bool { self == .relu || self == .tanh }
-
-    /// g ← g·f′ in place for `count` elements, from the activation's outputs y = f(x): ReLU's 1
-    /// where y > 0 (NaN gives 0), tanh's 1 − y². For hand-written backward passes that keep a
-    /// layer's outputs but not its inputs; only where ``derivativeFollowsFromOutput``.
+    /// g ← g·f′ in place for `count` elements, from the activation's outputs y = f(x), for
+    /// hand-written backward passes that keep a layer's outputs but not its inputs. Every
+    /// activation's derivative is a function of its output: ReLU 1 where y > 0 (NaN gives 0),
+    /// tanh 1 − y², ELU (α = 1) 1 where y > 0 and y + 1 elsewhere, leaky ReLU 1 where y > 0 and
+    /// its slope 0.01 elsewhere, sigmoid y(1 − y), softplus σ(x) = 1 − e^{−y}.
     package func multiplyByDerivative<T: TensorScalar>(_ g: UnsafeMutablePointer<T>, output y: UnsafePointer<T>, count: Int) {
         switch self {
         case .relu: keepPositive(g, where: y, into: g, count: count)
         case .tanh: for i in 0..<count { g[i] *= 1 - y[i] * y[i] }
-        default: preconditionFailure("the derivative of \(self) does not follow from its output")
+        case .elu: for i in 0..<count where !(y[i] > 0) { g[i] *= y[i] + 1 }
+        case .leakyRelu: for i in 0..<count where !(y[i] > 0) { g[i] *= T(0.01) }
+        case .sigmoid: for i in 0..<count { g[i] *= y[i] * (1 - y[i]) }
+        case .softplus: for i in 0..<count { g[i] *= T(-Double.expMinusOne(-Double(y[i]))) }
         }
     }
 }

@@ -79,111 +79,22 @@ private func gemm(
 ///   - bias: shape [out], or `nil`.
 /// - Returns: shape [..., out].
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-    linear(x, weight: weight, mask: nil, bias: bias, blocks: nil)
+    linear(x, weight: weight, bias: bias, activation: nil)
 }
 
-/// Output units `outputs` of a dense layer that read only the first `inputs` input features.
-package struct LinearBlock: Sendable, Equatable {
-    package var outputs: Range<Int>
-    package var inputs: Int
-    package init(outputs: Range<Int>, inputs: Int) {
-        self.outputs = outputs
-        self.inputs = inputs
-    }
-}
-
-/// The factors M of a masked dense layer's weight [out, in] (see
-/// ``linear(_:weight:mask:bias:blocks:activation:maskedWeight:)``).
-package enum WeightMask: Sendable {
-    /// Any factors: a tensor of the weight's shape and dtype.
-    case elementwise(Tensor)
-    /// M[i, j] = `scale` for j < `reach[i]`, else 0: each output unit reads a prefix of the
-    /// inputs, as in a MADE layer whose units are sorted by degree. Stored as one count per
-    /// output instead of a weight-sized tensor.
-    case prefix(reach: [Int], scale: Double)
-
-    var isPrefix: Bool {
-        if case .prefix = self { true } else { false }
-    }
-
-    /// W ⊙ M for a weight [out, in], as a plain tensor (nothing recorded).
-    package func applied(to weight: Tensor) -> Tensor {
-        switch self {
-        case .elementwise(let m): return weight.detached() * m
-        case .prefix(let reach, let scale):
-            let inFeatures = weight.shape[1]
-            func masked<T: TensorScalar>(_: T.Type) -> Tensor {
-                let source = weight.pointer(T.self), factor = T(scale)
-                return withExtendedLifetime(weight) {
-                    Tensor(shape: weight.shape, as: T.self) { out in
-                        forEachRows(reach.count, columns: inFeatures) { start, end in
-                            for i in start..<end {
-                                let r = reach[i]
-                                for j in 0..<r { out[i * inFeatures + j] = factor * source[i * inFeatures + j] }
-                                for j in r..<inFeatures { out[i * inFeatures + j] = 0 }
-                            }
-                        }
-                    }
-                }
-            }
-            return weight.dtype == .float32 ? masked(Float.self) : masked(Double.self)
-        }
-    }
-
-    /// G ← G ⊙ M in place, for G [`rows`, `columns`] the gradient of the applied weight W ⊙ M:
-    /// the result is the stored weight's gradient.
-    package func mask<T: TensorScalar>(gradient g: UnsafeMutablePointer<T>, rows: Int, columns: Int) {
-        switch self {
-        case .elementwise(let m):
-            precondition(m.count == rows * columns && m.dtype == T.dtype,
-                         "mask \(m.shape) \(m.dtype) does not fit a gradient [\(rows), \(columns)] of \(T.dtype)")
-            let pm = m.pointer(T.self)
-            withExtendedLifetime(m) { for i in 0..<(rows * columns) { g[i] *= pm[i] } }
-        case .prefix(let reach, let scale):
-            precondition(reach.count == rows, "prefix mask of \(reach.count) outputs does not fit a gradient of \(rows) rows")
-            let factor = T(scale)
-            forEachRows(rows, columns: columns) { start, end in
-                for i in start..<end {
-                    let r = reach[i]
-                    if factor != 1 { for j in 0..<r { g[i * columns + j] *= factor } }
-                    (g + i * columns + r).update(repeating: 0, count: columns - r)
-                }
-            }
-        }
-    }
-}
-
-/// A masked dense layer followed by an activation, y = f(x·(W ⊙ M)ᵀ + b), with the weight's
-/// gradient (gᵀx) ⊙ M, for a mask given as elementwise factors or as a prefix per output unit
-/// (see ``WeightMask``). W ⊙ M is not kept between the forward and the backward pass, and no
-/// separate product is recorded: one weight-sized tensor less per layer for a training step.
-///
-/// With `blocks`, the weight is zero outside them: output units `block.outputs` see only the
-/// first `block.inputs` inputs (the blocks cover the outputs in order). Forward and backward skip
-/// the zeros, one GEMM per block: a MADE layer with units sorted by degree has a
-/// block-triangular mask, so this does about half the work (Germain et al. 2015).
-///
-/// ReLU is applied in place on the product and its derivative (1 where y > 0) is applied to the
-/// incoming gradient in the same pass that sums the bias's gradient: no activation tensor and no
-/// separate operation is recorded. Other activations are recorded as their own operation.
-///
-/// `maskedWeight`, when given, is W ⊙ M formed by the caller (`mask.applied(to: weight)`), who
-/// can keep it while the weight does not change; otherwise the forward pass and the input's
-/// gradient each form it.
-package func linear(
-    _ x: Tensor, weight: Tensor, mask: WeightMask?, bias: Tensor?, blocks: [LinearBlock]? = nil,
-    activation: Activation? = nil, maskedWeight: Tensor? = nil
-) -> Tensor {
+/// A dense layer followed by an activation, y = f(x·Wᵀ + b), as one recorded operation when f
+/// is ReLU: it is applied in place on the product, and its derivative (1 where y > 0) is applied
+/// to the incoming gradient in the same pass that sums the bias's gradient, so no activation
+/// tensor and no separate operation is recorded. Other activations are recorded as their own
+/// operation.
+package func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation?) -> Tensor {
     let fusesActivation = activation == .relu
-    let product = maskedLinear(x, weight: weight, mask: mask, maskedWeight: maskedWeight, bias: bias, blocks: blocks,
-                               relu: fusesActivation)
+    let product = denseLinear(x, weight: weight, bias: bias, relu: fusesActivation)
     guard let activation, !fusesActivation else { return product }
     return activation(product)
 }
 
-private func maskedLinear(
-    _ x: Tensor, weight: Tensor, mask: WeightMask?, maskedWeight: Tensor?, bias: Tensor?, blocks: [LinearBlock]?, relu: Bool
-) -> Tensor {
+private func denseLinear(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool) -> Tensor {
     precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
         "linear: input shape \(x.shape) does not fit weight shape \(weight.shape) ([out, in])")
     precondition(x.dtype == weight.dtype, "linear: dtypes differ (\(x.dtype), \(weight.dtype))")
@@ -191,48 +102,23 @@ private func maskedLinear(
     if let bias {
         precondition(bias.shape == [outFeatures], "linear: bias shape \(bias.shape) should be [\(outFeatures)]")
     }
-    let blocks = blocks ?? [LinearBlock(outputs: 0..<outFeatures, inputs: inFeatures)]
-    precondition(blocks.first?.outputs.lowerBound ?? 0 == 0 && blocks.last?.outputs.upperBound ?? 0 == outFeatures
-                 && zip(blocks, blocks.dropFirst()).allSatisfy { $0.outputs.upperBound == $1.outputs.lowerBound }
-                 && blocks.allSatisfy { $0.inputs >= 0 && $0.inputs <= inFeatures },
-                 "linear: blocks \(blocks) do not cover \(outFeatures) outputs in order within \(inFeatures) inputs")
-    switch mask {
-    case .elementwise(let m)?:
-        precondition(m.shape == weight.shape && m.dtype == weight.dtype,
-                     "linear: mask \(m.shape) \(m.dtype) does not match weight \(weight.shape) \(weight.dtype)")
-    case .prefix(let reach, _)?:
-        precondition(reach.count == outFeatures && reach.allSatisfy { $0 >= 0 && $0 <= inFeatures },
-                     "linear: prefix mask of \(reach.count) outputs does not fit weight \(weight.shape)")
-    case nil: break
-    }
-    if let maskedWeight {
-        precondition(maskedWeight.shape == weight.shape && maskedWeight.dtype == weight.dtype,
-                     "linear: masked weight \(maskedWeight.shape) \(maskedWeight.dtype) does not match weight \(weight.shape) \(weight.dtype)")
-    }
-    /// W ⊙ M as a plain tensor (nothing recorded).
-    func effectiveWeight() -> Tensor { maskedWeight?.detached() ?? mask?.applied(to: weight) ?? weight.detached() }
     let rows = x.count / Swift.max(inFeatures, 1)
     let outShape = Array(x.shape.dropLast()) + [outFeatures]
     let out = Tensor(uninitializedShape: outShape, dtype: x.dtype)
-    let forwardWeight = effectiveWeight()
+    let weightValue = weight.detached()
     func run<T: TensorScalar>(_: T.Type) {
-        let px = x.pointer(T.self), pw = forwardWeight.pointer(T.self), py = out.pointer(T.self)
-        withExtendedLifetime((x, forwardWeight, bias)) {
-            if let bias, rows > 0 {
-                let pb = bias.pointer(T.self)
-                forEachRows(rows, columns: outFeatures) { start, end in
-                    broadcastRow(pb, count: outFeatures, into: py + start * outFeatures, rows: end - start, stride: outFeatures)
-                }
-            } else {
-                forEachRows(rows, columns: outFeatures) { start, end in
+        let px = x.pointer(T.self), pw = weightValue.pointer(T.self), py = out.pointer(T.self)
+        withExtendedLifetime((x, weightValue, bias)) {
+            forEachRows(rows, columns: outFeatures) { start, end in
+                if let bias {
+                    broadcastRow(bias.pointer(T.self), count: outFeatures, into: py + start * outFeatures, rows: end - start, stride: outFeatures)
+                } else {
                     (py + start * outFeatures).update(repeating: 0, count: (end - start) * outFeatures)
                 }
             }
-            for block in blocks where block.inputs > 0 && !block.outputs.isEmpty {
-                let first = block.outputs.lowerBound
-                T.gemm(transA: false, transB: true, m: rows, n: block.outputs.count, k: block.inputs, alpha: 1,
-                       a: px, lda: inFeatures, b: pw + first * inFeatures, ldb: inFeatures, beta: 1,
-                       c: py + first, ldc: outFeatures)
+            if inFeatures > 0 && outFeatures > 0 {
+                T.gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
+                       a: px, lda: inFeatures, b: pw, ldb: inFeatures, beta: 1, c: py, ldc: outFeatures)
             }
             if relu {
                 forEachRows(rows, columns: outFeatures) { start, end in
@@ -251,50 +137,22 @@ private func maskedLinear(
     return Tensor.record("linear", out, inputs) { g, needs in
         let needsBias = needs.count > 2 && needs[2]
         let (g2, gb) = outputGradient(g.reshaped(to: [rows, outFeatures]), reluOutput: relu ? out : nil, summing: needsBias)
-        // Outside the blocks the weight's gradient is zero, and the input's collects the blocks' sums:
-        // the widest block writes its columns of gx, the rest accumulate, and only what no block
-        // writes is zeroed.
         let gx = needs[0] ? Tensor(uninitializedShape: [rows, inFeatures], dtype: x.dtype) : nil
         let gw = needs[1] ? Tensor(uninitializedShape: [outFeatures, inFeatures], dtype: x.dtype) : nil
-        let backwardWeight = needs[0] ? effectiveWeight() : weight
-        let active = blocks.filter { $0.inputs > 0 && !$0.outputs.isEmpty }
-        let widest = active.indices.max { active[$0].inputs < active[$1].inputs }
         func run<T: TensorScalar>(_: T.Type) {
-            let pg = g2.pointer(T.self), px = x.pointer(T.self), pw = backwardWeight.pointer(T.self)
-            let pgx = gx?.pointer(T.self), pgw = gw?.pointer(T.self)
-            withExtendedLifetime((g2, x, backwardWeight, gx, gw, mask)) {
-                if let pgx {
-                    let written = widest.map { active[$0].inputs } ?? 0
-                    if written < inFeatures {
-                        forEachRows(rows, columns: inFeatures) { start, end in
-                            for r in start..<end { (pgx + r * inFeatures + written).update(repeating: 0, count: inFeatures - written) }
-                        }
-                    }
+            let pg = g2.pointer(T.self), px = x.pointer(T.self), pw = weightValue.pointer(T.self)
+            withExtendedLifetime((g2, x, weightValue, gx, gw)) {
+                // An empty inner dimension leaves a zero gradient.
+                if let pgx = gx?.pointer(T.self), outFeatures == 0 { pgx.update(repeating: 0, count: rows * inFeatures) }
+                if let pgw = gw?.pointer(T.self), rows == 0 { pgw.update(repeating: 0, count: outFeatures * inFeatures) }
+                if let pgx = gx?.pointer(T.self), outFeatures > 0 {   // gx = g · W
+                    T.gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures, alpha: 1,
+                           a: pg, lda: outFeatures, b: pw, ldb: inFeatures, beta: 0, c: pgx, ldc: inFeatures)
                 }
-                // A prefix mask zeroes the same entries and more after the products.
-                if let pgw, mask?.isPrefix != true {
-                    for block in blocks where block.inputs < inFeatures {
-                        for o in block.outputs {
-                            (pgw + o * inFeatures + block.inputs).update(repeating: 0, count: inFeatures - block.inputs)
-                        }
-                    }
+                if let pgw = gw?.pointer(T.self), rows > 0 {   // gW = gᵀ · x
+                    T.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1,
+                           a: pg, lda: outFeatures, b: px, ldb: inFeatures, beta: 0, c: pgw, ldc: inFeatures)
                 }
-                let order = widest.map { w in [w] + active.indices.filter { $0 != w } } ?? []
-                for (position, index) in order.enumerated() {
-                    let block = active[index]
-                    let first = block.outputs.lowerBound, count = block.outputs.count
-                    if let pgx {   // gx[:, ..<inputs] (+)= g[:, block] · W[block, ..<inputs]
-                        T.gemm(transA: false, transB: false, m: rows, n: block.inputs, k: count, alpha: 1,
-                               a: pg + first, lda: outFeatures, b: pw + first * inFeatures, ldb: inFeatures,
-                               beta: position == 0 ? 0 : 1, c: pgx, ldc: inFeatures)
-                    }
-                    if let pgw {   // gW[block, ..<inputs] = g[:, block]ᵀ · x[:, ..<inputs]
-                        T.gemm(transA: true, transB: false, m: count, n: block.inputs, k: rows, alpha: 1,
-                               a: pg + first, lda: outFeatures, b: px, ldb: inFeatures, beta: 0,
-                               c: pgw + first * inFeatures, ldc: inFeatures)
-                    }
-                }
-                if let pgw { mask?.mask(gradient: pgw, rows: outFeatures, columns: inFeatures) }
             }
         }
         switch x.dtype {
@@ -387,7 +245,8 @@ func keepPositive<T: TensorScalar>(
 }
 
 /// sums += x.
-private func accumulate<T: TensorScalar>(_ x: UnsafePointer<T>, into sums: UnsafeMutablePointer<T>, count: Int) {
+@inlinable
+package func accumulate<T: TensorScalar>(_ x: UnsafePointer<T>, into sums: UnsafeMutablePointer<T>, count: Int) {
     var i = 0
     if T.self == Float.self {
         let (rx, rs) = (UnsafeRawPointer(x), UnsafeMutableRawPointer(sums))
