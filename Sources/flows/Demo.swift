@@ -88,7 +88,7 @@ struct FirstFlow {
     init(seed: UInt64, steps: Int = 500, conditioner: DenseAutoregressive = DenseAutoregressive()) throws {
         self.seed = seed
         self.steps = steps
-        flow = try Flow(base: base, bijector: AffineAutoregressive(conditioner: conditioner), seed: seed)
+        flow = try Flow(base: base, plan: AffineAutoregressive(conditioner: conditioner), seed: seed)
     }
 
     /// Trains on samples from `generator`, reporting the loss every 100 steps; then the NLL of

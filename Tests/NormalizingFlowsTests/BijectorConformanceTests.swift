@@ -226,7 +226,7 @@ func bijectorRefusesOutOfDomainInput(_ testCase: ConformanceCase) throws {
     // Values are checked once, where a user passes them to a flow; bijectors check shapes and
     // domains (so that an overflow deep inside a trained flow scores −∞ instead of failing).
     let nan = Tensor.full(shape, .nan, dtype: .float64)
-    let flow = try Flow(base: Normal.standard(testCase.eventShape, dtype: .float64), bijector: testCase.plan,
+    let flow = try Flow(base: Normal.standard(testCase.eventShape, dtype: .float64), plan: testCase.plan,
                         contextSize: testCase.contextSize)
     #expect(throws: FlowError.self) { try flow.logProb(nan, context: c) }
     #expect(throws: FlowError.self) { try bijector.forward(Tensor.zeros([2, 99], dtype: .float64), context: c) }

@@ -330,7 +330,7 @@ private func importanceIntegral(_ flow: Flow, samples count: Int, seed: UInt64) 
 
 /// The same flow with its trained weights in Float64.
 private func float64Copy(_ flow: Flow, plan: any BijectorPlan) throws -> Flow {
-    let copy = try Flow(base: Normal.standard(flow.eventShape, dtype: .float64), bijector: plan, contextSize: flow.contextSize)
+    let copy = try Flow(base: Normal.standard(flow.eventShape, dtype: .float64), plan: plan, contextSize: flow.contextSize)
     try copy.load(state: flow.state())
     return copy
 }
@@ -343,7 +343,7 @@ private func auditCase(_ family: AuditFamily, dimension d: Int, direction: Direc
     var row = AuditRow(label: "\(family.name) \(d)-D \(direction.rawValue)\(conditional ? " ctx" : "")")
     do {
         let plan = family.plan(settings.long)
-        let flow = try Flow(base: Normal.standard([d]), bijector: plan, contextSize: conditional ? 1 : 0, seed: 3)
+        let flow = try Flow(base: Normal.standard([d]), plan: plan, contextSize: conditional ? 1 : 0, seed: 3)
         // Contexts the checks run at (one per row of a batch).
         let auditContexts: [Double?] = conditional ? [-0.6, 0.7] : [nil]
         switch direction {

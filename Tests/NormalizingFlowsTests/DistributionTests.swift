@@ -67,7 +67,7 @@ private func normalLogPDF(_ x: Double, _ mu: Double, _ sigma: Double) -> Double 
 }
 
 @Test func aFlowOfAffineFixedIsTheShiftedNormal() throws {
-    let flow = try Flow(base: Normal.standard([2], dtype: .float64), bijector: AffineFixed(loc: 3, scale: 0.5))
+    let flow = try Flow(base: Normal.standard([2], dtype: .float64), plan: AffineFixed(loc: 3, scale: 0.5))
     let shifted = Normal(loc: .full([2], 3, dtype: .float64), scale: .full([2], 0.5, dtype: .float64))
     var g = RandomGenerator(seed: 2)
     let y = Tensor.randn([50, 2], generator: &g, dtype: .float64) * 2
@@ -76,7 +76,7 @@ private func normalLogPDF(_ x: Double, _ mu: Double, _ sigma: Double) -> Double 
 
 @Test func sampleAndLogProbAgreesWithLogProbOfTheSamples() throws {
     let flow = try Flow(base: Normal.standard([3], dtype: .float64),
-                        bijector: Compose([AffineAutoregressive(hiddenSizes: [8]), Tanh()]), seed: 3)
+                        plan: Compose([AffineAutoregressive(hiddenSizes: [8]), Tanh()]), seed: 3)
     var g = RandomGenerator(seed: 4)
     for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: .float64) * 0.2 }
     let (samples, logProbs) = try flow.sampleAndLogProb(64, generator: &g)
@@ -85,7 +85,7 @@ private func normalLogPDF(_ x: Double, _ mu: Double, _ sigma: Double) -> Double 
 }
 
 @Test func badInputToLogProbThrowsClearErrors() throws {
-    let flow = try Flow(base: Normal.standard([2]), bijector: Compose([AffineAutoregressive(hiddenSizes: [8]), Sigmoid()]))
+    let flow = try Flow(base: Normal.standard([2]), plan: Compose([AffineAutoregressive(hiddenSizes: [8]), Sigmoid()]))
     #expect(throws: FlowError.self) { try flow.logProb(Tensor([0.5, 0.5, 0.5] as [Float])) }          // wrong shape
     #expect(throws: FlowError.self) { try flow.logProb(Tensor([0.5, .nan] as [Float], shape: [1, 2])) } // NaN
     #expect(throws: FlowError.self) { try flow.logProb(Tensor([0.5, 1.5] as [Float], shape: [1, 2])) } // outside (0, 1)
@@ -95,7 +95,7 @@ private func normalLogPDF(_ x: Double, _ mu: Double, _ sigma: Double) -> Double 
 
 @Test func overflowFarFromTheDataGivesZeroDensityNotAnError() throws {
     // An affine flow that shrinks by e⁻⁶⁰ in the inverse direction: y = 1e30 overflows Float32.
-    let flow = try Flow(base: Normal.standard([2]), bijector: Compose([Affine(), Permute(.reversed)]))
+    let flow = try Flow(base: Normal.standard([2]), plan: Compose([Affine(), Permute(.reversed)]))
     flow.parameters[0].value = Tensor([0, -60, 0, -60] as [Float], shape: [2, 2])
     let lp = try flow.logProb(Tensor([0, 0, 1e30, 1e30] as [Float], shape: [2, 2])).floats
     #expect(lp[0].isFinite && lp[1] == -.infinity)

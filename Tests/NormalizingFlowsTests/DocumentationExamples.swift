@@ -36,7 +36,7 @@ final class LearnedScaleBijector: Bijector {
     /// Writing a bijector: its parameter is found by name, and a model file holding it reads back
     /// without registering the plan anywhere.
     @Test func learnedScaleIsAModuleAndSaves() throws {
-        let flow = try Flow(base: Normal.standard([3]), bijector: Compose([LearnedScale(), AffineAutoregressive()]))
+        let flow = try Flow(base: Normal.standard([3]), plan: Compose([LearnedScale(), AffineAutoregressive()]))
         #expect(flow.bijector.namedParameters.first?.name == "0.log_scale")
         flow.parameters[0].value = Tensor([0.5, -1, 2] as [Float])
         let path = scratchFolder() + "/scale.safetensors"
@@ -49,7 +49,7 @@ final class LearnedScaleBijector: Bijector {
 
     /// Architecture: one training step.
     @Test func architectureTrainingStep() throws {
-        let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 2))
+        let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 2))
         let batch = try Normal(loc: .full([2], 1), scale: .ones([2])).sample(256)
         let optimizer = Adam(flow.parameters, learningRate: 1e-3)
         try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, batch)
@@ -61,7 +61,7 @@ final class LearnedScaleBijector: Bijector {
         let target = Normal(loc: .full([2], 5), scale: .full([2], 0.5))
 
         // A plan; the flow makes it concrete for event shape [2].
-        let flow = try Flow(base: base, bijector: AffineAutoregressive())
+        let flow = try Flow(base: base, plan: AffineAutoregressive())
 
         let optimizer = Adam(flow.parameters, learningRate: 5e-2)
         for step in 0...500 {
@@ -94,7 +94,7 @@ final class LearnedScaleBijector: Bijector {
         let train = try DataFile.read("moons_train.csv")        // rows × 2, Float32
         let test = try DataFile.read("moons_test.csv")
 
-        let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 5))
+        let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 5))
         var options = FitOptions()
         options.steps = 2000
         options.batchSize = 512
@@ -123,7 +123,7 @@ final class LearnedScaleBijector: Bijector {
         let y = p.log() - (1 - p).log()                            // logit(0.05 + 0.9·x)
 
         let digits = try Flow(base: Normal.standard([64]),
-                              bijector: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256])))
+                              plan: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256])))
         var settings = FitOptions()
         settings.steps = 1000
         settings.steps = 20   // (shortened for the test suite)
@@ -140,7 +140,7 @@ final class LearnedScaleBijector: Bijector {
     @Test func variationalInference() throws {
         let energy = Energy.u1                      // Rezende & Mohamed (2015), a ring with two modes
         for plan in [PlanarFlow(layers: 32), SylvesterFlow(layers: 16)] as [any BijectorPlan] {
-            let flow = try Flow(base: Normal.standard([2]), bijector: plan)
+            let flow = try Flow(base: Normal.standard([2]), plan: plan)
             var options = VariationalOptions()
             options.steps = 5000
             options.steps = 60   // (shortened for the test suite)
@@ -157,7 +157,7 @@ final class LearnedScaleBijector: Bijector {
         let c = Tensor.uniform([4000, 1], low: -1, high: 1, generator: &generator)
         let y = c * 2 + Tensor.randn([4000, 2], generator: &generator) * 0.5
 
-        let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 3), contextSize: 1)
+        let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 3), contextSize: 1)
         try fit(flow, data: y, context: c)
 
         let atHalf = try flow.sample(1000, context: Tensor([0.5] as [Float]))   // one context for all samples
@@ -166,7 +166,7 @@ final class LearnedScaleBijector: Bijector {
     }
 
     @Test func writingABijector() throws {
-        let flow = try Flow(base: Normal.standard([3]), bijector: Compose([Sinh(), AffineAutoregressive()]))
+        let flow = try Flow(base: Normal.standard([3]), plan: Compose([Sinh(), AffineAutoregressive()]))
         let (y, logProbs) = try flow.sampleAndLogProb(10)
         #expect(y.shape == [10, 3] && logProbs.isFinite)
     }

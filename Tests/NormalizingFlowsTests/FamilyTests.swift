@@ -45,9 +45,9 @@ let families: [FamilyCase] = [
 
 @Test("each family fits two moons and its density integrates to 1", arguments: families)
 func familyFitsTwoMoons(_ family: FamilyCase) throws {
-    let flow = try Flow(base: Normal.standard([2]), bijector: family.plan, seed: 1)
+    let flow = try Flow(base: Normal.standard([2]), plan: family.plan, seed: 1)
     let test = moons(2000, seed: 2)
-    let baseNLL = try negativeLogLikelihood(try Flow(base: Normal.standard([2]), bijector: AffineFixed()), test)
+    let baseNLL = try negativeLogLikelihood(try Flow(base: Normal.standard([2]), plan: AffineFixed()), test)
     var options = FitOptions()
     options.steps = 400
     options.learningRate = family.learningRate
@@ -74,7 +74,7 @@ func familyFitsTwoMoons(_ family: FamilyCase) throws {
         ys += [2 * c + 0.5 * g.nextNormal(), -c + (0.6 + 0.3 * c) * g.nextNormal()]
         cs.append(c)
     }
-    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 3, conditioner: .init(hiddenSizes: [32, 32])), contextSize: 1)
+    let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 3, conditioner: .init(hiddenSizes: [32, 32])), contextSize: 1)
     var options = FitOptions()
     options.steps = 800
     options.learningRate = 5e-3
@@ -119,7 +119,7 @@ func familyFitsTwoMoons(_ family: FamilyCase) throws {
 
 /// Finite differences of an elementwise transform's output and log-derivative (weighted 0.7) in
 /// its input and raw parameters.
-private func transformGradCheck(_ transform: some ElementwiseTransform, _ x: Tensor, _ parameters: Tensor,
+private func transformGradCheck(_ transform: some ParametricElementwiseTransform, _ x: Tensor, _ parameters: Tensor,
                                 inverse: Bool) -> GradCheckResult {
     gradCheck([x, parameters]) { inputs in
         let (out, logDerivative) = inverse

@@ -10,7 +10,7 @@ import Testing
     Compose([Spline(bins: 4), AffineAutoregressive(hiddenSizes: [8]), Sigmoid()]),
 ])
 func autoregressiveComposesWithElementwise(_ plan: any BijectorPlan) throws {
-    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: plan)
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), plan: plan)
     let (y, logProbs) = try flow.sampleAndLogProb(10)
     #expect(logProbs.shape == [10])
     #expect(maxAbsDifference(try flow.logProb(y).doubles, logProbs.doubles) < 1e-8)
@@ -18,7 +18,7 @@ func autoregressiveComposesWithElementwise(_ plan: any BijectorPlan) throws {
 
 @Test func matrixEventShapesWorkWithAutoregressiveBijectors() throws {
     let flow = try Flow(base: Normal.standard([2, 3], dtype: .float64),
-                        bijector: Compose([AffineAutoregressive(hiddenSizes: [12]), Permute(), SplineAutoregressive(conditioner: .init(hiddenSizes: [12]))]))
+                        plan: Compose([AffineAutoregressive(hiddenSizes: [12]), Permute(), SplineAutoregressive(conditioner: .init(hiddenSizes: [12]))]))
     var g = RandomGenerator(seed: 1)
     for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: .float64) * 0.1 }
     let (y, logProbs) = try flow.sampleAndLogProb(5, generator: &g)
@@ -29,7 +29,7 @@ func autoregressiveComposesWithElementwise(_ plan: any BijectorPlan) throws {
 @Test func elementwiseBijectorsWorkOnABatchedBase() throws {
     // Batch shape [3], event shape []: three independent scalar distributions.
     let base = Normal(loc: Tensor([0, 1, 2], dtype: .float64), scale: Tensor([1, 1, 1], dtype: .float64), eventRank: 0)
-    let flow = try Flow(base: base, bijector: Compose([Spline(bins: 4), AffineFixed(loc: 1, scale: 2)]))
+    let flow = try Flow(base: base, plan: Compose([Spline(bins: 4), AffineFixed(loc: 1, scale: 2)]))
     #expect(flow.batchShape == [3] && flow.eventShape == [])
     let (y, logProbs) = try flow.sampleAndLogProb(7)
     #expect(y.shape == [7, 3] && logProbs.shape == [7, 3])
@@ -40,7 +40,7 @@ func autoregressiveComposesWithElementwise(_ plan: any BijectorPlan) throws {
 
 @Test func float64BasesGiveFloat64ParametersAndDensities() throws {
     let flow = try Flow(base: Normal.standard([3], dtype: .float64),
-                        bijector: Compose([AffineAutoregressive(hiddenSizes: [8]), Spline(), Affine()]))
+                        plan: Compose([AffineAutoregressive(hiddenSizes: [8]), Spline(), Affine()]))
     #expect(flow.parameters.allSatisfy { $0.dtype == .float64 })
     let (y, logProbs) = try flow.sampleAndLogProb(4)
     #expect(y.dtype == .float64 && logProbs.dtype == .float64)
@@ -54,13 +54,13 @@ func autoregressiveComposesWithElementwise(_ plan: any BijectorPlan) throws {
         AffineAutoregressive(conditioner: DenseAutoregressive(hiddenSizes: [8], order: .random)),
         Permute(), AffineAutoregressive(hiddenSizes: [8]),
     ])
-    let original = try Flow(base: Normal.standard([5], dtype: .float64), bijector: plan, seed: 1)
+    let original = try Flow(base: Normal.standard([5], dtype: .float64), plan: plan, seed: 1)
     var g = RandomGenerator(seed: 9)
     for p in original.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: .float64) * 0.3 }
     let y = Tensor.randn([20, 5], generator: &g, dtype: .float64)
     let expected = try original.logProb(y).doubles
 
-    let rebuilt = try Flow(base: Normal.standard([5], dtype: .float64), bijector: plan, seed: 2)
+    let rebuilt = try Flow(base: Normal.standard([5], dtype: .float64), plan: plan, seed: 2)
     #expect(rebuilt.state()["bijector.1.permutation"]?.doubles != original.state()["bijector.1.permutation"]?.doubles)
     try rebuilt.load(state: original.state())
     #expect(try rebuilt.logProb(y).doubles == expected)
@@ -79,7 +79,7 @@ func autoregressiveComposesWithElementwise(_ plan: any BijectorPlan) throws {
     Affine(),
 ])
 func contextReachesTheConditioner(_ plan: any BijectorPlan) throws {
-    let flow = try Flow(base: Normal.standard([2], dtype: .float64), bijector: plan, contextSize: 3)
+    let flow = try Flow(base: Normal.standard([2], dtype: .float64), plan: plan, contextSize: 3)
     var g = RandomGenerator(seed: 5)
     for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: .float64) * 0.3 }
     let y = Tensor.randn([6, 2], generator: &g, dtype: .float64)

@@ -27,7 +27,7 @@ func npyFile(_ header: String, payload: Data, version: UInt8 = 1) -> Data {
 
 /// The header and body of a small saved MAF (2-D, hidden [4]).
 func savedModelParts() throws -> (header: [String: Any], body: Data) {
-    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
+    let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
     let path = "\(scratchFolder())/model.safetensors"
     try flow.save(to: path)
     let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -139,13 +139,13 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
         Sylvester(columns: 2), Compose([Permute(), MAF(layers: 1)]), Householder(reflections: 3), Householder(), LULinear(),
     ]
     // One dimension: autoregressive layers hold free parameters, no networks (a 1-D NSF was refused).
-    let oneD = try Flow(base: Normal.standard([1]), bijector: NSF(layers: 2, bins: 4))
+    let oneD = try Flow(base: Normal.standard([1]), plan: NSF(layers: 2, bins: 4))
     let oneDPath = "\(scratchFolder())/one.safetensors"
     try oneD.save(to: oneDPath)
     #expect(try Flow.load(from: oneDPath).parameterCount == oneD.parameterCount)
     #expect(try PlanBudget.minimum(of: NSF(layers: 2), eventSize: 1, contextSize: 3).parameters > 1000)
     for plan in plans {
-        let flow = try Flow(base: Normal.standard([3]), bijector: plan)
+        let flow = try Flow(base: Normal.standard([3]), plan: plan)
         let (needed, _) = try PlanBudget.minimum(of: plan, eventSize: 3)
         #expect(needed <= Double(flow.parameterCount + 3 * 8), "\(plan)")
         // Layers with D×D matrices: a bound that grows with D², checked before allocating.
@@ -162,7 +162,7 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
         let splines: [any BijectorPlan] = [NSF(layers: 2, bins: 8), NSFCoupling(layers: 2, bins: 8), NSF(layers: 1, bins: 2),
                                            NSFCoupling(layers: 1, bins: 3, conditioner: .init(hiddenSizes: [5]))]
         for plan in splines {
-            let flow = try Flow(base: Normal.standard([d]), bijector: plan)
+            let flow = try Flow(base: Normal.standard([d]), plan: plan)
             #expect(try PlanBudget.minimum(of: plan, eventSize: d).parameters <= Double(flow.parameterCount), "\(plan) D=\(d)")
         }
     }

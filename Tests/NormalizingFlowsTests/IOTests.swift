@@ -34,7 +34,7 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
     #expect(decoded.transform.bins == 4)
     var zeroScale = Spline(bins: 4)
     zeroScale.transform.logitScale = 0
-    #expect(throws: FlowError.self) { try Flow(base: Normal.standard([2]), bijector: zeroScale) }
+    #expect(throws: FlowError.self) { try Flow(base: Normal.standard([2]), plan: zeroScale) }
 }
 
 @Test func closurePlansAndUnknownTypesAreRefused() {
@@ -46,7 +46,7 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
 
 @Test func modelFilesRebuildTheSameFlowBitForBit() throws {
     let plan = Compose([MAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [8], order: .random)), Permute(), NSF(layers: 1, bins: 4)])
-    let flow = try Flow(base: Normal.standard([3]), bijector: plan, seed: 4)
+    let flow = try Flow(base: Normal.standard([3]), plan: plan, seed: 4)
     var g = RandomGenerator(seed: 1)
     for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g) * 0.1 }
     let y = Tensor.randn([50, 3], generator: &g)
@@ -60,7 +60,7 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
 }
 
 @Test func malformedModelFilesAreRefusedWithTheirPath() throws {
-    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
+    let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
     let path = temporaryPath("good.safetensors")
     try flow.save(to: path)
     let good = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -90,7 +90,7 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
 }
 
 @Test func savingIsAtomicAndNeverLeavesPartialFiles() throws {
-    let flow = try Flow(base: Normal.standard([2]), bijector: Affine())
+    let flow = try Flow(base: Normal.standard([2]), plan: Affine())
     let path = temporaryPath("model.safetensors")
     try flow.save(to: path)
     try flow.save(to: path)   // overwrite in place
@@ -146,7 +146,7 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
 
 @Test func versionOneFilesWithMaskedNetworksAreRefusedAndOthersLoad() throws {
     for (plan, refused) in [(MAF(layers: 1, conditioner: .init(hiddenSizes: [4])) as any BijectorPlan, true), (RealNVP(layers: 2), false)] {
-        let flow = try Flow(base: Normal.standard([2]), bijector: plan)
+        let flow = try Flow(base: Normal.standard([2]), plan: plan)
         let path = temporaryPath("version.safetensors")
         try flow.save(to: path)
         let (tensors, saved) = try SafeTensors.read(path)
@@ -166,13 +166,13 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
 /// load with the bijector's, and a loaded σ that is not positive is refused with nothing changed.
 @Test func theBaseIsPartOfTheFlowsModuleTree() throws {
     let base = Normal(loc: Tensor([1, -2], dtype: .float64), scale: Tensor([0.5, 3], dtype: .float64))
-    let flow = try Flow(base: base, bijector: AffineAutoregressive(hiddenSizes: [4]), seed: 1)
+    let flow = try Flow(base: base, plan: AffineAutoregressive(hiddenSizes: [4]), seed: 1)
     let state = flow.state()
     #expect(state["base.loc"]?.doubles == [1, -2] && state["base.scale"]?.doubles == [0.5, 3])
     #expect(!flow.parameters.isEmpty && flow.parameters.allSatisfy { $0.name.hasPrefix("bijector.") })
     var g = RandomGenerator(seed: 2)
     let y = Tensor.randn([6, 2], generator: &g, dtype: .float64)
-    let other = try Flow(base: Normal.standard([2], dtype: .float64), bijector: AffineAutoregressive(hiddenSizes: [4]), seed: 5)
+    let other = try Flow(base: Normal.standard([2], dtype: .float64), plan: AffineAutoregressive(hiddenSizes: [4]), seed: 5)
     let before = try other.logProb(y).doubles
     var broken = state
     broken["base.scale"] = Tensor([0.5, -1], dtype: .float64)

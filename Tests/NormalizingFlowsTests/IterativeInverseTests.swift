@@ -21,7 +21,7 @@ private func notConvergedRow(_ body: () throws -> Void) -> Int?? {
 @Test("an inverse that runs out of iterations throws with the row", arguments: ["planar", "sylvester"])
 func anInverseThatRunsOutOfIterationsThrowsWithTheRow(_ family: String) throws {
     let plan: any BijectorPlan = family == "planar" ? Planar() : Sylvester(variant: .triangular)
-    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: plan, seed: 4)
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), plan: plan, seed: 4)
     let bijector = flow.bijector
     let setLimit: (Int) -> Void
     if let planar = bijector as? PlanarBijector {
@@ -45,7 +45,7 @@ func anInverseThatRunsOutOfIterationsThrowsWithTheRow(_ family: String) throws {
 
 @Test func aPlanarLayerAtTheEdgeOfInvertibilityConvergesOrThrows() throws {
     // wᵀu = −800: softplus underflows, so wᵀû = −1 exactly and s − tanh s = t is flat at s = 0.
-    let flow = try Flow(base: Normal.standard([2], dtype: .float64), bijector: Planar(), seed: 4)
+    let flow = try Flow(base: Normal.standard([2], dtype: .float64), plan: Planar(), seed: 4)
     let planar = try #require(flow.bijector as? PlanarBijector)
     planar.w.value = Tensor([1, 0], dtype: .float64)
     planar.u.value = Tensor([-800, 0.5], dtype: .float64)
@@ -66,7 +66,7 @@ func anInverseThatRunsOutOfIterationsThrowsWithTheRow(_ family: String) throws {
 
 @Test("a Sylvester layer whose Q cannot be made orthonormal throws instead of using it", arguments: [DType.float32, .float64])
 func aRankDeficientSylvesterQThrows(dtype: DType) throws {
-    let flow = try Flow(base: Normal.standard([3], dtype: dtype), bijector: Sylvester(variant: .orthogonal), seed: 4)
+    let flow = try Flow(base: Normal.standard([3], dtype: dtype), plan: Sylvester(variant: .orthogonal), seed: 4)
     let sylvester = try #require(flow.bijector as? SylvesterBijector)
     let x = Tensor([0.1, -0.2, 0.3], shape: [1, 3], dtype: dtype)
     _ = try sylvester.forward(x, context: nil)
@@ -82,7 +82,7 @@ func aRankDeficientSylvesterQThrows(dtype: DType) throws {
     // quadratic has p = α + β − ‖y − z₀‖ ≫ √(4α‖y − z₀‖), where the textbook root
     // (√(p² + 4α‖y − z₀‖) − p)/2 loses digits (relative errors 7.5e-8, 5e-10, 4e-11 at r = 1e-9,
     // 1e-8, 1e-7 in Double) and the other form of the same root keeps them.
-    let flow = try Flow(base: Normal.standard([2], dtype: .float64), bijector: Radial(), seed: 1)
+    let flow = try Flow(base: Normal.standard([2], dtype: .float64), plan: Radial(), seed: 1)
     let radial = try #require(flow.bijector as? RadialBijector)
     radial.alpha.value = Tensor(scalar: log(expm1(1e-10)), dtype: .float64)
     radial.beta.value = Tensor(scalar: 100, dtype: .float64)

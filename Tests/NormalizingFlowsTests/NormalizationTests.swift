@@ -8,7 +8,7 @@ private func data(_ n: Int) -> Tensor {
 }
 
 @Test func actNormStandardisesTheFirstTrainingBatchAndKeepsThatAfterLoading() throws {
-    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: ActNorm())
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), plan: ActNorm())
     let y = data(500)
     // Outside training it is the identity; in training the first batch initialises it.
     let (x0, _) = try flow.bijector.inverse(y, context: nil)
@@ -20,14 +20,14 @@ private func data(_ n: Int) -> Tensor {
     let before = flow.state()
     _ = try training(flow) { try flow.bijector.inverse(y * 3, context: nil) }
     #expect(flow.state()["bijector.shift"]?.doubles == before["bijector.shift"]?.doubles)
-    let copy = try Flow(base: Normal.standard([3], dtype: .float64), bijector: ActNorm())
+    let copy = try Flow(base: Normal.standard([3], dtype: .float64), plan: ActNorm())
     try copy.load(state: before)
     _ = try training(copy) { try copy.bijector.inverse(y * 3, context: nil) }
     #expect(copy.state()["bijector.shift"]?.doubles == before["bijector.shift"]?.doubles)
 }
 
 @Test func batchNormUsesBatchStatisticsInTrainingAndRunningOnesOtherwise() throws {
-    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: BatchNorm(momentum: 0.5))
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), plan: BatchNorm(momentum: 0.5))
     let y = data(1000)
     let (x, logDet) = try training(flow) { try flow.bijector.inverse(y, context: nil) }
     #expect(x.mean(alongAxis: 0).doubles.allSatisfy { abs($0) < 1e-10 })
@@ -45,7 +45,7 @@ private func data(_ n: Int) -> Tensor {
 
 @Test func aFlowWithNormalisationLayersTrainsWithFit() throws {
     let plan = Compose([ActNorm(), MAF(layers: 2, conditioner: .init(hiddenSizes: [16])), BatchNorm(), LULinear()])
-    let flow = try Flow(base: Normal.standard([3]), bijector: plan)
+    let flow = try Flow(base: Normal.standard([3]), plan: plan)
     let train = data(3000).converted(to: .float32)
     let before = try negativeLogLikelihood(flow, train)
     var options = FitOptions()

@@ -43,7 +43,7 @@ import Testing
         var g = RandomGenerator(seed: 3)
         let y = Tensor.randn([20, 3], generator: &g)
         for scale in [AffineScale.exp, .iafDefault, .softClipped(bound: 1.5)] {
-            let flow = try Flow(base: Normal.standard([3]), bijector: IAF(layers: 2, conditioner: .init(hiddenSizes: [8]), scale: scale), seed: 2)
+            let flow = try Flow(base: Normal.standard([3]), plan: IAF(layers: 2, conditioner: .init(hiddenSizes: [8]), scale: scale), seed: 2)
             for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g) * 0.3 }
             let path = "\(scratchFolder())/iaf.safetensors"
             try flow.save(to: path)

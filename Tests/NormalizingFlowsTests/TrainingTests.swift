@@ -12,7 +12,7 @@ private func correlatedData(_ n: Int, seed: UInt64) -> Tensor {
 
 @Test func fitLearnsACorrelatedGaussianAndReportsProgress() throws {
     let data = correlatedData(4000, seed: 1)
-    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 2, conditioner: .init(hiddenSizes: [16])))
+    let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 2, conditioner: .init(hiddenSizes: [16])))
     let before = try negativeLogLikelihood(flow, data)
     var options = FitOptions()
     options.steps = 300
@@ -31,7 +31,7 @@ private func correlatedData(_ n: Int, seed: UInt64) -> Tensor {
 
 @Test func earlyStoppingRestoresTheBestParameters() throws {
     let data = correlatedData(400, seed: 3)
-    let flow = try Flow(base: Normal.standard([2]), bijector: Affine())
+    let flow = try Flow(base: Normal.standard([2]), plan: Affine())
     var options = FitOptions()
     options.steps = 5000
     options.learningRate = 5e-2
@@ -47,7 +47,7 @@ private func correlatedData(_ n: Int, seed: UInt64) -> Tensor {
 @Test func aDivergingRunStopsWithTheStepNamed() throws {
     // Values whose squares overflow Float32: the loss is +∞ at the first step (step 1, as the
     // progress lines count).
-    let flow = try Flow(base: Normal.standard([2]), bijector: Affine())
+    let flow = try Flow(base: Normal.standard([2]), plan: Affine())
     var options = FitOptions()
     options.validationFraction = 0
     #expect(throws: TrainingError.nonFiniteLoss(step: 1, value: .infinity)) {
@@ -70,14 +70,14 @@ private func correlatedData(_ n: Int, seed: UInt64) -> Tensor {
 }
 
 @Test func badTrainingDataIsRefused() throws {
-    let flow = try Flow(base: Normal.standard([2]), bijector: Affine())
+    let flow = try Flow(base: Normal.standard([2]), plan: Affine())
     #expect(throws: FlowError.self) { try fit(flow, data: Tensor.zeros([10, 3])) }
     #expect(throws: FlowError.self) { try fit(flow, data: Tensor([1, .nan, 0, 0] as [Float], shape: [2, 2])) }
     #expect(throws: TrainingError.self) { try fit(flow, data: Tensor.zeros([1, 2])) }
 }
 
 @Test func variationalFitOnU1ImprovesTheKL() throws {
-    let flow = try Flow(base: Normal.standard([2]), bijector: PlanarFlow(layers: 8))
+    let flow = try Flow(base: Normal.standard([2]), plan: PlanarFlow(layers: 8))
     let energy = Energy.u1
     let logZ = energy.logNormalizer(cells: 300)
     let before = try klDivergence(flow, logDensity: energy.logDensity, logNormalizer: logZ, samples: 5000)
@@ -121,7 +121,7 @@ func backwardNegativeLogLikelihoodGivesTheWholeBatchGradient(flowName: String) t
     default: MAF(layers: 2, conditioner: conditioner)
     }
     let conditional = flowName == "MAF"
-    let flow = try Flow(base: Normal.standard([3], dtype: .float64), bijector: plan, contextSize: conditional ? 2 : 0, seed: 4)
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), plan: plan, contextSize: conditional ? 2 : 0, seed: 4)
     perturb(flow, seed: 5)
     var g = RandomGenerator(seed: 6)
     let rows = Tensor.randn([300, 3], generator: &g, dtype: .float64)

@@ -63,7 +63,7 @@ func moons(_ n: Int, seed: UInt64) -> Tensor {
 
 @Test func aSavedModelScoresBitForBitInANewProcessAndSamplesReproducibly() throws {
     let dir = folder()
-    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 2, conditioner: .init(hiddenSizes: [16])))
+    let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 2, conditioner: .init(hiddenSizes: [16])))
     var options = FitOptions()
     options.steps = 200
     options.learningRate = 5e-3
@@ -125,7 +125,7 @@ func fitNotesFamiliesMadeForVariationalInference(_ family: String) throws {
 
 @Test func userMistakesGiveAClearErrorAndStatusOne() throws {
     let dir = folder()
-    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
+    let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
     try flow.save(to: "\(dir)/good.safetensors")
     let good = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/good.safetensors"))
     try good.prefix(good.count / 2).write(to: URL(fileURLWithPath: "\(dir)/truncated.safetensors"))

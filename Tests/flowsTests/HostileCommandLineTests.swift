@@ -8,7 +8,7 @@ import Testing
 /// A folder with a small fitted-shape model (m.safetensors) and 2-D data (d.csv).
 private func workspace() throws -> String {
     let dir = folder()
-    let flow = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
+    let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])))
     try flow.save(to: "\(dir)/m.safetensors")
     try DataFile.writeCSV(moons(200, seed: 1), to: "\(dir)/d.csv")
     return dir

@@ -60,7 +60,7 @@ public enum AffineScale: Sendable, Equatable, Codable {
 /// Both directions run as one fused pass with a hand-written backward pass
 /// (`AffineTransformKernel`); parameters that broadcast (free parameters shared by a batch) are
 /// expanded to the input's shape + [2] first, and their gradient is summed back.
-public struct AffineTransform: ElementwiseTransform {
+public struct AffineTransform: ParametricElementwiseTransform {
     public var scale: AffineScale
 
     public init(scale: AffineScale = .default) { self.scale = scale }

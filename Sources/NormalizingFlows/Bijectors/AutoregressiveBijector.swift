@@ -1,4 +1,4 @@
-/// An ``ElementwiseTransform`` whose parameters for dimension i come from a MADE network fed the
+/// An ``ParametricElementwiseTransform`` whose parameters for dimension i come from a MADE network fed the
 /// dimensions before i: y_i = f(x_i; θ_i(x_<i)) (Kingma et al. 2016; Papamakarios et al. 2017).
 ///
 /// The Jacobian is triangular in the network's order, so log |det J| = Σᵢ log |∂y_i/∂x_i|.
@@ -8,7 +8,7 @@
 /// `sequentialInverse`); with gradients they are D full passes, the first on zeros (and, without
 /// context, on a single row). ``Invert`` swaps the costs (MAF versus IAF).
 final class AutoregressiveBijector: Bijector {
-    let transform: any ElementwiseTransform
+    let transform: any ParametricElementwiseTransform
     let conditioner: MaskedAutoregressiveNetwork
     let eventShape: [Int]
     let contextSize: Int
@@ -17,7 +17,7 @@ final class AutoregressiveBijector: Bijector {
     /// operations of their own.
     let fusedPass: AffineAutoregressiveKernel?
 
-    init(transform: any ElementwiseTransform, conditioner: MaskedAutoregressiveNetwork, spec: BijectorSpec,
+    init(transform: any ParametricElementwiseTransform, conditioner: MaskedAutoregressiveNetwork, spec: BijectorSpec,
          fusedPass: AffineAutoregressiveKernel?) {
         self.transform = transform
         self.conditioner = conditioner
@@ -87,7 +87,7 @@ final class AutoregressiveBijector: Bijector {
 /// without context the parameters depend on nothing, so they are free per-element parameters.
 /// `fusedPass` makes the plan's fused kernel for the network, when the plan has one.
 func makeAutoregressive(
-    _ transform: any ElementwiseTransform, conditioner: DenseAutoregressive, spec: BijectorSpec,
+    _ transform: any ParametricElementwiseTransform, conditioner: DenseAutoregressive, spec: BijectorSpec,
     generator: inout RandomGenerator, fusedPass: (MaskedAutoregressiveNetwork) -> AffineAutoregressiveKernel? = { _ in nil }
 ) throws -> any Bijector {
     try transform.validate()

@@ -25,7 +25,7 @@ public struct BijectorSpec: Sendable, Equatable {
 ///
 /// ```swift
 /// let plan = Compose([AffineAutoregressive(), Permute(.reversed), AffineAutoregressive()])
-/// let flow = try Flow(base: Normal.standard([2]), bijector: plan)
+/// let flow = try Flow(base: Normal.standard([2]), plan: plan)
 /// ```
 public protocol BijectorPlan: Sendable {
     /// Creates a concrete bijector with fresh parameters.

@@ -24,7 +24,7 @@ public enum CouplingMask: Sendable, Equatable, Codable {
 /// y_A = x_A, y_B = f(x_B; θ(x_A, context)). The Jacobian is triangular, so
 /// log |det J| = Σ_B log |f′|. Both directions take one network pass.
 final class CouplingBijector: Bijector {
-    let transform: any ElementwiseTransform
+    let transform: any ParametricElementwiseTransform
     let conditioner: MLP
     let eventShape: [Int]
     let conditioningIndices: [Int]
@@ -32,7 +32,7 @@ final class CouplingBijector: Bijector {
     let mergeOrder: [Int]
     let contextSize: Int
 
-    init(transform: any ElementwiseTransform, mask: CouplingMask, conditioner: CouplingNetwork,
+    init(transform: any ParametricElementwiseTransform, mask: CouplingMask, conditioner: CouplingNetwork,
          spec: BijectorSpec, generator: inout RandomGenerator) throws {
         try transform.validate()
         let d = spec.eventSize
@@ -136,7 +136,7 @@ public struct SplineCoupling: SerializablePlan {
 }
 
 /// y = x + t: a shift by one parameter per element; log |∂y/∂x| = 0.
-public struct ShiftTransform: ElementwiseTransform {
+public struct ShiftTransform: ParametricElementwiseTransform {
     public init() {}
     public var parameterCount: Int { 1 }
     public var identityParameters: [Double] { [0] }

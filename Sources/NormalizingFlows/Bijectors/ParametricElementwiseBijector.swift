@@ -1,15 +1,15 @@
-/// An ``ElementwiseTransform`` with its own free parameters per element (FlowTorch's
+/// An ``ParametricElementwiseTransform`` with its own free parameters per element (FlowTorch's
 /// `Elementwise` with `parameters.Tensor`): shape `eventShape + [P]`, initialised at the identity
 /// plus N(0, 10⁻⁶) noise. With a context, the parameters come from a linear map of the context
 /// added to the free ones.
 final class ParametricElementwiseBijector: Bijector {
-    let transform: any ElementwiseTransform
+    let transform: any ParametricElementwiseTransform
     let eventShape: [Int]
     let parameters: Parameter
     /// With a context: the linear map from the context to a shift of the parameters.
     let context: Linear?
 
-    init(transform: any ElementwiseTransform, spec: BijectorSpec, generator: inout RandomGenerator) throws {
+    init(transform: any ParametricElementwiseTransform, spec: BijectorSpec, generator: inout RandomGenerator) throws {
         try transform.validate()
         self.transform = transform
         self.eventShape = spec.eventShape

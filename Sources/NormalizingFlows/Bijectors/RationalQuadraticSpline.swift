@@ -17,7 +17,7 @@ import Foundation
 /// tails) is one fused kernel with a hand-written backward pass (`RationalQuadraticSplineKernel`).
 /// Inputs outside [−B, B], however far, take the identity tails, and ξ is kept in [0, 1], so
 /// values and gradients stay finite at and beyond the bounds.
-public struct RationalQuadraticSplineTransform: ElementwiseTransform, Codable {
+public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, Codable {
     public var bins: Int
     public var bound: Double
     public var minimumBinWidth: Double

@@ -16,7 +16,7 @@ import Tensors
 /// when gradients are on.
 extension MaskedAutoregressiveNetwork {
     /// x and the elementwise log |∂x/∂y| for y [N, D] (and context [N, C]), inverting `transform`.
-    func sequentialInverse(_ y: Tensor, context: Tensor?, transform: any ElementwiseTransform) -> (x: Tensor, logAbsDerivative: Tensor) {
+    func sequentialInverse(_ y: Tensor, context: Tensor?, transform: any ParametricElementwiseTransform) -> (x: Tensor, logAbsDerivative: Tensor) {
         switch y.dtype {
         case .float32: sequentialInverse(y, context: context, transform: transform, Float.self)
         case .float64: sequentialInverse(y, context: context, transform: transform, Double.self)
@@ -24,7 +24,7 @@ extension MaskedAutoregressiveNetwork {
     }
 
     private func sequentialInverse<T: TensorScalar>(
-        _ y: Tensor, context: Tensor?, transform: any ElementwiseTransform, _: T.Type
+        _ y: Tensor, context: Tensor?, transform: any ParametricElementwiseTransform, _: T.Type
     ) -> (x: Tensor, logAbsDerivative: Tensor) {
         let layout = layout(T.self)
         let (rows, d, c, p) = (y.shape[0], variableOrder.count, contextSize, outputsPerDimension)

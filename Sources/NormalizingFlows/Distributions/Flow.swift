@@ -6,7 +6,7 @@
 /// dotted paths (`bijector.0.conditioner.layers.0.weight`, `base.loc`), as a model file stores them.
 ///
 /// ```swift
-/// let flow = try Flow(base: Normal.standard([2]), bijector: AffineAutoregressive())
+/// let flow = try Flow(base: Normal.standard([2]), plan: AffineAutoregressive())
 /// let optimizer = Adam(flow.parameters, learningRate: 5e-2)
 /// for _ in 0...500 {
 ///     try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, target.sample(1000))
@@ -41,7 +41,7 @@ public final class Flow: Distribution, Module {
     /// Makes `plan` concrete for `base` (its event shape and dtype) with parameters drawn from
     /// a generator seeded with `seed`.
     /// - Throws: ``FlowError/invalidConfiguration(_:)`` when the plan cannot work for this base.
-    public init(base: any Distribution, bijector plan: any BijectorPlan, contextSize: Int = 0, seed: UInt64 = 0) throws {
+    public init(base: any Distribution, plan: any BijectorPlan, contextSize: Int = 0, seed: UInt64 = 0) throws {
         guard contextSize >= 0 else { throw FlowError.invalidConfiguration("context size must be non-negative, got \(contextSize)") }
         self.base = base
         self.plan = plan
@@ -55,6 +55,12 @@ public final class Flow: Distribution, Module {
         parameters = named.map(\.parameter)
         parameterCount = parameters.reduce(0) { $0 + $1.count }
         _tree = modules
+    }
+
+    /// The earlier spelling of ``init(base:plan:contextSize:seed:)``: its argument was always a plan.
+    @available(*, deprecated, renamed: "init(base:plan:contextSize:seed:)")
+    public convenience init(base: any Distribution, bijector plan: any BijectorPlan, contextSize: Int = 0, seed: UInt64 = 0) throws {
+        try self.init(base: base, plan: plan, contextSize: contextSize, seed: seed)
     }
 
     public var eventShape: [Int] { base.eventShape }

@@ -80,7 +80,7 @@ extension Flow {
             try checkBudget(PlanBudget.minimum(ofJSON: planJSON, eventSize: eventSize, contextSize: contextSize).parameters)
             let plan = try PlanCoding.plan(fromJSON: planJSON)
             try checkBudget(PlanBudget.minimum(of: plan, eventSize: eventSize, contextSize: contextSize).parameters)
-            let flow = try Flow(base: Normal(loc: loc, scale: scale, eventRank: eventRank), bijector: plan, contextSize: contextSize)
+            let flow = try Flow(base: Normal(loc: loc, scale: scale, eventRank: eventRank), plan: plan, contextSize: contextSize)
             for (name, value) in tensors where !value.isFinite { throw fail("'\(FileError.clip(name))' holds NaN or ±∞") }
             try flow.load(state: tensors)
             return flow

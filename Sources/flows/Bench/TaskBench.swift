@@ -72,7 +72,7 @@ struct TaskBench {
     private func densityTask(base: Normal, plan: some BijectorPlan, files: (train: String, test: String),
                              steps: Int, batch: Int, lr: Double) throws -> BenchRecord {
         let (trainRows, testRows) = try (data(files.train), data(files.test))
-        let flow = try Flow(base: base, bijector: plan, seed: seed)
+        let flow = try Flow(base: base, plan: plan, seed: seed)
         let initial = flow.state()
         let seconds = try train(flow, trainRows, steps: steps, batch: batch, lr: lr)
         let fixedStepNLL = try negativeLogLikelihood(flow, testRows)
@@ -96,7 +96,7 @@ struct TaskBench {
     }
 
     private func mafThroughput() throws -> BenchRecord {
-        let flow = try Flow(base: Normal.standard([16]), bijector: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256])), seed: seed)
+        let flow = try Flow(base: Normal.standard([16]), plan: MAF(layers: 5, conditioner: DenseAutoregressive(hiddenSizes: [256, 256])), seed: seed)
         var generator = RandomGenerator(seed: seed &+ 1)
         // Random (not identity) parameters, as the task asks.
         for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &generator) * 0.01 }
@@ -113,7 +113,7 @@ struct TaskBench {
     }
 
     private func planarVI() throws -> BenchRecord {
-        let flow = try Flow(base: Normal.standard([2]), bijector: PlanarFlow(layers: 32), seed: seed)
+        let flow = try Flow(base: Normal.standard([2]), plan: PlanarFlow(layers: 32), seed: seed)
         var options = VariationalOptions()
         options.steps = steps ?? 5000
         options.samplesPerStep = 256
@@ -127,7 +127,7 @@ struct TaskBench {
 
     private func mafLarge() throws -> BenchRecord {
         let hidden = 1024, d = 64, layers = 5, batch = 1024
-        let flow = try Flow(base: Normal.standard([d]), bijector: MAF(layers: layers, conditioner: DenseAutoregressive(hiddenSizes: [hidden, hidden])), seed: seed)
+        let flow = try Flow(base: Normal.standard([d]), plan: MAF(layers: layers, conditioner: DenseAutoregressive(hiddenSizes: [hidden, hidden])), seed: seed)
         var generator = RandomGenerator(seed: seed &+ 2)
         let n = steps ?? 50
         let seconds = try train(flow, Tensor.randn([batch * 4, d], generator: &generator), steps: n, batch: batch, lr: 1e-4)

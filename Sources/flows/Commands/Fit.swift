@@ -64,7 +64,7 @@ struct Fit: ParsableCommand {
         let plan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: dimension)
         try Limits.checkTraining(plan, eventSize: dimension, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
-        let makeFlow = { try Flow(base: Normal.standard([dimension]), bijector: plan, seed: seed) }
+        let makeFlow = { try Flow(base: Normal.standard([dimension]), plan: plan, seed: seed) }
         let model = try makeFlow()
         let held = try validation.map { try loadData($0, for: model) }
         // Once every input has passed its checks, so that a refused command stays one error line.

@@ -55,7 +55,7 @@ struct VI: ParsableCommand {
         let target = try Energy.named(energy)
         let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: 2)
         try Limits.checkTraining(plan, eventSize: 2, rows: samples, options: "--layers/--hidden/--bins", rowsOption: "--samples")
-        let model = try Flow(base: Normal.standard([2]), bijector: plan, seed: seed)
+        let model = try Flow(base: Normal.standard([2]), plan: plan, seed: seed)
         var options = VariationalOptions()
         options.steps = steps
         options.samplesPerStep = samples

@@ -1,7 +1,9 @@
-/// A monotonic map of one real number with P raw parameters per element: the "operation" that
-/// affine and spline bijectors share, separate from where the parameters come from (free
-/// tensors, a MADE network, a coupling network).
-public protocol ElementwiseTransform: Sendable {
+/// A monotonic map of one real number with P raw parameters per element, y = f(x; θ): the
+/// operation that affine and spline bijectors share, separate from where θ comes from (free
+/// tensors as in ``Affine``, a MADE network, a coupling network). Unlike an
+/// ``ElementwiseFunction``, which is a fixed map and a plan by itself, it is a bijection only once
+/// it is given its parameters.
+public protocol ParametricElementwiseTransform: Sendable {
     /// Raw parameters per element.
     var parameterCount: Int { get }
     /// y = f(x; θ) and log |∂y/∂x| elementwise. `parameters` has shape `x.shape + [P]` or
@@ -15,7 +17,7 @@ public protocol ElementwiseTransform: Sendable {
     func validate() throws
 }
 
-extension ElementwiseTransform {
+extension ParametricElementwiseTransform {
     public func validate() throws {}
 
     /// Raw parameters for `elements` elements: the identity plus N(0, scale²) noise, as
@@ -31,3 +33,7 @@ extension Tensor {
     /// Raw parameter `index` of the trailing parameter axis: shape `self.shape.dropLast()`.
     func parameter(_ index: Int) -> Tensor { select(alongAxis: -1, index: index) }
 }
+
+/// The earlier name of ``ParametricElementwiseTransform``.
+@available(*, deprecated, renamed: "ParametricElementwiseTransform")
+public typealias ElementwiseTransform = ParametricElementwiseTransform
