@@ -82,7 +82,13 @@ extension Bijector {
     }
 
     /// Sums an elementwise log-det over the event dimensions.
-    func sumOverEvent(_ elementwise: Tensor) -> Tensor {
-        eventRank == 0 ? elementwise : elementwise.sum(alongAxes: Array((elementwise.rank - eventRank)..<elementwise.rank))
+    func sumOverEvent(_ elementwise: Tensor) -> Tensor { elementwise.summedOverTrailingAxes(eventRank) }
+}
+
+extension Tensor {
+    /// The sum over the last `count` axes (the tensor itself when `count` is 0): elementwise
+    /// log-densities and log-determinants summed over an event.
+    func summedOverTrailingAxes(_ count: Int) -> Tensor {
+        count == 0 ? self : sum(alongAxes: Array((rank - count)..<rank))
     }
 }

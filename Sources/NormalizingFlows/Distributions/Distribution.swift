@@ -124,7 +124,5 @@ struct ParameterLayout: Sendable {
     }
 
     /// Elementwise log-densities summed over the event dimensions.
-    func sumOverEvent(_ elementwise: Tensor) -> Tensor {
-        eventRank == 0 ? elementwise : elementwise.sum(alongAxes: Array((elementwise.rank - eventRank)..<elementwise.rank))
-    }
+    func sumOverEvent(_ elementwise: Tensor) -> Tensor { elementwise.summedOverTrailingAxes(eventRank) }
 }
