@@ -44,8 +44,9 @@ func anInverseThatRunsOutOfIterationsThrowsWithTheRow(_ family: String) throws {
 }
 
 @Test func aPlanarLayerAtTheEdgeOfInvertibilityConvergesOrThrows() throws {
-    // wᵀu = −800: softplus underflows, so wᵀû = −1 exactly and s − tanh s = t is flat at s = 0.
-    let flow = try Flow(base: Normal.standard([2], dtype: .float64), plan: Planar(), seed: 4)
+    // wᵀu = −800: softplus underflows, so without a margin (as plans saved before it were made)
+    // wᵀû = −1 exactly and s − tanh s = t is flat at s = 0.
+    let flow = try Flow(base: Normal.standard([2], dtype: .float64), plan: Planar(invertibilityMargin: 0), seed: 4)
     let planar = try #require(flow.bijector as? PlanarBijector)
     planar.w.value = Tensor([1, 0], dtype: .float64)
     planar.u.value = Tensor([-800, 0.5], dtype: .float64)
@@ -99,4 +100,29 @@ func aRankDeficientSylvesterQThrows(dtype: DType) throws {
         #expect(error <= 1e-11, "at distance \(offset) the inverse misses by \(error) (relative)")
         #expect(abs(forwardLogDet.doubles[row] + inverseLogDet.doubles[row]) <= 1e-10)
     }
+}
+
+/// The margin keeps a planar layer's derivative at least ε however far training pushes wᵀu (the
+/// log-determinant at tanh′ = 1 is log(ε + softplus(wᵀu))), in the layer-by-layer pass and in the
+/// fused stack alike; a plan saved without the option reads as ε = 0, as it was made.
+@Test func thePlanarMarginBoundsTheDerivativeAndOldPlansKeepNone() throws {
+    for margin in [0.01, 0.2] {
+        let flow = try Flow(base: Normal.standard([2], dtype: .float64), plan: PlanarFlow(layers: 2, invertibilityMargin: margin), seed: 4)
+        for parameter in flow.parameters where parameter.name.hasSuffix(".w") { parameter.value = Tensor([1, 0], dtype: .float64) }
+        for parameter in flow.parameters where parameter.name.hasSuffix(".u") { parameter.value = Tensor([-50, 0.5], dtype: .float64) }
+        for parameter in flow.parameters where parameter.name.hasSuffix(".b") { parameter.value = Tensor.zeros([], dtype: .float64) }
+        // At x = 0 both layers see wᵀx + b = 0 (the first maps 0 to 0), so each adds log(ε + softplus(−50)).
+        let expected = 2 * Foundation.log(margin + Foundation.log1p(Foundation.exp(-50)))
+        let fused = try flow.bijector.forward(Tensor.zeros([1, 2], dtype: .float64), context: nil).logAbsDetJacobian.item
+        #expect(abs(fused - expected) < 1e-12, "margin \(margin): \(fused) vs \(expected)")
+        let single = try #require((flow.bijector as? ComposedBijector)?.parts.first as? PlanarBijector)
+        let one = try single.forward(Tensor.zeros([1, 2], dtype: .float64), context: nil).logAbsDetJacobian.item
+        #expect(abs(one - expected / 2) < 1e-12)
+    }
+    for json in [#"{"type":"Planar","options":{}}"#, #"{"type":"PlanarFlow","options":{"layers":3}}"#] {
+        let plan = try PlanCoding.plan(fromJSON: json)
+        let margin = (plan as? Planar)?.invertibilityMargin ?? (plan as? PlanarFlow)?.invertibilityMargin
+        #expect(margin == 0, "\(json) reads with margin \(String(describing: margin))")
+    }
+    #expect(throws: FlowError.self) { try Flow(base: Normal.standard([2]), plan: Planar(invertibilityMargin: 1)) }
 }

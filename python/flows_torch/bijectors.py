@@ -744,19 +744,21 @@ def solve_tanh_equation(target, c, maximum_iterations=100, layer="planar"):
 
 
 class Planar(Bijector):
-    """y = x + û·tanh(wᵀx + b), û = u + (c − wᵀu)·w/max(‖w‖², 1e-30), c = softplus(wᵀu) − 1;
+    """y = x + û·tanh(wᵀx + b), û = u + (c − wᵀu)·w/max(‖w‖², 1e-30), c = softplus(wᵀu) − 1 + ε
+    (ε the plan's ``invertibilityMargin``, 0 in plans saved before it existed);
     log|det| = log(1 + (1 − tanh²)·c). The inverse solves s + c·tanh s = wᵀy + b per point
     (``solve_tanh_equation``) and records one Newton step so gradients are the implicit ones."""
 
-    def __init__(self, d, dtype):
+    def __init__(self, d, dtype, margin=0.0):
         super().__init__()
+        self.margin = float(margin)
         self.u = nn.Parameter(torch.zeros(d, dtype=dtype))
         self.w = nn.Parameter(torch.zeros(d, dtype=dtype))
         self.b = nn.Parameter(torch.zeros((), dtype=dtype))
 
     def _constrained(self):
         wu = (self.w * self.u).sum()
-        c = F.softplus(wu) - 1
+        c = F.softplus(wu) - (1 - self.margin)
         u_hat = self.u + (c - wu) * self.w / (self.w * self.w).sum().clamp(min=1e-30)
         return u_hat, c
 

@@ -194,10 +194,12 @@ def _sylvester(o, spec):
 
 
 PLANS.update({
-    "Planar": lambda o, spec: (_no_context("Planar", spec), b.Planar(spec.event_size, spec.dtype))[1],
+    "Planar": lambda o, spec: (_no_context("Planar", spec),
+                               b.Planar(spec.event_size, spec.dtype, o.get("invertibilityMargin", 0.0)))[1],
     "Radial": lambda o, spec: (_no_context("Radial", spec), b.Radial(spec.event_size, spec.dtype))[1],
     "Sylvester": _sylvester,
-    "PlanarFlow": lambda o, spec: _stack(o["layers"], lambda i: build({"type": "Planar"}, spec), spec),
+    "PlanarFlow": lambda o, spec: _stack(o["layers"], lambda i: build(
+        {"type": "Planar", "options": {"invertibilityMargin": o.get("invertibilityMargin", 0.0)}}, spec), spec),
     "RadialFlow": lambda o, spec: _stack(o["layers"], lambda i: build({"type": "Radial"}, spec), spec),
     "SylvesterFlow": lambda o, spec: _stack(o["layers"], lambda i: _sylvester({"variant": o["variant"]}, spec), spec,
                                             reversing=o["variant"] == "triangular"),

@@ -5,7 +5,7 @@ import Tensors
 /// hand-written backward pass.
 ///
 /// Layer k maps x to y = x + ûₖ·hₖ with hₖ = tanh(wₖᵀx + bₖ), and
-/// log |det J| = log(1 + ψₖ·cₖ) with ψₖ = 1 − hₖ² and cₖ = wₖᵀûₖ = softplus(wₖᵀuₖ) − 1
+/// log |det J| = log(1 + ψₖ·cₖ) with ψₖ = 1 − hₖ² and cₖ = wₖᵀûₖ = softplus(wₖᵀuₖ) − 1 + εₖ
 /// (Rezende & Mohamed 2015, appendix A). With g the gradient of the layer's output and g_d that
 /// of the summed log-determinant, per row:
 ///
@@ -90,7 +90,7 @@ private final class PlanarStackPass<T: TensorScalar> {
                 dotWW += w[base + i] * w[base + i]
             }
             dotWW = Swift.max(dotWW, 1e-30)   // as in `PlanarBijector`: wᵀû = c exactly unless w ≈ 0
-            let slope = Self.softplus(dotWU) - 1
+            let slope = Self.softplus(dotWU) - (1 - planar[k].margin)
             let alpha = (slope - dotWU) / dotWW
             for i in 0..<d { uHat[base + i] += alpha * w[base + i] }
             c.append(slope); wu.append(dotWU); ww.append(dotWW)
@@ -195,7 +195,7 @@ private final class PlanarStackPass<T: TensorScalar> {
                 gradC += Double(gd * psi / denominator)
                 gradB += Double(gradA)
             }
-            // Through û = u + α·w, α = (c − wᵀu)/(wᵀw + ε), c = softplus(wᵀu) − 1.
+            // Through û = u + α·w, α = (c − wᵀu)/(wᵀw + ε), c = softplus(wᵀu) − 1 + margin.
             let base = k * d, alpha = (c[k] - wu[k]) / ww[k]
             var gradAlpha = 0.0
             for i in 0..<d { gradAlpha += gradUHat[i] * w[base + i] }

@@ -3,11 +3,22 @@
 /// per layer (see ``Planar``).
 public struct PlanarFlow: SerializablePlan {
     public var layers: Int
+    /// Each layer's ``Planar/invertibilityMargin``; plans saved before it existed read as 0.
+    public var invertibilityMargin: Double
 
-    public init(layers: Int = 32) { self.layers = layers }
+    public init(layers: Int = 32, invertibilityMargin: Double = Planar.defaultInvertibilityMargin) {
+        self.layers = layers
+        self.invertibilityMargin = invertibilityMargin
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        layers = try container.decode(Int.self, forKey: .layers)
+        invertibilityMargin = try container.decodeIfPresent(Double.self, forKey: .invertibilityMargin) ?? 0
+    }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        try stack(layers, Planar(), spec, &generator)
+        try stack(layers, Planar(invertibilityMargin: invertibilityMargin), spec, &generator)
     }
 }
 
