@@ -269,7 +269,7 @@ def import_(path, out, spec=None, pickled_module=False):
     elif isinstance(value, dict) and all(torch.is_tensor(v) for v in value.values()):
         if not spec:
             raise CommandError(f"{path} is a state_dict, which holds no architecture: give --spec SPEC.json with the "
-                               "flow's constructor arguments (see python -m flows_torch import --help)")
+                               "flow's constructor arguments (see --help)")
         save(_module_from_spec(spec, value), out)
     else:
         raise CommandError(f"{path}: neither a flows_torch checkpoint nor a state_dict of tensors")
