@@ -34,8 +34,8 @@ public enum AffineScale: Sendable, Equatable, Codable {
     /// With t = s + bias and sigmoid(t) = 1 − sigmoid(−t), L(t) = log(sigmoid(t) + floor) is
     /// computed as log(sigmoid(t) + floor) for t ≤ 0, where σ ≤ ½ + floor is far from 1, and as
     /// log1p(floor − sigmoid(−t)) for t > 0, where σ nears 1 and L nears 0: there sigmoid(−t) is
-    /// small and exact to its last bits, so L keeps relative accuracy (log of a σ rounded near 1
-    /// would not). L′(s) = sigmoid(t)·sigmoid(−t)/(sigmoid(t) + floor), each sigmoid as
+    /// small and exact to its last bits, so L's error stays within ulps of max(|L|, floor) (the
+    /// log of a σ rounded near 1 would be off by ulps of 1). L′(s) = sigmoid(t)·sigmoid(−t)/(sigmoid(t) + floor), each sigmoid as
     /// 1/(1 + e^{∓t}), accurate for either sign.
     case sigmoidWithFloor(bias: Double, floor: Double)
 
