@@ -11,8 +11,8 @@ private let M_TRIM_THRESHOLD: Int32 = -1, M_TOP_PAD: Int32 = -2, M_MMAP_THRESHOL
 struct Flows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flows",
-        abstract: "Normalizing flows in Swift: fit, sample, score, plot and benchmark.",
-        subcommands: [Demo.self, Fit.self, LogProb.self, Sample.self, VI.self, Plot.self, Info.self, Bench.self]
+        abstract: "Normalizing flows in Swift: fit, sample, score, plot, move to and from PyTorch, and benchmark.",
+        subcommands: [Demo.self, Fit.self, LogProb.self, Sample.self, VI.self, Plot.self, Info.self, Export.self, Import.self, Bench.self]
     )
 }
 

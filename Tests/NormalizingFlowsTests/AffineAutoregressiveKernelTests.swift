@@ -19,6 +19,10 @@ let fusedAffineCases: [FusedAffineCase] = [
         conditioner: DenseAutoregressive(hiddenSizes: [5, 4], parameterization: .meanField), scale: .sigmoid(bias: 1)), dimensions: 3),
     FusedAffineCase(name: "soft-clipped scale (IAF's default), wide raw values", plan: AffineAutoregressive(
         conditioner: DenseAutoregressive(hiddenSizes: [6], activation: .tanh), scale: .softClipped(bound: 0.7)), dimensions: 3),
+    FusedAffineCase(name: "softplus scale with a floor (nflows MAF)", plan: AffineAutoregressive(
+        conditioner: DenseAutoregressive(hiddenSizes: [6, 5]), scale: .softplus(floor: 1e-3)), dimensions: 3),
+    FusedAffineCase(name: "sigmoid scale with a floor (nflows coupling's), tanh", plan: AffineAutoregressive(
+        conditioner: DenseAutoregressive(hiddenSizes: [7], activation: .tanh), scale: .sigmoidWithFloor(bias: 2, floor: 1e-3)), dimensions: 4),
     FusedAffineCase(name: "clamped scale, two dimensions", plan: AffineAutoregressive(hiddenSizes: [8], scale: .clamped(min: -0.4, max: 0.5)),
                     dimensions: 2),
     FusedAffineCase(name: "context, skip connections, ELU", plan: AffineAutoregressive(

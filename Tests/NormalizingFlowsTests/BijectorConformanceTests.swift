@@ -43,6 +43,12 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "AffineAutoregressive clamped scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .clamped(min: -5, max: 3))),
     ConformanceCase(name: "AffineAutoregressive soft-clipped scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .softClipped(bound: 2))),
     ConformanceCase(name: "AffineAutoregressive sigmoid scale", plan: AffineAutoregressive(hiddenSizes: [16], scale: .sigmoid(bias: 2))),
+    ConformanceCase(name: "AffineAutoregressive softplus scale with a floor (nflows)", plan: AffineAutoregressive(hiddenSizes: [16], scale: .softplus(floor: 1e-3))),
+    ConformanceCase(name: "AffineAutoregressive sigmoid scale with a floor (nflows coupling)", plan: AffineAutoregressive(
+        hiddenSizes: [16], scale: .sigmoidWithFloor(bias: 2, floor: 1e-3))),
+    ConformanceCase(name: "Affine softplus scale with a floor", plan: Affine(scale: .softplus(floor: 0.05))),
+    ConformanceCase(name: "AffineCoupling sigmoid scale with a floor", plan: AffineCoupling(
+        conditioner: .init(hiddenSizes: [8]), scale: .sigmoidWithFloor(bias: 2, floor: 1e-3))),
     ConformanceCase(name: "AffineAutoregressive with context", plan: AffineAutoregressive(hiddenSizes: [16]), contextSize: 2),
     ConformanceCase(name: "AffineAutoregressive three layers, context, skip, ELU, random order", plan: AffineAutoregressive(
         conditioner: DenseAutoregressive(hiddenSizes: [12, 7, 9], activation: .elu, skipConnections: true, order: .random)),
@@ -266,6 +272,8 @@ func bijectorRefusesOutOfDomainInput(_ testCase: ConformanceCase) throws {
         AffineFixed(scale: 0), Power(exponent: 0), LeakyReLU(negativeSlope: 0), ELU(alpha: -1),
         Permute(.given([0, 0, 1])), Compose([]), AffineAutoregressive(hiddenSizes: []),
         AffineAutoregressive(hiddenSizes: [8], scale: .clamped(min: 1, max: 2)),
+        AffineAutoregressive(hiddenSizes: [8], scale: .softplus(floor: 1)), Affine(scale: .sigmoidWithFloor(bias: 2, floor: -0.1)),
+        Affine(scale: .sigmoidWithFloor(bias: .nan, floor: 1e-3)),
         Spline(bins: 1), Spline(bins: 4, bound: 0), SplineAutoregressive(bins: 8, bound: .infinity),
         AffineCoupling(mask: .given([true, true, true])), AffineCoupling(mask: .given([true, false])),
     ]

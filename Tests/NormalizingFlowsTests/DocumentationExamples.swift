@@ -182,6 +182,23 @@ final class LearnedScaleBijector: Bijector {
         #expect((net(x) - x.tanh()).square().mean().item < 0.05)
     }
 
+    /// "Models that travel to and from PyTorch": a model file written elsewhere (here by Swift,
+    /// in the article by flows_torch after DDP training) scores in Swift.
+    @Test func pyTorchInteropScoring() throws {
+        let folder = scratchFolder()
+        let written = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 2, conditioner: .init(hiddenSizes: [8])), seed: 1)
+        try written.save(to: "\(folder)/continued.safetensors")
+        let previous = FileManager.default.currentDirectoryPath
+        _ = FileManager.default.changeCurrentDirectoryPath(folder)
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
+        var g = RandomGenerator(seed: 2)
+        let testRows = Tensor.randn([10, 2], generator: &g)
+
+        let flow = try Flow.load(from: "continued.safetensors")
+        let scores = try flow.logProb(testRows)
+        #expect(try scores.floats == written.logProb(testRows).floats)
+    }
+
     @Test func listingsMatchTheDocumentation() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let examples = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)

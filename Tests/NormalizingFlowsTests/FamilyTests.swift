@@ -196,6 +196,7 @@ func vectorSplineKernelPartialBlocks(count: Int, inverse: Bool) throws {
 
 @Test("the fused affine transform matches its formula and finite differences", arguments: [
     AffineScale.exp, .softBounded(3), .clamped(min: -2, max: 1.5), .sigmoid(bias: 2), .softClipped(bound: 0.8), .iafDefault,
+    .softplus(floor: 1e-3), .softplus(floor: 0), .sigmoidWithFloor(bias: 2, floor: 1e-3), .sigmoidWithFloor(bias: -1, floor: 0),
 ])
 func fusedAffineTransform(scale: AffineScale) throws {
     var g = RandomGenerator(seed: 7)
@@ -211,6 +212,8 @@ func fusedAffineTransform(scale: AffineScale) throws {
         case .clamped(let lo, let hi): min(max(s, lo), hi)
         case .sigmoid(let bias): log(1 / (1 + exp(-(s + bias))))
         case .softClipped(let b): s > 0 ? b * s / (b + s) : b * s / (b - s)
+        case .softplus(let floor): log(log(1 + exp(s)) + floor)
+        case .sigmoidWithFloor(let bias, let floor): log(1 / (1 + exp(-(s + bias))) + floor)
         }
     }
     for inverse in [false, true] {
@@ -224,4 +227,38 @@ func fusedAffineTransform(scale: AffineScale) throws {
         let result = transformGradCheck(transform, x, parameters, inverse: inverse)
         #expect(result.maxRelativeError < 1e-6, "\(scale) inverse \(inverse): \(result)")
     }
+}
+
+/// The floored scales (nflows') against their formulas in 80-bit arithmetic, at raw values where
+/// a plain float64 formula cancels or overflows: L to 4 ulps of max(|L|, 1) for the softplus scale
+/// (σ rounded near 1), of max(|L|, floor) for the sigmoid one (relative as σ → 1 + floor), and L′
+/// to 10⁻¹⁴ relative; the identity raw value gives σ = 1.
+@Test("floored affine scales are accurate at extreme raw values", arguments: [
+    AffineScale.softplus(floor: 1e-3), .softplus(floor: 0), .sigmoidWithFloor(bias: 2, floor: 1e-3), .sigmoidWithFloor(bias: 0, floor: 0.25),
+    .sigmoidWithFloor(bias: -1, floor: 0),
+])
+func flooredAffineScaleAccuracy(scale: AffineScale) throws {
+    #if arch(x86_64)
+    func reference(_ s: Double) -> (value: Float80, slope: Float80) {
+        let s = Float80(s)
+        switch scale {
+        case .softplus(let floor):
+            let softplus = s > 0 ? s + Foundation.log1p(Foundation.exp(-s)) : Foundation.log1p(Foundation.exp(s))
+            return (Foundation.log(softplus + Float80(floor)), 1 / (1 + Foundation.exp(-s)) / (softplus + Float80(floor)))
+        case .sigmoidWithFloor(let bias, let floor):
+            // sigmoid(t) + ε = (1 + ε(1 + e^{−t}))/(1 + e^{−t}): a form without the rounding of σ near 1.
+            let t = s + Float80(bias), p = 1 / (1 + Foundation.exp(-t)), q = 1 / (1 + Foundation.exp(t)), e = Foundation.exp(-t)
+            return (Foundation.log1p(Float80(floor) * (1 + e)) - Foundation.log1p(e), p * q / (p + Float80(floor)))
+        default: fatalError("not a floored scale")
+        }
+    }
+    let raws: [Double] = [-700, -40, -8, -2.0001, -1, -0.3, 0, 1e-9, 0.3, 0.5413, 1, 2, 6.9, 8, 20, 36, 40, 100, 1e6]
+    for s in raws {
+        let (value, slope) = reference(s)
+        let floorOfScale: Double = if case .sigmoidWithFloor(_, let floor) = scale { max(floor, 1e-300) } else { 1 }
+        #expect(abs(scale.logScaleValue(s) - Double(value)) <= 4 * max(abs(Double(value)), floorOfScale).ulp, "\(scale) L(\(s)) = \(scale.logScaleValue(s)) vs \(value)")
+        #expect(abs(scale.logScaleSlope(s) - Double(slope)) <= 1e-14 * abs(Double(slope)) + 1e-300, "\(scale) L′(\(s)) = \(scale.logScaleSlope(s)) vs \(slope)")
+    }
+    #expect(abs(scale.logScaleValue(scale.identityRaw)) < 1e-12, "\(scale): σ(identity raw) = 1")
+    #endif
 }

@@ -57,3 +57,25 @@ import Testing
         #expect(IAF().scale == .softClipped(bound: log(1000)) && MAF().scale == .exp)
     }
 }
+
+/// The floored scales (nflows') are written in a plan under the names flows_torch reads, survive a
+/// model file, and leave the older scales' JSON as it was.
+@Test func flooredAffineScalesSurviveAModelFile() throws {
+    var g = RandomGenerator(seed: 5)
+    let y = Tensor.randn([20, 3], generator: &g)
+    for scale in [AffineScale.softplus(floor: 1e-3), .sigmoidWithFloor(bias: 2, floor: 1e-3)] {
+        let flow = try Flow(base: Normal.standard([3]), bijector: MAF(layers: 2, conditioner: .init(hiddenSizes: [8]), scale: scale), seed: 2)
+        for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g) * 0.3 }
+        let path = "\(scratchFolder())/floored.safetensors"
+        try flow.save(to: path)
+        let loaded = try Flow.load(from: path)
+        #expect((loaded.plan as? MAF)?.scale == scale)
+        #expect(try loaded.logProb(y).floats == flow.logProb(y).floats)
+    }
+    let json = try PlanCoding.json(MAF(layers: 1, scale: .softplus(floor: 1e-3)))
+    #expect(json.contains(#""scale":{"softplus":{"floor":0.001}}"#), "\(json)")
+    let coupling = try PlanCoding.json(AffineCoupling(scale: .sigmoidWithFloor(bias: 2, floor: 1e-3)))
+    #expect(coupling.contains(#""scale":{"sigmoidWithFloor":{"bias":2,"floor":0.001}}"#), "\(coupling)")
+    let old = #"{"options":{"conditioner":{"activation":"relu","hiddenSizes":[8],"order":{"natural":{}},"parameterization":"standard","skipConnections":false},"layers":2,"scale":{"sigmoid":{"bias":2}}},"type":"MAF"}"#
+    #expect((try PlanCoding.plan(fromJSON: old) as? MAF)?.scale == .sigmoid(bias: 2))
+}

@@ -6,14 +6,20 @@
 - ``save(flow, path)``: a :class:`Flow`, a zuko ``MAF``/``RealNVP``/``NICE`` flow or an nflows
   flow of rational-quadratic MADE transforms and permutations, as a model file that
   ``flows logprob``, ``flows sample`` and ``flows info`` read.
+- ``load_checkpoint(path)``: a ``.pt`` checkpoint written by ``python -m flows_torch export``
+  (or ``flows export``) as a :class:`Flow`; ``checkpoint(flow)`` is the dict it holds.
+- ``python -m flows_torch export|import``: the command line that ``flows export`` and
+  ``flows import`` run (see :mod:`flows_torch.cli`).
 """
 
 from .bijectors import MappingError
 from ._format import ModelFileError
 from .flow import Flow, FlowDistribution, load, save_flow
 from .plans import PLANS
+from .cli import checkpoint, load_checkpoint
 
-__all__ = ["load", "save", "Flow", "FlowDistribution", "MappingError", "ModelFileError", "PLANS"]
+__all__ = ["load", "save", "load_checkpoint", "checkpoint", "Flow", "FlowDistribution", "MappingError",
+           "ModelFileError", "PLANS"]
 
 
 def save(flow, path):

@@ -46,6 +46,17 @@ def read(path):
     return tensors, metadata
 
 
+def file_mode(path):
+    """The mode a file written at ``path`` gets: an existing file's, else 0666 less the umask
+    (as ``open`` would create it; ``mkstemp``'s temporary files are 0600)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def write(path, tensors, plan_json, event_rank, context_size):
     """Writes a model file atomically: a temporary file in the same folder, renamed into place."""
     path = os.fspath(path)
@@ -62,6 +73,7 @@ def write(path, tensors, plan_json, event_rank, context_size):
     os.close(handle)
     try:
         save_file(tensors, temporary, metadata=metadata)
+        os.chmod(temporary, file_mode(path))
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

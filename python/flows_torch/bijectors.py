@@ -122,11 +122,18 @@ class AffineScale:
     - ``clamped(min, max)``: L(s) = clamp(s, min, max)
     - ``sigmoid(bias)``: L(s) = log sigmoid(s + bias)
     - ``softClipped(bound: b)``: L(s) = s / (1 + |s|/b)   (zuko's MonotonicAffineTransform, b = −log slope)
+    - ``softplus(floor: ε)``: L(s) = log(softplus(s) + ε)   (nflows' MaskedAffineAutoregressiveTransform)
+    - ``sigmoidWithFloor(bias, floor: ε)``: L(s) = log(sigmoid(s + bias) + ε)   (nflows' AffineCouplingTransform)
+
+    The floored scales are computed as the Swift code computes them (AffineTransform.swift): softplus
+    as max(s, 0) + log1p(e^{−|s|}) (torch's F.softplus returns s itself above 20, 2·10⁻⁹ off),
+    and log(sigmoid(t) + ε) as log1p(ε − sigmoid(−t)) for t > 0, where it nears 0.
     """
 
     def __init__(self, json_value):
         if not isinstance(json_value, dict) or len(json_value) != 1:
-            raise MappingError(f"AffineScale {json_value!r} is not one of exp, softBounded, clamped, sigmoid, softClipped")
+            raise MappingError(f"AffineScale {json_value!r} is not one of exp, softBounded, clamped, sigmoid, softClipped, "
+                               "softplus, sigmoidWithFloor")
         (kind, options), = json_value.items()
         self.kind, self.options = kind, options or {}
         if kind == "softBounded":
@@ -137,8 +144,14 @@ class AffineScale:
             self.lo, self.hi = float(self.options["min"]), float(self.options["max"])
         elif kind == "sigmoid":
             self.bias = float(self.options["bias"])
+        elif kind == "softplus":
+            self.floor = float(self.options["floor"])
+        elif kind == "sigmoidWithFloor":
+            self.bias, self.floor = float(self.options["bias"]), float(self.options["floor"])
         elif kind != "exp":
             raise MappingError(f"AffineScale '{kind}' is not mapped")
+        if kind in ("softplus", "sigmoidWithFloor") and not 0 <= self.floor < 1:
+            raise MappingError(f"AffineScale {kind}: the floor under σ must lie in [0, 1), got {self.floor}")
 
     def log_scale(self, s):
         k = self.kind
@@ -150,10 +163,24 @@ class AffineScale:
             return s / (1 + s.abs() / self.b)
         if k == "clamped":
             return s.clamp(self.lo, self.hi)
+        if k == "softplus":
+            return torch.log(s.clamp(min=0) + torch.log1p(torch.exp(-s.abs())) + self.floor)
+        if k == "sigmoidWithFloor":
+            # Each branch sees its side only, so the other's overflow cannot reach the gradient.
+            t = s + self.bias
+            below = torch.log(torch.sigmoid(t.clamp(max=0)) + self.floor)
+            above = torch.log1p(self.floor - torch.sigmoid(-t.clamp(min=0)))
+            return torch.where(t <= 0, below, above)
         return F.logsigmoid(s + self.bias)
 
     def identity_raw(self):
-        return 30 - self.bias if self.kind == "sigmoid" else 0.0
+        if self.kind == "sigmoid":
+            return 30 - self.bias
+        if self.kind == "softplus":
+            return math.log(math.expm1(1 - self.floor))
+        if self.kind == "sigmoidWithFloor":
+            return 30 - self.bias if self.floor == 0 else math.log1p(-self.floor) - math.log(self.floor) - self.bias
+        return 0.0
 
 
 class AffineTransform:

@@ -10,6 +10,13 @@ Mapped exactly:
   nets with that attribute, which its MADE lacks), so the logit scale is 1. The MADE is placed
   unit by unit as for zuko (``place_masked_network``); nflows' degrees (1…D−1 cycled) are ours
   unsorted, so the widths stay the same when they are multiples of D − 1 (else they round up).
+- ``MaskedAffineAutoregressiveTransform`` (same MADE conditions) → ``Invert(AffineAutoregressive)``
+  with ``AffineScale.softplus(floor: 1e-3)``: nflows 0.14 computes σ = softplus(s) + 10⁻³ from
+  the MADE's outputs (s, μ) per feature (its ``sigmoid(s + 2) + 1e-3`` line is commented out);
+  our outputs are (μ, s), so each pair of output units is swapped. An nflows release that still
+  used the sigmoid maps to ``sigmoidWithFloor(bias: 2, floor: 1e-3)``: the scale is read from
+  the transform's own code path (``_elementwise_forward`` is probed on known values), never
+  assumed.
 - ``Permutation``, ``ReversePermutation``, ``RandomPermutation`` (dim 1): z = x[..., π] →
   ``Permute(given: argsort π)``.
 - ``CompositeTransform`` (nested), base ``StandardNormal``.
@@ -17,9 +24,9 @@ Mapped exactly:
 nflows transforms map data to noise, first transform first; our parts are written in reverse
 order (autoregressive layers inverted).
 
-Not mapped, with the reason in the error: ``MaskedAffineAutoregressiveTransform`` and
-``AffineCouplingTransform`` (σ = sigmoid(s + 2) + 10⁻³: no AffineScale of ours adds the 10⁻³),
-residual MADEs (``use_residual_blocks=True``, nflows' default: ours has no residual
+Not mapped, with the reason in the error: ``AffineCouplingTransform`` and other coupling
+transforms (their networks, ResidualNet or user modules, are not ours; the scale itself,
+σ = sigmoid(s + 2) + 10⁻³, is ``AffineScale.sigmoidWithFloor``), residual MADEs (``use_residual_blocks=True``, nflows' default: ours has no residual
 connections), MADEs with a context (nflows adds activation(W_c c + b_c) before the first
 activation: a nested activation ours does not have), batch norm inside MADE blocks, splines
 without tails (defined on [0, 1], ours on [−B, B]), coupling transforms (their networks,
@@ -47,10 +54,8 @@ def _flatten(transform):
     return [transform]
 
 
-def _spline_autoregressive(t, d, dtype, what):
+def _check_made(t, what):
     made = t.autoregressive_net
-    if t.tails != "linear":
-        raise MappingError(f"{what}: tails={t.tails!r} (a spline on [0, 1]) is not mapped; only tails='linear'")
     if made.use_residual_blocks:
         raise MappingError(f"{what}: residual MADE blocks (use_residual_blocks=True, nflows' default) have no "
                            "counterpart in our MADE; build it with use_residual_blocks=False")
@@ -62,6 +67,18 @@ def _spline_autoregressive(t, d, dtype, what):
     activation = _ACTIVATIONS.get(made.activation)
     if activation is None:
         raise MappingError(f"{what}: activation {made.activation!r} is not mapped")
+    return made, activation
+
+
+def _conditioner_plan(activation, widths):
+    return {"activation": activation, "hiddenSizes": widths, "order": {"natural": {}},
+            "parameterization": "standard", "skipConnections": False}
+
+
+def _spline_autoregressive(t, d, dtype, what):
+    if t.tails != "linear":
+        raise MappingError(f"{what}: tails={t.tails!r} (a spline on [0, 1]) is not mapped; only tails='linear'")
+    made, activation = _check_made(t, what)
     linears = [made.initial_layer] + [block.linear for block in made.blocks] + [made.final_layer]
     bins = t.num_bins
     widths, tensors = place_masked_network(
@@ -73,8 +90,49 @@ def _spline_autoregressive(t, d, dtype, what):
         "transform": {"bins": bins, "bound": float(t.tail_bound), "minimumBinWidth": float(t.min_bin_width),
                       "minimumBinHeight": float(t.min_bin_height), "minimumDerivative": float(t.min_derivative),
                       "logitScale": logit_scale},
-        "conditioner": {"activation": activation, "hiddenSizes": widths, "order": {"natural": {}},
-                        "parameterization": "standard", "skipConnections": False}}}}}
+        "conditioner": _conditioner_plan(activation, widths)}}}}
+    return plan, tensors
+
+
+def _affine_scale(t, dtype, what):
+    """The AffineScale (JSON) of nflows' masked affine transform, read from what its own
+    ``_elementwise_forward`` does with known raw values: softplus(s) + 10⁻³ (nflows 0.14) or
+    sigmoid(s + 2) + 10⁻³ (earlier releases), else refused."""
+    s = torch.linspace(-6, 6, 25, dtype=torch.float64)
+    params = torch.stack([s, torch.zeros_like(s)], dim=-1).reshape(1, -1)   # (s, μ = 0) per feature
+    ones = torch.ones(1, s.numel(), dtype=torch.float64)
+    saved = t.features
+    try:
+        t.features = s.numel()
+        with torch.no_grad():
+            sigma = t._elementwise_forward(ones, params)[0].reshape(-1)
+    finally:
+        t.features = saved
+    epsilon = float(getattr(t, "_epsilon", 1e-3))
+    candidates = [
+        ({"softplus": {"floor": epsilon}}, torch.nn.functional.softplus(s) + epsilon),
+        ({"sigmoidWithFloor": {"bias": 2.0, "floor": epsilon}}, torch.sigmoid(s + 2) + epsilon),
+    ]
+    for scale, expected in candidates:
+        if torch.allclose(sigma, expected, rtol=1e-12, atol=1e-15):
+            return scale
+    raise MappingError(f"{what}: its scale σ(s) is neither softplus(s) + {epsilon} nor sigmoid(s + 2) + {epsilon} "
+                       "(a changed nflows release?); no AffineScale of ours is known to match it")
+
+
+def _affine_autoregressive(t, d, dtype, what):
+    made, activation = _check_made(t, what)
+    scale = _affine_scale(t, dtype, what)
+    linears = [made.initial_layer] + [block.linear for block in made.blocks] + [made.final_layer]
+    layers = [(lin.weight, lin.bias, lin.mask) for lin in linears]
+    # nflows' outputs are (s, μ) per feature, ours (μ, s): swap each pair of output units.
+    swap = torch.arange(2 * d).reshape(d, 2).flip(-1).reshape(-1)
+    weight, bias, mask = layers[-1]
+    layers[-1] = (weight[swap], None if bias is None else bias[swap], mask[swap])
+    widths, tensors = place_masked_network(layers, d, 0, list(range(d)), 2)
+    tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
+    plan = {"type": "Invert", "options": {"inner": {"type": "AffineAutoregressive", "options": {
+        "scale": scale, "conditioner": _conditioner_plan(activation, widths)}}}}
     return plan, tensors
 
 
@@ -108,11 +166,17 @@ def to_flow(nflow):
             plan, tensors = _spline_autoregressive(t, d, dtype, what)
             plans.append(plan)
             states.append(tensors)
-        elif isinstance(t, MaskedAffineAutoregressiveTransform) or type(t).__name__ == "AffineCouplingTransform":
-            raise MappingError(f"{what}: nflows' affine scale sigmoid(s + 2) + 1e-3 has no exact counterpart among our "
-                               "AffineScale variants (sigmoid(bias:) lacks the + 1e-3)")
+        elif isinstance(t, MaskedAffineAutoregressiveTransform):
+            plan, tensors = _affine_autoregressive(t, d, dtype, what)
+            plans.append(plan)
+            states.append(tensors)
+        elif type(t).__name__ == "AffineCouplingTransform":
+            raise MappingError(f"{what}: coupling transforms are not mapped (their transform_net, a ResidualNet or "
+                               "a module of yours, is not our coupling network); masked affine and rational-quadratic "
+                               "autoregressive transforms are")
         else:
-            raise MappingError(f"{what} is not mapped (rational-quadratic MADE transforms and permutations are)")
+            raise MappingError(f"{what} is not mapped (masked affine and rational-quadratic MADE transforms and "
+                               "permutations are)")
     plans.reverse()
     states.reverse()
     plan = {"type": "Compose", "options": {"parts": plans}}

@@ -63,10 +63,101 @@ def test_nflows_flow_scores_the_same_in_swift(name, tmp_path):
     assert_close(swift_samples, nflows_samples, f"nflows {name}: samples")
 
 
-def test_nflows_affine_is_refused_with_the_reason(tmp_path):
-    flow = Flow(MaskedAffineAutoregressiveTransform(3, 8), StandardNormal([3]))
-    with pytest.raises(flows_torch.MappingError, match=r"sigmoid\(s \+ 2\) \+ 1e-3"):
+def affine_flow(d, hidden, blocks, permutation, activation=torch.relu, layers=2, transform=None):
+    parts = []
+    for _ in range(layers):
+        parts.append((transform or MaskedAffineAutoregressiveTransform)(
+            d, hidden, num_blocks=blocks, use_residual_blocks=False, activation=activation))
+        parts.append(permutation(d))
+    return Flow(CompositeTransform(parts), StandardNormal([d]))
+
+
+class SigmoidAffineTransform(MaskedAffineAutoregressiveTransform):
+    """nflows' masked affine transform as releases before 0.14 computed it: σ = sigmoid(s + 2) + 1e-3."""
+
+    def _elementwise_forward(self, inputs, autoregressive_params):
+        s, shift = self._unconstrained_scale_and_shift(autoregressive_params)
+        scale = torch.sigmoid(s + 2.0) + self._epsilon
+        return scale * inputs + shift, torch.log(scale).sum(-1)
+
+    def _elementwise_inverse(self, inputs, autoregressive_params):
+        s, shift = self._unconstrained_scale_and_shift(autoregressive_params)
+        scale = torch.sigmoid(s + 2.0) + self._epsilon
+        return (inputs - shift) / scale, -torch.log(scale).sum(-1)
+
+
+AFFINE_CASES = {
+    "maf-2-reverse-one-layer": (2, lambda: affine_flow(2, 5, 1, ReversePermutation, layers=1)),
+    "maf-3-reverse": (3, lambda: affine_flow(3, 16, 2, ReversePermutation)),
+    "maf-4-random-tanh-uneven": (4, lambda: affine_flow(4, 7, 1, RandomPermutation, torch.tanh, layers=3)),
+    "maf-6-random-elu-three-blocks": (6, lambda: affine_flow(6, 10, 3, RandomPermutation, torch.nn.functional.elu)),
+    "maf-3-sigmoid-scale-pre-0.14": (3, lambda: affine_flow(3, 8, 2, ReversePermutation, transform=SigmoidAffineTransform)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AFFINE_CASES))
+def test_nflows_affine_flow_scores_and_samples_the_same_in_swift(name, tmp_path):
+    d, make = AFFINE_CASES[name]
+    rows = np.random.default_rng(2).normal(size=(100, d)) * 1.5
+    rows[:3] *= 4
+    points = write_csv(tmp_path / "points.csv", rows)
+    for dtype, bounds in ((torch.float32, {}), (torch.float64, {"rel": 1e-10, "abs_": 1e-10})):
+        # A new flow per dtype: nflows keeps log Z of its StandardNormal in a buffer that a
+        # float32 → float64 round trip would round.
+        torch.manual_seed(1)
+        nflow = make()
+        with torch.no_grad():
+            for parameter in nflow.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.3)
+        nflow.eval()
+        nflow = nflow.to(dtype)
+        path = tmp_path / f"nflows-{str(dtype)[6:]}.safetensors"
+        flows_torch.save(nflow, path)
+        with torch.no_grad():
+            theirs = nflow.log_prob(torch.tensor(rows, dtype=dtype)).double().numpy()
+        assert_close(swift_logprob(path, points), theirs, f"nflows {name} {dtype}: flows logprob vs nflows", **bounds)
+        loaded = flows_torch.load(path)
+        with torch.no_grad():
+            assert_close(loaded().log_prob(torch.tensor(rows, dtype=dtype)).double().numpy(), theirs,
+                         f"nflows {name} {dtype}: flows_torch.load vs nflows", **bounds)
+
+        n, seed = 50, 5
+        noise = torch.tensor(SwiftRandom(seed).normals(n * d), dtype=torch.float64).to(dtype).reshape(n, d)
+        with torch.no_grad():
+            nflows_samples = nflow._transform.inverse(noise)[0].double().numpy()
+        swift_samples = np.loadtxt(run("sample", "--model", path, "-n", n, "--seed", seed).splitlines(),
+                                   delimiter=",", ndmin=2)
+        if dtype == torch.float32:
+            assert_close(swift_samples, nflows_samples, f"nflows {name}: samples")
+
+
+def test_nflows_affine_plan_names_the_floored_scale(tmp_path):
+    torch.manual_seed(0)
+    flows_torch.save(affine_flow(3, 8, 1, ReversePermutation, layers=1), tmp_path / "m.safetensors")
+    plan = flows_torch.load(tmp_path / "m.safetensors").plan
+    assert '"scale":{"softplus":{"floor":0.001}}' in plan
+    flows_torch.save(affine_flow(3, 8, 1, ReversePermutation, layers=1, transform=SigmoidAffineTransform), tmp_path / "s.safetensors")
+    assert '"scale":{"sigmoidWithFloor":{"bias":2.0,"floor":0.001}}' in flows_torch.load(tmp_path / "s.safetensors").plan
+
+
+def test_nflows_affine_with_an_unknown_scale_is_refused(tmp_path):
+    class Changed(MaskedAffineAutoregressiveTransform):
+        def _elementwise_forward(self, inputs, autoregressive_params):
+            s, shift = self._unconstrained_scale_and_shift(autoregressive_params)
+            return torch.exp(s) * inputs + shift, s.sum(-1)
+
+    flow = affine_flow(3, 8, 1, ReversePermutation, layers=1, transform=Changed)
+    with pytest.raises(flows_torch.MappingError, match=r"neither softplus\(s\) \+ 0.001 nor sigmoid"):
         flows_torch.save(flow, tmp_path / "m.safetensors")
+
+
+def test_nflows_affine_coupling_is_refused_with_the_reason(tmp_path):
+    from nflows.nn.nets import ResidualNet
+    from nflows.transforms.coupling import AffineCouplingTransform
+
+    t = AffineCouplingTransform(torch.tensor([1, 0, 1]), lambda i, o: ResidualNet(i, o, 8))
+    with pytest.raises(flows_torch.MappingError, match="transform_net"):
+        flows_torch.save(Flow(t, StandardNormal([3])), tmp_path / "m.safetensors")
 
 
 def test_nflows_residual_made_is_refused_with_the_reason(tmp_path):

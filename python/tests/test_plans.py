@@ -61,6 +61,12 @@ PLANS = {
                                                             p("SylvesterFlow", layers=2, variant="triangular")]),
     "free-elementwise": p("Compose", parts=[p("Affine", scale={"exp": {}}), p("Spline", transform=spline(4, 2.0)),
                                             p("Householder")]),
+    "floored-scales": p("Compose", parts=[
+        p("MAF", layers=1, scale={"softplus": {"floor": 1e-3}}, conditioner=MADE),
+        p("AffineCoupling", mask={"alternating": {"parity": 0}}, conditioner=NET,
+          scale={"sigmoidWithFloor": {"bias": 2.0, "floor": 1e-3}}),
+        p("Affine", scale={"softplus": {"floor": 0.05}}),
+        p("IAF", layers=1, scale={"sigmoidWithFloor": {"bias": -1.0, "floor": 0.2}}, conditioner=MADE)]),
     "functions-1": p("Compose", parts=[p("Exp"), p("Power", exponent=3.0), p("Invert", inner=p("Exp"))]),
     "functions-2": p("Compose", parts=[p("Tanh"), p("AffineFixed", loc=0.0, scale=2.5), p("Invert", inner=p("Tanh"))]),
     "functions-3": p("Compose", parts=[p("Sigmoid"), p("Power", exponent=2.0), p("Invert", inner=p("Sigmoid"))]),

@@ -18,6 +18,26 @@ public enum AffineScale: Sendable, Equatable, Codable {
     /// b = −log(slope) = log 1000 by default; Pyro's affine autoregressive transform hard-clamps it
     /// to [−5, 3] instead (``clamped(min:max:)``). ``IAF`` uses b = log 1000 (``iafDefault``).
     case softClipped(bound: Double)
+    /// σ = softplus(s) + floor, softplus(s) = log(1 + eˢ): nflows' `MaskedAffineAutoregressiveTransform`
+    /// (nflows 0.14, floor 10⁻³; Durkan et al., <https://github.com/bayesiains/nflows>). σ is
+    /// unbounded above, like eˢ, but grows linearly, and never falls below the floor.
+    ///
+    /// L(s) = log(softplus(s) + floor), with softplus(s) = max(s, 0) + log1p(e^{−|s|}) (no overflow,
+    /// relative accuracy for every s); the sum of two positives and its logarithm then keep
+    /// L's absolute error within a few ulps, which is what a log-density that sums L needs.
+    /// L′(s) = sigmoid(s)/(softplus(s) + floor), sigmoid(s) = 1/(1 + e^{−s}) (→ 0, not NaN,
+    /// once e^{−s} overflows).
+    case softplus(floor: Double)
+    /// σ = sigmoid(s + bias) + floor: nflows' `AffineCouplingTransform` (bias 2, floor 10⁻³) and
+    /// nflows' masked affine autoregressive transform before 0.14. σ lies in (floor, 1 + floor).
+    ///
+    /// With t = s + bias and sigmoid(t) = 1 − sigmoid(−t), L(t) = log(sigmoid(t) + floor) is
+    /// computed as log(sigmoid(t) + floor) for t ≤ 0, where σ ≤ ½ + floor is far from 1, and as
+    /// log1p(floor − sigmoid(−t)) for t > 0, where σ nears 1 and L nears 0: there sigmoid(−t) is
+    /// small and exact to its last bits, so L's error stays within ulps of max(|L|, floor) (the
+    /// log of a σ rounded near 1 would be off by ulps of 1). L′(s) = sigmoid(t)·sigmoid(−t)/(sigmoid(t) + floor), each sigmoid as
+    /// 1/(1 + e^{∓t}), accurate for either sign.
+    case sigmoidWithFloor(bias: Double, floor: Double)
 
     /// ``IAF``'s default, `softClipped(bound: log 1000)`: σ within (10⁻³, 10³), so each layer's
     /// log-determinant lies within ±D·log 1000. Fitted to data, an IAF is inverted sequentially,
@@ -40,6 +60,11 @@ public enum AffineScale: Sendable, Equatable, Codable {
         switch self {
         case .softBounded, .exp, .clamped, .softClipped: 0
         case .sigmoid(let bias): 30 - bias   // σ(30) = 1 − 9e-14: the identity to Float precision
+        // softplus(s) + ε = 1 ⇔ s = log(e^{1−ε} − 1) = log(expm1(1 − ε)).
+        case .softplus(let floor): Foundation.log(Foundation.expm1(1 - floor))
+        // sigmoid(t) + ε = 1 ⇔ t = log((1 − ε)/ε); with no floor, as for ``sigmoid(bias:)``.
+        case .sigmoidWithFloor(let bias, let floor):
+            floor == 0 ? 30 - bias : Foundation.log1p(-floor) - Foundation.log(floor) - bias
         }
     }
 
@@ -47,6 +72,11 @@ public enum AffineScale: Sendable, Equatable, Codable {
         switch self {
         case .softBounded(let b) where !(b > 0 && b.isFinite), .softClipped(let b) where !(b > 0 && b.isFinite):
             throw FlowError.invalidConfiguration("the soft bound on the log-scale must be positive, got \(b)")
+        case .softplus(let floor) where !(floor >= 0 && floor < 1),
+             .sigmoidWithFloor(_, let floor) where !(floor >= 0 && floor < 1):
+            throw FlowError.invalidConfiguration("the floor under σ must lie in [0, 1) (σ = 1 must stay reachable), got \(floor)")
+        case .sigmoidWithFloor(let bias, _) where !bias.isFinite:
+            throw FlowError.invalidConfiguration("the sigmoid scale's bias must be finite, got \(bias)")
         case .clamped(let lo, let hi) where !(lo < hi) || !(lo <= 0 && hi >= 0):
             throw FlowError.invalidConfiguration("log-scale clamp bounds need min ≤ 0 ≤ max and min < max, got (\(lo), \(hi))")
         default: return

@@ -115,6 +115,12 @@ extension AffineScale {
         case .clamped(let lo, let hi): Swift.min(Swift.max(s, lo), hi)
         case .sigmoid(let bias): Swift.min(s + bias, 0) - Foundation.log1p(Foundation.exp(-Swift.abs(s + bias)))
         case .softClipped(let b): s / (1 + Swift.abs(s) / b)
+        case .softplus(let floor):
+            Foundation.log(Swift.max(s, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(s))) + floor)
+        case .sigmoidWithFloor(let bias, let floor):
+            // The derivation is at the case (AffineTransform.swift).
+            s + bias <= 0 ? Foundation.log(1 / (1 + Foundation.exp(-(s + bias))) + floor)
+                          : Foundation.log1p(floor - 1 / (1 + Foundation.exp(s + bias)))
         }
     }
 
@@ -131,6 +137,13 @@ extension AffineScale {
             // d/ds s/(1 + |s|/b) = ((1 + |s|/b) − |s|/b)/(1 + |s|/b)², the same on both sides of 0.
             let denominator = 1 + Swift.abs(s) / b
             return 1 / (denominator * denominator)
+        case .softplus(let floor):
+            let softplus = Swift.max(s, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(s)))
+            // With no floor, sigmoid(s)/softplus(s) → 1 where both underflow (s < −745).
+            return softplus + floor == 0 ? 1 : 1 / (1 + Foundation.exp(-s)) / (softplus + floor)
+        case .sigmoidWithFloor(let bias, let floor):
+            let p = 1 / (1 + Foundation.exp(-(s + bias))), q = 1 / (1 + Foundation.exp(s + bias))
+            return floor == 0 ? q : q * (p / (p + floor))   // = L′ of log sigmoid with no floor
         }
     }
 }
