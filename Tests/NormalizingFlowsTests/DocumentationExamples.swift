@@ -186,7 +186,7 @@ final class LearnedScaleBijector: Bijector {
     /// in the article by flows_torch after DDP training) scores in Swift.
     @Test func pyTorchInteropScoring() throws {
         let folder = scratchFolder()
-        let written = try Flow(base: Normal.standard([2]), bijector: MAF(layers: 2, conditioner: .init(hiddenSizes: [8])), seed: 1)
+        let written = try Flow(base: Normal.standard([2]), plan: MAF(layers: 2, conditioner: .init(hiddenSizes: [8])), seed: 1)
         try written.save(to: "\(folder)/continued.safetensors")
         let previous = FileManager.default.currentDirectoryPath
         _ = FileManager.default.changeCurrentDirectoryPath(folder)

@@ -64,7 +64,7 @@ import Testing
     var g = RandomGenerator(seed: 5)
     let y = Tensor.randn([20, 3], generator: &g)
     for scale in [AffineScale.softplus(floor: 1e-3), .sigmoidWithFloor(bias: 2, floor: 1e-3)] {
-        let flow = try Flow(base: Normal.standard([3]), bijector: MAF(layers: 2, conditioner: .init(hiddenSizes: [8]), scale: scale), seed: 2)
+        let flow = try Flow(base: Normal.standard([3]), plan: MAF(layers: 2, conditioner: .init(hiddenSizes: [8]), scale: scale), seed: 2)
         for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g) * 0.3 }
         let path = "\(scratchFolder())/floored.safetensors"
         try flow.save(to: path)

@@ -51,7 +51,7 @@ import Testing
 
     static func model(in dir: String) throws -> (path: String, flow: Flow) {
         var g = RandomGenerator(seed: 9)
-        let flow = try Flow(base: Normal.standard([3]), bijector: Compose([
+        let flow = try Flow(base: Normal.standard([3]), plan: Compose([
             MAF(layers: 2, conditioner: .init(hiddenSizes: [8]), scale: .softplus(floor: 1e-3)),
             AffineCoupling(conditioner: .init(hiddenSizes: [6])), ActNorm(),
         ]), seed: 4)
