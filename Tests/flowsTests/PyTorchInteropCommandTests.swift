@@ -12,19 +12,7 @@ import Testing
 
     /// Runs `flows` with extra environment variables.
     static func flows(_ arguments: [String], environment: [String: String]) throws -> Run {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
-                   output: String(decoding: outData, as: UTF8.self), error: String(decoding: errData, as: UTF8.self))
+        try flowsTests.flows(arguments, environment: environment)
     }
 
     /// The environment that lets `flows` reach flows_torch, or why there is none.

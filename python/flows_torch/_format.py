@@ -68,11 +68,17 @@ def write(path, tensors, plan_json, event_rank, context_size):
         "context_size": str(int(context_size)),
     }
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    write_atomically(path, ".safetensors", lambda temporary: save_file(tensors, temporary, metadata=metadata))
+
+
+def write_atomically(path, suffix, write_to):
+    """Calls ``write_to(temporary)`` for a temporary file beside ``path``, gives it the mode a new
+    file (or the file it replaces) would have, and renames it into place; removes it on failure."""
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".flows_torch-", suffix=".safetensors", dir=folder)
+    handle, temporary = tempfile.mkstemp(prefix=".flows_torch-", suffix=suffix, dir=folder)
     os.close(handle)
     try:
-        save_file(tensors, temporary, metadata=metadata)
+        write_to(temporary)
         os.chmod(temporary, file_mode(path))
         os.replace(temporary, path)
     except BaseException:

@@ -49,7 +49,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 FORMAT = "flows_torch-checkpoint"
 VERSION = 1
@@ -81,19 +80,9 @@ def _check_out(out, inputs):
 def _atomic_torch_save(value, path):
     import torch
 
-    from ._format import file_mode
+    from ._format import write_atomically
 
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".flows_torch-", suffix=".pt", dir=folder)
-    os.close(handle)
-    try:
-        torch.save(value, temporary)
-        os.chmod(temporary, file_mode(path))
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, ".pt", lambda temporary: torch.save(value, temporary))
 
 
 def checkpoint(flow):
