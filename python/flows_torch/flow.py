@@ -136,6 +136,24 @@ class Flow(nn.Module):
             tensors[f"bijector.{name}"] = value
         return tensors
 
+    @classmethod
+    def from_transforms(cls, plans, states, features, dtype, source, context_size=0, loc=None, scale=None):
+        """The flow of another library's transforms, given first to last in the data-to-noise
+        direction, each as our plan object and its tensors under our names: one ``Compose`` of
+        them, reversed (our Compose runs its parts' inverses last to first), on a normal base with
+        ``loc`` and ``scale`` (standard when omitted). ``source`` names the flow in errors."""
+        plan = {"type": "Compose", "options": {"parts": plans[::-1]}}
+        flow = cls.from_plan(plan, (features,), context_size=context_size, dtype=dtype)
+        tensors = {f"bijector.{i}.{name}": value for i, state in enumerate(states[::-1]) for name, value in state.items()}
+        flow.load_file_tensors(tensors, source)
+        with torch.no_grad():
+            if loc is not None:
+                flow.base.loc.copy_(loc)
+            if scale is not None:
+                flow.base.scale.copy_(scale)
+        flow.plan = json.dumps(plan, sort_keys=True, separators=(",", ":"))
+        return flow
+
     def load_file_tensors(self, tensors, path="the state"):
         """Fills parameters and buffers from file tensors, refusing missing, extra or mis-shaped entries."""
         state = self.bijector.state_dict()

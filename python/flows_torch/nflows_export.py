@@ -33,7 +33,6 @@ without tails (defined on [0, 1], ours on [−B, B]), coupling transforms (their
 ResidualNet or user modules, are not ours), and any other transform or base.
 """
 
-import json
 
 import torch
 import torch.nn.functional as F
@@ -177,17 +176,7 @@ def to_flow(nflow):
         else:
             raise MappingError(f"{what} is not mapped (masked affine and rational-quadratic MADE transforms and "
                                "permutations are)")
-    plans.reverse()
-    states.reverse()
-    plan = {"type": "Compose", "options": {"parts": plans}}
-    flow = Flow.from_plan(plan, (d,), context_size=0, dtype=dtype)
-    tensors = {"base.loc": torch.zeros(d, dtype=dtype), "base.scale": torch.ones(d, dtype=dtype)}
-    for i, state in enumerate(states):
-        for name, value in state.items():
-            tensors[f"bijector.{i}.{name}"] = value
-    flow.load_file_tensors(tensors, "the nflows flow")
-    flow.plan = json.dumps(plan, sort_keys=True, separators=(",", ":"))
-    return flow
+    return Flow.from_transforms(plans, states, d, dtype, "the nflows flow")
 
 
 def save_nflows(nflow, path):

@@ -34,7 +34,6 @@ K·m) + m with m > 0 and derivative m + softplus(·)), residual masked networks,
 """
 
 import functools
-import json
 import math
 
 import torch
@@ -240,21 +239,8 @@ def to_flow(zflow):
         context = c
         plans.append(plan)
         states.append(tensors)
-    # Data → noise runs zuko's transforms first to last; our Compose runs its parts' inverses last to first.
-    plans.reverse()
-    states.reverse()
-    plan = {"type": "Compose", "options": {"parts": plans}}
-    flow = Flow.from_plan(plan, (d,), context_size=context or 0, dtype=dtype)
-    tensors = {"base.loc": loc, "base.scale": scale}
-    for i, state in enumerate(states):
-        for name, value in state.items():
-            tensors[f"bijector.{i}.{name}"] = value
-    flow.load_file_tensors(tensors, "the zuko flow")
-    with torch.no_grad():
-        flow.base.loc.copy_(loc)
-        flow.base.scale.copy_(scale)
-    flow.plan = json.dumps(plan, sort_keys=True, separators=(",", ":"))
-    return flow
+    # Data → noise runs zuko's transforms first to last.
+    return Flow.from_transforms(plans, states, d, dtype, "the zuko flow", context_size=context or 0, loc=loc, scale=scale)
 
 
 def save_zuko(zflow, path):
