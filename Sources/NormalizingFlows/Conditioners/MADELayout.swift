@@ -40,10 +40,9 @@ struct MADELayout<T: TensorScalar> {
         /// Wᵀ packed for the forward products.
         private(set) var packed: PackedGEMMOperand<T>
 
-        /// The layer with stored weight [units, fan-in] whose column k in degree order is stored
-        /// column `columns[k]`, unit u reading the first `reach[u]` of them, weights times `multiplier`.
-        init(weight: Tensor, bias: Tensor?, columns order: [Int]?, reach: [Int], multiplier: Double, blockAlignment: Int) {
-            let (units, columns) = (weight.shape[0], order?.count ?? weight.shape[1])
+        /// A layer of `units` units over `columns` inputs, unit u reading the first `reach[u]`,
+        /// its weights and biases zero until ``refill(weight:bias:columns:multiplier:)``.
+        init(units: Int, columns: Int, reach: [Int], blockAlignment: Int) {
             self.weight = [T](repeating: 0, count: units * columns)
             self.bias = [T](repeating: 0, count: units)
             self.units = units
@@ -53,7 +52,6 @@ struct MADELayout<T: TensorScalar> {
             self.packed = self.weight.withUnsafeBufferPointer { a in
                 PackedGEMMOperand(transB: true, k: columns, n: units, b: a.baseAddress!, ldb: columns, columnDepths: reach)
             }
-            refill(weight: weight, bias: bias, columns: order, multiplier: multiplier)
         }
 
         /// Takes new values of the stored weight and bias, in place when no pass holds a copy of
@@ -194,40 +192,35 @@ struct MADELayout<T: TensorScalar> {
 
     init(_ network: MaskedAutoregressiveNetwork) {
         let d = network.variableOrder.count, c = network.contextSize, p = network.outputsPerDimension
-        let parameterization = network.parameterization
         inputColumns = (0..<c).map { d + $0 } + network.variableOrder
         contextSize = c
         activation = network.activation
-        var hidden: [Layer] = [], unitEnd: [[Int]] = []
-        var columns = inputColumns
+        var hidden: [Layer] = [], unitEnd: [[Int]] = [], columns = c + d
         for (l, size) in network.hiddenSizes.enumerated() {
             let degrees = MaskedAutoregressiveNetwork.hiddenDegrees(size: size, inputs: d, context: c > 0)
             let previousEnd = l == 0 ? [] : unitEnd[l - 1]
-            hidden.append(Layer(weight: network.weights[l].value, bias: network.biases[l].value, columns: l == 0 ? columns : nil,
-                                reach: degrees.map { l == 0 ? c + $0 : previousEnd[$0] },
-                                multiplier: parameterization.multiplier(fanIn: columns.count), blockAlignment: 1))
+            hidden.append(Layer(units: size, columns: columns, reach: degrees.map { l == 0 ? c + $0 : previousEnd[$0] }, blockAlignment: 1))
             unitEnd.append((0...d).map { g in degrees.filter { $0 <= g }.count })
-            columns = Array(0..<size)
+            columns = size
         }
         // The outputs of the dimension at position t (1…D) read the last layer's units of degree < t.
         var position = [Int](repeating: 0, count: d)
         for (t, dimension) in network.variableOrder.enumerated() { position[dimension] = t + 1 }
         let outputPosition = (0..<(d * p)).map { position[$0 / p] }
         let lastEnd = unitEnd[unitEnd.count - 1]
-        output = Layer(weight: network.weights[hidden.count].value, bias: network.biases[hidden.count].value, columns: nil,
-                       reach: outputPosition.map { lastEnd[$0 - 1] },
-                       multiplier: parameterization.multiplier(fanIn: columns.count), blockAlignment: p)
-        skip = network.skipWeight.map {
-            Layer(weight: $0.value, bias: nil, columns: network.variableOrder, reach: outputPosition.map { $0 - 1 },
-                  multiplier: parameterization.multiplier(fanIn: d), blockAlignment: p)
-        }
+        output = Layer(units: d * p, columns: columns, reach: outputPosition.map { lastEnd[$0 - 1] }, blockAlignment: p)
+        skip = network.skipWeight == nil ? nil
+            : Layer(units: d * p, columns: d, reach: outputPosition.map { $0 - 1 }, blockAlignment: p)
         self.hidden = hidden
         self.unitEnd = unitEnd
         gradientOffsets = Self.gradientOffsets(hidden + [output], skip: skip)
+        refresh(from: network)
     }
 
     /// Takes the network's current parameter values (same order and sizes), in place where no
-    /// pass holds a copy: a training step then allocates no weight-sized buffers.
+    /// pass holds a copy: a training step then allocates no weight-sized buffers. The first
+    /// layer's columns (and the skip layer's) are permuted into degree order; the others' already
+    /// are, as hidden units are sorted by degree.
     mutating func refresh(from network: MaskedAutoregressiveNetwork) {
         let parameterization = network.parameterization, layers = network.layers
         for l in hidden.indices {
@@ -238,7 +231,7 @@ struct MADELayout<T: TensorScalar> {
                       multiplier: parameterization.multiplier(fanIn: output.columns))
         if let skipWeight = network.skipWeight {
             skip?.refill(weight: skipWeight.value, bias: nil, columns: network.variableOrder,
-                         multiplier: parameterization.multiplier(fanIn: network.variableOrder.count))
+                         multiplier: parameterization.multiplier(fanIn: skipWeight.shape[1]))
         }
     }
 
