@@ -129,8 +129,9 @@ final class MaskedAutoregressiveNetwork: Module {
     /// The layout of the current parameters and the parameter versions it was made from. A
     /// training step's passes (forward and backward, one of each per thread) share it.
     private var layoutCache: (versions: [UInt64], layout: Any)?
-    /// Both halves of a split batch ask for the layout at once after each update; the one that
-    /// waits spins through the other's work instead of sleeping.
+    /// Concurrent passes may ask for the layout at once after an update (a split training step
+    /// refreshes it before them: ``refreshDerivedValues(for:)``); one that waits spins through
+    /// the other's work instead of sleeping.
     private let layoutLock = SpinLock()
 
     init(
@@ -182,6 +183,15 @@ final class MaskedAutoregressiveNetwork: Module {
             if layout != nil { layout!.refresh(from: self) } else { layout = MADELayout<T>(self) }
             layoutCache = (versions, layout!)
             return layout!
+        }
+    }
+
+    /// Refreshes the layout before a split training step's concurrent passes, which would
+    /// otherwise wait for the first of them to do it.
+    func refreshDerivedValues(for dtype: DType) {
+        switch dtype {
+        case .float32: _ = layout(Float.self)
+        case .float64: _ = layout(Double.self)
         }
     }
 

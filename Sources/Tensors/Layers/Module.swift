@@ -51,6 +51,14 @@ public protocol Module: AnyObject {
     /// Called when the module tree is switched between training and evaluation
     /// (``Module/setTraining(_:)``); modules whose behaviour differs keep the flag.
     func trainingModeDidChange(_ isTraining: Bool)
+    /// Brings what this module derives from its parameters (a cache that passes share, such as
+    /// a masked network's weight layout) up to date for passes in `dtype`.
+    ///
+    /// ``refreshDerivedValuesInTree(for:)`` calls it on every module of a tree before passes that run
+    /// concurrently over the same parameters (the slices of a split training step), so that the
+    /// work is done once, with the tree's modules spread over the threads, instead of by the first
+    /// pass while the others wait. A module must still bring its values up to date on use.
+    func refreshDerivedValues(for dtype: DType)
 }
 
 extension Module {
@@ -63,6 +71,7 @@ extension Module {
 
     public func buffersDidLoad() throws {}
     public func trainingModeDidChange(_ isTraining: Bool) {}
+    public func refreshDerivedValues(for dtype: DType) {}
 
     /// Every parameter in the tree under its dotted path, in declaration order.
     public var namedParameters: [(name: String, parameter: Parameter)] {
@@ -91,6 +100,13 @@ extension Module {
     /// Switches every module in the tree to training (`true`) or evaluation (`false`).
     public func setTraining(_ isTraining: Bool) {
         for module in modules { module.trainingModeDidChange(isTraining) }
+    }
+
+    /// Calls ``refreshDerivedValues(for:)`` on every module in the tree, the modules spread over
+    /// the threads.
+    public func refreshDerivedValuesInTree(for dtype: DType) {
+        let modules = modules
+        Parallel.forEach(modules.count) { modules[$0].refreshDerivedValues(for: dtype) }
     }
 
     /// Calls `body` with every member below this module and its dotted path, parents first.

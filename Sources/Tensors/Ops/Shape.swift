@@ -126,11 +126,8 @@ extension Tensor {
         let out = Tensor(uninitializedShape: outShape, dtype: dtype)
         let bytes = dtype.byteSize
         withExtendedLifetime(self) {
-            for o in 0..<outer {
-                (out.storage.base + o * range.count * inner * bytes).copyMemory(
-                    from: storage.base + (o * size + range.lowerBound) * inner * bytes,
-                    byteCount: range.count * inner * bytes)
-            }
+            copyBlocks(outer, bytes: range.count * inner * bytes, from: storage.base + range.lowerBound * inner * bytes,
+                       stride: size * inner * bytes, to: out.storage.base, stride: range.count * inner * bytes)
         }
         let inputShape = shape
         return Tensor.record("slice", out, [self]) { g, _ in
@@ -153,13 +150,16 @@ extension Tensor {
 
     /// Zeros around this tensor along `axis`: `before` zeros first, then zeros up to `size`.
     func padded(alongAxis axis: Int, before: Int, toSize size: Int) -> Tensor {
-        var parts: [Tensor] = []
-        var zerosShape = shape
-        if before > 0 { zerosShape[axis] = before; parts.append(.zeros(zerosShape, dtype: dtype)) }
-        parts.append(self)
-        let after = size - before - shape[axis]
-        if after > 0 { zerosShape[axis] = after; parts.append(.zeros(zerosShape, dtype: dtype)) }
-        return Tensor.concatenate(parts, alongAxis: axis)
+        let (outer, count, inner) = split(at: axis)
+        var outShape = shape
+        outShape[axis] = size
+        let out = Tensor.zeros(outShape, dtype: dtype)
+        let bytes = dtype.byteSize
+        withExtendedLifetime(self) {
+            copyBlocks(outer, bytes: count * inner * bytes, from: storage.base, stride: count * inner * bytes,
+                       to: out.storage.base + before * inner * bytes, stride: size * inner * bytes)
+        }
+        return Tensor.record("padded", out, [self]) { g, _ in [g.slice(alongAxis: axis, before..<(before + count))] }
     }
 
     /// Tensors joined along an existing axis; other dimensions must agree.
@@ -182,10 +182,8 @@ extension Tensor {
         for t in tensors {
             let size = t.shape[axis]
             withExtendedLifetime(t) {
-                for o in 0..<outer {
-                    (out.storage.base + (o * outShape[axis] + start) * inner * bytes).copyMemory(
-                        from: t.storage.base + o * size * inner * bytes, byteCount: size * inner * bytes)
-                }
+                copyBlocks(outer, bytes: size * inner * bytes, from: t.storage.base, stride: size * inner * bytes,
+                           to: out.storage.base + start * inner * bytes, stride: outShape[axis] * inner * bytes)
             }
             start += size
         }
@@ -306,5 +304,26 @@ extension Tensor {
         return Tensor.record(name, out, [self]) { g, _ in
             [Tensor.scatterAdd(g, positions: positions, shape: inputShape, dtype: inputType)]
         }
+    }
+}
+
+/// Copies `count` blocks of `bytes` bytes (a multiple of 4), the k-th from `source + k·sourceStride`
+/// to `destination + k·destinationStride`. Blocks of a few elements (slicing or joining the last
+/// axis of narrow rows, as a fused kernel's [N, D + 1] output) are copied word by word: a
+/// `memcpy` call per block costs several times its copy.
+private func copyBlocks(_ count: Int, bytes: Int, from source: UnsafeMutableRawPointer, stride sourceStride: Int,
+                        to destination: UnsafeMutableRawPointer, stride destinationStride: Int) {
+    guard bytes > 0 else { return }
+    if sourceStride == bytes && destinationStride == bytes {
+        destination.copyMemory(from: source, byteCount: count * bytes)
+    } else if bytes <= 32 {
+        let words = bytes / 4
+        for k in 0..<count {
+            let from = (source + k * sourceStride).assumingMemoryBound(to: UInt32.self)
+            let to = (destination + k * destinationStride).assumingMemoryBound(to: UInt32.self)
+            for w in 0..<words { to[w] = from[w] }
+        }
+    } else {
+        for k in 0..<count { (destination + k * destinationStride).copyMemory(from: source + k * sourceStride, byteCount: bytes) }
     }
 }
