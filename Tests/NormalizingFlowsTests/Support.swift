@@ -78,6 +78,17 @@ func sample(in domain: Domain, shape: [Int], generator: inout RandomGenerator) -
     case .unitInterval: return z.sigmoid()
     case .open(let a, let b): return z.sigmoid() * (b - a) + a
     case .greaterThan(let a): return z.exp() + a
+    case .box:
+        let values = z.doubles.enumerated().map { i, v -> Double in
+            let (a, b) = domain.bounds(ofElement: i)
+            switch (a.isFinite, b.isFinite) {
+            case (true, true): return a + (b - a) / (1 + Foundation.exp(-v))
+            case (true, false): return a + Foundation.exp(v)
+            case (false, true): return b - Foundation.exp(v)
+            case (false, false): return 1.5 * v
+            }
+        }
+        return Tensor(values, shape: shape, dtype: .float64)
     }
 }
 

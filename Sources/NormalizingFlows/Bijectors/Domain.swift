@@ -10,6 +10,9 @@ public enum Domain: Sendable, Equatable, CustomStringConvertible {
     case open(lower: Double, upper: Double)
     /// x > lower.
     case greaterThan(Double)
+    /// lower[k] < x < upper[k] for the k-th element of each event (row-major; ±∞ where
+    /// unbounded): a different interval per element, as ``Bounds`` produces.
+    case box(lower: [Double], upper: [Double])
 
     public var description: String {
         switch self {
@@ -18,10 +21,17 @@ public enum Domain: Sendable, Equatable, CustomStringConvertible {
         case .unitInterval: "(0, 1)"
         case .open(let a, let b): "(\(a), \(b))"
         case .greaterThan(let a): "(\(a), ∞)"
+        case .box(let lower, let upper): zip(lower, upper).map(Self.interval).joined(separator: " × ")
         }
     }
 
-    /// The open interval as bounds (−∞ and ∞ where unbounded).
+    /// "(a, b)", with −∞ and ∞ for infinite ends.
+    static func interval(_ a: Double, _ b: Double) -> String {
+        "(\(a.isFinite ? "\(a)" : "−∞"), \(b.isFinite ? "\(b)" : "∞"))"
+    }
+
+    /// The open interval as bounds (−∞ and ∞ where unbounded); for a box, the smallest interval
+    /// holding every element's (see ``bounds(ofElement:)``).
     public var bounds: (lower: Double, upper: Double) {
         switch self {
         case .real: (-.infinity, .infinity)
@@ -29,12 +39,19 @@ public enum Domain: Sendable, Equatable, CustomStringConvertible {
         case .unitInterval: (0, 1)
         case .open(let a, let b): (a, b)
         case .greaterThan(let a): (a, .infinity)
+        case .box(let lower, let upper): (lower.min() ?? -.infinity, upper.max() ?? .infinity)
         }
     }
 
-    /// Whether `value` lies in the domain (NaN never does).
-    public func contains(_ value: Double) -> Bool {
-        let (a, b) = bounds
+    /// The bounds of the element at flat index `index` of a tensor of events.
+    public func bounds(ofElement index: Int) -> (lower: Double, upper: Double) {
+        guard case .box(let lower, let upper) = self, !lower.isEmpty else { return bounds }
+        return (lower[index % lower.count], upper[index % upper.count])
+    }
+
+    /// Whether `value` lies in the domain (NaN never does); for a box, in its element `index`'s interval.
+    public func contains(_ value: Double, atElement index: Int = 0) -> Bool {
+        let (a, b) = bounds(ofElement: index)
         return value > a && value < b
     }
 
@@ -42,8 +59,12 @@ public enum Domain: Sendable, Equatable, CustomStringConvertible {
     /// element of `x` lies outside the domain, and ``FlowError/nonFiniteValues(_:)`` for NaN.
     public func check(_ x: Tensor, _ what: @autoclosure () -> String) throws {
         if self == .real && x.isFinite { return }
-        for (i, v) in x.doubles.enumerated() where !contains(v) {
+        for (i, v) in x.doubles.enumerated() where !contains(v, atElement: i) {
             if v.isNaN { throw FlowError.nonFiniteValues("\(what()): element \(i) is NaN") }
+            if case .box(let lower, _) = self {
+                let (a, b) = bounds(ofElement: i)
+                throw FlowError.outsideDomain("\(what()): element \(i) = \(v) (element \(i % lower.count) of its event) is not in \(Self.interval(a, b))")
+            }
             throw FlowError.outsideDomain("\(what()): element \(i) = \(v) is not in \(self)")
         }
     }
