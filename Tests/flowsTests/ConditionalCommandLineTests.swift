@@ -25,16 +25,20 @@ private func conditionalRows(_ n: Int, seed: UInt64) -> (rows: Tensor, y: Tensor
     return (Tensor(rows, shape: [n, 4]), Tensor(y, shape: [n, 2]), Tensor(c, shape: [n, 2]), logDensity)
 }
 
+/// Writes `rows` as `name.csv` (c₁, y₁, c₂, y₂), `name-y.csv` and `name-c.csv` in `dir`.
+private func write(_ rows: (rows: Tensor, y: Tensor, c: Tensor, logDensity: [Double]), _ name: String, in dir: String) throws {
+    try DataFile.writeCSV(rows.rows, to: "\(dir)/\(name).csv")
+    try DataFile.writeCSV(rows.y, to: "\(dir)/\(name)-y.csv")
+    try DataFile.writeCSV(rows.c, to: "\(dir)/\(name)-c.csv")
+}
+
 private func column(_ output: String) -> [Float] { output.split(separator: "\n").map { Float(String($0))! } }
 
 @Test func aConditionalFlowFittedFromTheCommandLineRecoversTheKnownConditionalLaw() throws {
     let dir = folder()
     let train = conditionalRows(4000, seed: 1), test = conditionalRows(2000, seed: 2)
-    // The training file is read as float32; the truth is scored on the float32 values the flow sees.
-    try DataFile.writeCSV(train.rows, to: "\(dir)/train.csv")
-    try DataFile.writeCSV(test.rows, to: "\(dir)/test.csv")
-    try DataFile.writeCSV(test.y, to: "\(dir)/test-y.csv")
-    try DataFile.writeCSV(test.c, to: "\(dir)/test-c.csv")
+    try write(train, "train", in: dir)
+    try write(test, "test", in: dir)
     let model = "\(dir)/conditional.safetensors"
     let fitted = try flows(["fit", "--data", "\(dir)/train.csv", "--context-columns", "0,2", "--flow", "realnvp", "--layers", "2",
                             "--hidden", "16", "--steps", "1000", "--lr", "5e-3", "--batch-size", "512", "--seed", "1", "--out", model, "--json"])
@@ -80,12 +84,8 @@ private func column(_ output: String) -> [Float] { output.split(separator: "\n")
     // with their own context rows, whether the context comes from columns or from files.
     let dir = folder()
     let train = conditionalRows(400, seed: 4), held = conditionalRows(100, seed: 5)
-    try DataFile.writeCSV(train.rows, to: "\(dir)/train.csv")
-    try DataFile.writeCSV(held.rows, to: "\(dir)/held.csv")
-    try DataFile.writeCSV(train.y, to: "\(dir)/train-y.csv")
-    try DataFile.writeCSV(train.c, to: "\(dir)/train-c.csv")
-    try DataFile.writeCSV(held.y, to: "\(dir)/held-y.csv")
-    try DataFile.writeCSV(held.c, to: "\(dir)/held-c.csv")
+    try write(train, "train", in: dir)
+    try write(held, "held", in: dir)
     let common = ["--flow", "maf", "--layers", "1", "--hidden", "8", "--steps", "40", "--lr", "1e-2", "--json"]
     let runs = [
         ["fit", "--data", "\(dir)/train.csv", "--validation", "\(dir)/held.csv", "--context-columns", "0,2", "--out", "\(dir)/a.safetensors"],
