@@ -136,6 +136,8 @@ private func column(_ output: String) -> [Float] { output.split(separator: "\n")
         ("not a column", logprob + ["\(dir)/d.csv", "--context-columns", "0,b"], 2, "--context-columns 0,b: 'b' is not a column number"),
         ("negative column", logprob + ["\(dir)/d.csv", "--context-columns", "-1"], 2, "'-1' is not a column number"),
         ("backwards range", logprob + ["\(dir)/d.csv", "--context-columns", "3-1"], 2, "the range '3-1' runs backwards"),
+        ("a range of 2^40 columns", logprob + ["\(dir)/d.csv", "--context-columns", "0-1099511627776"], 2, "it names more than 1000000 columns"),
+        ("a column beyond Int", logprob + ["\(dir)/d.csv", "--context-columns", "99999999999999999999"], 2, "'99999999999999999999' is not a column number"),
         ("column twice", logprob + ["\(dir)/d.csv", "--context-columns", "0,0-1"], 2, "column 0 is named twice"),
         ("both sources", logprob + ["\(dir)/y.csv", "--context-columns", "0", "--context", "\(dir)/c.csv"], 2, "give one of them"),
         ("sample without context", sample + ["3"], 1, "give --context with 2 comma-separated values"),

@@ -34,7 +34,7 @@ struct ContextOptions: ParsableArguments {
     /// The parsed `--context-columns` (duplicates refused), `nil` when it is not given.
     func columns() throws -> [Int]? {
         guard let text = contextColumns else { return nil }
-        var columns: [Int] = []
+        var columns: [Int] = [], named = Set<Int>()
         func refuse(_ why: String) -> ValidationError {
             ValidationError("--context-columns \(FileError.clip(text)): \(why); give zero-based column numbers or ranges such as 0,1 or 0-2")
         }
@@ -45,9 +45,9 @@ struct ContextOptions: ParsableArguments {
                 throw refuse("'\(FileError.clip(item))' is not a column number or a range of them")
             }
             guard first <= last else { throw refuse("the range '\(item)' runs backwards") }
-            guard last - first < 1_000_000 else { throw refuse("the range '\(item)' is longer than any data file's rows are wide") }
+            guard last - first < 1_000_000 - columns.count else { throw refuse("it names more than 1000000 columns, more than a context can use") }
             for column in first...last {
-                guard !columns.contains(column) else { throw refuse("column \(column) is named twice") }
+                guard named.insert(column).inserted else { throw refuse("column \(column) is named twice") }
                 columns.append(column)
             }
         }
@@ -66,7 +66,7 @@ struct ContextOptions: ParsableArguments {
             guard columns.count < width else {
                 throw FileError(path: path, "has \(width) columns and \(described) takes all of them as the context, leaving none for y; name fewer columns")
             }
-            let rest = (0..<width).filter { !columns.contains($0) }
+            let context = Set(columns), rest = (0..<width).filter { !context.contains($0) }
             return (rows.indexSelect(alongAxis: 1, rest), rows.indexSelect(alongAxis: 1, columns))
         }
         guard let file = contextPath ?? context else { return (rows, nil) }
