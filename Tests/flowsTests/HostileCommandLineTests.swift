@@ -16,7 +16,7 @@ private func workspace() throws -> String {
 
 private func contents(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
 
-private func expectCleanFailure(_ run: Run, status: Int32 = 1, _ fragment: String, _ name: String,
+func expectCleanFailure(_ run: Run, status: Int32 = 1, _ fragment: String, _ name: String,
                                 sourceLocation: SourceLocation = #_sourceLocation) {
     // `fit` announces a family made for sampling (planar, ...) once its inputs have passed their
     // checks; a failure during training then follows that note, and the failure is still one line.

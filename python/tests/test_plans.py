@@ -1,8 +1,9 @@
 """Every mapped plan type, written by flows_torch with random parameters and scored by
 `flows logprob`: the plan JSON must decode in Swift, the tensor names and shapes must be the
-ones Swift expects, and the formulas must agree. Conditional flows (which the CLI cannot
-score) are checked for loading in `flows info`, inverse ∘ forward = identity, and the
-log-determinant against autograd's Jacobian."""
+ones Swift expects, and the formulas must agree. Conditional flows are checked for loading in
+`flows info`, inverse ∘ forward = identity, the log-determinant against autograd's Jacobian, and
+`flows logprob --context` against the module (test_conditional_cli.py compares models that
+`flows fit --context-columns` fitted)."""
 
 import json
 
@@ -169,6 +170,11 @@ def test_conditional_flow(name, tmp_path):
     lp2 = loaded(c[1]).log_prob(y)
     assert not torch.allclose(lp1, lp2)
     assert loaded(c[0]).rsample((4,)).shape == (4, d)
+    # Swift scores the same rows with their contexts (float64 bounds).
+    points, contexts = write_csv(tmp_path / "y.csv", y.detach().numpy()), write_csv(tmp_path / "c.csv", c.numpy())
+    ours = np.array([float(v) for v in run("logprob", "--model", path, "--data", points, "--context", contexts).split()])
+    with torch.no_grad():
+        assert_close(ours, loaded(c).log_prob(y).numpy(), f"conditional {name} in Swift", rel=1e-10, abs_=1e-10)
 
 
 @pytest.mark.parametrize("name", sorted(n for n in PLANS if not n.startswith("functions")))

@@ -4,12 +4,22 @@ import NormalizingFlows
 
 /// `flows fit`: maximum-likelihood training on a data file, saved as a model file.
 struct Fit: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Fit a flow to a data set (CSV or NPY rows) and save it.")
+    static let configuration = CommandConfiguration(
+        abstract: "Fit a flow to a data set (CSV or NPY rows) and save it.",
+        discussion: """
+            With --context-columns or --context the flow is conditional, p(y | c), and must be one of \
+            \(FlowChoice.allCases.filter(\.takesContext).map(\.rawValue).joined(separator: ", ")); rows held out \
+            for validation keep their context rows.
+            """)
 
     @Option(help: "Training data, one row per point: \(dataFormats).")
     var data: String
-    @Option(help: "Validation data; by default a fraction of --data is held out.")
+    @Option(help: "Validation data (with --context-columns its columns are split the same way); by default a fraction of --data is held out.")
     var validation: String?
+    @OptionGroup var contextOptions: ContextOptions
+    @Option(name: .customLong("validation-context"),
+            help: "With --context and --validation: a file with one context row per row of --validation. Default: none.")
+    var validationContext: String?
     @Option(name: .customLong("validation-fraction"), parsing: .unconditional,
             help: "Share of --data held out for validation when --validation is not given.")
     var validationFraction: Double = 0.1
@@ -50,23 +60,29 @@ struct Fit: ParsableCommand {
         if let layers, layers < 1 { throw ValidationError("--layers must be at least 1, got \(layers)") }
         if let bins, bins < 2 { throw ValidationError("--bins must be at least 2, got \(bins)") }
         _ = try parseSizes(hidden, option: "--hidden")
-        try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins)
+        try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins, context: contextOptions.isGiven ? contextOptions.described : nil)
+        if contextOptions.context != nil && validation != nil && validationContext == nil {
+            throw ValidationError("--validation \(validation!) needs --validation-context FILE (its context rows) when the context comes from --context")
+        }
+        if validationContext != nil && (contextOptions.context == nil || validation == nil) {
+            throw ValidationError("--validation-context goes with --context and --validation (with --context-columns the validation file holds its own context columns)")
+        }
     }
 
     func run() throws {
-        try Output.check(out, inputs: [data, validation])
+        try Output.check(out, inputs: [data, validation, contextOptions.context, validationContext])
         let choice = try FlowChoice(name: flow)
-        let training = try readData(data)
+        let (training, trainingContext) = try contextOptions.split(readData(data), of: data, dtype: .float32)
         var options = FitOptions()
         options.validationFraction = validation == nil ? validationFraction : 0
         try checkSplit(rows: training.shape[0], options)
-        let dimension = training.shape[1]
+        let dimension = training.shape[1], contextSize = trainingContext?.shape[1] ?? 0
         let plan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: dimension)
-        try Limits.checkTraining(plan, eventSize: dimension, rows: Swift.min(batchSize, training.shape[0]),
+        try Limits.checkTraining(plan, eventSize: dimension, contextSize: contextSize, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
-        let makeFlow = { try Flow(base: Normal.standard([dimension]), plan: plan, seed: seed) }
+        let makeFlow = { try Flow(base: Normal.standard([dimension]), plan: plan, contextSize: contextSize, seed: seed) }
         let model = try makeFlow()
-        let held = try validation.map { try loadData($0, for: model) }
+        let held = try validation.map { try contextOptions.load($0, for: model, model: "the model fitted to \(data)", contextPath: validationContext) }
         // Once every input has passed its checks, so that a refused command stays one error line.
         if let note = choice.densityEstimationNote { printError("note: \(note)") }
         options.steps = steps
@@ -79,7 +95,8 @@ struct Fit: ParsableCommand {
         let reporter = ProgressReporter(json: json, label: "fit \(flow)")
         let report: FitReport
         do {
-            report = try NormalizingFlows.fit(model, data: training, validation: held, options: options, progress: reporter.report)
+            report = try NormalizingFlows.fit(model, data: training, context: trainingContext, validation: held?.y,
+                                              validationContext: held?.context, options: options, progress: reporter.report)
         } catch let error as TrainingError {
             var firstStep = false
             switch error {
@@ -87,7 +104,7 @@ struct Fit: ParsableCommand {
             case .nonFiniteValidation: break
             default: throw error
             }
-            let files = [(data, training)] + (held.map { [(validation!, $0)] } ?? [])
+            let files = [(data, training, trainingContext)] + (held.map { [(validation!, $0.y, $0.context)] } ?? [])
             throw overflow(in: files, initialFlow: try makeFlow(), firstStep: firstStep) ?? error
         }
         try model.save(to: out)
@@ -97,7 +114,7 @@ struct Fit: ParsableCommand {
             ("event", "done"), ("steps", report.stepsTaken), ("final_loss", report.finalLoss),
             ("best_validation_nll", report.bestValidationNLL), ("best_step", report.bestStep),
             ("saved_weights", report.bestStep == nil ? "last" : keep.rawValue), ("saved_step", savedStep),
-            ("seconds", report.seconds), ("parameters", model.parameterCount), ("model", out),
+            ("seconds", report.seconds), ("parameters", model.parameterCount), ("context_size", contextSize), ("model", out),
         ]
         if json {
             print(Output.json(fields))
@@ -106,8 +123,9 @@ struct Fit: ParsableCommand {
             let which = report.bestStep == nil ? "the last step's weights (no validation)"
                 : keep == .best ? "the weights of step \(savedStep), the best validation step (--keep last saves the last step's)"
                 : "the last step's weights (step \(savedStep))"
-            print(String(format: "trained %d steps in %.1f s%@; saved %@ (%d parameters) with %@",
-                         report.stepsTaken, report.seconds, best, out, model.parameterCount, which))
+            let conditional = contextSize == 0 ? "" : ", conditional on a context of \(contextSize) values"
+            print(String(format: "trained %d steps in %.1f s%@; saved %@ (%d parameters%@) with %@",
+                         report.stepsTaken, report.seconds, best, out, model.parameterCount, conditional, which))
         }
     }
 
@@ -126,16 +144,16 @@ struct Fit: ParsableCommand {
     /// whose log-density under the freshly initialised flow overflows float32, or a loss that
     /// failed at the first step, before any update (values near 1e17 overflow the gradient's
     /// norm though every log-density is finite). `nil` when the training itself diverged.
-    func overflow(in files: [(path: String, rows: Tensor)], initialFlow: Flow, firstStep: Bool) -> FileError? {
+    func overflow(in files: [(path: String, rows: Tensor, context: Tensor?)], initialFlow: Flow, firstStep: Bool) -> FileError? {
         let advice = "rescale the data (e.g. standardise each column)"
-        for (path, rows) in files {
-            if let (bad, logDensity) = firstNonFiniteRow(of: rows, under: initialFlow) {
+        for (path, rows, context) in files {
+            if let (bad, logDensity) = firstNonFiniteRow(of: rows, context: context, under: initialFlow) {
                 let largest = rows.slice(alongAxis: 0, bad..<(bad + 1)).doubles.map(\.magnitude).max() ?? 0
                 return FileError(path: path, "the data overflow float32 in the flow's computations: row \(bad + 1) (largest value \(String(format: "%.3g", largest))) "
                     + "has log-density \(logDensity) under the initial flow; \(advice)")
             }
         }
-        guard firstStep, let (path, rows) = files.first else { return nil }
+        guard firstStep, let (path, rows, _) = files.first else { return nil }
         let values = rows.doubles
         let largest = values.indices.max { values[$0].magnitude < values[$1].magnitude } ?? 0
         let width = rows.shape[1]
@@ -144,10 +162,10 @@ struct Fit: ParsableCommand {
     }
 
     /// The first row (in chunks, a chunk that throws row by row) whose log-density under `flow`
-    /// is not finite, and that value (NaN when the flow threw).
-    func firstNonFiniteRow(of rows: Tensor, under flow: Flow, chunk: Int = 4096) -> (Int, Double)? {
+    /// (given its `context` row, for a conditional flow) is not finite, and that value (NaN when the flow threw).
+    func firstNonFiniteRow(of rows: Tensor, context: Tensor?, under flow: Flow, chunk: Int = 4096) -> (Int, Double)? {
         func logDensity(_ range: Range<Int>) -> [Double] {
-            (try? withoutGradients { try flow.logProb(rows.slice(alongAxis: 0, range)).doubles }) ?? [.nan]
+            (try? withoutGradients { try flow.logProb(rows.slice(alongAxis: 0, range), context: context?.slice(alongAxis: 0, range)).doubles }) ?? [.nan]
         }
         for start in stride(from: 0, to: rows.shape[0], by: chunk) {
             let range = start..<Swift.min(rows.shape[0], start + chunk)

@@ -3,7 +3,7 @@ import NormalizingFlows
 
 /// `flows info`: what a model file holds.
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a model's plan, dimension and parameter count.")
+    static let configuration = CommandConfiguration(abstract: "Show a model's plan, dimension, context size (conditional or not) and parameter count.")
 
     @Option(help: "The model file.")
     var model: String
@@ -19,6 +19,8 @@ struct Info: ParsableCommand {
                                ("context_size", flow.contextSize), ("plan", Output.RawJSON(text: plan))]))
         } else {
             print("dimension:  \(dimension)")
+            print(flow.contextSize == 0 ? "context:    none (unconditional: p(y))"
+                : "context:    \(flow.contextSize) values (conditional: p(y | c); logprob takes --context-columns or --context, sample --context)")
             print("parameters: \(flow.parameterCount)")
             print("dtype:      \(flow.dtype)")
             print("plan:       \(plan)")

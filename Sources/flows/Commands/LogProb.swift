@@ -8,25 +8,29 @@ struct LogProb: ParsableCommand {
         discussion: """
             A row whose density is below what the model's dtype represents (far outside where the model has \
             mass, or a model with absurd weights) has log p = -inf; that is an error naming the row unless \
-            --allow-infinite is given, which writes -inf for it.
+            --allow-infinite is given, which writes -inf for it. A conditional model scores log p(y | c): the \
+            context c of each row comes from --context-columns (those columns of the data file; the others are y) \
+            or --context (a file with one context row per data row).
             """)
 
     @Option(help: "The model file.")
     var model: String
     @Option(help: "Rows to score: \(dataFormats).")
     var data: String
+    @OptionGroup var contextOptions: ContextOptions
     @Option(help: "Output file (default: standard output); never one of the inputs.")
     var out: String?
     @Flag(name: .customLong("allow-infinite"), help: "Write -inf for rows whose density underflows instead of failing.")
     var allowInfinite = false
 
     func run() throws {
-        try Output.check(out, inputs: [model, data])
+        try Output.check(out, inputs: [model, data, contextOptions.context])
         let flow = try Flow.load(from: model)
-        let rows = try loadData(data, for: flow)
+        let (rows, context) = try contextOptions.load(data, for: flow, model: model)
         let values = try withoutGradients {
             try (0..<((rows.shape[0] + 4095) / 4096)).map { chunk -> Tensor in
-                try flow.logProb(rows.slice(alongAxis: 0, (chunk * 4096)..<Swift.min(rows.shape[0], (chunk + 1) * 4096)))
+                let range = (chunk * 4096)..<Swift.min(rows.shape[0], (chunk + 1) * 4096)
+                return try flow.logProb(rows.slice(alongAxis: 0, range), context: context?.slice(alongAxis: 0, range))
             }
         }
         let all = Tensor.concatenate(values, alongAxis: 0)

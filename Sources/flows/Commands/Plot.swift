@@ -36,6 +36,10 @@ struct Plot: ParsableCommand {
     func run() throws {
         try Output.check(out, inputs: [model, data])
         let flow = try model.map { try Flow.load(from: $0) }
+        if let flow, flow.contextSize > 0 {
+            throw CommandError("\(model!) is a conditional model p(y | c) (a context of \(flow.contextSize) values): flows plot draws unconditional models only; "
+                + "draw its samples at one context with flows sample --context")
+        }
         let points = try data.map { path in try flow.map { try loadData(path, for: $0) } ?? readData(path) }
         let svg = try Plot.picture(flow: flow, energy: energy.map(Energy.named), data: points, samples: samples, seed: seed)
         try Output.write(svg, to: out)

@@ -51,6 +51,10 @@ enum FlowChoice: String, CaseIterable {
     /// Whether the family has conditioner networks (`--hidden`) and spline bins (`--bins`).
     var takesHidden: Bool { ![.planar, .radial, .sylvester].contains(self) }
     var takesBins: Bool { self == .nsf || self == .nsfCoupling }
+    /// Whether the family can be conditional, p(y | c): its layers take their parameters from
+    /// conditioner networks that also see the context (planar, radial and Sylvester layers have
+    /// free parameters and refuse a context).
+    var takesContext: Bool { takesHidden }
 
     /// "5 for maf, iaf, nsf; 6 for nsf-coupling, realnvp; …": the default layers per family, for help texts.
     static var layersHelp: String {
@@ -72,8 +76,13 @@ enum FlowChoice: String, CaseIterable {
         "Spline bins (default: \(defaultBins); for \(allCases.filter(\.takesBins).map(\.rawValue).joined(separator: ", ")) only)."
     }
 
-    /// Refuses options that the family would ignore.
-    func checkApplicable(hidden: String?, bins: Int?) throws {
+    /// Refuses options that the family would ignore, and a context (`context`, the option and
+    /// value given) for a family that cannot be conditional.
+    func checkApplicable(hidden: String?, bins: Int?, context: String? = nil) throws {
+        if let context, !takesContext {
+            throw ValidationError("\(context): --flow \(rawValue) cannot be conditional (its layers have no conditioner network to take the context); "
+                + "conditional flows are \(FlowChoice.allCases.filter(\.takesContext).map(\.rawValue).joined(separator: ", "))")
+        }
         if hidden != nil && !takesHidden {
             throw ValidationError("--hidden does not apply to --flow \(rawValue) (it has no conditioner network); it applies to \(FlowChoice.allCases.filter(\.takesHidden).map(\.rawValue).joined(separator: ", "))")
         }

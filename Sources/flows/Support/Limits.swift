@@ -19,9 +19,9 @@ enum Limits {
     /// Training `plan` on events of `eventSize` values, `rows` per step: the parameters with
     /// their gradients and Adam's two moments (16 bytes each in float32, 32 in float64), and
     /// the activations of a batch (a few copies of each hidden unit per row).
-    static func checkTraining(_ plan: any BijectorPlan, eventSize: Int, rows: Int, dtype: DType = .float32,
+    static func checkTraining(_ plan: any BijectorPlan, eventSize: Int, contextSize: Int = 0, rows: Int, dtype: DType = .float32,
                               options: String, rowsOption: String) throws {
-        let (parameters, units) = try PlanBudget.minimum(of: plan, eventSize: eventSize)
+        let (parameters, units) = try PlanBudget.minimum(of: plan, eventSize: eventSize, contextSize: contextSize)
         let scalar = Double(dtype.byteSize)
         let weights = parameters * 4 * scalar
         guard weights <= memory else {

@@ -82,12 +82,17 @@ func readData(_ path: String, dtype: DType = .float32) throws -> Tensor {
 
 /// Loads a data file and checks that its rows fit the model.
 func loadData(_ path: String, for flow: Flow) throws -> Tensor {
-    let data = try readData(path, dtype: flow.dtype)
+    try checkColumns(readData(path, dtype: flow.dtype), of: path, for: flow)
+}
+
+/// `rows` of `path` when they have the model's dimension; `after` says what was taken from
+/// them first (" after the 2 context columns of --context-columns 0,1").
+func checkColumns(_ rows: Tensor, of path: String, for flow: Flow, after: String = "") throws -> Tensor {
     let expected = flow.eventShape.reduce(1, *)
-    guard flow.eventShape.count == 1, data.shape[1] == expected else {
-        throw FileError(path: path, "has \(data.shape[1]) columns, but the model expects \(expected)")
+    guard flow.eventShape.count == 1, rows.shape[1] == expected else {
+        throw FileError(path: path, "has \(rows.shape[1]) columns\(after), but the model expects \(expected)")
     }
-    return data
+    return rows
 }
 
 /// Non-finite output is an error: names the first bad row.
