@@ -17,6 +17,7 @@ struct Fit: ParsableCommand {
     @Option(help: "Validation data (with --context-columns its columns are split the same way); by default a fraction of --data is held out.")
     var validation: String?
     @OptionGroup var contextOptions: ContextOptions
+    @OptionGroup var supportOptions: SupportOptions
     @Option(name: .customLong("validation-context"),
             help: "With --context and --validation: a file with one context row per row of --validation. Default: none.")
     var validationContext: String?
@@ -77,12 +78,18 @@ struct Fit: ParsableCommand {
         options.validationFraction = validation == nil ? validationFraction : 0
         try checkSplit(rows: training.shape[0], options)
         let dimension = training.shape[1], contextSize = trainingContext?.shape[1] ?? 0
-        let plan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: dimension)
+        let bounds = try supportOptions.parsedBounds(columns: dimension)
+        let dequantized = try supportOptions.dequantizedColumns(columns: dimension)
+        try supportOptions.check(training, of: data, against: bounds, dequantized: dequantized)
+        let flowPlan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: dimension)
+        // The bounds map the flow's ℝᴰ onto the data's box: the last step toward the data.
+        let plan = bounds.map { Compose([flowPlan, $0]) } ?? flowPlan
         try Limits.checkTraining(plan, eventSize: dimension, contextSize: contextSize, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
         let makeFlow = { try Flow(base: Normal.standard([dimension]), plan: plan, contextSize: contextSize, seed: seed) }
         let model = try makeFlow()
         let held = try validation.map { try contextOptions.load($0, for: model, model: "the model fitted to \(data)", contextPath: validationContext) }
+        if let held { try supportOptions.check(held.y, of: validation!, against: bounds, dequantized: dequantized) }
         // Once every input has passed its checks, so that a refused command stays one error line.
         if let note = choice.densityEstimationNote { printError("note: \(note)") }
         options.steps = steps
@@ -92,6 +99,7 @@ struct Fit: ParsableCommand {
         options.evaluationInterval = Swift.max(1, Swift.min(100, steps / 20))
         options.patience = nil
         options.restoreBest = keep == .best
+        options.dequantizedColumns = dequantized
         let reporter = ProgressReporter(json: json, label: "fit \(flow)")
         let report: FitReport
         do {
@@ -114,7 +122,8 @@ struct Fit: ParsableCommand {
             ("event", "done"), ("steps", report.stepsTaken), ("final_loss", report.finalLoss),
             ("best_validation_nll", report.bestValidationNLL), ("best_step", report.bestStep),
             ("saved_weights", report.bestStep == nil ? "last" : keep.rawValue), ("saved_step", savedStep),
-            ("seconds", report.seconds), ("parameters", model.parameterCount), ("context_size", contextSize), ("model", out),
+            ("seconds", report.seconds), ("parameters", model.parameterCount), ("context_size", contextSize),
+            ("dequantized_columns", dequantized.isEmpty ? nil : dequantized), ("model", out),
         ]
         if json {
             print(Output.json(fields))
@@ -124,6 +133,10 @@ struct Fit: ParsableCommand {
                 : keep == .best ? "the weights of step \(savedStep), the best validation step (--keep last saves the last step's)"
                 : "the last step's weights (step \(savedStep))"
             let conditional = contextSize == 0 ? "" : ", conditional on a context of \(contextSize) values"
+            if !dequantized.isEmpty {
+                print("dequantized y columns \(dequantized.map(String.init).joined(separator: ",")): the NLLs are of the dequantized data, "
+                      + "upper bounds on the whole numbers' NLL (nats per row); flows logprob --dequantize estimates log P(k)")
+            }
             print(String(format: "trained %d steps in %.1f s%@; saved %@ (%d parameters%@) with %@",
                          report.stepsTaken, report.seconds, best, out, model.parameterCount, conditional, which))
         }

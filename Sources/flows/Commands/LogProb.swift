@@ -22,15 +22,39 @@ struct LogProb: ParsableCommand {
     var out: String?
     @Flag(name: .customLong("allow-infinite"), help: "Write -inf for rows whose density underflows instead of failing.")
     var allowInfinite = false
+    @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: "For a model fitted with --dequantize: the y columns that hold whole numbers "
+                + "(as given to fit, or all); writes an estimate of log P(k) = log ∫ p(k + u) du over the unit cell, the log-probability of the whole "
+                + "numbers, instead of the density at k. Default: none."))
+    var dequantize: String?
+    @Option(name: .customLong("dequantize-samples"), parsing: .unconditional,
+            help: "Uniform draws per row for the --dequantize estimate (its error shrinks as 1/√samples). Default: 100.")
+    var dequantizeSamples = 100
+    @Option(parsing: .unconditional, help: "Seed of the --dequantize draws. Default: 0.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard dequantizeSamples >= 1 && dequantizeSamples <= 1_000_000 else {
+            throw ValidationError("--dequantize-samples must lie in 1…1000000, got \(dequantizeSamples)")
+        }
+        if let dequantize, dequantize != "all" { _ = try parseColumnList(dequantize, option: "--dequantize") }
+    }
 
     func run() throws {
         try Output.check(out, inputs: [model, data, contextOptions.context])
         let flow = try Flow.load(from: model)
         let (rows, context) = try contextOptions.load(data, for: flow, model: model)
+        let cells = try dequantize.map { try SupportOptions.dequantizedColumns($0, columns: rows.shape[1]) }
+        var generator = RandomGenerator(seed: seed)
         let values = try withoutGradients {
             try (0..<((rows.shape[0] + 4095) / 4096)).map { chunk -> Tensor in
                 let range = (chunk * 4096)..<Swift.min(rows.shape[0], (chunk + 1) * 4096)
-                return try flow.logProb(rows.slice(alongAxis: 0, range), context: context?.slice(alongAxis: 0, range))
+                let (y, c) = (rows.slice(alongAxis: 0, range), context?.slice(alongAxis: 0, range))
+                guard let cells else { return try flow.logProb(y, context: c) }
+                do {
+                    return try dequantizedLogProb(flow, y, columns: cells, context: c, samples: dequantizeSamples, generator: &generator)
+                } catch let error as TrainingError {
+                    throw FileError(path: data, "--dequantize: \(error.description)")
+                }
             }
         }
         let all = Tensor.concatenate(values, alongAxis: 0)

@@ -33,25 +33,7 @@ struct ContextOptions: ParsableArguments {
 
     /// The parsed `--context-columns` (duplicates refused), `nil` when it is not given.
     func columns() throws -> [Int]? {
-        guard let text = contextColumns else { return nil }
-        var columns: [Int] = [], named = Set<Int>()
-        func refuse(_ why: String) -> ValidationError {
-            ValidationError("--context-columns \(FileError.clip(text)): \(why); give zero-based column numbers or ranges such as 0,1 or 0-2")
-        }
-        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let item = part.trimmingCharacters(in: .whitespaces)
-            let ends = item.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard let first = ends.first ?? nil, let last = ends.last ?? nil, first >= 0, last >= 0 else {
-                throw refuse("'\(FileError.clip(item))' is not a column number or a range of them")
-            }
-            guard first <= last else { throw refuse("the range '\(item)' runs backwards") }
-            guard last - first < 1_000_000 - columns.count else { throw refuse("it names more than 1000000 columns, more than a context can use") }
-            for column in first...last {
-                guard named.insert(column).inserted else { throw refuse("column \(column) is named twice") }
-                columns.append(column)
-            }
-        }
-        return columns
+        try contextColumns.map { try parseColumnList($0, option: "--context-columns") }
     }
 
     /// Splits the rows read from `path` into y and the context, or returns them whole with no
@@ -106,4 +88,27 @@ func checkContextGiven(_ given: Bool, described: String, flow: Flow, model: Stri
     if flow.contextSize == 0 && given {
         throw CommandError("\(described): \(model) is not a conditional model (it takes no context); leave the option out")
     }
+}
+
+/// Zero-based column numbers and ranges such as `0,1`, `0-2` or `0,3-4`, in the order given;
+/// duplicates and more than a million columns are refused, naming `option`.
+func parseColumnList(_ text: String, option: String) throws -> [Int] {
+    var columns: [Int] = [], named = Set<Int>()
+    func refuse(_ why: String) -> ValidationError {
+        ValidationError("\(option) \(FileError.clip(text)): \(why); give zero-based column numbers or ranges such as 0,1 or 0-2")
+    }
+    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let item = part.trimmingCharacters(in: .whitespaces)
+        let ends = item.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard let first = ends.first ?? nil, let last = ends.last ?? nil, first >= 0, last >= 0 else {
+            throw refuse("'\(FileError.clip(item))' is not a column number or a range of them")
+        }
+        guard first <= last else { throw refuse("the range '\(item)' runs backwards") }
+        guard last - first < 1_000_000 - columns.count else { throw refuse("it names more than 1000000 columns") }
+        for column in first...last {
+            guard named.insert(column).inserted else { throw refuse("column \(column) is named twice") }
+            columns.append(column)
+        }
+    }
+    return columns
 }
