@@ -8,6 +8,16 @@ Mapped exactly (zuko 1.x):
   −log slope)``; raw parameters (shift, s) per dimension in the same [D, P] layout.
 - ``GeneralCouplingTransform`` with ``MonotonicAffineTransform`` (zuko's ``RealNVP``/``NICE``)
   → ``Invert(AffineCoupling(mask: given))`` with the MLP's layers copied.
+- ``MonotonicRQSTransform`` (zuko's ``NSF``, autoregressive or with ``passes=2``, which zuko
+  builds as a masked network in blocks, not as a coupling network) under either transform →
+  ``Invert(SplineAutoregressive)`` or ``Invert(SplineCoupling)`` whose spline has the
+  parameterization ``{"softClipped": {"slope": slope}}`` and zuko's bound (5 unless the
+  univariate's ``bound`` says otherwise). zuko (Durkan et al. 2019's spline) soft-clips the K
+  width and K height logits, w/(1 + |2w/log slope|), softmaxes them with no minimum bin size
+  and places the knots at B(2·cumsum − 1); the K − 1 interior derivatives are exp(d/(1 +
+  |d/log slope|)) and the end ones 1; outside [−B, B] the map is the identity. That is our
+  ``RationalQuadraticSplineTransform.Parameterization.softClipped(slope:)``. The raw
+  parameters per feature are laid out (K widths, K heights, K − 1 derivatives), as ours.
 - The base ``DiagNormal(loc, scale)`` → ``base.loc``, ``base.scale``.
 
 zuko transforms map data to noise, first transform first; our flows map noise to data, so the
@@ -25,12 +35,10 @@ network computes the same function. The hidden widths in the written plan can th
 exceed zuko's ``hidden_features`` (they are equal when each width is a multiple of the number
 of degrees, D − 1, or D with a context, and zuko cycles evenly).
 
-Not mapped, with the reason in the error: zuko's spline flows (``NSF``, ``NCSF``:
-``MonotonicRQSTransform`` soft-clips the width, height and derivative logits, s/(1 + |2s/log
-slope|), uses no minimum bin size and derivative exp(·), where our spline has softmax(c·s)·(1 −
-K·m) + m with m > 0 and derivative m + softplus(·)), residual masked networks, LayerNorm
-(``normalize=True``), adjacency-given MADEs without an ``order``, one-feature flows
-(``ElementWiseTransform``), and every other transform.
+Not mapped, with the reason in the error: circular splines (``NCSF``: ``CircularRQSTransform``
+on a ``BoxUniform`` base), univariate keywords other than ``slope`` (and the spline's
+``bound``), residual masked networks, LayerNorm (``normalize=True``), adjacency-given MADEs
+without an ``order``, one-feature flows (``ElementWiseTransform``), and every other transform.
 """
 
 import functools
