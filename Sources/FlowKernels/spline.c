@@ -7,6 +7,9 @@
 //   - the bin b is the number of interior knots at or below the input, and the bin's knots,
 //     running sums and raw derivative parameters are selected by b lane by lane;
 //   - only the two derivatives the bin uses go through softplus (and sigmoid, their slope);
+//   - with zuko's parameterization (logit_clip > 0) the logits are soft-clipped before the
+//     softmax and the two derivatives are exponentials of soft-clipped raws; the saved widths
+//     and heights are then multiplied by the clip's slope, so the backward pass is the same;
 //   - the rational function (or the root of its quadratic for the inverse), its log-derivative
 //     and their partials with respect to (v, x_b, x_{b+1}, y_b, y_{b+1}, d_b, d_{b+1}) follow in
 //     closed form; inputs outside [−B, B] take the identity.
@@ -103,9 +106,30 @@ INLINE void softplus_sigmoid(f8 z, f8 *softplus, f8 *sigmoid) {
     *sigmoid = choose(positive, (f8)1.0f, e) / u;
 }
 
-/// One block of eight elements: x[8], raw[8][p], outputs[8], log-derivatives[8], state (or NULL).
-VECTOR static void forward_block(const fk_spline *spline, const float *x, const float *raw, float *output, float *log_out,
-                                 float *state) {
+/// s/(1 + |s|/b) (zuko's soft clip; softClip in AffineTransformKernel.swift) and its slope 1/(1 + |s|/b)².
+INLINE f8 soft_clip(f8 s, float b) { return s / (1.0f + (f8)((i8)s & 0x7FFFFFFF) / b); }
+INLINE f8 soft_clip_slope(f8 s, float b) {
+    f8 denominator = 1.0f + (f8)((i8)s & 0x7FFFFFFF) / b;
+    return 1.0f / (denominator * denominator);
+}
+
+/// An interior derivative from its raw parameter r and its slope in r: m_d + softplus(r) and
+/// sigmoid(r), or, when `clipped`, e^{clip(r)} and e^{clip(r)}·clip′(r).
+INLINE void derivative_and_slope(f8 r, int clipped, float bound, float minimum, f8 *value, f8 *slope) {
+    if (clipped) {
+        *value = vexp(soft_clip(r, bound));
+        *slope = *value * soft_clip_slope(r, bound);
+    } else {
+        f8 softplus;
+        softplus_sigmoid(r, &softplus, slope);
+        *value = minimum + softplus;
+    }
+}
+
+/// One block of eight elements: x[8], raw[8][p], outputs[8], log-derivatives[8], state (or NULL);
+/// `clipped` (a constant in each caller) selects zuko's parameterization.
+INLINE void forward_block(const fk_spline *spline, const float *x, const float *raw, float *output, float *log_out,
+                          float *state, const int clipped) {
     const long k = spline->bins, p = 3 * k - 1;
     const int inverse = spline->inverse;
     const float bound = spline->bound, minimum_derivative = spline->minimum_derivative, c = spline->logit_scale;
@@ -119,18 +143,31 @@ VECTOR static void forward_block(const fk_spline *spline, const float *x, const 
     for (long m = 0; m < p; m++) r[m] = (f8)_mm256_i32gather_ps(raw + m, rows, 4);
     const f8 v = load(x);
 
-    // Softmaxes of the scaled width and height logits.
+    // Softmaxes of the scaled (or soft-clipped) width and height logits.
     f8 largest_width = r[0], largest_height = r[k];
     for (long m = 1; m < k; m++) {
         largest_width = larger(largest_width, r[m]);
         largest_height = larger(largest_height, r[k + m]);
     }
     f8 width_total = 0.0f, height_total = 0.0f;
-    for (long m = 0; m < k; m++) {
-        widths[m] = vexp(c * (r[m] - largest_width));
-        heights[m] = vexp(c * (r[k + m] - largest_height));
-        width_total += widths[m];
-        height_total += heights[m];
+    if (clipped) {
+        // The clip is increasing: the largest clipped logit is the clipped largest.
+        const float b = spline->logit_clip;
+        largest_width = soft_clip(largest_width, b);
+        largest_height = soft_clip(largest_height, b);
+        for (long m = 0; m < k; m++) {
+            widths[m] = vexp(soft_clip(r[m], b) - largest_width);
+            heights[m] = vexp(soft_clip(r[k + m], b) - largest_height);
+            width_total += widths[m];
+            height_total += heights[m];
+        }
+    } else {
+        for (long m = 0; m < k; m++) {
+            widths[m] = vexp(c * (r[m] - largest_width));
+            heights[m] = vexp(c * (r[k + m] - largest_height));
+            width_total += widths[m];
+            height_total += heights[m];
+        }
     }
     const f8 width_normalizer = 1.0f / width_total, height_normalizer = 1.0f / height_total;
     for (long m = 0; m < k; m++) {
@@ -173,11 +210,11 @@ VECTOR static void forward_block(const fk_spline *spline, const float *x, const 
     }
     const i8 inside = (v >= -bound) & (v <= bound);
     const i8 lower_interior = inside & (bin >= 1.0f), upper_interior = inside & (bin <= (float)(k - 2));
-    f8 lower_softplus, lower_sigmoid, upper_softplus, upper_sigmoid;
-    softplus_sigmoid(lower_raw, &lower_softplus, &lower_sigmoid);
-    softplus_sigmoid(upper_raw, &upper_softplus, &upper_sigmoid);
-    const f8 d0 = choose(bin >= 1.0f, minimum_derivative + lower_softplus, (f8)1.0f);
-    const f8 d1 = choose(bin <= (float)(k - 2), minimum_derivative + upper_softplus, (f8)1.0f);
+    f8 lower_derivative, lower_slope, upper_derivative, upper_slope;
+    derivative_and_slope(lower_raw, clipped, spline->derivative_clip, minimum_derivative, &lower_derivative, &lower_slope);
+    derivative_and_slope(upper_raw, clipped, spline->derivative_clip, minimum_derivative, &upper_derivative, &upper_slope);
+    const f8 d0 = choose(bin >= 1.0f, lower_derivative, (f8)1.0f);
+    const f8 d1 = choose(bin <= (float)(k - 2), upper_derivative, (f8)1.0f);
 
     // The bin's rational function (BinDerivatives in RationalQuadraticSplineKernel.swift).
     const f8 w = x1 - x0, h = y1 - y0, s = h / w;
@@ -256,14 +293,30 @@ VECTOR static void forward_block(const fk_spline *spline, const float *x, const 
         store(state + 8 * (S_HUPPER + q), h_upper);
         store(state + 8 * (S_WDOT + q), w_lower * lower_width_sum + w_upper * upper_width_sum);
         store(state + 8 * (S_HDOT + q), h_lower * lower_height_sum + h_upper * upper_height_sum);
-        store(state + 8 * (S_DLOWER + q), keep(lower_interior, partial[5] * lower_sigmoid));
-        store(state + 8 * (S_DUPPER + q), keep(upper_interior, partial[6] * upper_sigmoid));
+        store(state + 8 * (S_DLOWER + q), keep(lower_interior, partial[5] * lower_slope));
+        store(state + 8 * (S_DUPPER + q), keep(upper_interior, partial[6] * upper_slope));
     }
     store(state + 8 * S_BIN, bin);
     for (long m = 0; m < k; m++) {
-        store(state + 8 * (S_WIDTHS + m), keep(inside, widths[m]));
-        store(state + 8 * (S_WIDTHS + k + m), keep(inside, heights[m]));
+        // The backward pass multiplies by softmax_m times the slope of the softmax's input in raw_m.
+        f8 width_weight = widths[m], height_weight = heights[m];
+        if (clipped) {
+            width_weight *= soft_clip_slope(r[m], spline->logit_clip);
+            height_weight *= soft_clip_slope(r[k + m], spline->logit_clip);
+        }
+        store(state + 8 * (S_WIDTHS + m), keep(inside, width_weight));
+        store(state + 8 * (S_WIDTHS + k + m), keep(inside, height_weight));
     }
+}
+
+/// forward_block for each parameterization, each compiled with its branch decided.
+VECTOR static void forward_block_minimum_sizes(const fk_spline *spline, const float *x, const float *raw, float *output,
+                                               float *log_out, float *state) {
+    forward_block(spline, x, raw, output, log_out, state, 0);
+}
+VECTOR static void forward_block_soft_clipped(const fk_spline *spline, const float *x, const float *raw, float *output,
+                                              float *log_out, float *state) {
+    forward_block(spline, x, raw, output, log_out, state, 1);
 }
 
 /// One block: ∂L/∂x into g_x[8] and ∂L/∂raw into rows [count][p] (each skipped when NULL).
@@ -310,10 +363,12 @@ int fk_spline_available(void) {
 void fk_spline_forward(const fk_spline *spline, const float *x, const float *raw, long n, long start, long end,
                        float *output, float *log_derivative, float *state) {
     const long p = 3 * spline->bins - 1, stride = fk_spline_state_stride(spline->bins);
+    void (*const block)(const fk_spline *, const float *, const float *, float *, float *, float *) =
+        spline->logit_clip > 0 ? forward_block_soft_clipped : forward_block_minimum_sizes;
     for (long i = start; i < end; i += 8) {
         float *block_state = state ? state + i * stride : 0;
         if (i + 8 <= n) {
-            forward_block(spline, x + i, raw + i * p, output + i, log_derivative + i, block_state);
+            block(spline, x + i, raw + i * p, output + i, log_derivative + i, block_state);
             continue;
         }
         // The last, partial block runs on zero-padded copies.
@@ -323,7 +378,7 @@ void fk_spline_forward(const fk_spline *spline, const float *x, const float *raw
             x_pad[l] = x[i + l];
             for (long m = 0; m < p; m++) raw_pad[l * p + m] = raw[(i + l) * p + m];
         }
-        forward_block(spline, x_pad, raw_pad, out_pad, log_pad, block_state);
+        block(spline, x_pad, raw_pad, out_pad, log_pad, block_state);
         for (long l = 0; l < count; l++) {
             output[i + l] = out_pad[l];
             log_derivative[i + l] = log_pad[l];

@@ -61,8 +61,11 @@ let conformanceCases: [ConformanceCase] = [
     ])),
     ConformanceCase(name: "Spline", plan: Spline(bins: 5, bound: 2)),
     ConformanceCase(name: "Spline two bins", plan: Spline(bins: 2, bound: 1)),
+    ConformanceCase(name: "Spline soft-clipped (zuko)", plan: Spline(bins: 5, bound: 2, parameterization: .softClipped(slope: 0.05))),
     ConformanceCase(name: "SplineAutoregressive", plan: SplineAutoregressive(bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16]))),
     ConformanceCase(name: "SplineAutoregressive with context", plan: SplineAutoregressive(bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 3),
+    ConformanceCase(name: "SplineAutoregressive soft-clipped (zuko) with context", plan: SplineAutoregressive(
+        bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16]), parameterization: .softClipped(slope: 1e-3)), contextSize: 2),
     ConformanceCase(name: "Planar", plan: Planar()),
     ConformanceCase(name: "Planar matrix event", plan: Planar(), eventShape: [2, 2]),
     ConformanceCase(name: "Radial", plan: Radial()),
@@ -76,6 +79,8 @@ let conformanceCases: [ConformanceCase] = [
                     eventShape: [4], contextSize: 2),
     ConformanceCase(name: "AdditiveCoupling", plan: AdditiveCoupling(mask: .alternating(parity: 1), conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "SplineCoupling", plan: SplineCoupling(bins: 4, bound: 2, conditioner: .init(hiddenSizes: [8])), eventShape: [2, 2]),
+    ConformanceCase(name: "SplineCoupling soft-clipped (zuko)", plan: SplineCoupling(
+        bins: 4, bound: 2, conditioner: .init(hiddenSizes: [8]), parameterization: .softClipped(slope: 1e-2)), eventShape: [2, 2]),
     ConformanceCase(name: "RealNVP", plan: RealNVP(layers: 3, conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "NSFCoupling", plan: NSFCoupling(layers: 2, bins: 4, bound: 3, conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "Sylvester orthogonal", plan: Sylvester(variant: .orthogonal), eventShape: [4]),

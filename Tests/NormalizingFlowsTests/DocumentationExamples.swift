@@ -199,6 +199,23 @@ final class LearnedScaleBijector: Bijector {
         #expect(try scores.floats == written.logProb(testRows).floats)
     }
 
+    /// "Models that travel to and from PyTorch": zuko's spline as a layer of ours, trained in Swift.
+    @Test func pyTorchInteropZukoSplineLayer() throws {
+        let layer = SplineAutoregressive(bins: 8, bound: 5, parameterization: .softClipped(slope: 1e-3))
+        let flow = try Flow(base: Normal.standard([2]), plan: Compose([layer, Permute(.reversed), layer]), seed: 1)
+        var g = RandomGenerator(seed: 3)
+        let data = Tensor.randn([2000, 2], generator: &g) * 0.5 + 1
+        let optimizer = Adam(flow.parameters, learningRate: 1e-2)
+        let first = try negativeLogLikelihood(flow, data)
+        for _ in 0..<100 { try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, data) }
+        #expect(try negativeLogLikelihood(flow, data) < first - 0.5)
+        // The parameterization travels in the model file.
+        let path = scratchFolder() + "/zuko-spline.safetensors"
+        try flow.save(to: path)
+        let loaded = try Flow.load(from: path)
+        #expect(try loaded.logProb(data).floats == flow.logProb(data).floats)
+    }
+
     @Test func listingsMatchTheDocumentation() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let examples = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)

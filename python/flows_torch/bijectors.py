@@ -114,6 +114,11 @@ def activation(name):
         raise MappingError(f"activation '{name}' is not mapped (known: {', '.join(ACTIVATIONS)})") from None
 
 
+def soft_clip(s, b):
+    """s/(1 + |s|/b) (Swift ``softClip``): zuko's soft clip of log-scales and spline parameters."""
+    return s / (1 + s.abs() / b)
+
+
 class AffineScale:
     """How the raw scale s becomes log σ (Swift ``AffineScale``, AffineTransformKernel.swift):
 
@@ -160,7 +165,7 @@ class AffineScale:
         if k == "softBounded":
             return self.b * torch.tanh(s / self.b)
         if k == "softClipped":
-            return s / (1 + s.abs() / self.b)
+            return soft_clip(s, self.b)
         if k == "clamped":
             return s.clamp(self.lo, self.hi)
         if k == "softplus":
@@ -228,6 +233,11 @@ class SplineTransform:
     ξ = (x − x_k)/w, s = h/w: y = y_k + h(sξ² + d_k ξ(1−ξ)) / (s + (d_{k+1} + d_k − 2s)ξ(1−ξ)),
     log dy/dx = log(s² (d_{k+1}ξ² + 2sξ(1−ξ) + d_k(1−ξ)²) / D²). The inverse takes the root
     2c/(−b − √(b² − 4ac)) of the quadratic in ξ. Points with |v| ≤ B use the spline.
+
+    With the parameterization ``{"softClipped": {"slope": σ}}`` (zuko's ``MonotonicRQSTransform``)
+    the logits are soft-clipped, s/(1 + |s|/b) with b = −log(σ)/2, and softmaxed with no minimum
+    size (m = 0, c = 1), and the interior derivatives are exp(r/(1 + |r|/(−log σ))). Without the
+    key (older files) or with ``{"minimumSizes": {}}`` it is the parameterization above.
     """
 
     def __init__(self, options):
@@ -238,10 +248,20 @@ class SplineTransform:
             self.min_height = float(options["minimumBinHeight"])
             self.min_derivative = float(options["minimumDerivative"])
             self.logit_scale = float(options.get("logitScale", 1.0))
-        except (KeyError, TypeError, ValueError) as error:
+            parameterization = options.get("parameterization", {"minimumSizes": {}})
+            (kind, value), = parameterization.items()
+            self.slope = float(value["slope"]) if kind == "softClipped" else None
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise MappingError(f"RationalQuadraticSplineTransform options {options!r} are incomplete: {error}") from None
+        if kind not in ("minimumSizes", "softClipped"):
+            raise MappingError(f"spline parameterization '{kind}' is not mapped (minimumSizes, softClipped)")
         if self.bins < 2 or not self.bound > 0:
             raise MappingError(f"spline needs ≥ 2 bins and a positive bound, got {self.bins}, {self.bound}")
+        if self.slope is not None:
+            if not 0 < self.slope < 1:
+                raise MappingError(f"soft-clipped spline slope must lie in (0, 1), got {self.slope}")
+            self.min_width = self.min_height = 0.0
+            self.logit_scale = 1.0
         self.parameter_count = 3 * self.bins - 1
 
     @staticmethod
@@ -250,10 +270,18 @@ class SplineTransform:
                 "minimumDerivative": minimum, "logitScale": logit_scale}
 
     def identity(self):
-        return [0.0] * (2 * self.bins) + [math.log(math.expm1(1 - self.min_derivative))] * (self.bins - 1)
+        derivative = 0.0 if self.slope is not None else math.log(math.expm1(1 - self.min_derivative))
+        return [0.0] * (2 * self.bins) + [derivative] * (self.bins - 1)
+
+    def _derivatives(self, raw):
+        if self.slope is not None:
+            return torch.exp(soft_clip(raw, -math.log(self.slope)))
+        return self.min_derivative + F.softplus(raw)
 
     def _knots(self, logits, minimum):
         k, bound = self.bins, self.bound
+        if self.slope is not None:
+            logits = soft_clip(logits, -math.log(self.slope) / 2)
         softmax = torch.softmax(self.logit_scale * logits, dim=-1)
         sums = torch.cumsum(softmax, dim=-1)[..., : k - 1]
         j = torch.arange(1, k, dtype=logits.dtype, device=logits.device)
@@ -267,7 +295,7 @@ class SplineTransform:
         xs = self._knots(raw[..., :k], self.min_width)
         ys = self._knots(raw[..., k : 2 * k], self.min_height)
         one = raw.new_ones(raw.shape[:-1] + (1,))
-        ds = torch.cat([one, self.min_derivative + F.softplus(raw[..., 2 * k :]), one], dim=-1)
+        ds = torch.cat([one, self._derivatives(raw[..., 2 * k :]), one], dim=-1)
         inside = (v >= -bound) & (v <= bound)
         u = v.clamp(-bound, bound)
         knots = ys if inverse else xs

@@ -32,7 +32,7 @@ further and written back.
            "arguments": {"features": 3, "hidden_features": 16, "use_residual_blocks": false}},
           {"class": "ReversePermutation", "arguments": {"features": 3}}]}
 
-  zuko flows are any class of ``zuko.flows`` (``MAF``, ``RealNVP``, ``NICE``; ``activation`` a
+  zuko flows are any class of ``zuko.flows`` (``MAF``, ``NSF``, ``RealNVP``, ``NICE``; ``activation`` a
   ``torch.nn`` class name such as ``"ReLU"``). nflows flows are a ``CompositeTransform`` of the
   listed classes of ``nflows.transforms`` on a ``StandardNormal`` of ``features`` dimensions
   (``activation`` a ``torch.nn.functional`` name such as ``"relu"``). The state_dict's floating

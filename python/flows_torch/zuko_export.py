@@ -8,6 +8,16 @@ Mapped exactly (zuko 1.x):
   −log slope)``; raw parameters (shift, s) per dimension in the same [D, P] layout.
 - ``GeneralCouplingTransform`` with ``MonotonicAffineTransform`` (zuko's ``RealNVP``/``NICE``)
   → ``Invert(AffineCoupling(mask: given))`` with the MLP's layers copied.
+- ``MonotonicRQSTransform`` (zuko's ``NSF``, autoregressive or with ``passes=2``, which zuko
+  builds as a masked network in blocks, not as a coupling network) under either transform →
+  ``Invert(SplineAutoregressive)`` or ``Invert(SplineCoupling)`` whose spline has the
+  parameterization ``{"softClipped": {"slope": slope}}`` and zuko's bound (5 unless the
+  univariate's ``bound`` says otherwise). zuko (Durkan et al. 2019's spline) soft-clips the K
+  width and K height logits, w/(1 + |2w/log slope|), softmaxes them with no minimum bin size
+  and places the knots at B(2·cumsum − 1); the K − 1 interior derivatives are exp(d/(1 +
+  |d/log slope|)) and the end ones 1; outside [−B, B] the map is the identity. That is our
+  ``RationalQuadraticSplineTransform.Parameterization.softClipped(slope:)``. The raw
+  parameters per feature are laid out (K widths, K heights, K − 1 derivatives), as ours.
 - The base ``DiagNormal(loc, scale)`` → ``base.loc``, ``base.scale``.
 
 zuko transforms map data to noise, first transform first; our flows map noise to data, so the
@@ -25,12 +35,10 @@ network computes the same function. The hidden widths in the written plan can th
 exceed zuko's ``hidden_features`` (they are equal when each width is a multiple of the number
 of degrees, D − 1, or D with a context, and zuko cycles evenly).
 
-Not mapped, with the reason in the error: zuko's spline flows (``NSF``, ``NCSF``:
-``MonotonicRQSTransform`` soft-clips the width, height and derivative logits, s/(1 + |2s/log
-slope|), uses no minimum bin size and derivative exp(·), where our spline has softmax(c·s)·(1 −
-K·m) + m with m > 0 and derivative m + softplus(·)), residual masked networks, LayerNorm
-(``normalize=True``), adjacency-given MADEs without an ``order``, one-feature flows
-(``ElementWiseTransform``), and every other transform.
+Not mapped, with the reason in the error: circular splines (``NCSF``: ``CircularRQSTransform``
+on a ``BoxUniform`` base), univariate keywords other than ``slope`` (and the spline's
+``bound``), residual masked networks, LayerNorm (``normalize=True``), adjacency-given MADEs
+without an ``order``, one-feature flows (``ElementWiseTransform``), and every other transform.
 """
 
 import functools
@@ -48,10 +56,10 @@ def _zuko():
         import zuko  # noqa: F401
         from zuko.flows.autoregressive import MaskedAutoregressiveTransform
         from zuko.flows.coupling import GeneralCouplingTransform
-        from zuko.transforms import MonotonicAffineTransform
+        from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
     except ImportError as error:  # pragma: no cover - zuko is optional
         raise MappingError(f"zuko is not importable: {error}") from None
-    return MaskedAutoregressiveTransform, GeneralCouplingTransform, MonotonicAffineTransform
+    return MaskedAutoregressiveTransform, GeneralCouplingTransform, (MonotonicAffineTransform, MonotonicRQSTransform)
 
 
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
@@ -88,31 +96,49 @@ def _layers(hyper, what):
     return linears, (activations.pop() if activations else "relu")
 
 
-def _affine_slope(transform, affine_type, what):
-    """The slope of a MonotonicAffineTransform univariate (zuko's default 1e-3)."""
+def _univariate(transform, types, what):
+    """Our elementwise transform for a zuko univariate: ``(plan type stem, transform options, P)``.
+
+    ``MonotonicAffineTransform(slope)`` → ``("Affine", {"scale": softClipped(−log slope)}, 2)``;
+    ``MonotonicRQSTransform(bound, slope)`` (raw shapes (K,), (K,), (K − 1,)) → ``("Spline",
+    {"transform": zuko's parameterization}, 3K − 1)``; anything else is refused.
+    """
+    affine_type, spline_type = types
     univariate = transform.univariate
     keywords = {}
     if isinstance(univariate, functools.partial):
         keywords, univariate = univariate.keywords, univariate.func
-    if univariate is not affine_type:
+    if univariate not in (affine_type, spline_type):
         name = getattr(univariate, "__name__", type(univariate).__name__)
-        if name == "MonotonicRQSTransform":
-            raise MappingError(
-                f"{what}: zuko's MonotonicRQSTransform (NSF) is not expressible by our spline: zuko soft-clips the "
-                "width/height/derivative logits (s/(1 + |2s/log slope|)), has no minimum bin width or height and "
-                "derivatives exp(·); ours uses softmax(c·s)·(1 − K·m) + m with m > 0 and derivatives m + softplus(·)")
-        raise MappingError(f"{what}: univariate transform {name} is not mapped (only MonotonicAffineTransform)")
+        raise MappingError(f"{what}: univariate transform {name} is not mapped (MonotonicAffineTransform and "
+                           "MonotonicRQSTransform are)")
+    unknown = set(keywords) - {"slope", "bound"} if univariate is spline_type else set(keywords) - {"slope"}
+    if unknown:
+        raise MappingError(f"{what}: univariate keywords {sorted(unknown)} are not mapped")
     slope = float(keywords.get("slope", 1e-3))
     if not 0 < slope < 1:
         raise MappingError(f"{what}: slope {slope} must lie in (0, 1)")
-    return slope
+    shapes = [tuple(s) for s in transform.shapes]
+    if univariate is affine_type:
+        if shapes != [(), ()]:
+            raise MappingError(f"{what}: parameter shapes {transform.shapes} are not the affine (shift, scale)")
+        return "Affine", {"scale": {"softClipped": {"bound": -math.log(slope)}}}, 2
+    bins = shapes[0][0] if len(shapes) == 3 and len(shapes[0]) == 1 else 0
+    if bins < 2 or shapes != [(bins,), (bins,), (bins - 1,)]:
+        raise MappingError(f"{what}: spline parameter shapes {transform.shapes} are not (K,), (K,), (K − 1,) with K ≥ 2")
+    bound = float(keywords.get("bound", 5.0))
+    if not 0 < bound < math.inf:
+        raise MappingError(f"{what}: spline bound {bound} must be positive and finite")
+    # The minimum sizes and logit scale do not apply to the soft-clipped parameterization; they
+    # are written with their defaults so that the plan decodes as any spline plan does.
+    options = {"bins": bins, "bound": bound, "minimumBinWidth": 1e-3, "minimumBinHeight": 1e-3, "minimumDerivative": 1e-3,
+               "logitScale": 1.0, "parameterization": {"softClipped": {"slope": slope}}}
+    return "Spline", {"transform": options}, 3 * bins - 1
 
 
-def _masked_autoregressive(t, affine_type, context, dtype, what):
+def _masked_autoregressive(t, types, context, dtype, what):
     """Plan and tensors for a zuko MaskedAutoregressiveTransform (see the module docstring)."""
-    slope = _affine_slope(t, affine_type, what)
-    if tuple(t.shapes) != ((), ()) and [tuple(s) for s in t.shapes] != [(), ()]:
-        raise MappingError(f"{what}: parameter shapes {t.shapes} are not the affine (shift, scale)")
+    stem, transform_options, p = _univariate(t, types, what)
     if t.order is None:
         raise MappingError(f"{what}: MADEs built from an adjacency matrix (no order) are not mapped")
     linears, activation = _layers(t.hyper, what)
@@ -121,12 +147,12 @@ def _masked_autoregressive(t, affine_type, context, dtype, what):
     # Our order: dimensions by zuko's rank (ties, zuko's blocks for passes < D, by index).
     order = sorted(range(d), key=lambda i: (rank[i], i))
     widths, tensors = place_masked_network(
-        [(lin.weight, lin.bias, lin.mask) for lin in linears], d, context, order, 2)
+        [(lin.weight, lin.bias, lin.mask) for lin in linears], d, context, order, p)
     tensors["conditioner.order"] = torch.tensor(order, dtype=torch.float64)
-    plan = {"type": "Invert", "options": {"inner": {"type": "AffineAutoregressive", "options": {
+    plan = {"type": "Invert", "options": {"inner": {"type": stem + "Autoregressive", "options": {
         "conditioner": {"activation": activation, "hiddenSizes": widths, "order": {"given": {"_0": order}},
                         "parameterization": "standard", "skipConnections": False},
-        "scale": {"softClipped": {"bound": -math.log(slope)}}}}}}
+        **transform_options}}}}
     return plan, tensors
 
 
@@ -189,24 +215,24 @@ def place_masked_network(layers, d, context, order, p):
     return widths, tensors
 
 
-def _coupling(t, affine_type, context, dtype, what):
-    slope = _affine_slope(t, affine_type, what)
+def _coupling(t, types, context, dtype, what):
+    stem, transform_options, _ = _univariate(t, types, what)
     linears, activation = _layers(t.hyper, what)
     mask = [bool(v) for v in t.mask.tolist()]
     tensors = {}
     for l, linear in enumerate(linears):
         tensors[f"conditioner.layers.{l}.weight"] = linear.weight.detach().to(dtype)
         tensors[f"conditioner.layers.{l}.bias"] = linear.bias.detach().to(dtype)
-    plan = {"type": "Invert", "options": {"inner": {"type": "AffineCoupling", "options": {
+    plan = {"type": "Invert", "options": {"inner": {"type": stem + "Coupling", "options": {
         "mask": {"given": {"_0": mask}},
         "conditioner": {"activation": activation, "hiddenSizes": [lin.weight.shape[0] for lin in linears[:-1]]},
-        "scale": {"softClipped": {"bound": -math.log(slope)}}}}}}
+        **transform_options}}}}
     return plan, tensors
 
 
 def to_flow(zflow):
     """The :class:`Flow` that computes what the zuko flow computes."""
-    MAT, GCT, affine = _zuko()
+    MAT, GCT, univariates = _zuko()
     transforms = getattr(zflow, "transform", None)
     if transforms is None or not hasattr(zflow, "base"):
         raise MappingError(f"{type(zflow).__name__} is not a zuko Flow (transform and base)")
@@ -226,14 +252,14 @@ def to_flow(zflow):
         if isinstance(t, MAT):
             features = t.order.shape[0] if t.order is not None else None
             c = t.hyper[0].weight.shape[1] - features if features is not None else 0
-            plan, tensors = _masked_autoregressive(t, affine, c, dtype, what)
+            plan, tensors = _masked_autoregressive(t, univariates, c, dtype, what)
         elif isinstance(t, GCT):
             c = t.hyper[0].weight.shape[1] - int(t.mask.sum())
-            plan, tensors = _coupling(t, affine, c, dtype, what)
+            plan, tensors = _coupling(t, univariates, c, dtype, what)
         else:
             hint = " (zuko's one-feature flows use it)" if type(t).__name__ == "ElementWiseTransform" else ""
             raise MappingError(f"{what} is not mapped{hint}: MaskedAutoregressiveTransform and GeneralCouplingTransform "
-                               "with MonotonicAffineTransform are")
+                               "with MonotonicAffineTransform or MonotonicRQSTransform are")
         if context is not None and c != context:
             raise MappingError(f"{what}: context size {c} differs from the other transforms' {context}")
         context = c

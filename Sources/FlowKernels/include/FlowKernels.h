@@ -7,6 +7,10 @@ extern "C" {
 
 /// A rational-quadratic spline (see RationalQuadraticSpline.swift): K bins on [−bound, bound],
 /// raw parameters per element [K width logits, K height logits, K − 1 derivative parameters].
+/// With logit_clip > 0 (zuko's parameterization) the logits are soft-clipped, s/(1 + |s|/logit_clip),
+/// before the softmax, and interior derivatives are exp(r/(1 + |r|/derivative_clip)) (give zero
+/// minimum sizes and derivative and logit scale 1); with 0, derivatives are
+/// minimum_derivative + softplus(r).
 typedef struct {
     long bins;
     float bound;
@@ -15,6 +19,8 @@ typedef struct {
     float minimum_derivative;
     float logit_scale;
     int inverse;
+    float logit_clip;
+    float derivative_clip;
 } fk_spline;
 
 /// The largest bin count the vector kernel takes.

@@ -114,7 +114,7 @@ extension AffineScale {
         case .exp: s
         case .clamped(let lo, let hi): Swift.min(Swift.max(s, lo), hi)
         case .sigmoid(let bias): Swift.min(s + bias, 0) - Foundation.log1p(Foundation.exp(-Swift.abs(s + bias)))
-        case .softClipped(let b): s / (1 + Swift.abs(s) / b)
+        case .softClipped(let b): softClip(s, bound: b)
         case .softplus(let floor):
             Foundation.log(Swift.max(s, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(s))) + floor)
         case .sigmoidWithFloor(let bias, let floor):
@@ -133,10 +133,7 @@ extension AffineScale {
         case .exp: return 1
         case .clamped(let lo, let hi): return s >= lo && s <= hi ? 1 : 0
         case .sigmoid(let bias): return 1 / (1 + Foundation.exp(s + bias))
-        case .softClipped(let b):
-            // d/ds s/(1 + |s|/b) = ((1 + |s|/b) − |s|/b)/(1 + |s|/b)², the same on both sides of 0.
-            let denominator = 1 + Swift.abs(s) / b
-            return 1 / (denominator * denominator)
+        case .softClipped(let b): return softClipSlope(s, bound: b)
         case .softplus(let floor):
             let softplus = Swift.max(s, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(s)))
             // With no floor, sigmoid(s)/softplus(s) → 1 where both underflow (s < −745).
@@ -146,4 +143,17 @@ extension AffineScale {
             return floor == 0 ? q : q * (p / (p + floor))   // = L′ of log sigmoid with no floor
         }
     }
+}
+
+/// s/(1 + |s|/b): the identity near 0, bounded in (−b, b) (zuko's soft clip of log-scales and of
+/// spline parameters).
+@inline(__always)
+func softClip<T: FloatingPoint>(_ s: T, bound b: T) -> T { s / (1 + abs(s) / b) }
+
+/// d/ds s/(1 + |s|/b) = ((1 + |s|/b) − |s|/b)/(1 + |s|/b)² = 1/(1 + |s|/b)², the same on both
+/// sides of 0.
+@inline(__always)
+func softClipSlope<T: FloatingPoint>(_ s: T, bound b: T) -> T {
+    let denominator = 1 + abs(s) / b
+    return 1 / (denominator * denominator)
 }

@@ -123,10 +123,12 @@ public struct SplineCoupling: SerializablePlan {
 
     /// The spline's logit scale is 1/√(the conditioner's last hidden width) (see
     /// ``RationalQuadraticSplineTransform/logitScale``).
-    public init(mask: CouplingMask = .alternating(parity: 0), bins: Int = 8, bound: Double = 5, conditioner: CouplingNetwork = CouplingNetwork()) {
+    public init(mask: CouplingMask = .alternating(parity: 0), bins: Int = 8, bound: Double = 5, conditioner: CouplingNetwork = CouplingNetwork(),
+                parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes) {
         self.mask = mask
         self.transform = RationalQuadraticSplineTransform(
-            bins: bins, bound: bound, logitScale: RationalQuadraticSplineTransform.networkLogitScale(hiddenSizes: conditioner.hiddenSizes))
+            bins: bins, bound: bound, logitScale: RationalQuadraticSplineTransform.networkLogitScale(hiddenSizes: conditioner.hiddenSizes),
+            parameterization: parameterization)
         self.conditioner = conditioner
     }
 

@@ -4,9 +4,11 @@ import Foundation
 /// Papamakarios 2019, eq. 4–6), on [−B, B] with K bins and identity ("linear") tails outside.
 ///
 /// Per element there are 3K − 1 raw parameters: K width logits, K height logits and K − 1
-/// interior knot derivatives. Widths and heights are softmax(c·)·(1 − K·m) + m with a minimum
-/// bin size m and a logit scale c (``logitScale``); derivatives are m_d + softplus(·), and 1 at
-/// ±B so the tails join smoothly.
+/// interior knot derivatives. How they become bins and derivatives is the ``parameterization``:
+/// by default (``Parameterization/minimumSizes``) widths and heights are softmax(c·)·(1 − K·m) + m
+/// with a minimum bin size m and a logit scale c (``logitScale``) and derivatives are
+/// m_d + softplus(·); zuko's parameterization (``Parameterization/softClipped(slope:)``) is also
+/// available. The derivatives are 1 at ±B so the tails join smoothly.
 /// In bin k with ξ = (x − x_k)/w_k, s_k = h_k/w_k:
 ///
 ///   y = y_k + h_k (s_k ξ² + d_k ξ(1−ξ)) / (s_k + (d_{k+1} + d_k − 2s_k) ξ(1−ξ)),
@@ -18,8 +20,28 @@ import Foundation
 /// Inputs outside [−B, B], however far, take the identity tails, and ξ is kept in [0, 1], so
 /// values and gradients stay finite at and beyond the bounds.
 public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, Codable {
+    /// How the 3K − 1 raw parameters of an element become its bin widths, heights and interior
+    /// knot derivatives. The knots are −B + 2B·(running sums of the widths or heights) either way.
+    public enum Parameterization: Sendable, Equatable, Codable {
+        /// Widths and heights softmax(c·s)·(1 − K·m) + m with minimum sizes m (``minimumBinWidth``,
+        /// ``minimumBinHeight``) and logit scale c (``logitScale``); interior derivatives
+        /// m_d + softplus(s) (``minimumDerivative``). The parameterization of Durkan et al.'s (2019)
+        /// reference code and of nflows; the default.
+        case minimumSizes
+        /// zuko's `MonotonicRQSTransform` (zuko 1.x, <https://github.com/probabilists/zuko>), whose
+        /// `NSF` uses slope 10⁻³: width and height logits are soft-clipped to s/(1 + |s|/b) with
+        /// b = −log(slope)/2 and then softmaxed with no minimum size; derivative raws are clipped
+        /// with b = −log slope and the interior derivatives are their exponentials, which lie in
+        /// (slope, 1/slope). ``minimumBinWidth``, ``minimumBinHeight``, ``minimumDerivative`` and
+        /// ``logitScale`` do not apply.
+        case softClipped(slope: Double)
+    }
+
     public var bins: Int
     public var bound: Double
+    /// The map from raw parameters to bins and derivatives; model files written before it
+    /// existed read as ``Parameterization/minimumSizes``.
+    public var parameterization: Parameterization
     public var minimumBinWidth: Double
     public var minimumBinHeight: Double
     public var minimumDerivative: Double
@@ -32,9 +54,11 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
     public var logitScale: Double
 
     public init(bins: Int = 8, bound: Double = 3, minimumBinWidth: Double = 1e-3,
-                minimumBinHeight: Double = 1e-3, minimumDerivative: Double = 1e-3, logitScale: Double = 1) {
+                minimumBinHeight: Double = 1e-3, minimumDerivative: Double = 1e-3, logitScale: Double = 1,
+                parameterization: Parameterization = .minimumSizes) {
         self.bins = bins
         self.bound = bound
+        self.parameterization = parameterization
         self.minimumBinWidth = minimumBinWidth
         self.minimumBinHeight = minimumBinHeight
         self.minimumDerivative = minimumDerivative
@@ -47,10 +71,11 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
     }
 
     private enum CodingKeys: String, CodingKey {
-        case bins, bound, minimumBinWidth, minimumBinHeight, minimumDerivative, logitScale
+        case bins, bound, minimumBinWidth, minimumBinHeight, minimumDerivative, logitScale, parameterization
     }
 
-    /// Model files written before ``logitScale`` existed used c = 1.
+    /// Model files written before ``logitScale`` existed used c = 1, and those written before
+    /// ``parameterization`` existed use ``Parameterization/minimumSizes``.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         bins = try container.decode(Int.self, forKey: .bins)
@@ -59,20 +84,30 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
         minimumBinHeight = try container.decode(Double.self, forKey: .minimumBinHeight)
         minimumDerivative = try container.decode(Double.self, forKey: .minimumDerivative)
         logitScale = try container.decodeIfPresent(Double.self, forKey: .logitScale) ?? 1
+        parameterization = try container.decodeIfPresent(Parameterization.self, forKey: .parameterization) ?? .minimumSizes
     }
 
     public var parameterCount: Int { 3 * bins - 1 }
 
     /// Equal bins and unit derivatives: the identity map.
     public var identityParameters: [Double] {
-        [Double](repeating: 0, count: 2 * bins)
-            + [Double](repeating: Foundation.log(Foundation.expm1(1 - minimumDerivative)), count: bins - 1)
+        let derivative = switch parameterization {
+        case .minimumSizes: Foundation.log(Foundation.expm1(1 - minimumDerivative))
+        case .softClipped: 0.0
+        }
+        return [Double](repeating: 0, count: 2 * bins) + [Double](repeating: derivative, count: bins - 1)
     }
 
     public func validate() throws {
         // One bin with unit end derivatives is the identity, whatever its parameters.
         guard bins >= 2, bound > 0, bound.isFinite else {
             throw FlowError.invalidConfiguration("spline needs at least two bins and a positive finite bound, got \(bins) bins, bound \(bound)")
+        }
+        if case .softClipped(let slope) = parameterization {
+            guard slope > 0, slope < 1 else {
+                throw FlowError.invalidConfiguration("soft-clipped spline slope must lie in (0, 1), got \(slope)")
+            }
+            return
         }
         guard minimumBinWidth > 0, minimumBinHeight > 0, minimumBinWidth * Double(bins) < 1, minimumBinHeight * Double(bins) < 1,
               minimumDerivative > 0, minimumDerivative < 1 else {
@@ -106,8 +141,8 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
 public struct Spline: BijectorPlan {
     public var transform: RationalQuadraticSplineTransform
 
-    public init(bins: Int = 8, bound: Double = 3) {
-        transform = RationalQuadraticSplineTransform(bins: bins, bound: bound)
+    public init(bins: Int = 8, bound: Double = 3, parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes) {
+        transform = RationalQuadraticSplineTransform(bins: bins, bound: bound, parameterization: parameterization)
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
@@ -124,9 +159,11 @@ public struct SplineAutoregressive: BijectorPlan {
 
     /// The spline's logit scale is 1/√(the conditioner's last hidden width) (see
     /// ``RationalQuadraticSplineTransform/logitScale``).
-    public init(bins: Int = 8, bound: Double = 3, conditioner: DenseAutoregressive = DenseAutoregressive()) {
+    public init(bins: Int = 8, bound: Double = 3, conditioner: DenseAutoregressive = DenseAutoregressive(),
+                parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes) {
         transform = RationalQuadraticSplineTransform(
-            bins: bins, bound: bound, logitScale: RationalQuadraticSplineTransform.networkLogitScale(hiddenSizes: conditioner.hiddenSizes))
+            bins: bins, bound: bound, logitScale: RationalQuadraticSplineTransform.networkLogitScale(hiddenSizes: conditioner.hiddenSizes),
+            parameterization: parameterization)
         self.conditioner = conditioner
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import FlowKernels
 import Tensors
 
@@ -5,8 +6,10 @@ import Tensors
 /// with a closed-form backward pass (Durkan et al. 2019, eq. 4–8).
 ///
 /// Per element the kernel turns the 3K − 1 raw values into knots (softmax of the scaled logits
-/// and running sums for widths and heights, softplus for the interior derivatives), finds the
-/// bin, and evaluates the rational function, its closed-form inverse or the identity tails; the
+/// and running sums for widths and heights, softplus for the interior derivatives; with zuko's
+/// ``RationalQuadraticSplineTransform/Parameterization/softClipped(slope:)``, softmax of the
+/// soft-clipped logits and exp of the soft-clipped derivative raws), finds the bin, and
+/// evaluates the rational function, its closed-form inverse or the identity tails; the
 /// exponentials and softpluses of a block of elements go through the vector kernels at once. The arithmetic is in
 /// the storage type (`Float` for float32, as in the PyTorch libraries).
 ///
@@ -46,9 +49,12 @@ enum RationalQuadraticSplineKernel {
         let recording = Tensor.recordsOperation(on: inputs)
         var values = Tensor(uninitializedShape: [2, n], dtype: .float32)
         var state = Tensor(uninitializedShape: [recording ? blocks * 8 * fk_spline_state_stride(spline.bins) : 0], dtype: .float32)
-        var shape = fk_spline(bins: spline.bins, bound: Float(spline.bound), minimum_width: Float(spline.minimumBinWidth),
-                              minimum_height: Float(spline.minimumBinHeight), minimum_derivative: Float(spline.minimumDerivative),
-                              logit_scale: Float(spline.logitScale), inverse: inverse ? 1 : 0)
+        let constants = spline.kernelConstants
+        var shape = fk_spline(bins: spline.bins, bound: Float(spline.bound), minimum_width: Float(constants.minimumWidth),
+                              minimum_height: Float(constants.minimumHeight), minimum_derivative: Float(constants.minimumDerivative),
+                              logit_scale: Float(constants.logitScale), inverse: inverse ? 1 : 0,
+                              logit_clip: Float(constants.clipBounds?.logits ?? 0),
+                              derivative_clip: Float(constants.clipBounds?.derivatives ?? 0))
         withUnsafePointer(to: &shape) { shape in
         input.withUnsafeBufferPointer(as: Float.self) { x in
         parameters.withUnsafeBufferPointer(as: Float.self) { raw in
@@ -103,8 +109,10 @@ enum RationalQuadraticSplineKernel {
         // derivatives once and writes one gradient for the raw parameters.
         var values = Tensor(uninitializedShape: [2, n], dtype: T.dtype)
         var derivatives = Tensor(uninitializedShape: [recording ? n * stride : 0], dtype: T.dtype)
-        let bound = T(spline.bound), minimumWidth = T(spline.minimumBinWidth), minimumHeight = T(spline.minimumBinHeight)
-        let minimumDerivative = T(spline.minimumDerivative), logitScale = T(spline.logitScale)
+        let constants = spline.kernelConstants
+        let bound = T(spline.bound), minimumWidth = T(constants.minimumWidth), minimumHeight = T(constants.minimumHeight)
+        let minimumDerivative = T(constants.minimumDerivative), logitScale = T(constants.logitScale)
+        let clipBounds = constants.clipBounds.map { (logits: T($0.logits), derivatives: T($0.derivatives)) }
         let widthScale = 1 - minimumWidth * T(k), heightScale = 1 - minimumHeight * T(k)
         // ∂knot/∂softmax per included bin, times the logit scale that the chain rule adds.
         let widthFactor = 2 * bound * widthScale * logitScale, heightFactor = 2 * bound * heightScale * logitScale
@@ -114,11 +122,13 @@ enum RationalQuadraticSplineKernel {
         derivatives.withUnsafeMutableBufferPointer(as: T.self) { dOut in
             let out = valuesOut.baseAddress!, logOut = out + n
             Parallel.chunks(n, threshold: 2048) { start, end in
-                // Per block element: 2K softmax numerators, then K − 1 softpluses and K − 1 sigmoids.
+                // Per block element: 2K softmax numerators, then the K − 1 interior derivatives
+                // without their minimum and their slopes in the raw parameters.
                 let rowScratch = 2 * k + 2 * (k - 1)
                 let scratch = UnsafeMutablePointer<T>.allocate(capacity: blockSize * rowScratch)
                 defer { scratch.deallocate() }
-                let exps = scratch, softplus = scratch + blockSize * 2 * k, sigmoid = softplus + blockSize * (k - 1)
+                let exps = scratch, derivativeValues = scratch + blockSize * 2 * k
+                let derivativeSlopes = derivativeValues + blockSize * (k - 1)
                 var blockStart = start
                 while blockStart < end {
                     let count = Swift.min(blockSize, end - blockStart)
@@ -129,15 +139,43 @@ enum RationalQuadraticSplineKernel {
                             largestWidth = Swift.max(largestWidth, row[m])
                             largestHeight = Swift.max(largestHeight, row[k + m])
                         }
-                        for m in 0..<k {
-                            exps[e * 2 * k + m] = logitScale * (row[m] - largestWidth)
-                            exps[e * 2 * k + k + m] = logitScale * (row[k + m] - largestHeight)
+                        if let clipBounds {
+                            // The clip is increasing, so the largest clipped logit is the clipped largest.
+                            let b = clipBounds.logits
+                            let clippedWidth = softClip(largestWidth, bound: b), clippedHeight = softClip(largestHeight, bound: b)
+                            for m in 0..<k {
+                                exps[e * 2 * k + m] = softClip(row[m], bound: b) - clippedWidth
+                                exps[e * 2 * k + k + m] = softClip(row[k + m], bound: b) - clippedHeight
+                            }
+                            for m in 0..<(k - 1) {
+                                derivativeValues[e * (k - 1) + m] = softClip(row[2 * k + m], bound: clipBounds.derivatives)
+                            }
+                        } else {
+                            for m in 0..<k {
+                                exps[e * 2 * k + m] = logitScale * (row[m] - largestWidth)
+                                exps[e * 2 * k + k + m] = logitScale * (row[k + m] - largestHeight)
+                            }
+                            for m in 0..<(k - 1) { derivativeValues[e * (k - 1) + m] = row[2 * k + m] }
                         }
-                        for m in 0..<(k - 1) { softplus[e * (k - 1) + m] = row[2 * k + m] }
                     }
                     T.apply(.exp, exps, exps, count: count * 2 * k)
-                    if recording { T.apply(.sigmoid, softplus, sigmoid, count: count * (k - 1)) }
-                    T.apply(.softplus, softplus, softplus, count: count * (k - 1))
+                    if let clipBounds {
+                        // d = e^{clip(r)}, ∂d/∂r = d · clip′(r).
+                        T.apply(.exp, derivativeValues, derivativeValues, count: count * (k - 1))
+                        if recording {
+                            for e in 0..<count {
+                                let row = raw.baseAddress! + (blockStart + e) * p + 2 * k
+                                for m in 0..<(k - 1) {
+                                    derivativeSlopes[e * (k - 1) + m] = derivativeValues[e * (k - 1) + m]
+                                        * softClipSlope(row[m], bound: clipBounds.derivatives)
+                                }
+                            }
+                        }
+                    } else {
+                        // d = m_d + softplus(r), ∂d/∂r = sigmoid(r).
+                        if recording { T.apply(.sigmoid, derivativeValues, derivativeSlopes, count: count * (k - 1)) }
+                        T.apply(.softplus, derivativeValues, derivativeValues, count: count * (k - 1))
+                    }
 
                     for e in 0..<count {
                         let i = blockStart + e
@@ -182,7 +220,7 @@ enum RationalQuadraticSplineKernel {
                             y1 = bound
                             b += 1
                         }
-                        let derivativeRow = softplus + e * (k - 1)
+                        let derivativeRow = derivativeValues + e * (k - 1)
                         let d0 = b == 0 ? 1 : minimumDerivative + derivativeRow[b - 1]
                         let d1 = b == k - 1 ? 1 : minimumDerivative + derivativeRow[b]
                         let bin = BinDerivatives(v, x0: x0, x1: x1, y0: y0, y1: y1, d0: d0, d1: d1,
@@ -192,11 +230,20 @@ enum RationalQuadraticSplineKernel {
                         guard let dRow else { continue }
 
                         let sums = (widthSum, widthSum + widths[b], heightSum, heightSum + heights[b])
-                        let sigmoidRow = sigmoid + e * (k - 1)
+                        if let clipBounds {
+                            // The softmax's inputs are clip(raw): ∂/∂raw_m takes the factor clip′(raw_m),
+                            // which joins softmax_m (the sums above are taken).
+                            let row = raw.baseAddress! + i * p
+                            for m in 0..<k {
+                                widths[m] *= softClipSlope(row[m], bound: clipBounds.logits)
+                                heights[m] *= softClipSlope(row[k + m], bound: clipBounds.logits)
+                            }
+                        }
+                        let slopeRow = derivativeSlopes + e * (k - 1)
                         chain(bin.outputPartials, into: dRow, bin: b, bins: k, widths: widths, heights: heights, sums: sums,
-                              sigmoids: sigmoidRow, widthFactor: widthFactor, heightFactor: heightFactor)
+                              derivativeSlopes: slopeRow, widthFactor: widthFactor, heightFactor: heightFactor)
                         chain(bin.logPartials, into: dRow + p + 1, bin: b, bins: k, widths: widths, heights: heights, sums: sums,
-                              sigmoids: sigmoidRow, widthFactor: widthFactor, heightFactor: heightFactor)
+                              derivativeSlopes: slopeRow, widthFactor: widthFactor, heightFactor: heightFactor)
                     }
                     blockStart += count
                 }
@@ -235,12 +282,13 @@ enum RationalQuadraticSplineKernel {
     /// 2B·scale·[m < j]; knots 0 and K are fixed. Through the softmax, ∂/∂raw_m =
     /// softmax_m (g_m − Σ_j softmax_j g_j), where Σ_j softmax_j g_j needs only the running sums
     /// `sums` (Σ_{m<b} and Σ_{m≤b} of the width, then of the height softmax); the factors include
-    /// the logit scale. Interior derivative j is m_d + softplus(raw_{2K+j−1}), whose slope is the
-    /// sigmoid.
+    /// the logit scale. `widths` and `heights` hold softmax_m times the slope of the softmax's
+    /// input in raw_m (1 unless the logits are soft-clipped). Interior derivative j is a function
+    /// of raw_{2K+j−1} with slope `derivativeSlopes[j − 1]` (the sigmoid for m_d + softplus).
     @inline(__always)
     private static func chain<T: TensorScalar>(_ partials: SIMD8<T>, into row: UnsafeMutablePointer<T>, bin b: Int, bins k: Int,
                                                widths: UnsafePointer<T>, heights: UnsafePointer<T>, sums: (T, T, T, T),
-                                               sigmoids: UnsafePointer<T>, widthFactor: T, heightFactor: T) {
+                                               derivativeSlopes: UnsafePointer<T>, widthFactor: T, heightFactor: T) {
         row[0] = partials[0]
         let lowerInterior = b >= 1, upperInterior = b + 1 <= k - 1
         let wLower = lowerInterior ? widthFactor * partials[1] : 0, wUpper = upperInterior ? widthFactor * partials[2] : 0
@@ -253,8 +301,30 @@ enum RationalQuadraticSplineKernel {
         }
         let derivatives = row + 1 + 2 * k
         derivatives.initialize(repeating: 0, count: k - 1)
-        if lowerInterior { derivatives[b - 1] = partials[5] * sigmoids[b - 1] }
-        if upperInterior { derivatives[b] = partials[6] * sigmoids[b] }
+        if lowerInterior { derivatives[b - 1] = partials[5] * derivativeSlopes[b - 1] }
+        if upperInterior { derivatives[b] = partials[6] * derivativeSlopes[b] }
+    }
+}
+
+extension RationalQuadraticSplineTransform {
+    /// The constants of the kernels' formulas for this parameterization.
+    struct KernelConstants {
+        var minimumWidth: Double, minimumHeight: Double, minimumDerivative: Double, logitScale: Double
+        /// The bounds b of the soft clip s/(1 + |s|/b) of the width and height logits and of the
+        /// derivative raws, whose derivatives are then e^{clip(s)}; nil for m_d + softplus(s).
+        var clipBounds: (logits: Double, derivatives: Double)?
+    }
+
+    var kernelConstants: KernelConstants {
+        switch parameterization {
+        case .minimumSizes:
+            KernelConstants(minimumWidth: minimumBinWidth, minimumHeight: minimumBinHeight, minimumDerivative: minimumDerivative,
+                            logitScale: logitScale, clipBounds: nil)
+        case .softClipped(let slope):
+            // zuko: widths w/(1 + |2w/log slope|), derivatives d/(1 + |d/log slope|).
+            KernelConstants(minimumWidth: 0, minimumHeight: 0, minimumDerivative: 0, logitScale: 1,
+                            clipBounds: (logits: -Foundation.log(slope) / 2, derivatives: -Foundation.log(slope)))
+        }
     }
 }
 
