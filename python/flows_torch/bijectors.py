@@ -740,6 +740,67 @@ class Elementwise(Bijector):
         return x, d.sum(-1)
 
 
+class Bounds(Bijector):
+    """ℝᴰ onto a box of open intervals, element by element (Bounds.swift): (a, b) by
+    a + (b − a)·σ(x), (a, ∞) by a + softplus(x), (−∞, b) by b − softplus(−x), ℝ by the identity.
+    The inverse works from the distances to the bounds, y − a and b − y. ``lower`` and ``upper``
+    hold one bound per element, None where infinite (the plan's JSON)."""
+
+    def __init__(self, lower, upper, event_size):
+        super().__init__()
+        if len(lower) != event_size or len(upper) != event_size:
+            raise MappingError(f"Bounds needs one bound per element ({event_size}), got {len(lower)} and {len(upper)}")
+        lo = [-math.inf if v is None else float(v) for v in lower]
+        hi = [math.inf if v is None else float(v) for v in upper]
+        if not all(a < b for a, b in zip(lo, hi)):
+            raise MappingError(f"Bounds needs lower < upper for every element, got {lo} and {hi}")
+        self.lower, self.upper = lo, hi
+
+    def _constants(self, like):
+        def t(values):
+            return torch.tensor(values, dtype=like.dtype, device=like.device)
+        finite_lo = [math.isfinite(a) for a in self.lower]
+        finite_hi = [math.isfinite(b) for b in self.upper]
+        both = t([float(a and b) for a, b in zip(finite_lo, finite_hi)]) > 0
+        lower_only = t([float(a and not b) for a, b in zip(finite_lo, finite_hi)]) > 0
+        upper_only = t([float(b and not a) for a, b in zip(finite_lo, finite_hi)]) > 0
+        a = t([v if f else 0.0 for v, f in zip(self.lower, finite_lo)])
+        b = t([v if f else 0.0 for v, f in zip(self.upper, finite_hi)])
+        log_width = t([math.log(hi - lo) if f and g else 0.0
+                       for lo, hi, f, g in zip(self.lower, self.upper, finite_lo, finite_hi)])
+        return both, lower_only, upper_only, a, b, log_width
+
+    def _forward(self, x, context):
+        both, lower_only, upper_only, a, b, log_width = self._constants(x)
+        y = torch.where(both, a + (b - a) * torch.sigmoid(x),
+                        torch.where(lower_only, a + F.softplus(x),
+                                    torch.where(upper_only, b - F.softplus(-x), x)))
+        d = torch.where(both, log_width + F.logsigmoid(x) + F.logsigmoid(-x),
+                        torch.where(lower_only, F.logsigmoid(x),
+                                    torch.where(upper_only, F.logsigmoid(-x), torch.zeros_like(x))))
+        # Kept strictly inside the box after rounding, as Swift does.
+        inward = [torch.nextafter(torch.tensor(v, dtype=x.dtype), torch.tensor(w, dtype=x.dtype)).item()
+                  for v, w in zip(self.lower, self.upper)]
+        outward = [torch.nextafter(torch.tensor(w, dtype=x.dtype), torch.tensor(v, dtype=x.dtype)).item()
+                   for v, w in zip(self.lower, self.upper)]
+        y = torch.minimum(torch.maximum(y, torch.tensor(inward, dtype=x.dtype)), torch.tensor(outward, dtype=x.dtype))
+        return y, d.sum(-1)
+
+    def _inverse(self, y, context):
+        both, lower_only, upper_only, a, b, log_width = self._constants(y)
+        above = torch.where(both | lower_only, y - a, torch.ones_like(y))
+        below = torch.where(both | upper_only, b - y, torch.ones_like(y))
+        log_above, log_below = torch.log(above), torch.log(below)
+        from_lower = above + torch.log(-torch.expm1(-above))
+        from_upper = -(below + torch.log(-torch.expm1(-below)))
+        x = torch.where(both, log_above - log_below,
+                        torch.where(lower_only, from_lower, torch.where(upper_only, from_upper, y)))
+        d = torch.where(both, log_width - log_above - log_below,
+                        torch.where(lower_only, -F.logsigmoid(from_lower),
+                                    torch.where(upper_only, -F.logsigmoid(-from_upper), torch.zeros_like(y))))
+        return x, d.sum(-1)
+
+
 class Householder(Bijector):
     """K reflections h ← h − 2(h·v)v/(‖v‖² + 1e-30), v the rows of ``vectors`` [K, D], applied
     first to last forward and last to first inverse; volume preserving (Householder.swift)."""

@@ -206,5 +206,6 @@ PLANS.update({
 })
 PLANS["Householder"] = lambda o, spec: b.Householder(
     spec.event_size if o.get("reflections") is None else int(o["reflections"]), spec.event_size, spec.dtype)
+PLANS["Bounds"] = lambda o, spec: b.Bounds(o["lower"], o["upper"], spec.event_size)
 for _name in ("Exp", "Sigmoid", "Tanh", "Softplus", "ELU", "LeakyReLU", "Power", "AffineFixed"):
     PLANS[_name] = lambda o, spec, _name=_name: b.Elementwise(_name, o)

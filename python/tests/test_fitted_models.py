@@ -30,6 +30,8 @@ CASES = [
     ("planar", 3, ["--layers", "4"]),
     ("radial", 2, ["--layers", "4"]),
     ("sylvester", 3, ["--layers", "3"]),
+    ("maf", 3, ["--layers", "2", "--bounds", ":40,-40:40,-30:"]),
+    ("nsf", 2, ["--layers", "2", "--bounds", "-50:50,-50:"]),
 ]
 IDS = [f"{f}-d{d}-{'_'.join(o).replace('--', '')}" for f, d, o in CASES]
 
