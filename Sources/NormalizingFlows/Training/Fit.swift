@@ -117,9 +117,16 @@ public func fit(
         }
     }
     try checkContext(context, rows: data.shape[0], "data")
-    _ = try flow.logProb(data.slice(alongAxis: 0, 0..<Swift.min(1, data.shape[0])),
-                         context: context?.slice(alongAxis: 0, 0..<Swift.min(1, data.shape[0])))   // shapes and dtypes
+    let dequantized = options.dequantizedColumns
+    if !dequantized.isEmpty {
+        try checkWholeNumbers(data, columns: dequantized, "data")
+        if let validation { try checkWholeNumbers(validation, columns: dequantized, "validation data") }
+    }
     var generator = RandomGenerator(seed: options.seed)
+    // Shapes and dtypes, on a first row as training sees it.
+    let first = data.slice(alongAxis: 0, 0..<Swift.min(1, data.shape[0]))
+    _ = try flow.logProb(dequantized.isEmpty ? first : dequantize(first, columns: dequantized, generator: &generator),
+                         context: context?.slice(alongAxis: 0, 0..<Swift.min(1, data.shape[0])))
     var train = data, trainContext = context
     var held = validation, heldContext = validationContext
     if let validation {
@@ -140,12 +147,7 @@ public func fit(
     }
     let n = train.shape[0]
     guard n >= 1 else { throw TrainingError.invalidData("no training rows") }
-    let dequantized = options.dequantizedColumns
-    if !dequantized.isEmpty {
-        try checkWholeNumbers(data, columns: dequantized, "data")
-        if let validation { try checkWholeNumbers(validation, columns: dequantized, "validation data") }
-        held = held.map { dequantize($0, columns: dequantized, generator: &generator) }
-    }
+    if !dequantized.isEmpty { held = held.map { dequantize($0, columns: dequantized, generator: &generator) } }
 
     let optimizer = optimizer
         ?? Adam(flow.parameters, learningRate: options.learningRate, weightDecay: options.weightDecay, decoupledWeightDecay: true)

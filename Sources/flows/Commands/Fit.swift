@@ -92,6 +92,7 @@ struct Fit: ParsableCommand {
         if let held { try supportOptions.check(held.y, of: validation!, against: bounds, dequantized: dequantized) }
         // Once every input has passed its checks, so that a refused command stays one error line.
         if let note = choice.densityEstimationNote { printError("note: \(note)") }
+        if let note = try choice.splineBoundNote(training, bounds: bounds) { printError("note: \(note)") }
         options.steps = steps
         options.batchSize = batchSize
         options.learningRate = lr
@@ -112,7 +113,11 @@ struct Fit: ParsableCommand {
             case .nonFiniteValidation: break
             default: throw error
             }
-            let files = [(data, training, trainingContext)] + (held.map { [(validation!, $0.y, $0.context)] } ?? [])
+            // Dequantized whole numbers are scored at their cells' midpoints, inside any bounds.
+            let cellMidpoints = { (rows: Tensor) in
+                dequantized.isEmpty ? rows : rows + Tensor((0..<dimension).map { dequantized.contains($0) ? 0.5 : 0 }, dtype: rows.dtype)
+            }
+            let files = [(data, cellMidpoints(training), trainingContext)] + (held.map { [(validation!, cellMidpoints($0.y), $0.context)] } ?? [])
             throw overflow(in: files, initialFlow: try makeFlow(), firstStep: firstStep) ?? error
         }
         try model.save(to: out)

@@ -48,6 +48,26 @@ enum FlowChoice: String, CaseIterable {
         }
     }
 
+    /// The interval [−B, B] of the family's splines, outside which each spline is the identity:
+    /// `nil` for families without splines.
+    var splineBound: Double? { takesBins ? 5 : nil }
+
+    /// A note when more than 1% of the values the first spline sees (`rows` after `bounds`'
+    /// inverse) lie outside ±``splineBound``: there the flow leaves the base density unshaped.
+    func splineBoundNote(_ rows: Tensor, bounds: Bounds?) throws -> String? {
+        guard let bound = splineBound, rows.count > 0 else { return nil }
+        var inside = rows
+        if let bounds {
+            var g = RandomGenerator(seed: 0)
+            inside = try bounds.makeBijector(for: BijectorSpec(eventShape: [rows.shape[1]], dtype: rows.dtype), generator: &g)
+                .inverse(rows, context: nil).x
+        }
+        let outside = Double(inside.doubles.filter { $0.magnitude > bound }.count) / Double(rows.count)
+        guard outside > 0.01 else { return nil }
+        return String(format: "%.0f%% of the values %@'s splines see lie outside ±%g, where each spline is the identity "
+                      + "and the density keeps the base's shape; standardise the columns (or use --flow maf)", outside * 100, rawValue, bound)
+    }
+
     /// Whether the family has conditioner networks (`--hidden`) and spline bins (`--bins`).
     var takesHidden: Bool { ![.planar, .radial, .sylvester].contains(self) }
     var takesBins: Bool { self == .nsf || self == .nsfCoupling }
@@ -103,11 +123,11 @@ enum FlowChoice: String, CaseIterable {
         switch self {
         case .maf: return MAF(layers: layers, conditioner: conditioner)
         case .iaf: return IAF(layers: layers, conditioner: conditioner)
-        case .nsf: return NSF(layers: layers, bins: bins, bound: 5, conditioner: conditioner)
+        case .nsf: return NSF(layers: layers, bins: bins, bound: splineBound!, conditioner: conditioner)
         case .planar: return PlanarFlow(layers: layers)
         case .radial: return RadialFlow(layers: layers)
         case .realnvp: return RealNVP(layers: layers, conditioner: CouplingNetwork(hiddenSizes: hidden))
-        case .nsfCoupling: return NSFCoupling(layers: layers, bins: bins, bound: 5, conditioner: CouplingNetwork(hiddenSizes: hidden))
+        case .nsfCoupling: return NSFCoupling(layers: layers, bins: bins, bound: splineBound!, conditioner: CouplingNetwork(hiddenSizes: hidden))
         case .sylvester: return SylvesterFlow(layers: layers)
         }
     }
