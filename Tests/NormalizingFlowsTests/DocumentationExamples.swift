@@ -216,6 +216,20 @@ final class LearnedScaleBijector: Bijector {
         #expect(try loaded.logProb(data).floats == flow.logProb(data).floats)
     }
 
+    /// "Density Estimation": counts under bounds, dequantized.
+    @Test func densityEstimationDequantizedCounts() throws {
+        var generator = RandomGenerator(seed: 8)
+        let countRows = Tensor((0..<200).flatMap { _ in [Double(generator.nextInt(below: 5)), Double(generator.nextInt(below: 11))] }, shape: [200, 2])
+        let counts = try Flow(base: Normal.standard([2]),
+                              plan: Compose([MAF(layers: 5), Bounds(lower: [0, 0], upper: [.infinity, 11])]))
+        var counting = FitOptions()
+        counting.dequantizedColumns = [0, 1]
+        counting.steps = 20
+        try fit(counts, data: countRows, options: counting)
+        let logP = try dequantizedLogProb(counts, countRows, columns: [0, 1], samples: 100, generator: &generator)
+        #expect(logP.shape == [200] && logP.doubles.allSatisfy { $0.isFinite && $0 < 0 })
+    }
+
     @Test func listingsMatchTheDocumentation() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let examples = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
