@@ -23,7 +23,7 @@ public protocol SerializableBase: Distribution, Module {
 public enum BaseCoding {
     /// Every base type a model file can hold.
     nonisolated(unsafe) public static let types: [any SerializableBase.Type] = [
-        Normal.self, StudentT.self, Uniform.self, DiagonalNormal.self, ConditionalDiagonalNormal.self,
+        Normal.self, StudentT.self, Uniform.self, DiagonalNormal.self, ConditionalDiagonalNormal.self, GaussianMixture.self,
     ]
 
     /// The names of ``types``, for messages.

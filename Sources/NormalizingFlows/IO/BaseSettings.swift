@@ -76,6 +76,18 @@ public struct BaseSettings {
         return tensor
     }
 
+    /// The file's tensor `base.<name>` of logarithms of scales, whose values must keep the scale
+    /// and its reciprocal finite in the tensor's dtype: within ± the log of its largest value
+    /// (88.7 for Float32).
+    public func logScale(_ name: String) throws -> Tensor {
+        let value = try tensor(name)
+        let limit = Foundation.log(value.dtype == .float32 ? Double(Float.greatestFiniteMagnitude) : Double.greatestFiniteMagnitude)
+        guard value.doubles.allSatisfy({ Swift.abs($0) < limit }) else {
+            throw fail("'base.\(name)' must lie within ±\(String(format: "%.1f", limit)) so that its scales are finite and positive")
+        }
+        return value
+    }
+
     /// Refuses settings that would allocate more than the file holds.
     public func checkAllocation(_ values: Double, _ what: String) throws {
         guard values <= Double(storedValues) else {
