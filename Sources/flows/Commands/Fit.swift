@@ -15,6 +15,12 @@ struct Fit: ParsableCommand {
     var validationFraction: Double = 0.1
     @Option(help: "The flow family: \(FlowChoice.names).")
     var flow: String
+    @Option(help: ArgumentHelp(stringLiteral: BaseChoice.help))
+    var base = "normal"
+    @Option(name: .customLong("degrees-of-freedom"), parsing: .unconditional, help: "Degrees of freedom of --base studentt.")
+    var degreesOfFreedom: Double?
+    @Option(parsing: .unconditional, help: "Mixture components of --base gmm.")
+    var components: Int?
     @Option(parsing: .unconditional, help: "Number of layers (default: \(FlowChoice.layersHelp)).")
     var layers: Int?
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.hiddenHelp))
@@ -51,6 +57,7 @@ struct Fit: ParsableCommand {
         if let bins, bins < 2 { throw ValidationError("--bins must be at least 2, got \(bins)") }
         _ = try parseSizes(hidden, option: "--hidden")
         try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins)
+        _ = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components)
     }
 
     func run() throws {
@@ -64,7 +71,10 @@ struct Fit: ParsableCommand {
         let plan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: dimension)
         try Limits.checkTraining(plan, eventSize: dimension, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
-        let makeFlow = { try Flow(base: Normal.standard([dimension]), plan: plan, seed: seed) }
+        let baseChoice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components)
+        let makeFlow = {
+            try Flow(base: baseChoice.base(for: training, degreesOfFreedom: degreesOfFreedom, components: components, seed: seed), plan: plan, seed: seed)
+        }
         let model = try makeFlow()
         let held = try validation.map { try loadData($0, for: model) }
         // Once every input has passed its checks, so that a refused command stays one error line.

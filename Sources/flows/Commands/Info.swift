@@ -3,7 +3,7 @@ import NormalizingFlows
 
 /// `flows info`: what a model file holds.
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a model's plan, dimension and parameter count.")
+    static let configuration = CommandConfiguration(abstract: "Show a model's base, plan, dimension and parameter count.")
 
     @Option(help: "The model file.")
     var model: String
@@ -13,14 +13,16 @@ struct Info: ParsableCommand {
     func run() throws {
         let flow = try Flow.load(from: model)
         let plan = try PlanCoding.json(flow.plan)
+        let base = try BaseCoding.json(flow.base)
         let dimension = flow.eventShape.reduce(1, *)
         if json {
             print(Output.json([("dimension", dimension), ("parameters", flow.parameterCount), ("dtype", flow.dtype.rawValue),
-                               ("context_size", flow.contextSize), ("plan", Output.RawJSON(text: plan))]))
+                               ("context_size", flow.contextSize), ("base", Output.RawJSON(text: base)), ("plan", Output.RawJSON(text: plan))]))
         } else {
             print("dimension:  \(dimension)")
             print("parameters: \(flow.parameterCount)")
             print("dtype:      \(flow.dtype)")
+            print("base:       \(base)")
             print("plan:       \(plan)")
         }
     }
