@@ -172,6 +172,30 @@ func basesRoundTripThroughModelFiles(_ dtype: DType) throws {
     }
 }
 
+/// The largest |autograd − central differences| over every parameter of a module, for the
+/// gradient of `objective` (Float64 parameters); each parameter's error must stay below 1e-7 of
+/// its gradient's largest entry (or of 1). Leaves the parameters as they were and their
+/// gradients zeroed.
+private func parameterGradientError(_ module: any Module, _ objective: () throws -> Tensor) throws -> Double {
+    for p in module.parameters { p.zeroGrad() }
+    try objective().backward()
+    var worst = 0.0
+    for parameter in module.parameters {
+        let analytic = try #require(parameter.grad).doubles
+        let start = parameter.value.doubles
+        let numeric = try centralDifferences(start) { values in
+            parameter.value = Tensor(values, shape: parameter.shape, dtype: .float64)
+            return try withoutGradients { try objective().item }
+        }
+        parameter.value = Tensor(start, shape: parameter.shape, dtype: .float64)
+        let error = maxAbsDifference(analytic, numeric)
+        worst = Swift.max(worst, error)
+        #expect(error < 1e-7 * Swift.max(1, analytic.map(Swift.abs).max()!), "\(parameter.name)")
+    }
+    for p in module.parameters { p.zeroGrad() }
+    return worst
+}
+
 /// The trainable normal's log-density is the formula, and its gradients with respect to x, μ
 /// and log σ agree with central differences in Float64.
 @Test func diagonalNormalDensityAndGradientsMatchFiniteDifferences() throws {
@@ -190,20 +214,8 @@ func basesRoundTripThroughModelFiles(_ dtype: DType) throws {
         #expect(Swift.abs(value - expected) < 1e-12)
     }
     // The parameters: autograd's gradient of Σ wₙ log p(xₙ) against central differences.
-    func objective() throws -> Tensor { (try base.logProb(x) * weights).sum() }
-    try objective().backward()
-    for parameter in [base.loc, base.logScale] {
-        let analytic = try #require(parameter.grad).doubles
-        let start = parameter.value.doubles
-        let numeric = try centralDifferences(start) { values in
-            parameter.value = Tensor(values, dtype: .float64)
-            return try withoutGradients { try objective().item }
-        }
-        parameter.value = Tensor(start, dtype: .float64)
-        let error = maxAbsDifference(analytic, numeric)
-        print("DiagonalNormal \(parameter.name): max |analytic − numeric| = \(error)")
-        #expect(error < 1e-7 * Swift.max(1, analytic.map(Swift.abs).max()!))
-    }
+    let error = try parameterGradientError(base) { (try base.logProb(x) * weights).sum() }
+    print("DiagonalNormal: max |analytic − numeric| over μ and log σ = \(error)")
     #expect(gradCheck([x]) { try! base.logProb($0[0]) * weights }.maxRelativeError < 1e-7)
 }
 
@@ -258,23 +270,8 @@ private func randomConditionalBase(features: Int, contextSize: Int, seed: UInt64
         }
         #expect(Swift.abs(value - expected) < 1e-12)
     }
-    func objective() throws -> Tensor { (try base.logProb(x, context: c) * weights).sum() }
-    try objective().backward()
-    var worst = 0.0
-    for parameter in base.parameters {
-        let analytic = try #require(parameter.grad).doubles
-        let start = parameter.value.doubles
-        let numeric = try centralDifferences(start) { values in
-            parameter.value = Tensor(values, shape: parameter.shape, dtype: .float64)
-            return try withoutGradients { try objective().item }
-        }
-        parameter.value = Tensor(start, shape: parameter.shape, dtype: .float64)
-        let error = maxAbsDifference(analytic, numeric)
-        worst = Swift.max(worst, error)
-        #expect(error < 1e-7 * Swift.max(1, analytic.map(Swift.abs).max()!), "\(parameter.name)")
-    }
+    let worst = try parameterGradientError(base) { (try base.logProb(x, context: c) * weights).sum() }
     print("ConditionalDiagonalNormal: max |analytic − numeric| over the weights = \(worst)")
-    for p in base.parameters { p.zeroGrad() }
     let inputs = gradCheck([x, c]) { try! base.logProb($0[0], context: $0[1]) * weights }
     print("ConditionalDiagonalNormal: gradCheck relative errors for x and c: \(inputs.relativeErrors)")
     #expect(inputs.maxRelativeError < 1e-7)
@@ -429,23 +426,8 @@ func mixtureGradientsMatchFiniteDifferences(_ covariance: GaussianMixture.Covari
     var g = RandomGenerator(seed: 22)
     let x = Tensor.randn([7, 3], generator: &g, dtype: .float64)
     let weights = Tensor.randn([7], generator: &g, dtype: .float64)
-    func objective() throws -> Tensor { (try mixture.logProb(x) * weights).sum() }
-    try objective().backward()
-    var worst = 0.0
-    for parameter in mixture.parameters {
-        let analytic = try #require(parameter.grad).doubles
-        let start = parameter.value.doubles
-        let numeric = try centralDifferences(start) { values in
-            parameter.value = Tensor(values, shape: parameter.shape, dtype: .float64)
-            return try withoutGradients { try objective().item }
-        }
-        parameter.value = Tensor(start, shape: parameter.shape, dtype: .float64)
-        let error = maxAbsDifference(analytic, numeric)
-        worst = Swift.max(worst, error)
-        #expect(error < 1e-7 * Swift.max(1, analytic.map(Swift.abs).max()!), "\(parameter.name)")
-    }
+    let worst = try parameterGradientError(mixture) { (try mixture.logProb(x) * weights).sum() }
     print("GaussianMixture \(covariance): max |analytic − numeric| over the parameters = \(worst)")
-    for p in mixture.parameters { p.zeroGrad() }
     #expect(gradCheck([x]) { try! mixture.logProb($0[0]) * weights }.maxRelativeError < 1e-7)
 }
 

@@ -49,10 +49,9 @@ public final class DiagonalNormal: SerializableBase {
     /// loaded. The file's log σ must keep σ and 1/σ finite in the dtype (|log σ| below
     /// log of its largest value, 88.7 for Float32).
     public convenience init(fileSettings settings: BaseSettings) throws {
-        let loc = try settings.tensor("loc")
+        let (loc, eventRank) = try settings.shapeTensorAndEventRank("loc")
         _ = try settings.logScale("log_scale")
-        self.init(loc: .zeros(loc.shape, dtype: loc.dtype), logScale: .zeros(loc.shape, dtype: loc.dtype),
-                  eventRank: try settings.int("eventRank", in: 0...loc.rank))
+        self.init(loc: .zeros(loc.shape, dtype: loc.dtype), logScale: .zeros(loc.shape, dtype: loc.dtype), eventRank: eventRank)
     }
 
     /// The number of trailing dimensions of `loc` that form one event.

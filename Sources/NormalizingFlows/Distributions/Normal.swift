@@ -49,9 +49,8 @@ public final class Normal: SerializableBase {
 
     /// A standard normal of the shape and dtype of the file's `base.loc`, for its values to be loaded.
     public convenience init(fileSettings settings: BaseSettings) throws {
-        let loc = try settings.tensor("loc")
-        self.init(loc: .zeros(loc.shape, dtype: loc.dtype), scale: .ones(loc.shape, dtype: loc.dtype),
-                  eventRank: try settings.int("eventRank", in: 0...loc.rank))
+        let (loc, eventRank) = try settings.shapeTensorAndEventRank("loc")
+        self.init(loc: .zeros(loc.shape, dtype: loc.dtype), scale: .ones(loc.shape, dtype: loc.dtype), eventRank: eventRank)
     }
 
     /// N(0, I) over events of `shape`.

@@ -49,10 +49,9 @@ public final class StudentT: SerializableBase {
     /// ν from the file (at least 10⁻³, so that samples stay finite) and a standard t of the
     /// shape and dtype of the file's `base.loc`, for its values to be loaded.
     public convenience init(fileSettings settings: BaseSettings) throws {
-        let loc = try settings.tensor("loc")
+        let (loc, eventRank) = try settings.shapeTensorAndEventRank("loc")
         let nu = try settings.double("degreesOfFreedom", "at least 0.001") { $0 >= 1e-3 }
-        self.init(degreesOfFreedom: nu, loc: .zeros(loc.shape, dtype: loc.dtype), scale: .ones(loc.shape, dtype: loc.dtype),
-                  eventRank: try settings.int("eventRank", in: 0...loc.rank))
+        self.init(degreesOfFreedom: nu, loc: .zeros(loc.shape, dtype: loc.dtype), scale: .ones(loc.shape, dtype: loc.dtype), eventRank: eventRank)
     }
 
     /// The number of trailing dimensions of `loc` that form one event.

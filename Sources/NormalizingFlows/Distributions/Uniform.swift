@@ -43,9 +43,8 @@ public final class Uniform: SerializableBase {
 
     /// The unit box of the shape and dtype of the file's `base.low`, for its values to be loaded.
     public convenience init(fileSettings settings: BaseSettings) throws {
-        let low = try settings.tensor("low")
-        self.init(low: .zeros(low.shape, dtype: low.dtype), high: .ones(low.shape, dtype: low.dtype),
-                  eventRank: try settings.int("eventRank", in: 0...low.rank))
+        let (low, eventRank) = try settings.shapeTensorAndEventRank("low")
+        self.init(low: .zeros(low.shape, dtype: low.dtype), high: .ones(low.shape, dtype: low.dtype), eventRank: eventRank)
     }
 
     /// The number of trailing dimensions of `low` that form one event.

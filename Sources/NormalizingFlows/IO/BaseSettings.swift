@@ -76,6 +76,13 @@ public struct BaseSettings {
         return tensor
     }
 
+    /// The file's tensor `base.<name>` that gives a base its shape and dtype, and the `eventRank`
+    /// setting: how many of its trailing dimensions form one event.
+    public func shapeTensorAndEventRank(_ name: String) throws -> (tensor: Tensor, eventRank: Int) {
+        let value = try tensor(name)
+        return (value, try int("eventRank", in: 0...value.rank))
+    }
+
     /// The file's tensor `base.<name>` of logarithms of scales, whose values must keep the scale
     /// and its reciprocal finite in the tensor's dtype: within ± the log of its largest value
     /// (88.7 for Float32).
