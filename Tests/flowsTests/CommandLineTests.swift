@@ -173,8 +173,8 @@ func fitNotesFamiliesMadeForVariationalInference(_ family: String) throws {
 
 /// `fit --base` puts the named base under the flow, the model file keeps it, and `info` names it.
 @Test("flows fit --base builds the named base and flows info names it", arguments: [
-    ("normal", [String](), #""type":"Normal""#), ("studentt", ["--degrees-of-freedom", "3.5"], #""degreesOfFreedom":3.5"#),
-    ("diagonal", [], #""type":"DiagonalNormal""#), ("gmm", ["--components", "3"], #""type":"GaussianMixture""#),
+    ("normal", [String](), #""type": "Normal""#), ("studentt", ["--degrees-of-freedom", "3.5"], #""degreesOfFreedom": 3.5"#),
+    ("diagonal", [], #""type": "DiagonalNormal""#), ("gmm", ["--components", "3"], #""type": "GaussianMixture""#),
 ])
 func fitTakesABase(_ base: String, _ options: [String], _ expected: String) throws {
     let dir = folder()

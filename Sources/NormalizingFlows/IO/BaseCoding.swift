@@ -36,10 +36,14 @@ public enum BaseCoding {
             throw FlowError.invalidConfiguration(
                 "a \(type(of: base)) base cannot be saved; model files hold \(typeNames)")
         }
-        var object = base.fileSettings
-        object["type"] = type(of: base).typeName
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
+        // The type first, then the settings by name, spaced as Python's json.dumps spaces them:
+        // a Normal base reads {"type": "Normal", "eventRank": 1}, byte for byte what this library
+        // and flows_torch have always written.
+        let fields = [("type", type(of: base).typeName as Any)] + base.fileSettings.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return try "{" + fields.map { key, value in
+            let text = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed])
+            return "\"\(key)\": " + String(decoding: text, as: UTF8.self)
+        }.joined(separator: ", ") + "}"
     }
 
     /// The base a model file's `base` metadata describes, of the shapes of its `base.` tensors
