@@ -170,3 +170,48 @@ func fitNotesFamiliesMadeForVariationalInference(_ family: String) throws {
     let help = try flows(["--help"])
     #expect(help.status == 0 && help.output.contains("USAGE"))
 }
+
+/// `fit --base` puts the named base under the flow, the model file keeps it, and `info` names it.
+@Test("flows fit --base builds the named base and flows info names it", arguments: [
+    ("normal", [String](), #""type": "Normal""#), ("studentt", ["--degrees-of-freedom", "3.5"], #""degreesOfFreedom": 3.5"#),
+    ("diagonal", [], #""type": "DiagonalNormal""#), ("gmm", ["--components", "3"], #""type": "GaussianMixture""#),
+])
+func fitTakesABase(_ base: String, _ options: [String], _ expected: String) throws {
+    let dir = folder()
+    try DataFile.writeCSV(moons(400, seed: 8), to: "\(dir)/train.csv")
+    let fitted = try flows(["fit", "--data", "\(dir)/train.csv", "--flow", "maf", "--layers", "1", "--hidden", "8", "--steps", "20",
+                            "--base", base, "--out", "\(dir)/m.safetensors"] + options)
+    #expect(fitted.status == 0, "\(fitted.error)")
+    let info = try flows(["info", "--model", "\(dir)/m.safetensors", "--json"])
+    #expect(info.status == 0 && info.output.contains(expected), "\(info.output)")
+    let text = try flows(["info", "--model", "\(dir)/m.safetensors"])
+    #expect(text.output.contains("base:       {"), "\(text.output)")
+    let loaded = try Flow.load(from: "\(dir)/m.safetensors")
+    if base == "gmm" { #expect((loaded.base as? GaussianMixture)?.components == 3) }
+    let scored = try flows(["logprob", "--model", "\(dir)/m.safetensors", "--data", "\(dir)/train.csv"])
+    #expect(scored.status == 0, "\(scored.error)")
+}
+
+/// Bad `--base` values and options that do not apply get one line naming the option, status 2.
+@Test func badBaseOptionsAreRefusedWithOneLine() throws {
+    let dir = folder()
+    try DataFile.writeCSV(moons(50, seed: 9), to: "\(dir)/train.csv")
+    let cases: [([String], String)] = [
+        (["--base", "cauchy"], "--base: unknown base 'cauchy'; choose one of normal|studentt|uniform|diagonal|gmm"),
+        (["--base", "uniform"], "--base uniform: the inverse of every --flow family reaches all of"),
+        (["--base", "normal", "--degrees-of-freedom", "3"], "--degrees-of-freedom applies to --base studentt only"),
+        (["--base", "studentt", "--degrees-of-freedom", "0"], "--degrees-of-freedom must be a finite number of at least 0.001"),
+        (["--base", "studentt", "--degrees-of-freedom", "nan"], "--degrees-of-freedom must be a finite number"),
+        (["--base", "gmm", "--components", "0"], "--components must be at least 1"),
+        (["--base", "diagonal", "--components", "2"], "--components applies to --base gmm only"),
+    ]
+    for (options, expected) in cases {
+        let run = try flows(["fit", "--data", "\(dir)/train.csv", "--flow", "maf", "--steps", "2", "--out", "\(dir)/m.safetensors"] + options)
+        #expect(run.status == 2 && run.error.contains(expected), "\(options): \(run.error)")
+        #expect(run.error.split(separator: "\n").count == 1, "\(options): \(run.error)")
+    }
+    let tooFew = try flows(["fit", "--data", "\(dir)/train.csv", "--flow", "maf", "--steps", "2", "--validation-fraction", "0",
+                            "--base", "gmm", "--components", "60", "--out", "\(dir)/m.safetensors"])
+    #expect(tooFew.status == 1 && tooFew.error.contains("--components 60 needs at least 60 training rows"), "\(tooFew.error)")
+    #expect(!FileManager.default.fileExists(atPath: "\(dir)/m.safetensors"))
+}

@@ -180,9 +180,15 @@ def load(path):
     tensors, metadata = _format.read(path)
     try:
         base = json.loads(metadata["base"])
+        base_type = base.get("type") if isinstance(base, dict) else None
+    except (ValueError, KeyError, TypeError) as error:
+        raise MappingError(f"{path}: the metadata cannot be read: {error}") from None
+    if base_type != "Normal":
+        # StudentT, Uniform, DiagonalNormal, ConditionalDiagonalNormal, GaussianMixture: read by
+        # the Swift library, not mapped here.
+        raise MappingError(f"{path}: the base distribution '{base_type}' is not mapped to PyTorch (only Normal)")
+    try:
         event_rank = int(base["eventRank"])
-        if base.get("type") != "Normal":
-            raise MappingError(f"{path}: the base distribution '{base.get('type')}' is not mapped (only Normal)")
         context_size = int(metadata["context_size"])
         plan = json.loads(metadata["plan"])
     except (ValueError, KeyError, TypeError) as error:

@@ -26,6 +26,29 @@ def test_unknown_plan_type_in_a_file_is_named(tmp_path):
         flows_torch.load(path)
 
 
+@pytest.mark.parametrize("base", [
+    '{"type": "StudentT", "eventRank": 1, "degreesOfFreedom": 3}',
+    '{"type": "GaussianMixture", "covariance": "full"}',
+    '{"type": "ConditionalDiagonalNormal", "features": 2, "contextSize": 1, "hiddenSizes": [4], "activation": "relu"}',
+    '[1, 2]',
+])
+def test_bases_other_than_normal_are_refused_by_name(tmp_path, base):
+    """The Swift library saves other bases (issue 25); this package maps only the normal one and
+    names the base it refuses, before reading any of the base's settings."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    flows_torch.save(Flow.from_plan({"type": "Exp", "options": {}}, (2,)), path)
+    with safe_open(str(path), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    metadata["base"] = base
+    save_file(tensors, str(path), metadata=metadata)
+    name = "None" if base.startswith("[") else base.split('"')[3]
+    with pytest.raises(flows_torch.MappingError, match=f"base distribution '{name}' is not mapped"):
+        flows_torch.load(path)
+
+
 def test_unknown_nested_part_is_named():
     plan = {"type": "Compose", "options": {"parts": [{"type": "Exp", "options": {}}, {"type": "Warp", "options": {}}]}}
     with pytest.raises(flows_torch.MappingError, match="'Warp'"):

@@ -11,6 +11,9 @@ public protocol Distribution {
     var batchShape: [Int] { get }
     /// The dtype of samples and densities.
     var dtype: DType { get }
+    /// The length of the context vector the distribution is conditioned on (0, the default, for
+    /// an unconditional one, which ignores any context it is given).
+    var contextSize: Int { get }
 
     /// `n` reparameterized samples: gradients flow from them to the distribution's parameters.
     func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor
@@ -23,6 +26,8 @@ public protocol Distribution {
 }
 
 extension Distribution {
+    public var contextSize: Int { 0 }
+
     public func rsampleAndLogProb(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> (samples: Tensor, logProbs: Tensor) {
         let x = try rsample(n, context: context, generator: &generator)
         return (x, try logProb(x, context: context))

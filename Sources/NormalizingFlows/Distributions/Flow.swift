@@ -1,6 +1,8 @@
 /// A normalizing flow: a base distribution pushed through a bijector, y = f(x), x ~ base.
 ///
-/// log p(y) = log p_base(f⁻¹(y)) + log |det ∂f⁻¹/∂y|. The flow is an ordinary ``Distribution``
+/// log p(y) = log p_base(f⁻¹(y)) + log |det ∂f⁻¹/∂y|; a conditional flow passes its context to
+/// the bijector and to the base (which ignores it unless it is conditional, like
+/// ``ConditionalDiagonalNormal``). The flow is an ordinary ``Distribution``
 /// and the root of a module tree whose children are `base` (when the base is a module, as
 /// ``Normal`` is) and `bijector`: its ``parameters`` and ``state()`` are that tree's, named by
 /// dotted paths (`bijector.0.conditioner.layers.0.weight`, `base.loc`), as a model file stores them.
@@ -43,6 +45,9 @@ public final class Flow: Distribution, Module {
     /// - Throws: ``FlowError/invalidConfiguration(_:)`` when the plan cannot work for this base.
     public init(base: any Distribution, plan: any BijectorPlan, contextSize: Int = 0, seed: UInt64 = 0) throws {
         guard contextSize >= 0 else { throw FlowError.invalidConfiguration("context size must be non-negative, got \(contextSize)") }
+        guard base.contextSize == 0 || base.contextSize == contextSize else {
+            throw FlowError.invalidConfiguration("the base takes a context of size \(base.contextSize), but the flow's context size is \(contextSize)")
+        }
         self.base = base
         self.plan = plan
         self.contextSize = contextSize
@@ -68,8 +73,8 @@ public final class Flow: Distribution, Module {
     public var dtype: DType { base.dtype }
 
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
-        let x = try base.rsample(n, context: nil, generator: &generator)
         let context = try checkedContext(context)
+        let x = try base.rsample(n, context: context, generator: &generator)
         return try bijector.forward(x, context: context).y
     }
 
@@ -98,16 +103,16 @@ public final class Flow: Distribution, Module {
             logDet = `where`(Tensor(overflowedRows, shape: logDet.shape, dtype: logDet.dtype),
                              Tensor.full(logDet.shape, .nan, dtype: logDet.dtype), logDet)
         }
-        let result = try base.logProb(x, context: nil) + logDet
+        let result = try base.logProb(x, context: context) + logDet
         let overflowed = result.isNotEqual(to: result)   // 1 where NaN
         guard overflowed.sum().item > 0 else { return result }
         return `where`(overflowed, Tensor.full(result.shape, -.infinity, dtype: result.dtype), result)
     }
 
     public func rsampleAndLogProb(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> (samples: Tensor, logProbs: Tensor) {
-        let x = try base.rsample(n, context: nil, generator: &generator)
-        let baseLogProb = try base.logProb(x, context: nil)
         let context = try checkedContext(context)
+        let x = try base.rsample(n, context: context, generator: &generator)
+        let baseLogProb = try base.logProb(x, context: context)
         let (y, logDet) = try bijector.forward(x, context: context)
         return (y, baseLogProb - logDet)
     }

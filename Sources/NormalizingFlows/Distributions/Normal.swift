@@ -14,7 +14,7 @@ import Foundation
 /// let base = Normal(loc: .zeros([2]), scale: .ones([2]))          // event shape [2]
 /// let batched = Normal(loc: .zeros([4, 3]), scale: .ones([4, 3]), eventRank: 1)  // batch [4], event [3]
 /// ```
-public final class Normal: Distribution, Module {
+public final class Normal: SerializableBase {
     private let locBuffer: Buffer, scaleBuffer: Buffer
     let layout: ParameterLayout
 
@@ -42,6 +42,15 @@ public final class Normal: Distribution, Module {
         guard scale.doubles.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw FlowError.stateMismatch("the normal base's scale must be positive and finite")
         }
+    }
+
+    public static var typeName: String { "Normal" }
+    public var fileSettings: [String: Any] { ["eventRank": eventRank] }
+
+    /// A standard normal of the shape and dtype of the file's `base.loc`, for its values to be loaded.
+    public convenience init(fileSettings settings: BaseSettings) throws {
+        let (loc, eventRank) = try settings.shapeTensorAndEventRank("loc")
+        self.init(loc: .zeros(loc.shape, dtype: loc.dtype), scale: .ones(loc.shape, dtype: loc.dtype), eventRank: eventRank)
     }
 
     /// N(0, I) over events of `shape`.

@@ -5,10 +5,16 @@ import Foundation
 /// log p(x) = log Γ((ν+1)/2) − log Γ(ν/2) − ½ log(νπ) − log σ − (ν+1)/2 · log(1 + z²/ν),
 /// z = (x − μ)/σ, summed over the event. Samples are μ + σ·Z/√(G/ν) with Z ~ N(0, 1) and
 /// G ~ χ²_ν (Marsaglia & Tsang's gamma sampler).
-public struct StudentT: Distribution {
+///
+/// As a flow's base it is a module with the buffers `loc` and `scale` (PyTorch's names, stored as
+/// `base.loc` and `base.scale`, not trained); a model file's `base` metadata holds ν as
+/// `degreesOfFreedom` beside the `eventRank`. A heavy-tailed base lets a flow model heavy-tailed
+/// data, which a Gaussian base pushed through Lipschitz layers cannot (Jaini et al. 2020,
+/// "Tails of Lipschitz triangular flows").
+public final class StudentT: SerializableBase {
+    /// ν > 0.
     public let degreesOfFreedom: Double
-    public let loc: Tensor
-    public let scale: Tensor
+    private let locBuffer: Buffer, scaleBuffer: Buffer
     let layout: ParameterLayout
 
     public init(degreesOfFreedom: Double, loc: Tensor, scale: Tensor, eventRank: Int? = nil) {
@@ -16,9 +22,36 @@ public struct StudentT: Distribution {
         precondition(loc.shape == scale.shape && loc.dtype == scale.dtype, "StudentT: loc and scale must match")
         precondition(scale.doubles.allSatisfy { $0 > 0 && $0.isFinite }, "StudentT: every scale must be positive and finite")
         self.degreesOfFreedom = degreesOfFreedom
-        self.loc = loc
-        self.scale = scale
+        locBuffer = Buffer(loc)
+        scaleBuffer = Buffer(scale)
         layout = ParameterLayout(loc.shape, eventRank: eventRank, "StudentT")
+    }
+
+    /// μ, of the distribution's batch and event shape.
+    public var loc: Tensor { locBuffer.value }
+    /// σ > 0, of the shape of ``loc``.
+    public var scale: Tensor { scaleBuffer.value }
+
+    public var members: [(name: String, member: ModuleMember)] { [("loc", .buffer(locBuffer)), ("scale", .buffer(scaleBuffer))] }
+
+    /// - Throws: ``FlowError/stateMismatch(_:)`` when the loaded μ is not finite or a σ is not
+    ///   positive and finite.
+    public func buffersDidLoad() throws {
+        guard loc.isFinite else { throw FlowError.stateMismatch("the Student's t base's loc must be finite") }
+        guard scale.doubles.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw FlowError.stateMismatch("the Student's t base's scale must be positive and finite")
+        }
+    }
+
+    public static var typeName: String { "StudentT" }
+    public var fileSettings: [String: Any] { ["eventRank": eventRank, "degreesOfFreedom": degreesOfFreedom] }
+
+    /// ν from the file (at least 10⁻³, so that samples stay finite) and a standard t of the
+    /// shape and dtype of the file's `base.loc`, for its values to be loaded.
+    public convenience init(fileSettings settings: BaseSettings) throws {
+        let (loc, eventRank) = try settings.shapeTensorAndEventRank("loc")
+        let nu = try settings.double("degreesOfFreedom", "at least 0.001") { $0 >= 1e-3 }
+        self.init(degreesOfFreedom: nu, loc: .zeros(loc.shape, dtype: loc.dtype), scale: .ones(loc.shape, dtype: loc.dtype), eventRank: eventRank)
     }
 
     /// The number of trailing dimensions of `loc` that form one event.

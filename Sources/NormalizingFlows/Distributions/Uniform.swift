@@ -2,18 +2,49 @@ import Foundation
 
 /// The uniform distribution on the box [low, high) elementwise; log p(x) = −Σ log(high − low)
 /// inside and −∞ outside.
-public struct Uniform: Distribution {
-    public let low: Tensor
-    public let high: Tensor
+///
+/// As a flow's base it is a module with the buffers `low` and `high` (PyTorch's names, stored as
+/// `base.low` and `base.high`, not trained); the model file's `base` metadata holds the
+/// `eventRank`.
+public final class Uniform: SerializableBase {
+    private let lowBuffer: Buffer, highBuffer: Buffer
     let layout: ParameterLayout
 
     public init(low: Tensor, high: Tensor, eventRank: Int? = nil) {
         precondition(low.shape == high.shape && low.dtype == high.dtype, "Uniform: low and high must have one shape and dtype")
-        precondition(zip(low.doubles, high.doubles).allSatisfy { $0 < $1 && $0.isFinite && $1.isFinite },
-            "Uniform: every low must be below its high, both finite")
-        self.low = low
-        self.high = high
+        precondition(Self.isValidBox(low: low, high: high), "Uniform: every low must be below its high, both finite, with a finite width")
+        lowBuffer = Buffer(low)
+        highBuffer = Buffer(high)
         layout = ParameterLayout(low.shape, eventRank: eventRank, "Uniform")
+    }
+
+    /// Whether low < high elementwise with both ends and the width high − low finite in their dtype.
+    private static func isValidBox(low: Tensor, high: Tensor) -> Bool {
+        zip(low.doubles, high.doubles).allSatisfy { $0 < $1 && $0.isFinite && $1.isFinite } && (high - low).isFinite
+    }
+
+    /// The lower corner of the box, of the distribution's batch and event shape.
+    public var low: Tensor { lowBuffer.value }
+    /// The upper corner of the box, above ``low`` everywhere.
+    public var high: Tensor { highBuffer.value }
+
+    public var members: [(name: String, member: ModuleMember)] { [("low", .buffer(lowBuffer)), ("high", .buffer(highBuffer))] }
+
+    /// - Throws: ``FlowError/stateMismatch(_:)`` when a loaded low is not below its high, or an
+    ///   end or the width is not finite.
+    public func buffersDidLoad() throws {
+        guard Self.isValidBox(low: low, high: high) else {
+            throw FlowError.stateMismatch("the uniform base's low must lie below its high, both finite with a finite width")
+        }
+    }
+
+    public static var typeName: String { "Uniform" }
+    public var fileSettings: [String: Any] { ["eventRank": eventRank] }
+
+    /// The unit box of the shape and dtype of the file's `base.low`, for its values to be loaded.
+    public convenience init(fileSettings settings: BaseSettings) throws {
+        let (low, eventRank) = try settings.shapeTensorAndEventRank("low")
+        self.init(low: .zeros(low.shape, dtype: low.dtype), high: .ones(low.shape, dtype: low.dtype), eventRank: eventRank)
     }
 
     /// The number of trailing dimensions of `low` that form one event.

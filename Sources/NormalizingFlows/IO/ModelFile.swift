@@ -1,8 +1,9 @@
 import Foundation
 
 /// Model files: safetensors holding the flow's module tree (``Flow/state()``: the bijector's
-/// parameters and buffers under `bijector.<dotted path>`, the base's `base.loc` and
-/// `base.scale`), and in `__metadata__` the plan and base as JSON, so a file rebuilds the same flow.
+/// parameters and buffers under `bijector.<dotted path>`, the base's under `base.` (`base.loc`
+/// and `base.scale` for a ``Normal``)), and in `__metadata__` the plan and the base
+/// (``BaseCoding``: its type and settings) as JSON, so a file rebuilds the same flow.
 ///
 /// Dense weights use PyTorch's [out, in] layout. MADE weights are stored unmasked; the applied
 /// weight is stored weight ⊙ mask (divided by the fan-in under ``WeightParameterization/meanField``).
@@ -15,18 +16,17 @@ extension Flow {
     public static let fileFormatVersion = 2
 
     /// Saves the flow atomically (a temporary file renamed into place).
-    /// - Throws: ``FlowError/invalidConfiguration(_:)`` if the plan or base cannot be saved,
+    /// - Throws: ``FlowError/invalidConfiguration(_:)`` if the plan or base cannot be saved (a
+    ///   base must be a ``SerializableBase``),
     ///   ``FileError`` if the file cannot be written.
     public func save(to path: String) throws {
-        guard let normal = base as? Normal else {
-            throw FlowError.invalidConfiguration("only flows on a Normal base can be saved, not \(type(of: base))")
-        }
+        let baseJSON = try BaseCoding.json(base)
         let tensors = state()
         let metadata = [
             "format": Flow.fileFormat,
             "format_version": String(Flow.fileFormatVersion),
             "plan": try PlanCoding.json(plan),
-            "base": "{\"type\": \"Normal\", \"eventRank\": \(normal.eventRank)}",
+            "base": baseJSON,
             "context_size": String(contextSize),
         ]
         try SafeTensors.write(tensors, metadata: metadata, to: path)
@@ -53,22 +53,17 @@ extension Flow {
               let contextSize = metadata["context_size"].flatMap(Int.init), contextSize >= 0 else {
             throw fail("the metadata lacks the plan, base or context size")
         }
-        guard let baseObject = try? JSONSerialization.jsonObject(with: Data(baseJSON.utf8)) as? [String: Any],
-              baseObject["type"] as? String == "Normal", let eventRank = baseObject["eventRank"] as? Int else {
-            throw fail("unsupported base distribution \(baseJSON)")
-        }
-        guard let loc = tensors["base.loc"], let scale = tensors["base.scale"], loc.shape == scale.shape, loc.dtype == scale.dtype,
-              eventRank >= 0, eventRank <= loc.rank else {
-            throw fail("the base distribution's loc and scale are missing or do not match")
-        }
-        guard loc.isFinite, scale.doubles.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-            throw fail("the base distribution's loc must be finite and its scale positive")
-        }
         try checkIndexBuffers(tensors, fail: fail)
         // Sizes taken from the file are checked against the file before anything is allocated:
-        // the plan cannot need more parameters than the file holds values.
-        let eventSize = loc.shape.suffix(eventRank).reduce(1, *)
+        // the plan (and the base) cannot need more parameters than the file holds values.
         let stored = tensors.values.reduce(0) { $0 + $1.count }
+        let base: any SerializableBase
+        do {
+            base = try BaseCoding.base(fromJSON: baseJSON, tensors: tensors, storedValues: stored)
+        } catch let error as FlowError {
+            throw fail(error.description)
+        }
+        let eventSize = base.eventShape.reduce(1, *)
         func checkBudget(_ needed: Double) throws {
             guard needed <= Double(stored) else {
                 throw fail(String(format: "the plan needs at least %.3g parameters for %d-dimensional events, but the file holds only %d values", needed, eventSize, stored))
@@ -80,7 +75,7 @@ extension Flow {
             try checkBudget(PlanBudget.minimum(ofJSON: planJSON, eventSize: eventSize, contextSize: contextSize).parameters)
             let plan = try PlanCoding.plan(fromJSON: planJSON)
             try checkBudget(PlanBudget.minimum(of: plan, eventSize: eventSize, contextSize: contextSize).parameters)
-            let flow = try Flow(base: Normal(loc: loc, scale: scale, eventRank: eventRank), plan: plan, contextSize: contextSize)
+            let flow = try Flow(base: base, plan: plan, contextSize: contextSize)
             for (name, value) in tensors where !value.isFinite { throw fail("'\(FileError.clip(name))' holds NaN or ±∞") }
             try flow.load(state: tensors)
             return flow

@@ -26,6 +26,12 @@ struct Fit: ParsableCommand {
     var validationFraction: Double = 0.1
     @Option(help: "The flow family: \(FlowChoice.names).")
     var flow: String
+    @Option(help: ArgumentHelp(stringLiteral: BaseChoice.help))
+    var base = "normal"
+    @Option(name: .customLong("degrees-of-freedom"), parsing: .unconditional, help: "Degrees of freedom of --base studentt.")
+    var degreesOfFreedom: Double?
+    @Option(parsing: .unconditional, help: "Mixture components of --base gmm.")
+    var components: Int?
     @Option(parsing: .unconditional, help: "Number of layers (default: \(FlowChoice.layersHelp)).")
     var layers: Int?
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.hiddenHelp))
@@ -62,6 +68,7 @@ struct Fit: ParsableCommand {
         if let bins, bins < 2 { throw ValidationError("--bins must be at least 2, got \(bins)") }
         _ = try parseSizes(hidden, option: "--hidden")
         try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins, context: contextOptions.isGiven ? contextOptions.described : nil)
+        _ = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components)
         if contextOptions.context != nil && validation != nil && validationContext == nil {
             throw ValidationError("--validation \(validation!) needs --validation-context FILE (its context rows) when the context comes from --context")
         }
@@ -86,13 +93,19 @@ struct Fit: ParsableCommand {
         let plan = bounds.map { Compose([flowPlan, $0]) } ?? flowPlan
         try Limits.checkTraining(plan, eventSize: dimension, contextSize: contextSize, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
-        let makeFlow = { try Flow(base: Normal.standard([dimension]), plan: plan, contextSize: contextSize, seed: seed) }
+        let baseChoice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components)
+        // A base fitted to data (a mixture's k-means) sees them where the flow starts: inside any bounds.
+        let flowSpace = try SupportOptions.flowSpace(training, bounds: bounds)
+        let makeFlow = {
+            try Flow(base: baseChoice.base(for: flowSpace, degreesOfFreedom: degreesOfFreedom, components: components, seed: seed),
+                     plan: plan, contextSize: contextSize, seed: seed)
+        }
         let model = try makeFlow()
         let held = try validation.map { try contextOptions.load($0, for: model, model: "the model fitted to \(data)", contextPath: validationContext) }
         if let held { try supportOptions.check(held.y, of: validation!, against: bounds, dequantized: dequantized) }
         // Once every input has passed its checks, so that a refused command stays one error line.
         if let note = choice.densityEstimationNote { printError("note: \(note)") }
-        if let note = try choice.splineBoundNote(training, bounds: bounds) { printError("note: \(note)") }
+        if let note = choice.splineBoundNote(flowSpace) { printError("note: \(note)") }
         options.steps = steps
         options.batchSize = batchSize
         options.learningRate = lr

@@ -3,7 +3,7 @@ import NormalizingFlows
 
 /// `flows info`: what a model file holds.
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a model's plan, dimension, context size (conditional or not) and parameter count.")
+    static let configuration = CommandConfiguration(abstract: "Show a model's base, plan, dimension, context size (conditional or not) and parameter count.")
 
     @Option(help: "The model file.")
     var model: String
@@ -13,16 +13,18 @@ struct Info: ParsableCommand {
     func run() throws {
         let flow = try Flow.load(from: model)
         let plan = try PlanCoding.json(flow.plan)
+        let base = try BaseCoding.json(flow.base)
         let dimension = flow.eventShape.reduce(1, *)
         if json {
             print(Output.json([("dimension", dimension), ("parameters", flow.parameterCount), ("dtype", flow.dtype.rawValue),
-                               ("context_size", flow.contextSize), ("plan", Output.RawJSON(text: plan))]))
+                               ("context_size", flow.contextSize), ("base", Output.RawJSON(text: base)), ("plan", Output.RawJSON(text: plan))]))
         } else {
             print("dimension:  \(dimension)")
             print(flow.contextSize == 0 ? "context:    none (unconditional: p(y))"
                 : "context:    \(flow.contextSize) values (conditional: p(y | c); logprob takes --context-columns or --context, sample --context)")
             print("parameters: \(flow.parameterCount)")
             print("dtype:      \(flow.dtype)")
+            print("base:       \(base)")
             print("plan:       \(plan)")
         }
     }

@@ -51,6 +51,14 @@ struct SupportOptions: ParsableArguments {
         return Bounds(lower: pairs.map(\.0), upper: pairs.map(\.1))
     }
 
+    /// `rows` where the flow sees them: mapped from the `bounds` box onto ℝᴰ (unchanged without bounds).
+    static func flowSpace(_ rows: Tensor, bounds: Bounds?) throws -> Tensor {
+        guard let bounds else { return rows }
+        var generator = RandomGenerator(seed: 0)
+        let bijector = try bounds.makeBijector(for: BijectorSpec(eventShape: [rows.shape[1]], dtype: rows.dtype), generator: &generator)
+        return try withoutGradients { try bijector.inverse(rows, context: nil).x }
+    }
+
     /// The `--dequantize` columns among `columns` y columns (empty without the option).
     func dequantizedColumns(columns: Int) throws -> [Int] {
         try dequantize.map { try Self.dequantizedColumns($0, columns: columns) } ?? []

@@ -52,17 +52,11 @@ enum FlowChoice: String, CaseIterable {
     /// `nil` for families without splines.
     var splineBound: Double? { takesBins ? 5 : nil }
 
-    /// A note when more than 1% of the values the first spline sees (`rows` after `bounds`'
-    /// inverse) lie outside ±``splineBound``: there the flow leaves the base density unshaped.
-    func splineBoundNote(_ rows: Tensor, bounds: Bounds?) throws -> String? {
-        guard let bound = splineBound, rows.count > 0 else { return nil }
-        var inside = rows
-        if let bounds {
-            var g = RandomGenerator(seed: 0)
-            inside = try bounds.makeBijector(for: BijectorSpec(eventShape: [rows.shape[1]], dtype: rows.dtype), generator: &g)
-                .inverse(rows, context: nil).x
-        }
-        let outside = Double(inside.doubles.filter { $0.magnitude > bound }.count) / Double(rows.count)
+    /// A note when more than 1% of the values the first spline sees (`values`, the data inside
+    /// any bounds) lie outside ±``splineBound``: there the flow leaves the base density unshaped.
+    func splineBoundNote(_ values: Tensor) -> String? {
+        guard let bound = splineBound, values.count > 0 else { return nil }
+        let outside = Double(values.doubles.filter { $0.magnitude > bound }.count) / Double(values.count)
         guard outside > 0.01 else { return nil }
         return String(format: "%.0f%% of the values %@'s splines see lie outside ±%g, where each spline is the identity "
                       + "and the density keeps the base's shape; standardise the columns (or use --flow maf)", outside * 100, rawValue, bound)

@@ -1,0 +1,57 @@
+import ArgumentParser
+import NormalizingFlows
+
+/// The base distributions `flows fit` can put under a flow, by name (`--base`).
+enum BaseChoice: String, CaseIterable {
+    case normal, studentt, uniform, diagonal, gmm
+
+    static var names: String { allCases.map(\.rawValue).joined(separator: "|") }
+    static let defaultDegreesOfFreedom = 5.0
+    static let defaultComponents = 4
+
+    static var help: String {
+        "The base distribution: normal (N(0, I), fixed), studentt (Student's t, --degrees-of-freedom, default "
+            + "\(Int(defaultDegreesOfFreedom))), diagonal (a normal whose mean and scale are trained), gmm (a diagonal "
+            + "Gaussian mixture of --components, default \(defaultComponents), started by k-means on the data and trained) "
+            + "or uniform (refused for fit: no family maps data into a box)."
+    }
+
+    /// The base called `name` (any case), usable by `flows fit`, with its options.
+    init(name: String, degreesOfFreedom: Double?, components: Int?) throws {
+        guard let choice = BaseChoice(rawValue: name.lowercased()) else {
+            throw ValidationError("--base: unknown base '\(FileError.clip(name))'; choose one of \(BaseChoice.names)")
+        }
+        if choice == .uniform {
+            throw ValidationError("--base uniform: the inverse of every --flow family reaches all of ℝᴰ, where a uniform base has no density, "
+                + "so its training loss would be infinite; choose normal, studentt, diagonal or gmm")
+        }
+        if let degreesOfFreedom {
+            guard choice == .studentt else { throw ValidationError("--degrees-of-freedom applies to --base studentt only") }
+            guard degreesOfFreedom >= 1e-3, degreesOfFreedom.isFinite else {
+                throw ValidationError("--degrees-of-freedom must be a finite number of at least 0.001, got \(degreesOfFreedom)")
+            }
+        }
+        if let components {
+            guard choice == .gmm else { throw ValidationError("--components applies to --base gmm only") }
+            guard components >= 1 else { throw ValidationError("--components must be at least 1, got \(components)") }
+        }
+        self = choice
+    }
+
+    /// The base for rows of `data` [N, D] (which start a mixture's k-means).
+    func base(for data: Tensor, degreesOfFreedom: Double?, components: Int?, seed: UInt64) throws -> any Distribution {
+        let dimension = data.shape[1]
+        switch self {
+        case .normal, .uniform: return Normal.standard([dimension])
+        case .studentt:
+            return StudentT(degreesOfFreedom: degreesOfFreedom ?? BaseChoice.defaultDegreesOfFreedom, loc: .zeros([dimension]), scale: .ones([dimension]))
+        case .diagonal: return DiagonalNormal.standard([dimension])
+        case .gmm:
+            let k = components ?? BaseChoice.defaultComponents
+            guard data.shape[0] >= k else {
+                throw CommandError("--base gmm: --components \(k) needs at least \(k) training rows for k-means, got \(data.shape[0])")
+            }
+            return try GaussianMixture(kMeansOn: data, components: k, covariance: .diagonal, seed: seed)
+        }
+    }
+}
