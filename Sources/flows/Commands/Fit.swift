@@ -95,7 +95,7 @@ struct Fit: ParsableCommand {
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
         let baseChoice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components)
         // A base fitted to data (a mixture's k-means) sees them where the flow starts: inside any bounds.
-        let flowSpace = try SupportOptions.flowSpace(training, bounds: bounds)
+        let flowSpace = try SupportOptions.flowSpace(SupportOptions.cellMidpoints(training, dequantized: dequantized), bounds: bounds)
         let makeFlow = {
             try Flow(base: baseChoice.base(for: flowSpace, degreesOfFreedom: degreesOfFreedom, components: components, seed: seed),
                      plan: plan, contextSize: contextSize, seed: seed)
@@ -126,10 +126,7 @@ struct Fit: ParsableCommand {
             case .nonFiniteValidation: break
             default: throw error
             }
-            // Dequantized whole numbers are scored at their cells' midpoints, inside any bounds.
-            let cellMidpoints = { (rows: Tensor) in
-                dequantized.isEmpty ? rows : rows + Tensor((0..<dimension).map { dequantized.contains($0) ? 0.5 : 0 }, dtype: rows.dtype)
-            }
+            let cellMidpoints = { SupportOptions.cellMidpoints($0, dequantized: dequantized) }
             let files = [(data, cellMidpoints(training), trainingContext)] + (held.map { [(validation!, cellMidpoints($0.y), $0.context)] } ?? [])
             throw overflow(in: files, initialFlow: try makeFlow(), firstStep: firstStep) ?? error
         }

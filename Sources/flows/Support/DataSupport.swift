@@ -51,6 +51,12 @@ struct SupportOptions: ParsableArguments {
         return Bounds(lower: pairs.map(\.0), upper: pairs.map(\.1))
     }
 
+    /// `rows` with the `dequantized` columns' whole numbers k moved to their cells' midpoints
+    /// k + ½, where the flow sees such values (inside any bounds).
+    static func cellMidpoints(_ rows: Tensor, dequantized: [Int]) -> Tensor {
+        dequantized.isEmpty ? rows : rows + Tensor((0..<rows.shape[1]).map { dequantized.contains($0) ? 0.5 : 0 }, dtype: rows.dtype)
+    }
+
     /// `rows` where the flow sees them: mapped from the `bounds` box onto ℝᴰ (unchanged without bounds).
     static func flowSpace(_ rows: Tensor, bounds: Bounds?) throws -> Tensor {
         guard let bounds else { return rows }
