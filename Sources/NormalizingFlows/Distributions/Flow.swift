@@ -35,10 +35,11 @@ public final class Flow: Distribution, Module {
     /// training step (`optimizer.step(minimizingNegativeLogLikelihoodOf:)`)
     /// turns it on for its own evaluation and restores it.
     public var isTraining = false {
-        didSet { if isTraining != oldValue { for module in _tree { module.trainingModeDidChange(isTraining) } } }
+        didSet { if isTraining != oldValue { for module in _moduleTree { module.trainingModeDidChange(isTraining) } } }
     }
-    /// The module tree, walked once: training steps switch its mode twice each.
-    private var _tree: [any Module] = []
+    /// The module tree, walked (by reflection) once: each training step switches its mode
+    /// twice and refreshes its derived values.
+    private(set) var _moduleTree: [any Module] = []
 
     /// Makes `plan` concrete for `base` (its event shape and dtype) with parameters drawn from
     /// a generator seeded with `seed`.
@@ -59,7 +60,7 @@ public final class Flow: Distribution, Module {
         for (name, parameter) in named { parameter.name = name }
         parameters = named.map(\.parameter)
         parameterCount = parameters.reduce(0) { $0 + $1.count }
-        _tree = modules
+        _moduleTree = modules
     }
 
     /// The earlier spelling of ``init(base:plan:contextSize:seed:)``: its argument was always a plan.
@@ -162,10 +163,10 @@ public final class Flow: Distribution, Module {
         let kept = buffers.map(\.buffer.value)
         do {
             for ((_, buffer), value) in zip(buffers, bufferValues) { buffer.value = value }
-            for module in _tree { try module.buffersDidLoad() }
+            for module in _moduleTree { try module.buffersDidLoad() }
         } catch {
             for ((_, buffer), value) in zip(buffers, kept) { buffer.value = value }
-            for module in _tree { try? module.buffersDidLoad() }
+            for module in _moduleTree { try? module.buffersDidLoad() }
             throw error
         }
         for ((_, parameter), value) in zip(parameters, parameterValues) { parameter.value = value }

@@ -39,7 +39,7 @@ extension Flow {
             loss.backward()
             return loss.item
         }
-        refreshDerivedValuesInTree(for: dtype)
+        Tensors.refreshDerivedValues(of: _moduleTree, for: dtype)
         let scale = -1 / Double(n)
         // A context with one row per batch row is split with the rows; a shared one is not.
         let contextPerRow = context.map { $0.rank == 2 && $0.shape[0] == n } ?? false

@@ -103,10 +103,10 @@ extension Module {
     }
 
     /// Calls ``refreshDerivedValues(for:)`` on every module in the tree, the modules spread over
-    /// the threads.
+    /// the threads. The tree is found by reflection; a caller that refreshes every step keeps
+    /// ``modules`` and calls ``refreshDerivedValues(of:for:)``.
     public func refreshDerivedValuesInTree(for dtype: DType) {
-        let modules = modules
-        Parallel.forEach(modules.count) { modules[$0].refreshDerivedValues(for: dtype) }
+        Tensors.refreshDerivedValues(of: modules, for: dtype)
     }
 
     /// Calls `body` with every member below this module and its dotted path, parents first.
@@ -117,6 +117,11 @@ extension Module {
             if case .module(let child) = member { child.visit(prefix: path, body) }
         }
     }
+}
+
+/// Calls ``Module/refreshDerivedValues(for:)`` on each of `modules`, spread over the threads.
+public func refreshDerivedValues(of modules: [any Module], for dtype: DType) {
+    Parallel.forEach(modules.count) { modules[$0].refreshDerivedValues(for: dtype) }
 }
 
 /// The members a stored property contributes (see ``Module``).
