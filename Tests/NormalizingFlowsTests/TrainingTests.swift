@@ -138,3 +138,36 @@ func backwardNegativeLogLikelihoodGivesTheWholeBatchGradient(flowName: String) t
         #expect(maxAbsDifference(p.grad!.doubles, e) < 1e-10, "\(p.name)")
     }
 }
+
+@Test func amortisedInferenceLearnsTheGaussianPosteriorOfEveryObservation() throws {
+    // z ~ N(0, I₂), x | z ~ N(z, σ² I₂) with σ = 0.5: the posterior is N(x/(1 + σ²), σ²/(1 + σ²) I)
+    // = N(0.8 x, 0.2 I), and x ~ N(0, (1 + σ²) I) is where the contexts come from.
+    let sigma = 0.5
+    let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [32])), contextSize: 2)
+    var options = VariationalOptions()
+    options.steps = 3000
+    options.learningRate = 3e-3
+    options.learningRatePolicy = .cosine
+    let logJoint = { (z: Tensor, x: Tensor) -> Tensor in
+        let residual = (x - z) / sigma
+        return ((z.square() + residual.square()) * -0.5).sum(alongAxis: 1)
+    }
+    try fitVariational(flow, logDensity: logJoint, contexts: { generator in
+        Tensor.randn([options.samplesPerStep, 2], generator: &generator) * (1 + sigma * sigma).squareRoot()
+    }, options: options)
+    for x in [[1.0, -1.5], [0.0, 1.2]] {
+        let context = Tensor(x, shape: [1, 2])
+        let samples = try withoutGradients { try flow.sample(8000, context: context) }.doubles
+        for k in 0..<2 {
+            let values = stride(from: k, to: samples.count, by: 2).map { samples[$0] }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let sd = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
+            #expect(abs(mean - 0.8 * x[k]) < 0.05, "x = \(x): posterior mean \(mean) vs \(0.8 * x[k])")
+            #expect(abs(sd - 0.2.squareRoot()) < 0.04, "x = \(x): posterior sd \(sd) vs \(0.2.squareRoot())")
+        }
+    }
+    // A flow that takes no context, and contexts of the wrong shape, are refused.
+    let unconditional = try Flow(base: Normal.standard([2]), plan: Affine())
+    #expect(throws: TrainingError.self) { try fitVariational(unconditional, logDensity: logJoint, contexts: { _ in Tensor.zeros([256, 2]) }) }
+    #expect(throws: TrainingError.self) { try fitVariational(flow, logDensity: logJoint, contexts: { _ in Tensor.zeros([3, 2]) }) }
+}

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A normal distribution with diagonal covariance whose mean and scale are trained: independent
-/// N(μᵢ, σᵢ²) per element with σ = exp(log σ), μ and log σ ``Parameter``s, so ``fit(_:data:context:validation:validationContext:optimizer:options:progress:)``
+/// N(μᵢ, σᵢ²) per element with σ = exp(log σ), μ and log σ `Parameter`s, so ``fit(_:data:context:validation:validationContext:optimizer:options:progress:)``
 /// and every optimizer step on ``Flow/parameters`` update them with the bijector's.
 ///
 /// log p(x) = Σ over the event of −½((x − μ)/σ)² − log σ − ½ log 2π.
@@ -28,6 +28,7 @@ public final class DiagonalNormal: SerializableBase {
     /// - Parameters:
     ///   - loc: μ; its last `eventRank` dimensions form the event (all of them by default).
     ///   - logScale: log σ, finite, of the shape and dtype of `loc`.
+    ///   - eventRank: how many trailing dimensions of `loc` form one event (all of them by default).
     public init(loc: Tensor, logScale: Tensor, eventRank: Int? = nil) {
         precondition(loc.shape == logScale.shape && loc.dtype == logScale.dtype,
             "DiagonalNormal: loc \(loc.shape) \(loc.dtype) and logScale \(logScale.shape) \(logScale.dtype) must match")

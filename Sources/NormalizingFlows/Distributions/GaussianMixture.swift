@@ -16,9 +16,9 @@ import Foundation
 ///   the same `precisions_cholesky`).
 ///
 /// All of them — logits [K], means [K, D], and log σ [K, D] or ℓ [K, D] with the lower part
-/// [K, D, D] (its diagonal and upper part unused) — are trained ``Parameter``s: as a flow's base,
+/// [K, D, D] (its diagonal and upper part unused) — are trained `Parameter`s: as a flow's base,
 /// ``fit(_:data:context:validation:validationContext:optimizer:options:progress:)`` trains them
-/// with the bijector; by itself, any optimizer on ``Module/parameters`` minimising
+/// with the bijector; by itself, any optimizer on its `parameters` minimising
 /// `-logProb(x).mean()`. ``init(kMeansOn:components:covariance:iterations:seed:)`` starts from
 /// the clusters of data (k-means++ seeding, Arthur & Vassilvitskii 2007, then Lloyd's
 /// iterations), which is already a fair density model.

@@ -6,7 +6,7 @@ import Foundation
 /// metadata holds as JSON, `{"type": "StudentT", "eventRank": 1, "degreesOfFreedom": 3}`.
 ///
 /// Loading builds a base of the file's shapes with ``init(fileSettings:)`` and then loads the
-/// file's tensors into it (``Flow/load(state:)``), whose ``Module/buffersDidLoad()`` checks
+/// file's tensors into it (``Flow/load(state:)``), whose `buffersDidLoad()` checks
 /// their values: everything read from the file is checked before it is used.
 public protocol SerializableBase: Distribution, Module {
     /// The name stored in model files.
@@ -49,6 +49,8 @@ public enum BaseCoding {
     /// The base a model file's `base` metadata describes, of the shapes of its `base.` tensors
     /// and with their dtype, ready for them to be loaded.
     /// - Parameters:
+    ///   - text: the `base` metadata, a JSON object naming the type and its settings.
+    ///   - tensors: the file's tensors; the base's are those named `base.…`.
     ///   - storedValues: the number of values the file holds, which bounds what the settings
     ///     may allocate (a hidden size of 10⁹ is refused before anything is allocated).
     /// - Throws: ``FlowError/invalidConfiguration(_:)`` naming what is wrong.

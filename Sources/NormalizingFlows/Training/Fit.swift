@@ -252,8 +252,12 @@ private func checkWholeNumbers(_ rows: Tensor, columns: [Int], _ what: String) t
 /// log P(k) by Jensen's inequality, by less as S grows (Ho et al. 2019, eq. 9 with a uniform q).
 ///
 /// - Parameters:
+///   - flow: a flow fitted with ``FitOptions/dequantizedColumns`` set to `columns`.
 ///   - rows: integer-valued in `columns`, shape [N] + event shape.
+///   - columns: the dequantized elements of each event (flat, row-major indices).
+///   - context: for a conditional flow, one context row per row.
 ///   - samples: S, at least 1.
+///   - generator: the source of the uniform draws.
 /// - Returns: [N] estimates.
 public func dequantizedLogProb(_ flow: Flow, _ rows: Tensor, columns: [Int], context: Tensor? = nil, samples: Int = 100,
                                generator: inout RandomGenerator) throws -> Tensor {

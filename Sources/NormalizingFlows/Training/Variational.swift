@@ -51,6 +51,58 @@ public func fitVariational(
     _ flow: Flow, logDensity: (Tensor) -> Tensor, context: Tensor? = nil, optimizer: (any Optimizer)? = nil,
     options: VariationalOptions = VariationalOptions(), progress: ((TrainingProgress) -> Void)? = nil
 ) throws -> VariationalReport {
+    try variationalSteps(flow, optimizer: optimizer, options: options, progress: progress) { optimizer, generator in
+        try optimizer.step(minimizingReverseKLOf: flow, to: logDensity, samples: options.samplesPerStep, context: context,
+                           generator: &generator, clipNorm: options.gradientClipNorm)
+    }
+}
+
+/// Amortised variational inference: fits a conditional flow q(z | c) to the unnormalised
+/// densities p̃(z | c) of a whole distribution of contexts at once, so that after training one
+/// flow gives the approximate posterior for any context without further fitting (the amortised
+/// inference of Kingma & Welling 2014 and of neural posterior estimation, Papamakarios & Murray
+/// 2016, here by reverse KL).
+///
+/// Each step draws `samplesPerStep` contexts c₁…c_n from `contexts` and one reparameterised
+/// zᵢ ∼ q(· | cᵢ) per context, and minimises (1/n) Σᵢ log q(zᵢ | cᵢ) − log p̃(zᵢ | cᵢ): an estimate
+/// of E_c[KL(q(· | c) ‖ p(· | c))] − E_c[log Z(c)], whose gradient is that of the expected KL.
+///
+/// - Parameters:
+///   - flow: a conditional flow (``Flow/contextSize`` C > 0).
+///   - logDensity: log p̃(z | c) for samples z [n] + event shape and their contexts c [n, C],
+///     returning [n]; built from tensor operations so gradients reach the samples.
+///   - contexts: draws the contexts of one step, shape [samplesPerStep, C] (for simulation-based
+///     inference, observations simulated from the prior predictive).
+///   - optimizer: the optimizer for `flow.parameters`; by default Adam at `options.learningRate`.
+///   - options: steps, samples (and contexts) per step, learning rate and the other settings.
+///   - progress: called every `reportInterval` steps and at the end.
+/// - Throws: ``TrainingError/invalidOption(_:)`` when the flow is not conditional or `contexts`
+///   returns another shape, and what ``fitVariational(_:logDensity:context:optimizer:options:progress:)`` throws.
+@discardableResult
+public func fitVariational(
+    _ flow: Flow, logDensity: (_ z: Tensor, _ context: Tensor) -> Tensor, contexts: (inout RandomGenerator) -> Tensor,
+    optimizer: (any Optimizer)? = nil, options: VariationalOptions = VariationalOptions(), progress: ((TrainingProgress) -> Void)? = nil
+) throws -> VariationalReport {
+    guard flow.contextSize > 0 else {
+        throw TrainingError.invalidOption("amortised inference needs a conditional flow (context size > 0); this flow takes no context")
+    }
+    return try variationalSteps(flow, optimizer: optimizer, options: options, progress: progress) { optimizer, generator in
+        let c = contexts(&generator)
+        guard c.shape == [options.samplesPerStep, flow.contextSize], c.dtype == flow.dtype else {
+            throw TrainingError.invalidOption("contexts must return shape [\(options.samplesPerStep), \(flow.contextSize)] (samples per step, context size) in \(flow.dtype), got \(c.shape) in \(c.dtype)")
+        }
+        return try optimizer.step(minimizingReverseKLOf: flow, to: { logDensity($0, c) }, samples: options.samplesPerStep, context: c,
+                                  generator: &generator, clipNorm: options.gradientClipNorm)
+    }
+}
+
+/// The loop both ``fitVariational(_:logDensity:context:optimizer:options:progress:)`` forms run:
+/// the options checked, the schedule set before each `step`, divergence named by step, progress
+/// reported every `reportInterval` steps and at the end.
+private func variationalSteps(
+    _ flow: Flow, optimizer: (any Optimizer)?, options: VariationalOptions, progress: ((TrainingProgress) -> Void)?,
+    step: (any Optimizer, inout RandomGenerator) throws -> Double
+) throws -> VariationalReport {
     guard options.steps >= 1, options.samplesPerStep >= 1, options.reportInterval >= 1, options.learningRate > 0 else {
         throw TrainingError.invalidOption("steps, samples per step and report interval must be at least 1 and the learning rate positive")
     }
@@ -60,14 +112,11 @@ public func fitVariational(
     let start = DispatchTime.now().uptimeNanoseconds
     func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
     var loss = Double.nan
-    for step in 0..<options.steps {
-        optimizer.learningRate = schedule.learningRate(atStep: step)
-        loss = try divergenceReported(atStep: step + 1) {
-            try optimizer.step(minimizingReverseKLOf: flow, to: logDensity, samples: options.samplesPerStep, context: context,
-                               generator: &generator, clipNorm: options.gradientClipNorm)
-        }
-        if (step + 1) % options.reportInterval == 0 || step + 1 == options.steps {
-            progress?(TrainingProgress(step: step + 1, totalSteps: options.steps, loss: loss, validationNLL: nil,
+    for index in 0..<options.steps {
+        optimizer.learningRate = schedule.learningRate(atStep: index)
+        loss = try divergenceReported(atStep: index + 1) { try step(optimizer, &generator) }
+        if (index + 1) % options.reportInterval == 0 || index + 1 == options.steps {
+            progress?(TrainingProgress(step: index + 1, totalSteps: options.steps, loss: loss, validationNLL: nil,
                                        learningRate: optimizer.learningRate, elapsedSeconds: elapsed()))
         }
     }

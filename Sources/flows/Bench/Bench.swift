@@ -59,7 +59,7 @@ struct Bench: ParsableCommand {
         case .vectorMath: records = VectorMathBench.run(repetitions: steps)
         default:
             var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dataDirectory, isDirectory: &isFolder), isFolder.boolValue else {
+            guard !task.readsData || FileManager.default.fileExists(atPath: dataDirectory, isDirectory: &isFolder) && isFolder.boolValue else {
                 let absolute = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
                 throw CommandError("\(dataDirectory): no such folder (\(absolute)); task \(task.rawValue) reads its data (moons_*.csv, digits_*.csv) from --data-dir, by default \(Bench.defaultDataDirectory) relative to the current folder, i.e. beside a clone of this repository")
             }
@@ -81,6 +81,9 @@ enum BenchTask: String, CaseIterable, ExpressibleByArgument {
     case gemm
     case mlpStep = "mlp-step"
     case vectorMath = "vector-math"
+
+    /// Whether the task reads data files from `--data-dir` (the others draw their own points).
+    var readsData: Bool { self == .mafMoons || self == .nsfDigits }
 }
 
 /// One line of benchmark output: ordered fields, as JSON or as aligned text.
