@@ -81,6 +81,9 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "SplineCoupling", plan: SplineCoupling(bins: 4, bound: 2, conditioner: .init(hiddenSizes: [8])), eventShape: [2, 2]),
     ConformanceCase(name: "SplineCoupling soft-clipped (zuko)", plan: SplineCoupling(
         bins: 4, bound: 2, conditioner: .init(hiddenSizes: [8]), parameterization: .softClipped(slope: 1e-2)), eventShape: [2, 2]),
+    ConformanceCase(name: "AffineCoupling residual net (nflows)", plan: AffineCoupling(conditioner: .init(hiddenSizes: [6], residualBlocks: 2))),
+    ConformanceCase(name: "SplineCoupling residual net, context", plan: SplineCoupling(bins: 4, bound: 2, conditioner: .init(hiddenSizes: [6], activation: .tanh, residualBlocks: 1)),
+                    eventShape: [4], contextSize: 2),
     ConformanceCase(name: "RealNVP", plan: RealNVP(layers: 3, conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "NSFCoupling", plan: NSFCoupling(layers: 2, bins: 4, bound: 3, conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "Sylvester orthogonal", plan: Sylvester(variant: .orthogonal), eventShape: [4]),
