@@ -432,20 +432,56 @@ class MADE(nn.Module):
 
 
 class MLP(nn.Module):
-    """Dense layers ``layers.<l>`` with the activation after every layer but the last."""
+    """Dense layers ``layers.<l>`` with the activation after every layer but the last; a context
+    is appended to the input (Swift ``MLP`` as a coupling network)."""
 
     def __init__(self, sizes, activation_name, dtype):
         super().__init__()
         self.layers = nn.ModuleList(nn.Linear(a, b, dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:]))
         self.activation = activation(activation_name)
 
-    def forward(self, h):
+    def forward(self, h, context=None):
+        if context is not None:
+            h = torch.cat([h, context], dim=-1)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if i < last:
                 h = self.activation(h)
         return h
+
+
+class ResidualBlock(nn.Module):
+    """One block of :class:`ResidualNet`: ``linear_layers.{0,1}`` (H → H) and, with a context,
+    ``context_layer`` (C → H)."""
+
+    def __init__(self, features, context_size, dtype):
+        super().__init__()
+        if context_size > 0:
+            self.context_layer = nn.Linear(context_size, features, dtype=dtype)
+        self.linear_layers = nn.ModuleList(nn.Linear(features, features, dtype=dtype) for _ in range(2))
+
+
+class ResidualNet(nn.Module):
+    """nflows' ``ResidualNet`` without batch norm or dropout (Swift ``ResidualNet``), under nflows'
+    names: h = W₀[x, c] + b₀; per block t = W₂ act(W₁ act(h) + b₁) + b₂, times
+    sigmoid(W_c c + b_c) with a context, h ← h + t; y = W_f h + b_f."""
+
+    def __init__(self, inputs, context_size, hidden, outputs, blocks, activation_name, dtype):
+        super().__init__()
+        self.initial_layer = nn.Linear(inputs + context_size, hidden, dtype=dtype)
+        self.blocks = nn.ModuleList(ResidualBlock(hidden, context_size, dtype) for _ in range(blocks))
+        self.final_layer = nn.Linear(hidden, outputs, dtype=dtype)
+        self.activation = activation(activation_name)
+
+    def forward(self, x, context=None):
+        h = self.initial_layer(x if context is None else torch.cat([x, context], dim=-1))
+        for block in self.blocks:
+            t = block.linear_layers[1](self.activation(block.linear_layers[0](self.activation(h))))
+            if context is not None:
+                t = t * torch.sigmoid(block.context_layer(context))
+            h = h + t
+        return self.final_layer(h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,7 +518,7 @@ class Autoregressive(Bijector):
 
 
 class Coupling(Bijector):
-    """y_A = x_A, y_B = f(x_B; θ(x_A, context)) with θ from an MLP (Swift ``CouplingBijector``);
+    """y_A = x_A, y_B = f(x_B; θ(x_A, context)) with θ from an MLP or a ResidualNet (Swift ``CouplingBijector``);
     parameters laid out [|B|, P]. Both directions are one pass."""
 
     def __init__(self, transform, conditioning, conditioner, context_size):
@@ -502,12 +538,13 @@ class Coupling(Bijector):
 
     def _apply(self, v, context, inverse):
         kept, changed = v[..., self.kept], v[..., self.changed]
-        features = kept
         if self.context_size > 0:
             if context is None:
                 raise MappingError(f"this conditional flow needs a context of size {self.context_size}")
-            features = torch.cat([kept, context.expand(v.shape[:-1] + (self.context_size,))], dim=-1)
-        raw = self.conditioner(features).unflatten(-1, (len(self.changed), self.transform.parameter_count))
+            context = context.expand(v.shape[:-1] + (self.context_size,))
+        else:
+            context = None
+        raw = self.conditioner(kept, context).unflatten(-1, (len(self.changed), self.transform.parameter_count))
         out, d = (self.transform.inverse if inverse else self.transform.forward)(changed, raw)
         return torch.cat([kept, out], dim=-1)[..., self.merge], d.sum(-1)
 

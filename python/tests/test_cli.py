@@ -152,6 +152,39 @@ def test_nflows_state_dict_with_a_spec(tmp_path):
     assert_close(swift_logprob(tmp_path / "m.safetensors", points), theirs, "nflows state_dict + spec")
 
 
+def test_nflows_residual_coupling_state_dict_with_a_spec(tmp_path):
+    """A coupling transform's ResidualNet given in the spec as ``transform_net``."""
+    pytest.importorskip("nflows", reason="nflows is not installed")
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.nn.nets import ResidualNet
+    from nflows.transforms import CompositeTransform, ReversePermutation
+    from nflows.transforms.coupling import PiecewiseRationalQuadraticCouplingTransform
+
+    net = {"hidden_features": 9, "num_blocks": 2, "activation": "tanh"}
+    coupling = {"mask": [1, 0, 1, 0], "num_bins": 5, "tails": "linear", "tail_bound": 3.0}
+    spec = {"library": "nflows", "features": 4, "transforms": [
+        {"class": "PiecewiseRationalQuadraticCouplingTransform", "arguments": coupling,
+         "transform_net": {"class": "ResidualNet", "arguments": net}},
+        {"class": "ReversePermutation", "arguments": {"features": 4}}]}
+    torch.manual_seed(6)
+    flow = Flow(CompositeTransform([PiecewiseRationalQuadraticCouplingTransform(
+        **coupling, transform_net_create_fn=lambda i, o: ResidualNet(i, o, **{**net, "activation": torch.tanh})),
+        ReversePermutation(4)]), StandardNormal([4]))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    flow.eval()
+    torch.save(flow.state_dict(), tmp_path / "nflows.pt")
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    ok("import", tmp_path / "nflows.pt", "--spec", tmp_path / "spec.json", "--out", tmp_path / "m.safetensors")
+    rows = np.random.default_rng(3).normal(size=(80, 4)) * 1.5
+    points = write_csv(tmp_path / "points.csv", rows)
+    with torch.no_grad():
+        theirs = flow.log_prob(torch.tensor(rows, dtype=torch.float32)).double().numpy()
+    assert_close(swift_logprob(tmp_path / "m.safetensors", points), theirs, "nflows residual coupling state_dict + spec")
+
+
 def test_pickled_module_only_when_asked(tmp_path):
     torch.manual_seed(6)
     flow = zuko.flows.RealNVP(3, transforms=2, hidden_features=(8,))
