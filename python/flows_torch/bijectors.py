@@ -366,13 +366,22 @@ class MADE(nn.Module):
     stored weight ⊙ mask × multiplier (1, or 1/fan-in under ``meanField``). The optional skip
     map (no bias) connects inputs to outputs with the strict mask and multiplier 1/D
     (meanField) or 1. Tensors: ``order`` (float64), ``layers.<l>.weight|bias``, ``skip.weight``.
+    With ``residual_blocks`` n > 0 it is nflows' residual MADE of one hidden width (Swift
+    ``MADELayout.forwardResidual``): layer 0 without activation, blocks of layers 2k + 1 and
+    2k + 2 adding W₂ act(W₁ act(h) + b₁) + b₂ to h, and the output layer on h.
     """
 
     def __init__(self, d, context_size, hidden_sizes, activation_name, outputs_per_dimension, skip,
-                 parameterization, order, dtype):
+                 parameterization, order, dtype, residual_blocks=0):
         super().__init__()
         if d < 1 or not hidden_sizes or min(hidden_sizes) < 1:
             raise MappingError(f"DenseAutoregressive needs D ≥ 1 and hidden layers, got D = {d}, hidden {hidden_sizes}")
+        if residual_blocks < 0 or (residual_blocks > 0 and len(hidden_sizes) != 1):
+            raise MappingError(f"a residual MADE needs residualBlocks ≥ 0 and one hidden width, got {residual_blocks} "
+                               f"blocks of {hidden_sizes}")
+        # A residual MADE's 2n + 1 hidden layers share one width (and the units' degrees).
+        self.residual_blocks = residual_blocks
+        hidden_sizes = list(hidden_sizes) * (2 * residual_blocks + 1)
         if parameterization not in ("standard", "meanField"):
             raise MappingError(f"weight parameterization '{parameterization}' is not mapped")
         self.d, self.context_size, self.p = d, context_size, outputs_per_dimension
@@ -422,10 +431,21 @@ class MADE(nn.Module):
                 raise MappingError(f"this conditional flow needs a context of size {self.context_size}")
             h = torch.cat([x, context.expand(x.shape[:-1] + (self.context_size,))], dim=-1)
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            h = F.linear(h, layer.weight * getattr(self, f"_mask{i}"), layer.bias)
-            if i < last:
-                h = self.activation(h)
+
+        def masked(i, v):
+            return F.linear(v, self.layers[i].weight * getattr(self, f"_mask{i}"), self.layers[i].bias)
+
+        if self.residual_blocks > 0:
+            # nflows' residual MADE: h₀ = W₀x + b₀; h ← h + W₂ act(W₁ act(h) + b₁) + b₂; y = W_f h + b_f.
+            h = masked(0, h)
+            for k in range(self.residual_blocks):
+                h = h + masked(2 * k + 2, self.activation(masked(2 * k + 1, self.activation(h))))
+            h = masked(last, h)
+        else:
+            for i in range(len(self.layers)):
+                h = masked(i, h)
+                if i < last:
+                    h = self.activation(h)
         if self.skip is not None:
             h = h + F.linear(x, self.skip.weight * self._skip_mask)
         return h.unflatten(-1, (self.d, self.p))

@@ -70,42 +70,59 @@ def _flatten(transform):
 
 
 def _check_made(t, what):
+    """The MADE of a masked transform, its activation's name and its layers (weight, bias, mask)
+    in order: initial, the blocks' (one, or two for a residual block), final."""
     made = t.autoregressive_net
-    if made.use_residual_blocks:
-        raise MappingError(f"{what}: residual MADE blocks (use_residual_blocks=True, nflows' default) have no "
-                           "counterpart in our MADE; build it with use_residual_blocks=False")
     if hasattr(made, "context_layer"):
         raise MappingError(f"{what}: nflows' MADE adds activation(W_c·c + b_c) to the first layer, a nested "
                            "activation our conditional MADE does not have")
-    if any(block.batch_norm is not None for block in made.blocks):
-        raise MappingError(f"{what}: batch norm inside MADE blocks is not mapped")
+    blocks = list(made.blocks)
+    if made.use_residual_blocks:
+        if any(block.use_batch_norm for block in blocks):
+            raise MappingError(f"{what}: batch norm inside MADE blocks is not mapped")
+        if not blocks:
+            raise MappingError(f"{what}: a residual MADE without blocks (num_blocks=0) is not mapped")
+        block_linears = [lin for block in blocks for lin in block.linear_layers]
+    else:
+        if any(block.batch_norm is not None for block in blocks):
+            raise MappingError(f"{what}: batch norm inside MADE blocks is not mapped")
+        block_linears = [block.linear for block in blocks]
+    if any(block.dropout.p > 0 for block in blocks):
+        raise MappingError(f"{what}: MADE blocks with dropout (p > 0) train differently from ours; "
+                           "build it with dropout_probability=0")
     activation = _ACTIVATIONS.get(made.activation)
     if activation is None:
         raise MappingError(f"{what}: activation {made.activation!r} is not mapped")
-    return made, activation
+    linears = [made.initial_layer] + block_linears + [made.final_layer]
+    return made, activation, [(lin.weight, lin.bias, lin.mask) for lin in linears]
 
 
-def _conditioner_plan(activation, widths):
-    return {"activation": activation, "hiddenSizes": widths, "order": {"natural": {}},
+def _place(made, layers, d, p):
+    """Our MADE's conditioner plan and tensors for nflows' masked layers (residual or not)."""
+    residual = made.use_residual_blocks
+    widths, tensors = place_masked_network(layers, d, 0, list(range(d)), p, shared_units=residual)
+    tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
+    plan = {"activation": None, "hiddenSizes": widths[:1] if residual else widths, "order": {"natural": {}},
             "parameterization": "standard", "skipConnections": False}
+    if residual:
+        plan["residualBlocks"] = len(made.blocks)
+    return plan, tensors
 
 
 def _spline_autoregressive(t, d, dtype, what):
     if t.tails != "linear":
         raise MappingError(f"{what}: tails={t.tails!r} (a spline on [0, 1]) is not mapped; only tails='linear'")
-    made, activation = _check_made(t, what)
-    linears = [made.initial_layer] + [block.linear for block in made.blocks] + [made.final_layer]
+    made, activation, layers = _check_made(t, what)
     bins = t.num_bins
-    widths, tensors = place_masked_network(
-        [(lin.weight, lin.bias, lin.mask) for lin in linears], d, 0, list(range(d)), 3 * bins - 1)
-    tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
+    conditioner, tensors = _place(made, layers, d, 3 * bins - 1)
+    conditioner["activation"] = activation
     hidden = getattr(made, "hidden_features", None)
     logit_scale = 1.0 if hidden is None else 1 / float(hidden) ** 0.5
     plan = {"type": "Invert", "options": {"inner": {"type": "SplineAutoregressive", "options": {
         "transform": {"bins": bins, "bound": float(t.tail_bound), "minimumBinWidth": float(t.min_bin_width),
                       "minimumBinHeight": float(t.min_bin_height), "minimumDerivative": float(t.min_derivative),
                       "logitScale": logit_scale},
-        "conditioner": _conditioner_plan(activation, widths)}}}}
+        "conditioner": conditioner}}}}
     return plan, tensors
 
 
@@ -142,18 +159,16 @@ def _masked_affine_sigma(t):
 
 
 def _affine_autoregressive(t, d, dtype, what):
-    made, activation = _check_made(t, what)
+    made, activation, layers = _check_made(t, what)
     scale = _affine_scale(_masked_affine_sigma(t), float(getattr(t, "_epsilon", 1e-3)), what)
-    linears = [made.initial_layer] + [block.linear for block in made.blocks] + [made.final_layer]
-    layers = [(lin.weight, lin.bias, lin.mask) for lin in linears]
     # nflows' outputs are (s, μ) per feature, ours (μ, s): swap each pair of output units.
     swap = torch.arange(2 * d).reshape(d, 2).flip(-1).reshape(-1)
     weight, bias, mask = layers[-1]
     layers[-1] = (weight[swap], None if bias is None else bias[swap], mask[swap])
-    widths, tensors = place_masked_network(layers, d, 0, list(range(d)), 2)
-    tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
+    conditioner, tensors = _place(made, layers, d, 2)
+    conditioner["activation"] = activation
     plan = {"type": "Invert", "options": {"inner": {"type": "AffineAutoregressive", "options": {
-        "scale": scale, "conditioner": _conditioner_plan(activation, widths)}}}}
+        "scale": scale, "conditioner": conditioner}}}}
     return plan, tensors
 
 

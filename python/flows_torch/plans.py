@@ -91,7 +91,8 @@ def _autoregressive(transform, conditioner, spec):
     network = b.MADE(
         spec.event_size, spec.context_size, conditioner["hiddenSizes"], conditioner["activation"],
         transform.parameter_count, bool(conditioner.get("skipConnections", False)),
-        conditioner.get("parameterization", "standard"), _order(conditioner["order"], spec.event_size), spec.dtype)
+        conditioner.get("parameterization", "standard"), _order(conditioner["order"], spec.event_size), spec.dtype,
+        int(conditioner.get("residualBlocks", 0)))
     return b.Autoregressive(transform, network)
 
 
