@@ -3,7 +3,7 @@
 Mapped exactly:
 
 - ``MaskedPiecewiseRationalQuadraticAutoregressiveTransform`` with ``tails="linear"``,
-  feedforward blocks (``use_residual_blocks=False``), no batch norm and no context →
+  feedforward or residual blocks (see below), no batch norm, no dropout and no context →
   ``Invert(SplineAutoregressive)``. nflows' spline is ours: widths softmax(logits)·(1 − K·m) + m,
   derivatives m_d + softplus(·), 1 at ±B (its padding constant log(e^{1−m_d} − 1)), identity
   outside [−B, B]; the logits are not rescaled (nflows divides by √hidden_features only for
@@ -17,6 +17,13 @@ Mapped exactly:
   used the sigmoid maps to ``sigmoidWithFloor(bias: 2, floor: 1e-3)``: the scale is read from
   the transform's own code path (``_elementwise_forward`` is probed on known values), never
   assumed.
+- Residual MADEs (``use_residual_blocks=True``, nflows' default; ``num_blocks`` ≥ 1) in either
+  masked transform → the conditioner ``{"hiddenSizes": [H], "residualBlocks": n}``, our MADE's
+  residual option: h₀ = W₀x + b₀ (no activation), per ``MaskedResidualBlock``
+  h ← h + W₂ act(W₁ act(h) + b₁) + b₂ (both masked with the units' own degrees), and the final
+  layer on h. Its layers are ``layers.0``, ``layers.2k+1``/``layers.2k+2`` (block k) and
+  ``layers.2n+1``; every layer's units are placed in the same slots (checked), since the blocks
+  add to the stream unit by unit.
 - ``AffineCouplingTransform``, ``AdditiveCouplingTransform`` and
   ``PiecewiseRationalQuadraticCouplingTransform`` (``tails="linear"``, no
   ``apply_unconditional_transform``) whose ``transform_net`` is nflows' ``ResidualNet`` (with or
@@ -39,10 +46,10 @@ Mapped exactly:
 nflows transforms map data to noise, first transform first; our parts are written in reverse
 order (autoregressive and coupling layers inverted).
 
-Not mapped, with the reason in the error: residual MADEs (``use_residual_blocks=True``,
-nflows' default: ours has no residual connections yet), MADEs with a context (nflows adds
+Not mapped, with the reason in the error: MADEs with a context (nflows adds
 activation(W_c c + b_c) to the first layer's product: a nested activation ours does not have),
-batch norm inside MADE blocks or ResidualNet blocks, ResidualNet dropout (p > 0), nflows' ``MLP``
+residual MADEs without blocks, batch norm inside MADE blocks or ResidualNet blocks, dropout
+(p > 0) in either, nflows' ``MLP``
 as a coupling net (its ``forward(inputs)`` takes no context, so nflows' coupling transforms,
 which call ``transform_net(inputs, context)``, cannot run it), other transform nets, splines
 without tails (defined on [0, 1], ours on [−B, B]), unconditional transforms of the kept
