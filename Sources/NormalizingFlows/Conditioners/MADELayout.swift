@@ -352,10 +352,9 @@ struct MADELayout<T: TensorScalar> {
     /// the core's cache between layers. `hidden` (each [rows, units]) keeps the activations for a
     /// backward pass; without it each chunk uses scratch.
     func forward(rows: Int, input a: UnsafePointer<T>, hidden: [UnsafeMutablePointer<T>]?, output out: UnsafeMutablePointer<T>) {
-        let chunk = Self.chunkRows, (width, outputs) = (inputWidth, outputWidth)
+        let chunk = Self.chunkRows, (width, outputs) = (inputWidth, outputWidth), widths = keptWidths
         Parallel.forEach((rows + chunk - 1) / chunk) { index in
             let start = index * chunk, n = Swift.min(chunk, rows - start)
-            let widths = keptWidths
             if let hidden {
                 forward(a + start * width, lda: width, n: n, hidden: zip(hidden, widths).map { $0 + start * $1 },
                         output: out + start * outputs, ldo: outputs)
