@@ -27,6 +27,11 @@ let fusedAffineCases: [FusedAffineCase] = [
                     dimensions: 2),
     FusedAffineCase(name: "context, skip connections, ELU", plan: AffineAutoregressive(
         conditioner: DenseAutoregressive(hiddenSizes: [7, 6], activation: .elu, skipConnections: true, order: .random)), dimensions: 4, contextSize: 2),
+    FusedAffineCase(name: "residual MADE (nflows' default), tanh, random order", plan: AffineAutoregressive(
+        conditioner: DenseAutoregressive(hiddenSizes: [7], activation: .tanh, order: .random, residualBlocks: 2), scale: .softplus(floor: 1e-3)),
+                    dimensions: 4),
+    FusedAffineCase(name: "residual MADE, context, skip connections", plan: AffineAutoregressive(
+        conditioner: DenseAutoregressive(hiddenSizes: [6], skipConnections: true, residualBlocks: 1)), dimensions: 3, contextSize: 2),
     FusedAffineCase(name: "context, softplus, one dimension", plan: AffineAutoregressive(
         conditioner: DenseAutoregressive(hiddenSizes: [5], activation: .softplus)), dimensions: 1, contextSize: 3),
 ]

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 @testable import NormalizingFlows
 
 /// One folder per test process under the system's temporary folder, removed when the process
@@ -97,4 +98,28 @@ func training<R>(_ flow: Flow, _ body: () throws -> R) rethrows -> R {
     flow.isTraining = true
     defer { flow.isTraining = false }
     return try body()
+}
+
+/// The largest |autograd − central differences| over every parameter of a module, for the
+/// gradient of `objective` (Float64 parameters); each parameter's error must stay below 1e-7 of
+/// its gradient's largest entry (or of 1). Leaves the parameters as they were and their
+/// gradients zeroed.
+func parameterGradientError(_ module: any Module, _ objective: () throws -> Tensor) throws -> Double {
+    for p in module.parameters { p.zeroGrad() }
+    try objective().backward()
+    var worst = 0.0
+    for parameter in module.parameters {
+        let analytic = try #require(parameter.grad).doubles
+        let start = parameter.value.doubles
+        let numeric = try centralDifferences(start) { values in
+            parameter.value = Tensor(values, shape: parameter.shape, dtype: .float64)
+            return try withoutGradients { try objective().item }
+        }
+        parameter.value = Tensor(start, shape: parameter.shape, dtype: .float64)
+        let error = maxAbsDifference(analytic, numeric)
+        worst = Swift.max(worst, error)
+        #expect(error < 1e-7 * Swift.max(1, analytic.map(Swift.abs).max()!), "\(parameter.name)")
+    }
+    for p in module.parameters { p.zeroGrad() }
+    return worst
 }

@@ -366,13 +366,22 @@ class MADE(nn.Module):
     stored weight ⊙ mask × multiplier (1, or 1/fan-in under ``meanField``). The optional skip
     map (no bias) connects inputs to outputs with the strict mask and multiplier 1/D
     (meanField) or 1. Tensors: ``order`` (float64), ``layers.<l>.weight|bias``, ``skip.weight``.
+    With ``residual_blocks`` n > 0 it is nflows' residual MADE of one hidden width (Swift
+    ``MADELayout.forwardResidual``): layer 0 without activation, blocks of layers 2k + 1 and
+    2k + 2 adding W₂ act(W₁ act(h) + b₁) + b₂ to h, and the output layer on h.
     """
 
     def __init__(self, d, context_size, hidden_sizes, activation_name, outputs_per_dimension, skip,
-                 parameterization, order, dtype):
+                 parameterization, order, dtype, residual_blocks=0):
         super().__init__()
         if d < 1 or not hidden_sizes or min(hidden_sizes) < 1:
             raise MappingError(f"DenseAutoregressive needs D ≥ 1 and hidden layers, got D = {d}, hidden {hidden_sizes}")
+        if residual_blocks < 0 or (residual_blocks > 0 and len(hidden_sizes) != 1):
+            raise MappingError(f"a residual MADE needs residualBlocks ≥ 0 and one hidden width, got {residual_blocks} "
+                               f"blocks of {hidden_sizes}")
+        # A residual MADE's 2n + 1 hidden layers share one width (and the units' degrees).
+        self.residual_blocks = residual_blocks
+        hidden_sizes = list(hidden_sizes) * (2 * residual_blocks + 1)
         if parameterization not in ("standard", "meanField"):
             raise MappingError(f"weight parameterization '{parameterization}' is not mapped")
         self.d, self.context_size, self.p = d, context_size, outputs_per_dimension
@@ -422,30 +431,77 @@ class MADE(nn.Module):
                 raise MappingError(f"this conditional flow needs a context of size {self.context_size}")
             h = torch.cat([x, context.expand(x.shape[:-1] + (self.context_size,))], dim=-1)
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            h = F.linear(h, layer.weight * getattr(self, f"_mask{i}"), layer.bias)
-            if i < last:
-                h = self.activation(h)
+
+        def masked(i, v):
+            return F.linear(v, self.layers[i].weight * getattr(self, f"_mask{i}"), self.layers[i].bias)
+
+        if self.residual_blocks > 0:
+            # nflows' residual MADE: h₀ = W₀x + b₀; h ← h + W₂ act(W₁ act(h) + b₁) + b₂; y = W_f h + b_f.
+            h = masked(0, h)
+            for k in range(self.residual_blocks):
+                h = h + masked(2 * k + 2, self.activation(masked(2 * k + 1, self.activation(h))))
+            h = masked(last, h)
+        else:
+            for i in range(len(self.layers)):
+                h = masked(i, h)
+                if i < last:
+                    h = self.activation(h)
         if self.skip is not None:
             h = h + F.linear(x, self.skip.weight * self._skip_mask)
         return h.unflatten(-1, (self.d, self.p))
 
 
 class MLP(nn.Module):
-    """Dense layers ``layers.<l>`` with the activation after every layer but the last."""
+    """Dense layers ``layers.<l>`` with the activation after every layer but the last; a context
+    is appended to the input (Swift ``MLP`` as a coupling network)."""
 
     def __init__(self, sizes, activation_name, dtype):
         super().__init__()
         self.layers = nn.ModuleList(nn.Linear(a, b, dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:]))
         self.activation = activation(activation_name)
 
-    def forward(self, h):
+    def forward(self, h, context=None):
+        if context is not None:
+            h = torch.cat([h, context], dim=-1)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if i < last:
                 h = self.activation(h)
         return h
+
+
+class ResidualBlock(nn.Module):
+    """One block of :class:`ResidualNet`: ``linear_layers.{0,1}`` (H → H) and, with a context,
+    ``context_layer`` (C → H)."""
+
+    def __init__(self, features, context_size, dtype):
+        super().__init__()
+        if context_size > 0:
+            self.context_layer = nn.Linear(context_size, features, dtype=dtype)
+        self.linear_layers = nn.ModuleList(nn.Linear(features, features, dtype=dtype) for _ in range(2))
+
+
+class ResidualNet(nn.Module):
+    """nflows' ``ResidualNet`` without batch norm or dropout (Swift ``ResidualNet``), under nflows'
+    names: h = W₀[x, c] + b₀; per block t = W₂ act(W₁ act(h) + b₁) + b₂, times
+    sigmoid(W_c c + b_c) with a context, h ← h + t; y = W_f h + b_f."""
+
+    def __init__(self, inputs, context_size, hidden, outputs, blocks, activation_name, dtype):
+        super().__init__()
+        self.initial_layer = nn.Linear(inputs + context_size, hidden, dtype=dtype)
+        self.blocks = nn.ModuleList(ResidualBlock(hidden, context_size, dtype) for _ in range(blocks))
+        self.final_layer = nn.Linear(hidden, outputs, dtype=dtype)
+        self.activation = activation(activation_name)
+
+    def forward(self, x, context=None):
+        h = self.initial_layer(x if context is None else torch.cat([x, context], dim=-1))
+        for block in self.blocks:
+            t = block.linear_layers[1](self.activation(block.linear_layers[0](self.activation(h))))
+            if context is not None:
+                t = t * torch.sigmoid(block.context_layer(context))
+            h = h + t
+        return self.final_layer(h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,7 +538,7 @@ class Autoregressive(Bijector):
 
 
 class Coupling(Bijector):
-    """y_A = x_A, y_B = f(x_B; θ(x_A, context)) with θ from an MLP (Swift ``CouplingBijector``);
+    """y_A = x_A, y_B = f(x_B; θ(x_A, context)) with θ from an MLP or a ResidualNet (Swift ``CouplingBijector``);
     parameters laid out [|B|, P]. Both directions are one pass."""
 
     def __init__(self, transform, conditioning, conditioner, context_size):
@@ -502,12 +558,13 @@ class Coupling(Bijector):
 
     def _apply(self, v, context, inverse):
         kept, changed = v[..., self.kept], v[..., self.changed]
-        features = kept
         if self.context_size > 0:
             if context is None:
                 raise MappingError(f"this conditional flow needs a context of size {self.context_size}")
-            features = torch.cat([kept, context.expand(v.shape[:-1] + (self.context_size,))], dim=-1)
-        raw = self.conditioner(features).unflatten(-1, (len(self.changed), self.transform.parameter_count))
+            context = context.expand(v.shape[:-1] + (self.context_size,))
+        else:
+            context = None
+        raw = self.conditioner(kept, context).unflatten(-1, (len(self.changed), self.transform.parameter_count))
         out, d = (self.transform.inverse if inverse else self.transform.forward)(changed, raw)
         return torch.cat([kept, out], dim=-1)[..., self.merge], d.sum(-1)
 

@@ -30,12 +30,16 @@ further and written back.
       {"library": "nflows", "features": 3, "transforms": [
           {"class": "MaskedAffineAutoregressiveTransform",
            "arguments": {"features": 3, "hidden_features": 16, "use_residual_blocks": false}},
-          {"class": "ReversePermutation", "arguments": {"features": 3}}]}
+          {"class": "ReversePermutation", "arguments": {"features": 3}},
+          {"class": "AffineCouplingTransform", "arguments": {"mask": [1, 0, 1]},
+           "transform_net": {"class": "ResidualNet", "arguments": {"hidden_features": 32, "num_blocks": 2}}}]}
 
   zuko flows are any class of ``zuko.flows`` (``MAF``, ``NSF``, ``RealNVP``, ``NICE``; ``activation`` a
   ``torch.nn`` class name such as ``"ReLU"``). nflows flows are a ``CompositeTransform`` of the
   listed classes of ``nflows.transforms`` on a ``StandardNormal`` of ``features`` dimensions
-  (``activation`` a ``torch.nn.functional`` name such as ``"relu"``). The state_dict's floating
+  (``activation`` a ``torch.nn.functional`` name such as ``"relu"``); a coupling transform's
+  ``transform_net`` is a class of ``nflows.nn.nets`` called with the kept and output feature
+  counts and its ``arguments``. The state_dict's floating
   dtype is kept (the flow is built, cast to it, then loaded; missing or extra entries are errors).
 - with ``--pickled-module``, a whole module saved with ``torch.save(flow, FILE)``. Unpickling
   runs code from the file: use it on files you trust only.
@@ -159,9 +163,20 @@ def _zuko_flow(spec):
         raise CommandError(f"--spec: zuko.flows.{name}: {error}") from None
 
 
+def _with_activation(arguments, functional, i):
+    """``arguments`` with an ``activation`` name replaced by the torch.nn.functional function."""
+    if "activation" in arguments:
+        activation = getattr(functional, str(arguments["activation"]), None)
+        if activation is None:
+            raise CommandError(f"--spec: transform {i}: activation {arguments['activation']!r} is not in torch.nn.functional")
+        arguments["activation"] = activation
+    return arguments
+
+
 def _nflows_flow(spec):
     import torch.nn.functional as F
     from nflows import transforms
+    from nflows.nn import nets
     from nflows.distributions.normal import StandardNormal
     from nflows.flows.base import Flow as NFlow
 
@@ -173,12 +188,14 @@ def _nflows_flow(spec):
         cls = getattr(transforms, str(name), None)
         if not isinstance(cls, type):
             raise CommandError(f"--spec: transform {i}: nflows.transforms has no class {name!r}")
-        arguments = dict(entry.get("arguments", {}))
-        if "activation" in arguments:
-            activation = getattr(F, str(arguments["activation"]), None)
-            if activation is None:
-                raise CommandError(f"--spec: transform {i}: activation {arguments['activation']!r} is not in torch.nn.functional")
-            arguments["activation"] = activation
+        arguments = _with_activation(dict(entry.get("arguments", {})), F, i)
+        if "transform_net" in entry:   # a coupling transform's network: nflows.nn.nets.<class>(in, out, **arguments)
+            net = entry["transform_net"] if isinstance(entry["transform_net"], dict) else {}
+            net_cls = getattr(nets, str(net.get("class")), None)
+            if not isinstance(net_cls, type):
+                raise CommandError(f"--spec: transform {i}: nflows.nn.nets has no class {net.get('class')!r}")
+            net_arguments = _with_activation(dict(net.get("arguments", {})), F, i)
+            arguments["transform_net_create_fn"] = lambda n_in, n_out, c=net_cls, a=net_arguments: c(n_in, n_out, **a)
         try:
             parts.append(cls(**arguments))
         except TypeError as error:

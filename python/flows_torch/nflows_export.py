@@ -3,7 +3,7 @@
 Mapped exactly:
 
 - ``MaskedPiecewiseRationalQuadraticAutoregressiveTransform`` with ``tails="linear"``,
-  feedforward blocks (``use_residual_blocks=False``), no batch norm and no context →
+  feedforward or residual blocks (see below), no batch norm, no dropout and no context →
   ``Invert(SplineAutoregressive)``. nflows' spline is ours: widths softmax(logits)·(1 − K·m) + m,
   derivatives m_d + softplus(·), 1 at ±B (its padding constant log(e^{1−m_d} − 1)), identity
   outside [−B, B]; the logits are not rescaled (nflows divides by √hidden_features only for
@@ -17,20 +17,43 @@ Mapped exactly:
   used the sigmoid maps to ``sigmoidWithFloor(bias: 2, floor: 1e-3)``: the scale is read from
   the transform's own code path (``_elementwise_forward`` is probed on known values), never
   assumed.
+- Residual MADEs (``use_residual_blocks=True``, nflows' default; ``num_blocks`` ≥ 1) in either
+  masked transform → the conditioner ``{"hiddenSizes": [H], "residualBlocks": n}``, our MADE's
+  residual option: h₀ = W₀x + b₀ (no activation), per ``MaskedResidualBlock``
+  h ← h + W₂ act(W₁ act(h) + b₁) + b₂ (both masked with the units' own degrees), and the final
+  layer on h. Its layers are ``layers.0``, ``layers.2k+1``/``layers.2k+2`` (block k) and
+  ``layers.2n+1``; every layer's units are placed in the same slots (checked), since the blocks
+  add to the stream unit by unit.
+- ``AffineCouplingTransform``, ``AdditiveCouplingTransform`` and
+  ``PiecewiseRationalQuadraticCouplingTransform`` (``tails="linear"``, no
+  ``apply_unconditional_transform``) whose ``transform_net`` is nflows' ``ResidualNet`` (with or
+  without ``context_features``; any ``num_blocks`` and ``hidden_features``; no batch norm, no
+  dropout) → ``Invert(AffineCoupling | AdditiveCoupling | SplineCoupling)`` with the mask given
+  (nflows' mask ≤ 0 marks the kept features, ours ``true``) and the conditioner
+  ``{"hiddenSizes": [H], "residualBlocks": n}``, our ``ResidualNet`` under nflows' own tensor
+  names (``initial_layer``, ``blocks.<b>.linear_layers.{0,1}``, ``blocks.<b>.context_layer``,
+  ``final_layer``): h = W₀[x, c] + b₀; per block t = W₂ act(W₁ act(h) + b₁) + b₂, gated by
+  sigmoid(W_c c + b_c) (nflows' GLU) with a context, h ← h + t; y = W_f h + b_f. The affine
+  scale is σ = sigmoid(s + 2) + 10⁻³ (``AffineScale.sigmoidWithFloor``, probed from
+  ``_scale_and_shift``); nflows lays the outputs out as (all shifts, all scales), ours (μ, s) per
+  feature, so the final layer's rows are interleaved. The spline's widths and heights are divided
+  by √hidden_features (nflows does so for nets with that attribute): ``logitScale`` 1/√H. All
+  coupling transforms of a flow take the same context (our flows have one context size).
 - ``Permutation``, ``ReversePermutation``, ``RandomPermutation`` (dim 1): z = x[..., π] →
   ``Permute(given: argsort π)``.
 - ``CompositeTransform`` (nested), base ``StandardNormal``.
 
 nflows transforms map data to noise, first transform first; our parts are written in reverse
-order (autoregressive layers inverted).
+order (autoregressive and coupling layers inverted).
 
-Not mapped, with the reason in the error: ``AffineCouplingTransform`` and other coupling
-transforms (their networks, ResidualNet or user modules, are not ours; the scale itself,
-σ = sigmoid(s + 2) + 10⁻³, is ``AffineScale.sigmoidWithFloor``), residual MADEs (``use_residual_blocks=True``, nflows' default: ours has no residual
-connections), MADEs with a context (nflows adds activation(W_c c + b_c) before the first
-activation: a nested activation ours does not have), batch norm inside MADE blocks, splines
-without tails (defined on [0, 1], ours on [−B, B]), coupling transforms (their networks,
-ResidualNet or user modules, are not ours), and any other transform or base.
+Not mapped, with the reason in the error: MADEs with a context (nflows adds
+activation(W_c c + b_c) to the first layer's product: a nested activation ours does not have),
+residual MADEs without blocks, batch norm inside MADE blocks or ResidualNet blocks, dropout
+(p > 0) in either, nflows' ``MLP``
+as a coupling net (its ``forward(inputs)`` takes no context, so nflows' coupling transforms,
+which call ``transform_net(inputs, context)``, cannot run it), other transform nets, splines
+without tails (defined on [0, 1], ours on [−B, B]), unconditional transforms of the kept
+features, and any other transform or base.
 """
 
 
@@ -54,60 +77,70 @@ def _flatten(transform):
 
 
 def _check_made(t, what):
+    """The MADE of a masked transform, its activation's name and its layers (weight, bias, mask)
+    in order: initial, the blocks' (one, or two for a residual block), final."""
     made = t.autoregressive_net
-    if made.use_residual_blocks:
-        raise MappingError(f"{what}: residual MADE blocks (use_residual_blocks=True, nflows' default) have no "
-                           "counterpart in our MADE; build it with use_residual_blocks=False")
     if hasattr(made, "context_layer"):
         raise MappingError(f"{what}: nflows' MADE adds activation(W_c·c + b_c) to the first layer, a nested "
                            "activation our conditional MADE does not have")
-    if any(block.batch_norm is not None for block in made.blocks):
-        raise MappingError(f"{what}: batch norm inside MADE blocks is not mapped")
+    blocks = list(made.blocks)
+    if made.use_residual_blocks:
+        if any(block.use_batch_norm for block in blocks):
+            raise MappingError(f"{what}: batch norm inside MADE blocks is not mapped")
+        if not blocks:
+            raise MappingError(f"{what}: a residual MADE without blocks (num_blocks=0) is not mapped")
+        block_linears = [lin for block in blocks for lin in block.linear_layers]
+    else:
+        if any(block.batch_norm is not None for block in blocks):
+            raise MappingError(f"{what}: batch norm inside MADE blocks is not mapped")
+        block_linears = [block.linear for block in blocks]
+    if any(block.dropout.p > 0 for block in blocks):
+        raise MappingError(f"{what}: MADE blocks with dropout (p > 0) train differently from ours; "
+                           "build it with dropout_probability=0")
     activation = _ACTIVATIONS.get(made.activation)
     if activation is None:
         raise MappingError(f"{what}: activation {made.activation!r} is not mapped")
-    return made, activation
+    linears = [made.initial_layer] + block_linears + [made.final_layer]
+    return made, activation, [(lin.weight, lin.bias, lin.mask) for lin in linears]
 
 
-def _conditioner_plan(activation, widths):
-    return {"activation": activation, "hiddenSizes": widths, "order": {"natural": {}},
+def _place(made, layers, d, p):
+    """Our MADE's conditioner plan and tensors for nflows' masked layers (residual or not)."""
+    residual = made.use_residual_blocks
+    widths, tensors = place_masked_network(layers, d, 0, list(range(d)), p, shared_units=residual)
+    tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
+    plan = {"activation": None, "hiddenSizes": widths[:1] if residual else widths, "order": {"natural": {}},
             "parameterization": "standard", "skipConnections": False}
+    if residual:
+        plan["residualBlocks"] = len(made.blocks)
+    return plan, tensors
 
 
 def _spline_autoregressive(t, d, dtype, what):
     if t.tails != "linear":
         raise MappingError(f"{what}: tails={t.tails!r} (a spline on [0, 1]) is not mapped; only tails='linear'")
-    made, activation = _check_made(t, what)
-    linears = [made.initial_layer] + [block.linear for block in made.blocks] + [made.final_layer]
+    made, activation, layers = _check_made(t, what)
     bins = t.num_bins
-    widths, tensors = place_masked_network(
-        [(lin.weight, lin.bias, lin.mask) for lin in linears], d, 0, list(range(d)), 3 * bins - 1)
-    tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
+    conditioner, tensors = _place(made, layers, d, 3 * bins - 1)
+    conditioner["activation"] = activation
     hidden = getattr(made, "hidden_features", None)
     logit_scale = 1.0 if hidden is None else 1 / float(hidden) ** 0.5
     plan = {"type": "Invert", "options": {"inner": {"type": "SplineAutoregressive", "options": {
         "transform": {"bins": bins, "bound": float(t.tail_bound), "minimumBinWidth": float(t.min_bin_width),
                       "minimumBinHeight": float(t.min_bin_height), "minimumDerivative": float(t.min_derivative),
                       "logitScale": logit_scale},
-        "conditioner": _conditioner_plan(activation, widths)}}}}
+        "conditioner": conditioner}}}}
     return plan, tensors
 
 
-def _affine_scale(t, dtype, what):
-    """The AffineScale (JSON) of nflows' masked affine transform, read from what its own
-    ``_elementwise_forward`` does with known raw values: softplus(s) + 10⁻³ (nflows 0.14) or
-    sigmoid(s + 2) + 10⁻³ (earlier releases), else refused."""
+def _affine_scale(sigma_of, epsilon, what):
+    """The AffineScale (JSON) of an nflows affine transform, read from what its own code does with
+    known raw values s: ``sigma_of(s)`` returns its σ(s). softplus(s) + ε (nflows 0.14's masked
+    affine transform), sigmoid(s + 2) + ε (its affine coupling transform and earlier masked
+    releases), else refused."""
     s = torch.linspace(-6, 6, 25, dtype=torch.float64)
-    params = torch.stack([s, torch.zeros_like(s)], dim=-1).reshape(1, -1)   # (s, μ = 0) per feature
-    ones = torch.ones(1, s.numel(), dtype=torch.float64)
-    saved = t.features
-    try:
-        t.features = s.numel()
-        with torch.no_grad():
-            sigma = t._elementwise_forward(ones, params)[0].reshape(-1)
-    finally:
-        t.features = saved
-    epsilon = float(getattr(t, "_epsilon", 1e-3))
+    with torch.no_grad():
+        sigma = sigma_of(s).reshape(-1)
     candidates = [
         ({"softplus": {"floor": epsilon}}, torch.nn.functional.softplus(s) + epsilon),
         ({"sigmoidWithFloor": {"bias": 2.0, "floor": epsilon}}, torch.sigmoid(s + 2) + epsilon),
@@ -119,20 +152,102 @@ def _affine_scale(t, dtype, what):
                        "(a changed nflows release?); no AffineScale of ours is known to match it")
 
 
+def _masked_affine_sigma(t):
+    """σ(s) of a masked affine transform, from its ``_elementwise_forward`` on (s, μ = 0) per feature."""
+    def sigma_of(s):
+        params = torch.stack([s, torch.zeros_like(s)], dim=-1).reshape(1, -1)
+        saved = t.features
+        try:
+            t.features = s.numel()
+            return t._elementwise_forward(torch.ones(1, s.numel(), dtype=s.dtype), params)[0]
+        finally:
+            t.features = saved
+    return sigma_of
+
+
 def _affine_autoregressive(t, d, dtype, what):
-    made, activation = _check_made(t, what)
-    scale = _affine_scale(t, dtype, what)
-    linears = [made.initial_layer] + [block.linear for block in made.blocks] + [made.final_layer]
-    layers = [(lin.weight, lin.bias, lin.mask) for lin in linears]
+    made, activation, layers = _check_made(t, what)
+    scale = _affine_scale(_masked_affine_sigma(t), float(getattr(t, "_epsilon", 1e-3)), what)
     # nflows' outputs are (s, μ) per feature, ours (μ, s): swap each pair of output units.
     swap = torch.arange(2 * d).reshape(d, 2).flip(-1).reshape(-1)
     weight, bias, mask = layers[-1]
     layers[-1] = (weight[swap], None if bias is None else bias[swap], mask[swap])
-    widths, tensors = place_masked_network(layers, d, 0, list(range(d)), 2)
-    tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
+    conditioner, tensors = _place(made, layers, d, 2)
+    conditioner["activation"] = activation
     plan = {"type": "Invert", "options": {"inner": {"type": "AffineAutoregressive", "options": {
-        "scale": scale, "conditioner": _conditioner_plan(activation, widths)}}}}
+        "scale": scale, "conditioner": conditioner}}}}
     return plan, tensors
+
+
+def _residual_net(net, inputs, what):
+    """(conditioner JSON, tensors under ``conditioner.``, context size) of an nflows ``ResidualNet``
+    (its module names are ours), refusing what ours does not compute."""
+    from nflows.nn.nets.mlp import MLP
+    from nflows.nn.nets.resnet import ResidualNet
+
+    if isinstance(net, MLP):
+        raise MappingError(f"{what}: its transform_net is nflows' MLP, whose forward(inputs) takes no context; "
+                           "nflows' coupling transforms call transform_net(inputs, context), so no nflows flow "
+                           "runs it (use ResidualNet)")
+    if type(net) is not ResidualNet:
+        raise MappingError(f"{what}: its transform_net {type(net).__name__} is not mapped (nflows' ResidualNet is)")
+    context = net.context_features or 0
+    blocks = list(net.blocks)
+    if any(block.use_batch_norm for block in blocks):
+        raise MappingError(f"{what}: batch norm inside ResidualNet blocks (use_batch_norm=True) is not mapped")
+    if any(block.dropout.p > 0 for block in blocks):
+        raise MappingError(f"{what}: ResidualNet blocks with dropout (p > 0) train differently from ours; "
+                           "build it with dropout_probability=0")
+    activation = _ACTIVATIONS.get(blocks[0].activation) if blocks else "relu"
+    if activation is None or any(_ACTIVATIONS.get(block.activation) != activation for block in blocks):
+        raise MappingError(f"{what}: activation {blocks[0].activation!r} is not mapped")
+    if net.initial_layer.in_features != inputs + context:
+        raise MappingError(f"{what}: its ResidualNet takes {net.initial_layer.in_features} inputs, not the "
+                           f"{inputs} conditioning values and {context} context values")
+    tensors = {f"conditioner.{name}": value.detach().clone() for name, value in net.state_dict().items()}
+    conditioner = {"activation": activation, "hiddenSizes": [int(net.hidden_features)], "residualBlocks": len(blocks)}
+    return conditioner, tensors, context
+
+
+def _coupling(t, what):
+    """An nflows affine, additive or rational-quadratic coupling transform with a ResidualNet →
+    ``Invert(AffineCoupling | AdditiveCoupling | SplineCoupling)`` with the mask given."""
+    from nflows.transforms.coupling import (AdditiveCouplingTransform, AffineCouplingTransform,
+                                            PiecewiseRationalQuadraticCouplingTransform)
+
+    if t.unconditional_transform is not None:
+        raise MappingError(f"{what}: apply_unconditional_transform=True (an elementwise spline of the kept "
+                           "features) is not mapped")
+    kept, changed = t.identity_features.tolist(), t.transform_features.tolist()
+    n = len(changed)
+    conditioner, tensors, context = _residual_net(t.transform_net, len(kept), what)
+    mask = {"given": {"_0": [i in kept for i in range(t.features)]}}
+    if type(t) is AdditiveCouplingTransform:
+        inner = {"type": "AdditiveCoupling", "options": {"mask": mask, "conditioner": conditioner}}
+    elif type(t) is AffineCouplingTransform:
+        def sigma_of(s):   # one row per value, s in the first changed feature's scale slot
+            params = torch.zeros(s.numel(), 2 * n, dtype=s.dtype)
+            params[:, n] = s
+            return t._scale_and_shift(params)[0][:, 0]
+        scale = _affine_scale(sigma_of, 1e-3, what)
+        # nflows' outputs are (μ for every changed feature, then s for every one), ours (μ, s) per feature.
+        order = torch.arange(2 * n).reshape(2, n).t().reshape(-1)
+        for name in ("conditioner.final_layer.weight", "conditioner.final_layer.bias"):
+            tensors[name] = tensors[name][order]
+        inner = {"type": "AffineCoupling", "options": {"mask": mask, "conditioner": conditioner, "scale": scale}}
+    elif type(t) is PiecewiseRationalQuadraticCouplingTransform:
+        if t.tails != "linear":
+            raise MappingError(f"{what}: tails={t.tails!r} (a spline on [0, 1]) is not mapped; only tails='linear'")
+        # Widths and heights are divided by √hidden_features (ResidualNet has the attribute).
+        logit_scale = 1 / float(t.transform_net.hidden_features) ** 0.5
+        inner = {"type": "SplineCoupling", "options": {"mask": mask, "conditioner": conditioner, "transform": {
+            "bins": t.num_bins, "bound": float(t.tail_bound), "minimumBinWidth": float(t.min_bin_width),
+            "minimumBinHeight": float(t.min_bin_height), "minimumDerivative": float(t.min_derivative),
+            "logitScale": logit_scale}}}
+    else:
+        raise MappingError(f"{what}: coupling transforms other than affine, additive and rational-quadratic "
+                           "(with tails='linear') are not mapped")
+    return {"type": "Invert", "options": {"inner": inner}}, tensors, context
 
 
 def to_flow(nflow):
@@ -140,6 +255,7 @@ def to_flow(nflow):
     from nflows.distributions.normal import StandardNormal
     from nflows.transforms.autoregressive import (MaskedAffineAutoregressiveTransform,
                                                   MaskedPiecewiseRationalQuadraticAutoregressiveTransform)
+    from nflows.transforms.coupling import CouplingTransform
     from nflows.transforms.permutations import Permutation
 
     if not hasattr(nflow, "_transform") or not hasattr(nflow, "_distribution"):
@@ -152,7 +268,7 @@ def to_flow(nflow):
     d = int(base._shape[0])
     parts = _flatten(nflow._transform)
     dtype = next((p.dtype for p in nflow.parameters()), torch.float32)
-    plans, states = [], []
+    plans, states, contexts = [], [], set()
     for i, t in enumerate(parts):
         what = f"nflows transform {i} ({type(t).__name__})"
         if isinstance(t, Permutation):
@@ -169,14 +285,20 @@ def to_flow(nflow):
             plan, tensors = _affine_autoregressive(t, d, dtype, what)
             plans.append(plan)
             states.append(tensors)
-        elif type(t).__name__ == "AffineCouplingTransform":
-            raise MappingError(f"{what}: coupling transforms are not mapped (their transform_net, a ResidualNet or "
-                               "a module of yours, is not our coupling network); masked affine and rational-quadratic "
-                               "autoregressive transforms are")
+        elif isinstance(t, CouplingTransform):
+            plan, tensors, context = _coupling(t, what)
+            plans.append(plan)
+            states.append(tensors)
+            contexts.add(context)
         else:
-            raise MappingError(f"{what} is not mapped (masked affine and rational-quadratic MADE transforms and "
-                               "permutations are)")
-    return Flow.from_transforms(plans, states, d, dtype, "the nflows flow")
+            raise MappingError(f"{what} is not mapped (masked affine and rational-quadratic MADE transforms, "
+                               "affine, additive and rational-quadratic coupling transforms and permutations are)")
+        if not isinstance(t, CouplingTransform) and not isinstance(t, Permutation):
+            contexts.add(0)
+    if len(contexts) > 1:
+        raise MappingError(f"the nflows flow's transforms take contexts of different sizes {sorted(contexts)}; "
+                           "ours share one")
+    return Flow.from_transforms(plans, states, d, dtype, "the nflows flow", context_size=max(contexts, default=0))
 
 
 def save_nflows(nflow, path):

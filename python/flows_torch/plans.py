@@ -91,15 +91,25 @@ def _autoregressive(transform, conditioner, spec):
     network = b.MADE(
         spec.event_size, spec.context_size, conditioner["hiddenSizes"], conditioner["activation"],
         transform.parameter_count, bool(conditioner.get("skipConnections", False)),
-        conditioner.get("parameterization", "standard"), _order(conditioner["order"], spec.event_size), spec.dtype)
+        conditioner.get("parameterization", "standard"), _order(conditioner["order"], spec.event_size), spec.dtype,
+        int(conditioner.get("residualBlocks", 0)))
     return b.Autoregressive(transform, network)
 
 
 def _coupling(transform, mask_json, conditioner, spec):
     conditioning = _coupling_mask(mask_json, spec.event_size)
-    inputs = sum(conditioning) + spec.context_size
+    inputs = sum(conditioning)
     outputs = (spec.event_size - sum(conditioning)) * transform.parameter_count
-    network = b.MLP([inputs] + list(conditioner["hiddenSizes"]) + [outputs], conditioner["activation"], spec.dtype)
+    blocks = int(conditioner.get("residualBlocks", 0))
+    if blocks == 0:
+        network = b.MLP([inputs + spec.context_size] + list(conditioner["hiddenSizes"]) + [outputs],
+                        conditioner["activation"], spec.dtype)
+    elif blocks > 0 and len(conditioner["hiddenSizes"]) == 1:
+        network = b.ResidualNet(inputs, spec.context_size, int(conditioner["hiddenSizes"][0]), outputs, blocks,
+                                conditioner["activation"], spec.dtype)
+    else:
+        raise MappingError(f"a residual coupling network needs residualBlocks ≥ 0 and one hidden width, got "
+                           f"{blocks} blocks of {conditioner['hiddenSizes']}")
     return b.Coupling(transform, conditioning, network, spec.context_size)
 
 

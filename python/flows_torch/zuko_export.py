@@ -156,7 +156,7 @@ def _masked_autoregressive(t, types, context, dtype, what):
     return plan, tensors
 
 
-def place_masked_network(layers, d, context, order, p):
+def place_masked_network(layers, d, context, order, p, shared_units=False):
     """Our MADE's widths and tensors (``conditioner.layers.<l>.weight|bias``) computing what a
     degree-masked network of another library computes.
 
@@ -167,6 +167,8 @@ def place_masked_network(layers, d, context, order, p):
     layer is (number of degrees) × (most units of one degree) wide); units left over have zero
     weights in and out. Our masks contain theirs at the mapped places (checked), and their
     masked-out weights are written as zeros, so both compute the same function.
+    ``shared_units``: the hidden layers add to one another (a residual MADE), so each unit must
+    land in the same place in every layer (checked).
     """
     position = [0] * d
     for k, i in enumerate(order):
@@ -191,6 +193,8 @@ def place_masked_network(layers, d, context, order, p):
             used[g] = used.get(g, 0) + 1
         widths.append(count * per)
         slots.append(slot)
+    if shared_units and any(slot != slots[0] for slot in slots):
+        raise MappingError("the residual network's layers give their units different degrees; ours share them")
     # Check: our connectivity contains theirs at the mapped places.
     our_degrees = [input_degree] + [hidden_degrees(w, d, context > 0) for w in widths]
     output_degree = [position[j // p] for j in range(d * p)]

@@ -137,19 +137,47 @@ def test_nflows_state_dict_with_a_spec(tmp_path):
     torch.manual_seed(5)
     parts = [MaskedAffineAutoregressiveTransform(**{**made, "activation": torch.tanh}), RandomPermutation(3),
              MaskedAffineAutoregressiveTransform(**{**made, "activation": torch.tanh})]
-    flow = Flow(CompositeTransform(parts), StandardNormal([3]))
+    # The permutation is a buffer: it travels in the state_dict.
+    _import_nflows_state_dict(tmp_path, Flow(CompositeTransform(parts), StandardNormal([3])), spec, 3, "nflows state_dict + spec")
+
+
+def _import_nflows_state_dict(tmp_path, flow, spec, d, what):
+    """Perturbs the flow's parameters, saves its state_dict, imports it with the spec and
+    compares `flows logprob` with nflows' log_prob."""
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     flow.eval()
-    torch.save(flow.state_dict(), tmp_path / "nflows.pt")   # the permutation is a buffer: it travels
+    torch.save(flow.state_dict(), tmp_path / "nflows.pt")
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     ok("import", tmp_path / "nflows.pt", "--spec", tmp_path / "spec.json", "--out", tmp_path / "m.safetensors")
-    rows = np.random.default_rng(2).normal(size=(80, 3)) * 1.5
+    rows = np.random.default_rng(2).normal(size=(80, d)) * 1.5
     points = write_csv(tmp_path / "points.csv", rows)
     with torch.no_grad():
         theirs = flow.log_prob(torch.tensor(rows, dtype=torch.float32)).double().numpy()
-    assert_close(swift_logprob(tmp_path / "m.safetensors", points), theirs, "nflows state_dict + spec")
+    assert_close(swift_logprob(tmp_path / "m.safetensors", points), theirs, what)
+
+
+def test_nflows_residual_coupling_state_dict_with_a_spec(tmp_path):
+    """A coupling transform's ResidualNet given in the spec as ``transform_net``."""
+    pytest.importorskip("nflows", reason="nflows is not installed")
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.nn.nets import ResidualNet
+    from nflows.transforms import CompositeTransform, ReversePermutation
+    from nflows.transforms.coupling import PiecewiseRationalQuadraticCouplingTransform
+
+    net = {"hidden_features": 9, "num_blocks": 2, "activation": "tanh"}
+    coupling = {"mask": [1, 0, 1, 0], "num_bins": 5, "tails": "linear", "tail_bound": 3.0}
+    spec = {"library": "nflows", "features": 4, "transforms": [
+        {"class": "PiecewiseRationalQuadraticCouplingTransform", "arguments": coupling,
+         "transform_net": {"class": "ResidualNet", "arguments": net}},
+        {"class": "ReversePermutation", "arguments": {"features": 4}}]}
+    torch.manual_seed(6)
+    flow = Flow(CompositeTransform([PiecewiseRationalQuadraticCouplingTransform(
+        **coupling, transform_net_create_fn=lambda i, o: ResidualNet(i, o, **{**net, "activation": torch.tanh})),
+        ReversePermutation(4)]), StandardNormal([4]))
+    _import_nflows_state_dict(tmp_path, flow, spec, 4, "nflows residual coupling state_dict + spec")
 
 
 def test_pickled_module_only_when_asked(tmp_path):

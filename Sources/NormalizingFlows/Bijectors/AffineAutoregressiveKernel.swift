@@ -90,7 +90,7 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
         for p in 0..<passes {
             let rowCount = rows(p)
             inputOffsets.append(size); size += rowCount * layout.inputWidth
-            hiddenOffsets.append(layout.hidden.map { layer in defer { size += rowCount * layer.units }; return size })
+            hiddenOffsets.append(layout.keptWidths.map { units in defer { size += rowCount * units }; return size })
             rawOffsets.append(size); size += rowCount * 2 * d
             resultOffsets.append(size); size += n * d
             factorOffsets.append(size); size += n * d
@@ -169,20 +169,20 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
 
     /// Gradients of [input, context?, W₀, b₀, W₁, b₁, …] from the gradient `g` [N, D + 1] of the output.
     private func backward(_ g: Tensor, _ needs: [Bool]) -> [Tensor?] {
-        let width = layout.inputWidth, maxWidth = layout.hidden.map(\.units).max()!
+        let width = layout.inputWidth
         let needsInput = needs[0], needsContext = context != nil && needs[1]
         let parameterCount = layout.gradientOffsets.count
         // The parameters' gradients (degree order; the last pass writes them, the others add
         // to them). Zeroed: ∂/∂input and ∂/∂context, accumulated over the passes. Then
         // ∂/∂(the current pass's output), ∂/∂log|det J|, ∂/∂(μ, s), the network input's gradient
-        // and two scratch buffers for the layers' gradients.
+        // and the scratch of the layers' gradients.
         let zeroed = parameterCount + n * d + n * c
-        let (scratchTensor, buffer) = MADELayout<T>.scratch(zeroed + n * d + n + n * 2 * d + n * width + 2 * n * maxWidth)
+        let (scratchTensor, buffer) = MADELayout<T>.scratch(zeroed + n * d + n + n * 2 * d + n * width + layout.backwardScratchCount(rows: n))
         defer { withExtendedLifetime(scratchTensor) {} }
         (buffer + parameterCount).update(repeating: 0, count: zeroed - parameterCount)
         let gradDirect = buffer + parameterCount, gradContext = gradDirect + n * d
         let gradCurrent = buffer + zeroed, gradLogDet = gradCurrent + n * d, gradRaw = gradLogDet + n
-        let gradNetworkInput = gradRaw + n * 2 * d, scratch = (gradNetworkInput + n * width, gradNetworkInput + n * width + n * maxWidth)
+        let gradNetworkInput = gradRaw + n * 2 * d, scratch = gradNetworkInput + n * width
         g.withUnsafeBufferPointer(as: T.self) { g in
             for r in 0..<n {
                 for i in 0..<d { gradCurrent[r * d + i] = g[r * (d + 1) + i] }

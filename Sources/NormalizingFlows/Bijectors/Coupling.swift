@@ -25,7 +25,7 @@ public enum CouplingMask: Sendable, Equatable, Codable {
 /// log |det J| = Σ_B log |f′|. Both directions take one network pass.
 final class CouplingBijector: Bijector {
     let transform: any ParametricElementwiseTransform
-    let conditioner: MLP
+    let conditioner: any ConditioningNetwork
     let eventShape: [Int]
     let conditioningIndices: [Int]
     let transformedIndices: [Int]
@@ -49,7 +49,7 @@ final class CouplingBijector: Bijector {
         self.eventShape = spec.eventShape
         self.contextSize = spec.contextSize
         self.conditioner = try conditioner.make(
-            inputs: conditioningIndices.count + spec.contextSize, outputs: transformedIndices.count * transform.parameterCount,
+            inputs: conditioningIndices.count, contextSize: spec.contextSize, outputs: transformedIndices.count * transform.parameterCount,
             outputBias: transform.identityParameters, dtype: spec.dtype, generator: &generator)
     }
 
@@ -64,9 +64,7 @@ final class CouplingBijector: Bijector {
         let flat = input.reshaped(to: leading + [eventShape.reduce(1, *)])
         let kept = flat.indexSelect(alongAxis: -1, conditioningIndices)
         let changed = flat.indexSelect(alongAxis: -1, transformedIndices)
-        var features = kept
-        if let context { features = Tensor.concatenate([kept, context.broadcast(to: leading + [contextSize])], alongAxis: -1) }
-        let parameters = conditioner(features).reshaped(to: leading + [transformedIndices.count, transform.parameterCount])
+        let parameters = conditioner(kept, context: context?.broadcast(to: leading + [contextSize])).reshaped(to: leading + [transformedIndices.count, transform.parameterCount])
         let (out, logDerivative) = inverse
             ? transform.inverse(changed, parameters: parameters)
             : transform.forward(changed, parameters: parameters)

@@ -78,16 +78,48 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
     public var skipConnections: Bool
     public var order: VariableOrder
     public var parameterization: WeightParameterization
+    /// n > 0: nflows' residual MADE (nflows 0.14 ``MADE(use_residual_blocks=True)``, its default;
+    /// Durkan et al. 2019 use it in their autoregressive NSF) of one hidden width
+    /// `hiddenSizes == [H]`: h₀ = W₀x + b₀, then n pre-activation blocks
+    /// h ← h + W₂·act(W₁·act(h) + b₁) + b₂ whose layers keep the units' degrees, and the output
+    /// layer on h (no activation before it). Tensors `layers.0` (first), `layers.2k+1` and
+    /// `layers.2k+2` (block k), `layers.2n+1` (output). 0 (the default): feedforward layers.
+    public var residualBlocks: Int
 
     public init(
         hiddenSizes: [Int] = [64, 64], activation: Activation = .relu, skipConnections: Bool = false,
-        order: VariableOrder = .natural, parameterization: WeightParameterization = .standard
+        order: VariableOrder = .natural, parameterization: WeightParameterization = .standard, residualBlocks: Int = 0
     ) {
         self.hiddenSizes = hiddenSizes
         self.activation = activation
         self.skipConnections = skipConnections
         self.order = order
         self.parameterization = parameterization
+        self.residualBlocks = residualBlocks
+    }
+
+    private enum CodingKeys: String, CodingKey { case hiddenSizes, activation, skipConnections, order, parameterization, residualBlocks }
+
+    /// Plans written before residual blocks existed have no `residualBlocks`: feedforward.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        hiddenSizes = try container.decode([Int].self, forKey: .hiddenSizes)
+        activation = try container.decode(Activation.self, forKey: .activation)
+        skipConnections = try container.decode(Bool.self, forKey: .skipConnections)
+        order = try container.decode(VariableOrder.self, forKey: .order)
+        parameterization = try container.decode(WeightParameterization.self, forKey: .parameterization)
+        residualBlocks = try container.decodeIfPresent(Int.self, forKey: .residualBlocks) ?? 0
+    }
+
+    /// A feedforward MADE is written as before (no `residualBlocks` key).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(hiddenSizes, forKey: .hiddenSizes)
+        try container.encode(activation, forKey: .activation)
+        try container.encode(skipConnections, forKey: .skipConnections)
+        try container.encode(order, forKey: .order)
+        try container.encode(parameterization, forKey: .parameterization)
+        if residualBlocks != 0 { try container.encode(residualBlocks, forKey: .residualBlocks) }
     }
 
     /// A network for `inputSize` dimensions emitting `outputsPerDimension` values each.
@@ -98,11 +130,14 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
         guard inputSize >= 1, !hiddenSizes.isEmpty, hiddenSizes.allSatisfy({ $0 >= 1 }) else {
             throw FlowError.invalidConfiguration("DenseAutoregressive needs D ≥ 1 and at least one hidden layer of positive size, got D = \(inputSize), hidden \(hiddenSizes)")
         }
+        guard residualBlocks == 0 || (residualBlocks > 0 && hiddenSizes.count == 1) else {
+            throw FlowError.invalidConfiguration("a residual MADE needs residualBlocks ≥ 0 and one hidden width, got \(residualBlocks) blocks of \(hiddenSizes)")
+        }
         let order = try order.permutation(inputSize, generator: &generator)
         return MaskedAutoregressiveNetwork(
-            order: order, contextSize: contextSize, hiddenSizes: hiddenSizes, activation: activation,
-            outputsPerDimension: outputsPerDimension, outputBias: outputBias, skip: skipConnections,
-            parameterization: parameterization, dtype: dtype, generator: &generator)
+            order: order, contextSize: contextSize, hiddenSizes: [Int](repeating: hiddenSizes[0], count: 2 * residualBlocks) + hiddenSizes,
+            activation: activation, outputsPerDimension: outputsPerDimension, outputBias: outputBias, skip: skipConnections,
+            parameterization: parameterization, residualBlocks: residualBlocks, dtype: dtype, generator: &generator)
     }
 }
 
@@ -126,6 +161,9 @@ final class MaskedAutoregressiveNetwork: Module {
     let skip: Linear?
     let hiddenSizes: [Int]
     let parameterization: WeightParameterization
+    /// The residual blocks (``DenseAutoregressive/residualBlocks``); `hiddenSizes` then lists the
+    /// 2n + 1 layers of one width.
+    let residualBlocks: Int
     /// The layout of the current parameters and the parameter versions it was made from. A
     /// training step's passes (forward and backward, one of each per thread) share it.
     private var layoutCache: (versions: [UInt64], layout: Any)?
@@ -137,9 +175,10 @@ final class MaskedAutoregressiveNetwork: Module {
     init(
         order: [Int], contextSize: Int, hiddenSizes: [Int], activation: Activation,
         outputsPerDimension: Int, outputBias: [Double], skip: Bool,
-        parameterization: WeightParameterization, dtype: DType, generator: inout RandomGenerator
+        parameterization: WeightParameterization, residualBlocks: Int = 0, dtype: DType, generator: inout RandomGenerator
     ) {
         self.parameterization = parameterization
+        self.residualBlocks = residualBlocks
         self.variableOrder = order
         self.order = Buffer(Tensor(order.map(Double.init), dtype: .float64))
         self.contextSize = contextSize
@@ -152,10 +191,13 @@ final class MaskedAutoregressiveNetwork: Module {
         for (l, (fanIn, fanOut)) in zip(sizes, sizes.dropFirst()).enumerated() {
             let last = l == sizes.count - 2
             let bound = 1 / Double(fanIn).squareRoot() / parameterization.multiplier(fanIn: fanIn)
-            let weightBound = last ? bound * Self.outputWeightScale : bound
+            // A residual block's second layer starts within ±10⁻³ (nflows' zero_initialization),
+            // so each block starts near the identity.
+            let blockEnd = residualBlocks > 0 && l > 0 && l % 2 == 0 && !last
+            let weightBound = last ? bound * Self.outputWeightScale : blockEnd ? 1e-3 : bound
             let w = Tensor.uniform([fanOut, fanIn], low: -weightBound, high: weightBound, generator: &generator, dtype: dtype)
             let b = last ? Tensor((0..<fanOut).map { outputBias[$0 % p] }, dtype: dtype)
-                : Tensor.uniform([fanOut], low: -bound, high: bound, generator: &generator, dtype: dtype)
+                : Tensor.uniform([fanOut], low: blockEnd ? -1e-3 : -bound, high: blockEnd ? 1e-3 : bound, generator: &generator, dtype: dtype)
             layers.append(Linear(weight: w, bias: b))
         }
         self.layers = layers
@@ -231,7 +273,7 @@ final class MaskedAutoregressiveNetwork: Module {
         let recorded = Tensor.recordsOperation(on: inputs)
         // The input in degree order, then (when recorded) every hidden layer's activations.
         var hiddenOffsets: [Int] = [], size = rows * width
-        if recorded { for layer in layout.hidden { hiddenOffsets.append(size); size += rows * layer.units } }
+        if recorded { for units in layout.keptWidths { hiddenOffsets.append(size); size += rows * units } }
         let (kept, a) = MADELayout<T>.scratch(size)
         let out = Tensor(uninitializedShape: [rows, outputs], dtype: x.dtype)
         x.withUnsafeBufferPointer(as: T.self) { px in
@@ -247,10 +289,10 @@ final class MaskedAutoregressiveNetwork: Module {
         let hasContext = context != nil, (d, c) = (variableOrder.count, contextSize)
         return Tensor.recordOperation("maskedAutoregressive", output: out, inputs: inputs) { [self] g, needs in
             let needsInput = needs[0] || (hasContext && needs[1])
-            let maxWidth = layout.hidden.map(\.units).max()!, parameterCount = layout.gradientOffsets.count
-            let (scratchTensor, buffer) = MADELayout<T>.scratch(parameterCount + rows * width + 2 * rows * maxWidth)
+            let parameterCount = layout.gradientOffsets.count
+            let (scratchTensor, buffer) = MADELayout<T>.scratch(parameterCount + rows * width + layout.backwardScratchCount(rows: rows))
             defer { withExtendedLifetime(scratchTensor) {} }
-            let gradInput = buffer + parameterCount, scratch = (gradInput + rows * width, gradInput + rows * width + rows * maxWidth)
+            let gradInput = buffer + parameterCount, scratch = gradInput + rows * width
             g.withUnsafeBufferPointer(as: T.self) { g in
                 withExtendedLifetime(kept) {
                     layout.backward(gradOutput: g.baseAddress!, ldo: outputs, input: a, n: rows,

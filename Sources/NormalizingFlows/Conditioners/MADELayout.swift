@@ -189,12 +189,17 @@ struct MADELayout<T: TensorScalar> {
     let inputColumns: [Int]
     let contextSize: Int
     let activation: Activation
+    /// n > 0: the hidden layers are nflows' residual MADE (``DenseAutoregressive/residualBlocks``):
+    /// layer 0, then blocks of two layers (2k + 1, 2k + 2), all of one width and one degree per
+    /// unit; 0: feedforward layers, each followed by the activation.
+    let residualBlocks: Int
 
     init(_ network: MaskedAutoregressiveNetwork) {
         let d = network.variableOrder.count, c = network.contextSize, p = network.outputsPerDimension
         inputColumns = (0..<c).map { d + $0 } + network.variableOrder
         contextSize = c
         activation = network.activation
+        residualBlocks = network.residualBlocks
         var hidden: [Layer] = [], unitEnd: [[Int]] = [], columns = c + d
         for (l, size) in network.hiddenSizes.enumerated() {
             let degrees = MaskedAutoregressiveNetwork.hiddenDegrees(size: size, inputs: d, context: c > 0)
@@ -255,11 +260,25 @@ struct MADELayout<T: TensorScalar> {
         return (tensor, tensor.pointer(T.self))
     }
 
-    /// The network on the n rows of `a` (degree order, leading dimension `lda`): hidden layer l's
-    /// activations into `hidden[l]` ([n, units], dense), the parameters into `output` [n, D·P]
-    /// (leading dimension `ldo`).
+    /// The widths of the values a pass keeps for its backward pass (``forward(_:lda:n:hidden:output:ldo:)``'s
+    /// `hidden` buffers): each hidden layer's activations; for a residual MADE, the stream h₀ and
+    /// per block act(hₖ), the block's inner activations and hₖ₊₁. The output layer reads the last.
+    var keptWidths: [Int] {
+        residualBlocks == 0 ? hidden.map(\.units) : [Int](repeating: hidden[0].units, count: 1 + 3 * residualBlocks)
+    }
+
+    /// The scratch elements ``backward(gradOutput:ldo:input:n:hidden:gradients:accumulating:gradInput:scratch:)``
+    /// needs for n rows: two (three for a residual MADE) buffers of n × the widest hidden layer.
+    func backwardScratchCount(rows n: Int) -> Int {
+        (residualBlocks == 0 ? 2 : 3) * n * hidden.map(\.units).max()!
+    }
+
+    /// The network on the n rows of `a` (degree order, leading dimension `lda`): the values kept
+    /// for the backward pass (``keptWidths``) into `hidden` ([n, width] each, dense), the
+    /// parameters into `output` [n, D·P] (leading dimension `ldo`).
     func forward(_ a: UnsafePointer<T>, lda: Int, n: Int, hidden buffers: [UnsafeMutablePointer<T>],
                  output out: UnsafeMutablePointer<T>, ldo: Int) {
+        if residualBlocks > 0 { return forwardResidual(a, lda: lda, n: n, kept: buffers, output: out, ldo: ldo) }
         var input = a, ld = lda
         for (l, layer) in hidden.enumerated() {
             layer.evaluate(a: input, lda: ld, n: n, into: buffers[l], ldc: layer.units, activation: activation)
@@ -267,6 +286,61 @@ struct MADELayout<T: TensorScalar> {
         }
         output.evaluate(a: input, lda: ld, n: n, into: out, ldc: ldo)
         skip?.accumulate(a: a + contextSize, lda: lda, n: n, into: out, ldc: ldo)
+    }
+
+    /// nflows' residual MADE (nflows 0.14 ``MADE(use_residual_blocks=True)``, ``MaskedResidualBlock``;
+    /// pre-activation blocks after He et al. 2016): h₀ = W₀a + b₀ (no activation); per block
+    /// uₖ = act(hₖ), vₖ = act(W₁uₖ + b₁), hₖ₊₁ = hₖ + W₂vₖ + b₂; the output layer reads h_n as it
+    /// is. Every block layer has the units' own degrees, so the masks are those of feedforward
+    /// hidden layers and the residual sum stays autoregressive. Kept: [h₀, u₀, v₀, h₁, u₁, …, h_n].
+    private func forwardResidual(_ a: UnsafePointer<T>, lda: Int, n: Int, kept b: [UnsafeMutablePointer<T>],
+                                 output out: UnsafeMutablePointer<T>, ldo: Int) {
+        let h = hidden[0].units
+        hidden[0].evaluate(a: a, lda: lda, n: n, into: b[0], ldc: h)
+        for k in 0..<residualBlocks {
+            let (stream, u, v, next) = (b[3 * k], b[3 * k + 1], b[3 * k + 2], b[3 * k + 3])
+            u.update(from: stream, count: n * h)
+            activation.apply(inPlace: u, rows: n, columns: h, stride: h)
+            hidden[2 * k + 1].evaluate(a: u, lda: h, n: n, into: v, ldc: h, activation: activation)
+            hidden[2 * k + 2].evaluate(a: v, lda: h, n: n, into: next, ldc: h)
+            Tensors.accumulate(stream, into: next, count: n * h)
+        }
+        output.evaluate(a: b[3 * residualBlocks], lda: h, n: n, into: out, ldc: ldo)
+        skip?.accumulate(a: a + contextSize, lda: lda, n: n, into: out, ldc: ldo)
+    }
+
+    /// For sequential inversion: the units of degree `degree` of every layer, for the n rows of
+    /// `a` (degree order, leading dimension `lda`) whose first `contextSize + degree` columns are
+    /// known, into the kept buffers `b` (``keptWidths``; units of lower degree already there).
+    /// A unit of degree g reads only units (and inputs) of degree ≤ g, so these are final.
+    func evaluateUnits(ofDegree degree: Int, input a: UnsafePointer<T>, lda: Int, n: Int, kept b: [UnsafeMutablePointer<T>]) {
+        for l in hidden.indices {
+            let units = (degree == 0 ? 0 : unitEnd[l][degree - 1])..<unitEnd[l][degree]
+            if units.isEmpty { continue }
+            let seen = l == 0 ? contextSize + degree : unitEnd[l - 1][degree]
+            let ldc = hidden[l].units
+            guard residualBlocks > 0 else {
+                let target = b[l] + units.lowerBound
+                hidden[l].evaluate(units: units, seen: seen, a: l == 0 ? a : UnsafePointer(b[l - 1]), lda: l == 0 ? lda : hidden[l - 1].units,
+                                   n: n, into: target, ldc: ldc)
+                activation.apply(inPlace: target, rows: n, columns: units.count, stride: ldc)
+                continue
+            }
+            if l == 0 {
+                hidden[0].evaluate(units: units, seen: seen, a: a, lda: lda, n: n, into: b[0] + units.lowerBound, ldc: ldc)
+            } else if l % 2 == 1 {   // the block's first layer, on uₖ = act(hₖ) of these units
+                let k = (l - 1) / 2, (stream, u) = (b[3 * k] + units.lowerBound, b[3 * k + 1] + units.lowerBound)
+                for r in 0..<n { (u + r * ldc).update(from: stream + r * ldc, count: units.count) }
+                activation.apply(inPlace: u, rows: n, columns: units.count, stride: ldc)
+                let target = b[3 * k + 2] + units.lowerBound
+                hidden[l].evaluate(units: units, seen: seen, a: b[3 * k + 1], lda: ldc, n: n, into: target, ldc: ldc)
+                activation.apply(inPlace: target, rows: n, columns: units.count, stride: ldc)
+            } else {                 // the block's second layer, added to the stream
+                let k = (l - 2) / 2, (stream, target) = (b[3 * k] + units.lowerBound, b[3 * k + 3] + units.lowerBound)
+                hidden[l].evaluate(units: units, seen: seen, a: b[3 * k + 2], lda: ldc, n: n, into: target, ldc: ldc)
+                for r in 0..<n { Tensors.accumulate(stream + r * ldc, into: target + r * ldc, count: units.count) }
+            }
+        }
     }
 
     /// Rows per chunk of ``forward(rows:input:hidden:output:)``: 132 rows of a 256-unit layer are
@@ -278,18 +352,18 @@ struct MADELayout<T: TensorScalar> {
     /// the core's cache between layers. `hidden` (each [rows, units]) keeps the activations for a
     /// backward pass; without it each chunk uses scratch.
     func forward(rows: Int, input a: UnsafePointer<T>, hidden: [UnsafeMutablePointer<T>]?, output out: UnsafeMutablePointer<T>) {
-        let chunk = Self.chunkRows, (width, outputs) = (inputWidth, outputWidth)
+        let chunk = Self.chunkRows, (width, outputs) = (inputWidth, outputWidth), widths = keptWidths
         Parallel.forEach((rows + chunk - 1) / chunk) { index in
             let start = index * chunk, n = Swift.min(chunk, rows - start)
             if let hidden {
-                forward(a + start * width, lda: width, n: n, hidden: zip(hidden, self.hidden).map { $0 + start * $1.units },
+                forward(a + start * width, lda: width, n: n, hidden: zip(hidden, widths).map { $0 + start * $1 },
                         output: out + start * outputs, ldo: outputs)
                 return
             }
-            let scratch = UnsafeMutablePointer<T>.allocate(capacity: n * self.hidden.reduce(0) { $0 + $1.units })
+            let scratch = UnsafeMutablePointer<T>.allocate(capacity: n * widths.reduce(0, +))
             defer { scratch.deallocate() }   // at most a chunk's activations: from the heap
             var offset = 0
-            let buffers = self.hidden.map { layer in defer { offset += n * layer.units }; return scratch + offset }
+            let buffers = widths.map { units in defer { offset += n * units }; return scratch + offset }
             forward(a + start * width, lda: width, n: n, hidden: buffers, output: out + start * outputs, ldo: outputs)
         }
     }
@@ -313,12 +387,17 @@ struct MADELayout<T: TensorScalar> {
     /// every layer's gradients (degree order) into `gradients` (laid out as ``gradientOffsets``),
     /// added to what it holds when `accumulating` (the passes of an inversion), written
     /// otherwise; and, when `gradInput` is given, ∂/∂a [n, c + D] written there. `scratch` holds
-    /// two buffers of n × (the widest hidden layer).
+    /// ``backwardScratchCount(rows:)`` elements.
     func backward(gradOutput g: UnsafePointer<T>, ldo: Int, input a: UnsafePointer<T>, n: Int,
                   hidden buffers: [UnsafePointer<T>], gradients: UnsafeMutablePointer<T>, accumulating: Bool,
-                  gradInput: UnsafeMutablePointer<T>?, scratch: (UnsafeMutablePointer<T>, UnsafeMutablePointer<T>)) {
-        let offsets = gradientOffsets, last = hidden.count
-        var scratch = scratch
+                  gradInput: UnsafeMutablePointer<T>?, scratch base: UnsafeMutablePointer<T>) {
+        let offsets = gradientOffsets, last = hidden.count, stride = n * hidden.map(\.units).max()!
+        if residualBlocks > 0 {
+            backwardResidual(gradOutput: g, ldo: ldo, input: a, n: n, kept: buffers, gradients: gradients, accumulating: accumulating,
+                             gradInput: gradInput, scratch: (base, base + stride, base + 2 * stride))
+            return
+        }
+        var scratch = (base, base + stride)
         output.backward(g, ldg: ldo, input: buffers[last - 1], lda: hidden[last - 1].units, n: n,
                         gradWeight: gradients + offsets.weights[last], gradBias: gradients + offsets.biases[last],
                         accumulating: accumulating, gradInput: scratch.0)
@@ -330,6 +409,34 @@ struct MADELayout<T: TensorScalar> {
                            accumulating: accumulating, gradInput: l == 0 ? gradInput : scratch.1)
             scratch = (scratch.1, scratch.0)
         }
+        skip?.backward(g, ldg: ldo, input: a + contextSize, lda: inputWidth, n: n, gradWeight: gradients + offsets.weights[last + 1],
+                       gradBias: nil, accumulating: accumulating, gradInput: gradInput.map { $0 + contextSize }, ldi: inputWidth,
+                       addingToInput: true)
+    }
+
+    /// ``backward(gradOutput:ldo:input:n:hidden:gradients:accumulating:gradInput:scratch:)`` through
+    /// ``forwardResidual(_:lda:n:kept:output:ldo:)``: ∂/∂h_n from the output layer; per block, in
+    /// reverse, ∂/∂vₖ = (W₂ᵀ ∂/∂hₖ₊₁)·act′, ∂/∂uₖ = (W₁ᵀ ∂/∂vₖ)·act′ and ∂/∂hₖ = ∂/∂hₖ₊₁ + ∂/∂uₖ
+    /// (the identity path); then the first layer, which has no activation.
+    private func backwardResidual(gradOutput g: UnsafePointer<T>, ldo: Int, input a: UnsafePointer<T>, n: Int,
+                                  kept b: [UnsafePointer<T>], gradients: UnsafeMutablePointer<T>, accumulating: Bool,
+                                  gradInput: UnsafeMutablePointer<T>?,
+                                  scratch: (UnsafeMutablePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>)) {
+        let offsets = gradientOffsets, last = hidden.count, h = hidden[0].units, (gh, gv, gu) = scratch
+        output.backward(g, ldg: ldo, input: b[3 * residualBlocks], lda: h, n: n, gradWeight: gradients + offsets.weights[last],
+                        gradBias: gradients + offsets.biases[last], accumulating: accumulating, gradInput: gh)
+        for k in (0..<residualBlocks).reversed() {
+            let (first, second) = (2 * k + 1, 2 * k + 2)
+            hidden[second].backward(gh, ldg: h, input: b[3 * k + 2], lda: h, n: n, gradWeight: gradients + offsets.weights[second],
+                                    gradBias: gradients + offsets.biases[second], accumulating: accumulating, gradInput: gv)
+            activation.multiplyByDerivative(gv, output: b[3 * k + 2], count: n * h)
+            hidden[first].backward(gv, ldg: h, input: b[3 * k + 1], lda: h, n: n, gradWeight: gradients + offsets.weights[first],
+                                   gradBias: gradients + offsets.biases[first], accumulating: accumulating, gradInput: gu)
+            activation.multiplyByDerivative(gu, output: b[3 * k + 1], count: n * h)
+            Tensors.accumulate(gu, into: gh, count: n * h)
+        }
+        hidden[0].backward(gh, ldg: h, input: a, lda: inputWidth, n: n, gradWeight: gradients + offsets.weights[0],
+                           gradBias: gradients + offsets.biases[0], accumulating: accumulating, gradInput: gradInput)
         skip?.backward(g, ldg: ldo, input: a + contextSize, lda: inputWidth, n: n, gradWeight: gradients + offsets.weights[last + 1],
                        gradBias: nil, accumulating: accumulating, gradInput: gradInput.map { $0 + contextSize }, ldi: inputWidth,
                        addingToInput: true)

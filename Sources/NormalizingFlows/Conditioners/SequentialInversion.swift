@@ -40,32 +40,25 @@ extension MaskedAutoregressiveNetwork {
             for r in 0..<n {
                 for j in 0..<c { input[r * width + j] = contextValues[(start + r) * c + j] }
             }
-            var hidden = layout.hidden.map { [T](repeating: 0, count: n * $0.units) }
+            // The values each layer keeps (``MADELayout/keptWidths``), one after another.
+            let keptWidths = layout.keptWidths, keptOffsets = keptWidths.indices.map { n * keptWidths[..<$0].reduce(0, +) }
+            var kept = [T](repeating: 0, count: n * keptWidths.reduce(0, +))
             var parameters = [T](repeating: 0, count: n * p), skipped = parameters
             var column = [T](repeating: 0, count: n)
             for position in 1...d {
                 let degree = position - 1
                 // Units of degree 0 (with a context) see only the context.
-                for l in hidden.indices {
-                    let units = (degree == 0 ? 0 : layout.unitEnd[l][degree - 1])..<layout.unitEnd[l][degree]
-                    if units.isEmpty { continue }
-                    let seen = l == 0 ? c + degree : layout.unitEnd[l - 1][degree]
-                    let (lda, ldc) = (l == 0 ? width : layout.hidden[l - 1].units, layout.hidden[l].units)
-                    let previous = l == 0 ? input : hidden[l - 1]
-                    previous.withUnsafeBufferPointer { a in
-                        hidden[l].withUnsafeMutableBufferPointer { h in
-                            let target = h.baseAddress! + units.lowerBound
-                            layout.hidden[l].evaluate(units: units, seen: seen, a: a.baseAddress!, lda: lda, n: n, into: target, ldc: ldc)
-                            activation.apply(inPlace: target, rows: n, columns: units.count, stride: ldc)
-                        }
+                input.withUnsafeBufferPointer { a in
+                    kept.withUnsafeMutableBufferPointer { b in
+                        layout.evaluateUnits(ofDegree: degree, input: a.baseAddress!, lda: width, n: n, kept: keptOffsets.map { b.baseAddress! + $0 })
                     }
                 }
                 let dimension = variableOrder[position - 1]
                 let outputRows = (dimension * p)..<(dimension * p + p)
-                let last = hidden.count - 1
-                hidden[last].withUnsafeBufferPointer { a in
+                let last = layout.hidden.count - 1
+                kept.withUnsafeBufferPointer { a in
                     parameters.withUnsafeMutableBufferPointer { out in
-                        layout.output.evaluate(units: outputRows, seen: layout.unitEnd[last][degree], a: a.baseAddress!,
+                        layout.output.evaluate(units: outputRows, seen: layout.unitEnd[last][degree], a: a.baseAddress! + keptOffsets[keptOffsets.count - 1],
                                                lda: layout.hidden[last].units, n: n, into: out.baseAddress!, ldc: p)
                     }
                 }
@@ -91,3 +84,4 @@ extension MaskedAutoregressiveNetwork {
         return (Tensor(shape: [rows, d], scalars: x), Tensor(shape: [rows, d], scalars: logDerivative))
     }
 }
+

@@ -45,9 +45,12 @@ public final class ConditionalDiagonalNormal: SerializableBase {
         }
         self.features = features
         self.contextSize = contextSize
+        guard network.residualBlocks == 0 else {
+            throw FlowError.invalidConfiguration("a conditional normal base's network is a perceptron (residualBlocks 0), got \(network.residualBlocks) residual blocks")
+        }
         networkShape = network
         var generator = RandomGenerator(seed: seed)
-        self.network = try network.make(inputs: contextSize, outputs: 2 * features, outputBias: [0], dtype: dtype, generator: &generator)
+        self.network = try network.makePerceptron(inputs: contextSize, outputs: 2 * features, outputBias: [0], dtype: dtype, generator: &generator)
     }
 
     public static var typeName: String { "ConditionalDiagonalNormal" }

@@ -10,7 +10,8 @@ import Foundation
 /// of a spline for each of the T values it transforms (all D for an autoregressive network, which
 /// has an `order`; at least ⌊D/2⌋ in a coupling), which for 200000 columns is what fills memory;
 /// `bins` splines without a network hold at least K parameters; LULinear, Householder and
-/// Sylvester layers hold matrices over the event (D² or D·M values); a plan with `layers` L
+/// Sylvester layers hold matrices over the event (D² or D·M values); a residual network's
+/// `residualBlocks` n of width H hold 2nH² weights; a plan with `layers` L
 /// repeats its content L times, at least one parameter each.
 public enum PlanBudget {
     /// The deepest nesting of plans accepted.
@@ -55,6 +56,11 @@ public enum PlanBudget {
                 total.units += part.units
             }
             total.parameters += matrices(dictionary, eventSize: d)
+            if networks, let blocks = number(dictionary["residualBlocks"]), let widths = dictionary["hiddenSizes"] as? [Any],
+               let width = widths.last.flatMap(number) {
+                total.parameters += Swift.max(blocks, 0) * 2 * width * width
+                total.units += Swift.max(blocks, 0) * 2 * width
+            }
             if let layers = number(dictionary["layers"]) {
                 total.parameters = Swift.max(total.parameters, 1) * Swift.max(layers, 0)
                 total.units = Swift.max(total.units, d) * Swift.max(layers, 0)
