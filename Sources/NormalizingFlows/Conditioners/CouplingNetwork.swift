@@ -4,7 +4,7 @@
 ///
 /// Two shapes:
 /// - `residualBlocks == 0` (the default): a multilayer perceptron over `hiddenSizes`, fed the
-///   conditioning values and the context side by side (``MLP``; tensors `layers.<l>.weight`).
+///   conditioning values and the context side by side (Tensors' `MLP`; tensors `layers.<l>.weight`).
 /// - `residualBlocks == n > 0`: nflows' `ResidualNet` (Durkan et al. 2019, after He et al. 2016)
 ///   of one hidden width `hiddenSizes == [H]` and n pre-activation residual blocks
 ///   (``ResidualNet``; tensors `initial_layer.*`, `blocks.<b>.linear_layers.{0,1}.*`,

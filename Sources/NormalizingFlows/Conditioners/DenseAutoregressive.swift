@@ -78,7 +78,7 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
     public var skipConnections: Bool
     public var order: VariableOrder
     public var parameterization: WeightParameterization
-    /// n > 0: nflows' residual MADE (nflows 0.14 ``MADE(use_residual_blocks=True)``, its default;
+    /// n > 0: nflows' residual MADE (nflows 0.14 `MADE(use_residual_blocks=True)`, its default;
     /// Durkan et al. 2019 use it in their autoregressive NSF) of one hidden width
     /// `hiddenSizes == [H]`: h₀ = W₀x + b₀, then n pre-activation blocks
     /// h ← h + W₂·act(W₁·act(h) + b₁) + b₂ whose layers keep the units' degrees, and the output

@@ -19,10 +19,14 @@ public final class ResidualNet: Module {
     public let activation: Activation
 
     /// - Parameters:
-    ///   - inputs: I, the conditioning values; `contextSize` C (0: none) is appended to them.
+    ///   - inputs: I, the conditioning values.
+    ///   - contextSize: C, the context's length, appended to the inputs (0: none).
     ///   - hidden: H, the width of every block.
     ///   - outputs: O.
     ///   - blocks: the number of residual blocks (≥ 0).
+    ///   - activation: the nonlinearity inside each block.
+    ///   - dtype: the parameters' dtype.
+    ///   - generator: draws the initial weights.
     public init(inputs: Int, contextSize: Int, hidden: Int, outputs: Int, blocks: Int, activation: Activation,
                 dtype: DType, generator: inout RandomGenerator) {
         initialLayer = Linear(inputs + contextSize, hidden, dtype: dtype, generator: &generator)
