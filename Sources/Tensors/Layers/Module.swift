@@ -54,8 +54,8 @@ public protocol Module: AnyObject {
     /// Brings what this module derives from its parameters (a cache that passes share, such as
     /// a masked network's weight layout) up to date for passes in `dtype`.
     ///
-    /// ``refreshDerivedValuesInTree(for:)`` calls it on every module of a tree before passes that run
-    /// concurrently over the same parameters (the slices of a split training step), so that the
+    /// ``refreshDerivedValues(of:for:)`` calls it on every module of a tree (``modules``, kept by
+    /// a caller that refreshes every step) before passes that run concurrently over the same parameters (the slices of a split training step), so that the
     /// work is done once, with the tree's modules spread over the threads, instead of by the first
     /// pass while the others wait. A module must still bring its values up to date on use.
     func refreshDerivedValues(for dtype: DType)
@@ -100,13 +100,6 @@ extension Module {
     /// Switches every module in the tree to training (`true`) or evaluation (`false`).
     public func setTraining(_ isTraining: Bool) {
         for module in modules { module.trainingModeDidChange(isTraining) }
-    }
-
-    /// Calls ``refreshDerivedValues(for:)`` on every module in the tree, the modules spread over
-    /// the threads. The tree is found by reflection; a caller that refreshes every step keeps
-    /// ``modules`` and calls ``refreshDerivedValues(of:for:)``.
-    public func refreshDerivedValuesInTree(for dtype: DType) {
-        Tensors.refreshDerivedValues(of: modules, for: dtype)
     }
 
     /// Calls `body` with every member below this module and its dotted path, parents first.

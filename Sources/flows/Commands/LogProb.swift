@@ -36,7 +36,7 @@ struct LogProb: ParsableCommand {
         guard dequantizeSamples >= 1 && dequantizeSamples <= 1_000_000 else {
             throw ValidationError("--dequantize-samples must lie in 1…1000000, got \(dequantizeSamples)")
         }
-        if let dequantize, dequantize != "all" { _ = try parseColumnList(dequantize, option: "--dequantize") }
+        if let dequantize { _ = try SupportOptions.dequantizedColumns(dequantize, columns: nil) }
     }
 
     func run() throws {

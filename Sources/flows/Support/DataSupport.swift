@@ -19,7 +19,7 @@ struct SupportOptions: ParsableArguments {
 
     func validate() throws {
         _ = try parsedBounds(columns: nil)
-        if let dequantize, dequantize != "all" { _ = try parseColumnList(dequantize, option: "--dequantize") }
+        if let dequantize { _ = try Self.dequantizedColumns(dequantize, columns: nil) }
     }
 
     /// The `--bounds` for `columns` y columns (any count when `nil`), or `nil` without the option.
@@ -31,7 +31,7 @@ struct SupportOptions: ParsableArguments {
         }
         func end(_ item: Substring, infinite: Double) throws -> Double {
             let item = item.trimmingCharacters(in: .whitespaces).lowercased()
-            if item.isEmpty || item == (infinite > 0 ? "inf" : "-inf") || item == (infinite > 0 ? "+inf" : "-inf") { return infinite }
+            if (infinite > 0 ? ["", "inf", "+inf"] : ["", "-inf"]).contains(item) { return infinite }
             guard let value = Double(item), value.isFinite else { throw refuse("'\(FileError.clip(item))' is not a finite number") }
             return value
         }
@@ -70,11 +70,12 @@ struct SupportOptions: ParsableArguments {
         try dequantize.map { try Self.dequantizedColumns($0, columns: columns) } ?? []
     }
 
-    /// A `--dequantize` value (`all` or a column list) as columns among `columns` y columns.
-    static func dequantizedColumns(_ text: String, columns: Int) throws -> [Int] {
-        if text == "all" { return Array(0..<columns) }
+    /// A `--dequantize` value (`all` or a column list) as columns among `columns` y columns
+    /// (the syntax alone, and `all` as no columns, when `columns` is `nil`).
+    static func dequantizedColumns(_ text: String, columns: Int?) throws -> [Int] {
+        if text == "all" { return Array(0..<(columns ?? 0)) }
         let list = try parseColumnList(text, option: "--dequantize")
-        if let outside = list.first(where: { $0 >= columns }) {
+        if let columns, let outside = list.first(where: { $0 >= columns }) {
             throw ValidationError("--dequantize \(FileError.clip(text)): y has \(columns) columns (0-\(columns - 1)), so there is no column \(outside)")
         }
         return list
