@@ -49,10 +49,10 @@ let auditFamilies: [AuditFamily] = [
         NSFCoupling(layers: $0 ? 6 : 4, bins: $0 ? 8 : 6, bound: 5, conditioner: coupling($0))
     },
     AuditFamily(name: "realnvp", takesContext: true, forData: true, learningRate: 2e-3) { RealNVP(layers: $0 ? 6 : 4, conditioner: coupling($0)) },
-    AuditFamily(name: "planar", takesContext: false, forData: false, learningRate: 1e-2) { PlanarFlow(layers: $0 ? 32 : 8) },
-    AuditFamily(name: "radial", takesContext: false, forData: false, learningRate: 1e-2) { RadialFlow(layers: $0 ? 32 : 8) },
+    AuditFamily(name: "planar", takesContext: true, forData: false, learningRate: 1e-2) { PlanarFlow(layers: $0 ? 32 : 8) },
+    AuditFamily(name: "radial", takesContext: true, forData: false, learningRate: 1e-2) { RadialFlow(layers: $0 ? 32 : 8) },
 ] + SylvesterVariant.allCases.map { variant in
-    AuditFamily(name: "sylvester-\(variant.rawValue)", takesContext: false, forData: false, learningRate: 1e-2) {
+    AuditFamily(name: "sylvester-\(variant.rawValue)", takesContext: true, forData: false, learningRate: 1e-2) {
         SylvesterFlow(layers: $0 ? 16 : 4, variant: variant)
     }
 }
@@ -67,7 +67,7 @@ private struct AuditSettings {
     func learningRate(_ family: AuditFamily) -> Double { long ? 1e-3 : family.learningRate }
     /// Flow samples that choose the grid, and cells per axis.
     var gridSamples: Int { long ? 20_000 : 2000 }
-    var cells: Int { long ? 400 : 120 }
+    var cells: Int { long ? 400 : 240 }
     /// Base draws for the round trip (the outermost 0.1% of them are always included).
     var roundTripDraws: Int { long ? 50_000 : 10_000 }
     var importanceSamples: Int { long ? 200_000 : 10_000 }

@@ -165,6 +165,14 @@ final class LearnedScaleBijector: Bijector {
         #expect(abs(atHalf.mean().item - 1) < 0.15 && logProbs.shape == [4000])
     }
 
+    @Test func conditionalFlowsEmbedding() throws {
+        let plan = ContextEmbedding(MAF(layers: 5), features: 8, network: CouplingNetwork(hiddenSizes: [64]))
+        let posterior = try Flow(base: Normal.standard([2]), plan: plan, contextSize: 50)
+        var generator = RandomGenerator(seed: 1)
+        let logProbs = try posterior.logProb(Tensor.randn([3, 2], generator: &generator), context: Tensor.randn([3, 50], generator: &generator))
+        #expect(logProbs.shape == [3] && logProbs.isFinite)
+    }
+
     @Test func conditionalBase() throws {
         var generator = RandomGenerator(seed: 0)
         let c = Tensor.uniform([4000, 1], low: -1, high: 1, generator: &generator)

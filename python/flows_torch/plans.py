@@ -193,7 +193,8 @@ PLANS = {
 }
 def _no_context(name, spec):
     if spec.context_size:
-        raise MappingError(f"{name} takes no context")
+        raise MappingError(f"{name} with a context (a conditional layer, its parameters shifted by a network "
+                           "of the context) has no PyTorch mapping")
 
 
 def _sylvester(o, spec):
@@ -214,7 +215,7 @@ PLANS.update({
     "SylvesterFlow": lambda o, spec: _stack(o["layers"], lambda i: _sylvester({"variant": o["variant"]}, spec), spec,
                                             reversing=o["variant"] == "triangular"),
 })
-PLANS["Householder"] = lambda o, spec: b.Householder(
+PLANS["Householder"] = lambda o, spec: _no_context("Householder", spec) or b.Householder(
     spec.event_size if o.get("reflections") is None else int(o["reflections"]), spec.event_size, spec.dtype)
 PLANS["Bounds"] = lambda o, spec: b.Bounds(o["lower"], o["upper"], spec.event_size)
 for _name in ("Exp", "Sigmoid", "Tanh", "Softplus", "ELU", "LeakyReLU", "Power", "AffineFixed"):

@@ -7,7 +7,7 @@ public struct Compose: BijectorPlan {
     public init(_ parts: [any BijectorPlan]) { self.parts = parts }
 
     /// Makes every part concrete, then fuses what a kernel covers: runs of two or more planar
-    /// layers become one `PlanarStack` step. This is the one place where a composition looks at
+    /// layers without a context network become one `PlanarStack` step. This is the one place where a composition looks at
     /// what its parts are; evaluation runs the steps without asking.
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
         guard !parts.isEmpty else { throw FlowError.invalidConfiguration("Compose needs at least one bijector") }
@@ -15,7 +15,8 @@ public struct Compose: BijectorPlan {
         for part in parts { concrete.append(try part.makeBijector(for: spec, generator: &generator)) }
         var steps: [any Bijector] = [], start = 0
         while start < concrete.count {
-            let planar = concrete[start...].prefix { $0 is PlanarBijector }.compactMap { $0 as? PlanarBijector }
+            let planar = concrete[start...].prefix { ($0 as? PlanarBijector).map { $0.contextNetwork == nil } ?? false }
+                .compactMap { $0 as? PlanarBijector }
             if planar.count >= 2 {
                 steps.append(PlanarStack(layers: planar))
                 start += planar.count

@@ -27,27 +27,47 @@ public enum SylvesterVariant: String, Sendable, Equatable, Codable, CaseIterable
 /// Made for variational inference (the paper's use: a posterior in a VAE, trained by reverse KL).
 /// As a density estimator it scores data only through those per-point solves, layer after layer,
 /// and fits data less well than ``MAF`` or ``NSF``.
+///
+/// **Conditional.** In a flow with a context (the paper's amortised form, where an encoder
+/// gives each data point its own flow), R, R̃ and b are shifted by a dense network of the
+/// context (``contextNetwork``): R(c) = R + g_R(c) and so on, with the tanh diagonals applied to
+/// the shifted values, so each context gets a valid map. Q stays shared by all contexts: the
+/// paper amortises it too, but a Q per point would need a Björck iteration per point. The
+/// network starts at zero: a new conditional layer is the unconditional one. With a context per
+/// point, the triangular products are per point: O(M³) per point instead of one matrix product.
 public struct Sylvester: SerializablePlan {
     public var variant: SylvesterVariant
     /// M for the orthogonal variant (default: D).
     public var columns: Int?
     /// K for the Householder variant (default: D).
     public var reflections: Int?
+    /// The hidden sizes and activation of the network from the context to the shifts of R, R̃
+    /// and b, in a flow with a context; `nil` (the default) for two hidden layers of 10·D units.
+    /// Unused without a context.
+    public var contextNetwork: CouplingNetwork?
 
-    public init(variant: SylvesterVariant = .orthogonal, columns: Int? = nil, reflections: Int? = nil) {
+    /// - Parameters:
+    ///   - variant: how Q is built.
+    ///   - columns: M for the orthogonal variant, 1 ≤ M ≤ D; `nil` for D.
+    ///   - reflections: K ≥ 1 for the Householder variant; `nil` for D.
+    ///   - contextNetwork: the network from a context to the shifts of R, R̃ and b; `nil` for two
+    ///     hidden layers of 10·D units.
+    public init(variant: SylvesterVariant = .orthogonal, columns: Int? = nil, reflections: Int? = nil,
+                contextNetwork: CouplingNetwork? = nil) {
         self.variant = variant
         self.columns = columns
         self.reflections = reflections
+        self.contextNetwork = contextNetwork
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        guard spec.contextSize == 0 else { throw FlowError.invalidConfiguration("Sylvester takes no context") }
         let d = spec.eventSize
         let m = variant == .orthogonal ? (columns ?? d) : d
         guard m >= 1 && m <= d, (reflections ?? 1) >= 1 else {
             throw FlowError.invalidConfiguration("Sylvester needs 1 ≤ columns ≤ D (= \(d)) and at least one reflection")
         }
-        return SylvesterBijector(variant: variant, columns: m, reflections: reflections ?? d, spec: spec, generator: &generator)
+        return try SylvesterBijector(variant: variant, columns: m, reflections: reflections ?? d, spec: spec,
+                                     contextNetwork: contextNetwork, generator: &generator)
     }
 }
 
@@ -60,12 +80,15 @@ final class SylvesterBijector: Bijector {
     let b: Parameter
     /// Q's free matrix (orthogonal variant) or reflection vectors (Householder variant).
     let q: Parameter?, householderVectors: Parameter?
+    /// With a context: the network that shifts R's and R̃'s diagonals and upper parts and b.
+    let contextNetwork: ContextParameterNetwork?
     private let upperMask: Tensor, identityM: Tensor
     /// Björck steps allowed for Q, and Newton/bisection steps per scalar equation of the inverse,
     /// before ``FlowError/notConverged(row:_:)`` (tests lower them to make one fail).
     var maximumOrthogonalizationSteps = 100, maximumIterations = 100
 
-    init(variant: SylvesterVariant, columns m: Int, reflections k: Int, spec: BijectorSpec, generator: inout RandomGenerator) {
+    init(variant: SylvesterVariant, columns m: Int, reflections k: Int, spec: BijectorSpec, contextNetwork: CouplingNetwork?,
+         generator: inout RandomGenerator) throws {
         self.variant = variant
         eventShape = spec.eventShape
         size = spec.eventSize
@@ -82,17 +105,31 @@ final class SylvesterBijector: Bijector {
             ? Parameter(.randn([k, size], generator: &generator, dtype: dt), name: "householder_vectors") : nil
         upperMask = Tensor((0..<(m * m)).map { $0 % m > $0 / m ? 1.0 : 0.0 }, shape: [m, m], dtype: dt)
         identityM = Tensor.eye(m, dtype: dt)
+        self.contextNetwork = spec.contextSize > 0
+            ? try ContextParameterNetwork(contextSize: spec.contextSize, shifting: [[m], [m, m], [m], [m, m], [m]],
+                                          shape: contextNetwork ?? .contextNetworkDefault(eventSize: size), dtype: dt, generator: &generator)
+            : nil
     }
 
-    /// Q (D×M, orthonormal columns), R and R̃ (upper triangular, tanh diagonals).
+    /// R and R̃ (upper triangular, M×M), the products of their diagonals and b for the context:
+    /// R and R̃ `leading + [M, M]`, the rest `leading + [M]`, where `leading` is [] without a
+    /// context or for a one-row context.
+    private func triangularFactors(context: Tensor?, eventsLeading: [Int]) throws
+        -> (r: Tensor, rTilde: Tensor, diagonalProduct: Tensor, b: Tensor) {
+        let raw = try contextNetwork.shifting([rDiagonal.value, rUpper.value, rTildeDiagonal.value, rTildeUpper.value, b.value], for: context, eventsLeading: eventsLeading)
+        let diagonal = raw[0].tanh(), tildeDiagonal = raw[2].tanh()
+        let r = raw[1] * upperMask + identityM * diagonal.unsqueezed(axis: -2)
+        let rTilde = raw[3] * upperMask + identityM * tildeDiagonal.unsqueezed(axis: -2)
+        return (r, rTilde, diagonal * tildeDiagonal, raw[4])
+    }
+
+    /// Q (D×M, orthonormal columns), shared by every context.
     /// Throws ``FlowError/notConverged(row:_:)`` when Q's orthogonalisation does not converge.
-    private func matrices() throws -> (q: Tensor, r: Tensor, rTilde: Tensor) {
-        let r = rUpper.value * upperMask + identityM * rDiagonal.value.tanh()
-        let rTilde = rTildeUpper.value * upperMask + identityM * rTildeDiagonal.value.tanh()
+    private func orthogonalMatrix() throws -> Tensor {
         let dt = rDiagonal.dtype
         switch variant {
         case .triangular:
-            return (Tensor.eye(size, dtype: dt), r, rTilde)
+            return Tensor.eye(size, dtype: dt)
         case .householder:
             var qMatrix = Tensor.eye(size, dtype: dt)
             let vectors = householderVectors!.value
@@ -102,7 +139,7 @@ final class SylvesterBijector: Bijector {
                 // near 1e-6 an offset of 1e-12 put 2e-6 into log |det J|.
                 qMatrix = qMatrix - matmul(matmul(qMatrix, v), v, transposeB: true) * (2 / v.square().sum().clamped(min: 1e-30))
             }
-            return (qMatrix, r, rTilde)
+            return qMatrix
         case .orthogonal:
             // Scaled to Frobenius norm 1 the singular values lie in (0, 1], where Björck & Bowie's
             // iteration Q ← Q(3I − QᵀQ)/2 raises each towards 1 (σ ← σ(3 − σ²)/2: by half while
@@ -124,8 +161,14 @@ final class SylvesterBijector: Bijector {
                 steps += 1
                 if converged { break }
             }
-            return (qMatrix, r, rTilde)
+            return qMatrix
         }
+    }
+
+    /// Each row of `rows` [..., M] times its matrix, (A v) per row: one matrix A [M, M] for all
+    /// rows (a matrix product), or one per row, `matrices` [..., M, M].
+    private func applying(_ matrices: Tensor, to rows: Tensor) -> Tensor {
+        matrices.rank == 2 ? matmul(rows, matrices, transposeB: true) : (matrices * rows.unsqueezed(axis: -2)).sum(alongAxis: -1)
     }
 
     private func logDet(_ hidden: Tensor, _ diagonalProduct: Tensor) -> Tensor {
@@ -135,31 +178,35 @@ final class SylvesterBijector: Bijector {
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: x, "input")
         let z = x.reshaped(to: leading + [size])
-        let (qm, r, rTilde) = try matrices()
-        let u = matmul(matmul(z, qm), rTilde, transposeB: true) + b.value     // (R̃Qᵀz + b) as rows
+        let qm = try orthogonalMatrix()
+        let (r, rTilde, diagonalProduct, b) = try triangularFactors(context: context, eventsLeading: leading)
+        let u = applying(rTilde, to: matmul(z, qm)) + b                       // (R̃Qᵀz + b) as rows
         let h = u.tanh()
-        let y = z + matmul(matmul(h, r, transposeB: true), qm, transposeB: true)  // + Q R h
-        let diagonalProduct = rDiagonal.value.tanh() * rTildeDiagonal.value.tanh()
+        let y = z + matmul(applying(r, to: h), qm, transposeB: true)          // + Q R h
         return (y.reshaped(to: x.shape), logDet(h, diagonalProduct))
     }
 
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: y, "input")
         let yFlat = y.reshaped(to: leading + [size])
-        let (qm, r, rTilde) = try matrices()
-        let t = matmul(matmul(yFlat, qm), rTilde, transposeB: true) + b.value
-        let c = matmul(rTilde, r)                                                  // upper triangular
+        let qm = try orthogonalMatrix()
+        let (r, rTilde, diagonalProduct, b) = try triangularFactors(context: context, eventsLeading: leading)
+        let t = applying(rTilde, to: matmul(yFlat, qm)) + b
+        // C = R̃R, upper triangular: one, or one per point ((R̃R)_ij = Σ_k R̃_ik R_kj).
+        let c = rTilde.rank == 2 ? matmul(rTilde, r) : (rTilde.unsqueezed(axis: -1) * r.unsqueezed(axis: -3)).sum(alongAxis: -2)
         let m = columns
-        let cValues = c.doubles
+        let cValues = c.detached().doubles
+        let perPoint = c.rank > 2
         // Back substitution, one scalar equation per row, per point, in Double.
         let tValues = t.doubles
         let rows = tValues.count / m
         var solved = [Double](repeating: 0, count: tValues.count)
         for p in 0..<rows {
+            let base = perPoint ? p * m * m : 0
             for i in stride(from: m - 1, through: 0, by: -1) {
                 var offset = 0.0
-                for j in (i + 1)..<m { offset += cValues[i * m + j] * Foundation.tanh(solved[p * m + j]) }
-                solved[p * m + i] = try solveTanhEquation(target: tValues[p * m + i] - offset, slope: cValues[i * m + i],
+                for j in (i + 1)..<m { offset += cValues[base + i * m + j] * Foundation.tanh(solved[p * m + j]) }
+                solved[p * m + i] = try solveTanhEquation(target: tValues[p * m + i] - offset, slope: cValues[base + i * m + i],
                                                           maximumIterations: maximumIterations, row: p, in: "Sylvester (component \(i))")
             }
         }
@@ -171,20 +218,24 @@ final class SylvesterBijector: Bijector {
         // by back substitution.
         let hStar = uStar.tanh()
         let slopes = (1 - hStar.square()).detached()
-        let residual = uStar + matmul(hStar, c, transposeB: true) - t
+        let residual = uStar + applying(c, to: hStar) - t
         let g = residual - residual.detached()
+        // C's entry (i, j), held fixed: a number, or one per point.
+        func entry(_ i: Int, _ j: Int) -> Tensor {
+            perPoint ? c.detached().select(alongAxis: -2, index: i).select(alongAxis: -1, index: j)
+                     : Tensor(scalar: cValues[i * m + j], dtype: c.dtype)
+        }
         var delta = [Tensor?](repeating: nil, count: m)
         for i in stride(from: m - 1, through: 0, by: -1) {
             var numerator = g.select(alongAxis: -1, index: i)
             for j in (i + 1)..<m {
-                numerator = numerator - delta[j]! * slopes.select(alongAxis: -1, index: j) * cValues[i * m + j]
+                numerator = numerator - delta[j]! * slopes.select(alongAxis: -1, index: j) * entry(i, j)
             }
-            delta[i] = numerator / (slopes.select(alongAxis: -1, index: i) * cValues[i * m + i] + 1).clamped(min: 1e-30)
+            delta[i] = numerator / (slopes.select(alongAxis: -1, index: i) * entry(i, i) + 1).clamped(min: 1e-30)
         }
         let u = uStar - Tensor.stack(delta.map { $0! }, alongAxis: -1)
         let h = u.tanh()
-        let x = yFlat - matmul(matmul(h, r, transposeB: true), qm, transposeB: true)
-        let diagonalProduct = rDiagonal.value.tanh() * rTildeDiagonal.value.tanh()
+        let x = yFlat - matmul(applying(r, to: h), qm, transposeB: true)
         return (x.reshaped(to: y.shape), logDet(h, diagonalProduct).negated())
     }
 }

@@ -38,6 +38,9 @@ struct Fit: ParsableCommand {
     var hidden: String?
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.binsHelp))
     var bins: Int?
+    @Option(name: .customLong("context-embedding"), parsing: .unconditional,
+            help: "With a context: a network applied to it before every layer, as hidden sizes then the embedded length, comma-separated (e.g. 64,8: one hidden layer of 64 units, 8 features). Default: none, the layers see the context itself.")
+    var contextEmbedding: String?
     @Option(parsing: .unconditional, help: "Training steps.")
     var steps = 2000
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Rows per step.")
@@ -53,6 +56,12 @@ struct Fit: ParsableCommand {
     @Flag(help: "Report progress as JSON lines.")
     var json = false
 
+    /// --context-embedding's hidden sizes and embedded length, nil when it is not given.
+    private func parsedContextEmbedding() throws -> (network: CouplingNetwork, features: Int)? {
+        guard let sizes = try parseSizes(contextEmbedding, option: "--context-embedding") else { return nil }
+        return (CouplingNetwork(hiddenSizes: Array(sizes.dropLast())), sizes.last!)
+    }
+
     enum Keep: String, ExpressibleByArgument, CaseIterable {
         case best, last
     }
@@ -67,6 +76,10 @@ struct Fit: ParsableCommand {
         if let layers, layers < 1 { throw ValidationError("--layers must be at least 1, got \(layers)") }
         if let bins, bins < 2 { throw ValidationError("--bins must be at least 2, got \(bins)") }
         _ = try parseSizes(hidden, option: "--hidden")
+        if contextEmbedding != nil && !contextOptions.isGiven {
+            throw ValidationError("--context-embedding \(contextEmbedding!) embeds a context: give --context-columns or --context")
+        }
+        _ = try parsedContextEmbedding()
         try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins, context: contextOptions.isGiven ? contextOptions.described : nil)
         _ = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components)
         if contextOptions.context != nil && validation != nil && validationContext == nil {
@@ -88,7 +101,8 @@ struct Fit: ParsableCommand {
         let bounds = try supportOptions.parsedBounds(columns: dimension)
         let dequantized = try supportOptions.dequantizedColumns(columns: dimension)
         try supportOptions.check(training, of: data, against: bounds, dequantized: dequantized)
-        let flowPlan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: dimension)
+        let familyPlan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: dimension)
+        let flowPlan = try parsedContextEmbedding().map { ContextEmbedding(familyPlan, features: $0.features, network: $0.network) } ?? familyPlan
         // The bounds map the flow's ℝᴰ onto the data's box: the last step toward the data.
         let plan = bounds.map { Compose([flowPlan, $0]) } ?? flowPlan
         try Limits.checkTraining(plan, eventSize: dimension, contextSize: contextSize, rows: Swift.min(batchSize, training.shape[0]),

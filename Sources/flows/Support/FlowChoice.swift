@@ -65,10 +65,10 @@ enum FlowChoice: String, CaseIterable {
     /// Whether the family has conditioner networks (`--hidden`) and spline bins (`--bins`).
     var takesHidden: Bool { ![.planar, .radial, .sylvester].contains(self) }
     var takesBins: Bool { self == .nsf || self == .nsfCoupling }
-    /// Whether the family can be conditional, p(y | c): its layers take their parameters from
-    /// conditioner networks that also see the context (planar, radial and Sylvester layers have
-    /// free parameters and refuse a context).
-    var takesContext: Bool { takesHidden }
+    /// Whether the family can be conditional, p(y | c): every family so far. Conditioner networks
+    /// see the context beside their inputs; planar, radial and Sylvester layers have their
+    /// parameters shifted by a network of the context (Pyro's conditional planar and radial flows).
+    var takesContext: Bool { true }
 
     /// "5 for maf, iaf, nsf; 6 for nsf-coupling, realnvp; …": the default layers per family, for help texts.
     static var layersHelp: String {
