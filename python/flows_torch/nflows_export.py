@@ -41,7 +41,12 @@ Mapped exactly:
   coupling transforms of a flow take the same context (our flows have one context size).
 - ``Permutation``, ``ReversePermutation``, ``RandomPermutation`` (dim 1): z = x[..., π] →
   ``Permute(given: argsort π)``.
-- ``CompositeTransform`` (nested), base ``StandardNormal``.
+- ``CompositeTransform`` (nested), bases over vectors: ``StandardNormal`` → our ``Normal``;
+  ``DiagonalNormal`` (trained ``mean_``, ``log_std_``) → our trained ``DiagonalNormal`` (``loc``,
+  ``log_scale``: the same log σ); ``ConditionalDiagonalNormal`` ([μ, log σ] = encoder(c), split
+  in halves as ours) → our ``ConditionalDiagonalNormal`` when the encoder is nflows' ``MLP``, a
+  ``Sequential`` of ``Linear`` layers and one activation, a ``Linear`` layer, or none (the
+  identity: one identity layer of ours).
 
 nflows transforms map data to noise, first transform first; our parts are written in reverse
 order (autoregressive and coupling layers inverted).
@@ -250,6 +255,90 @@ def _coupling(t, what):
     return {"type": "Invert", "options": {"inner": inner}}, tensors, context
 
 
+def _encoder(encoder, features, what):
+    """(hidden sizes, activation, layer tensors) of a ConditionalDiagonalNormal's context encoder
+    as our dense network: nflows' ``MLP`` (no ``activate_output``), a ``torch.nn.Sequential`` of
+    ``Linear`` layers with one activation module between them, or one ``Linear``."""
+    from torch import nn
+    from nflows.nn.nets.mlp import MLP
+
+    modules = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Softplus: "softplus"}
+    if isinstance(encoder, MLP):
+        if encoder._activate_output:
+            raise MappingError(f"{what}: an MLP context encoder with activate_output=True is not mapped")
+        activation = _ACTIVATIONS.get(encoder._activation)
+        if activation is None:
+            raise MappingError(f"{what}: the context encoder's activation {encoder._activation!r} is not mapped")
+        if len(encoder._in_shape) != 1:
+            raise MappingError(f"{what}: a context encoder for contexts of shape {tuple(encoder._in_shape)} is not mapped (vectors are)")
+        linears = [encoder._input_layer, *encoder._hidden_layers, encoder._output_layer]
+    elif isinstance(encoder, nn.Linear):
+        linears, activation = [encoder], "relu"
+    elif isinstance(encoder, nn.Sequential):
+        linears = [m for m in encoder if isinstance(m, nn.Linear)]
+        between = [m for m in encoder if not isinstance(m, nn.Linear)]
+        names = {modules.get(type(m)) for m in between}
+        layout_ok = (len(linears) >= 1 and len(encoder) == 2 * len(linears) - 1
+                     and all(isinstance(encoder[i], nn.Linear) for i in range(0, len(encoder), 2)))
+        if not layout_ok or None in names or len(names) > 1:
+            raise MappingError(f"{what}: a Sequential context encoder must alternate Linear layers and one activation "
+                               f"(ReLU, Tanh, Sigmoid, Softplus) and end with a Linear layer, got {encoder}")
+        activation = names.pop() if names else "relu"
+    else:
+        raise MappingError(f"{what}: its context encoder {type(encoder).__name__} is not mapped (nflows' MLP, a "
+                           "Sequential of Linear layers and activations, a Linear layer, or none are)")
+    if any(lin.bias is None for lin in linears):
+        raise MappingError(f"{what}: context encoder layers without a bias are not mapped")
+    if linears[-1].out_features != 2 * features:
+        raise MappingError(f"{what}: its context encoder gives {linears[-1].out_features} values, not 2 × {features}")
+    tensors = {}
+    for l, lin in enumerate(linears):
+        tensors[f"network.layers.{l}.weight"] = lin.weight.detach()
+        tensors[f"network.layers.{l}.bias"] = lin.bias.detach()
+    return [lin.out_features for lin in linears[:-1]], activation, tensors, linears[0].in_features
+
+
+def _base(distribution):
+    """Our base for an nflows flow's base over vectors: ``StandardNormal`` → ``Normal``;
+    ``DiagonalNormal`` (trained mean and log σ) → our ``DiagonalNormal``; ``ConditionalDiagonalNormal``
+    ([μ, log σ] = encoder(c)) → our ``ConditionalDiagonalNormal`` with the encoder's layers (no
+    encoder: the context is [μ, log σ] itself, our network one identity layer)."""
+    from nflows.distributions.normal import ConditionalDiagonalNormal, DiagonalNormal, StandardNormal
+
+    from . import bases
+
+    shape = getattr(distribution, "_shape", None)
+    name = type(distribution).__name__
+    if type(distribution) not in (StandardNormal, DiagonalNormal, ConditionalDiagonalNormal):
+        raise MappingError(f"the nflows base {name} is not mapped (StandardNormal, DiagonalNormal and "
+                           "ConditionalDiagonalNormal over vectors are)")
+    if shape is None or len(shape) != 1:
+        raise MappingError(f"the nflows base {name} has shape {tuple(shape or ())}; only vectors are mapped")
+    d = int(shape[0])
+    parameters = list(distribution.parameters())
+    dtype = parameters[0].dtype if parameters else torch.float32
+    if type(distribution) is StandardNormal:
+        return bases.Normal(torch.zeros(d, dtype=dtype), torch.ones(d, dtype=dtype), 1)
+    if type(distribution) is DiagonalNormal:
+        return bases.DiagonalNormal(distribution.mean_.detach().reshape(d), distribution.log_std_.detach().reshape(d), 1)
+    what = f"the nflows base {name}"
+    encoder = distribution._context_encoder
+    if isinstance(encoder, torch.nn.Module):
+        hidden, activation, tensors, context = _encoder(encoder, d, what)
+    else:
+        probe = torch.randn(3, 2 * d, dtype=torch.float64)
+        if not torch.equal(encoder(probe), probe):
+            raise MappingError(f"{what}: its context encoder {encoder!r} is neither a mapped module nor the identity")
+        eye = torch.eye(2 * d, dtype=dtype)
+        hidden, activation, tensors, context = [], "relu", {"network.layers.0.weight": eye,
+                                                            "network.layers.0.bias": torch.zeros(2 * d, dtype=dtype)}, 2 * d
+    dtype = tensors["network.layers.0.weight"].dtype
+    base = bases.ConditionalDiagonalNormal(d, context, hidden, activation, dtype)
+    with torch.no_grad():
+        base.network.load_state_dict({k[len("network."):]: v for k, v in tensors.items()})
+    return base
+
+
 def to_flow(nflow):
     """The :class:`Flow` that computes what the nflows flow computes."""
     from nflows.distributions.normal import StandardNormal
@@ -262,10 +351,8 @@ def to_flow(nflow):
         raise MappingError(f"{type(nflow).__name__} is not an nflows Flow")
     if not isinstance(nflow._embedding_net, torch.nn.Identity):
         raise MappingError("nflows flows with an embedding net are not mapped")
-    base = nflow._distribution
-    if not isinstance(base, StandardNormal) or len(base._shape) != 1:
-        raise MappingError(f"the nflows base {type(base).__name__} is not mapped (only a StandardNormal over vectors)")
-    d = int(base._shape[0])
+    base = _base(nflow._distribution)
+    d = base.event_size
     parts = _flatten(nflow._transform)
     dtype = next((p.dtype for p in nflow.parameters()), torch.float32)
     plans, states, contexts = [], [], set()
@@ -295,10 +382,16 @@ def to_flow(nflow):
                                "affine, additive and rational-quadratic coupling transforms and permutations are)")
         if not isinstance(t, CouplingTransform) and not isinstance(t, Permutation):
             contexts.add(0)
+    if base.context_size:
+        contexts.discard(0)
+        contexts.add(base.context_size)
     if len(contexts) > 1:
-        raise MappingError(f"the nflows flow's transforms take contexts of different sizes {sorted(contexts)}; "
+        raise MappingError(f"the nflows flow's transforms (and base) take contexts of different sizes {sorted(contexts)}; "
                            "ours share one")
-    return Flow.from_transforms(plans, states, d, dtype, "the nflows flow", context_size=max(contexts, default=0))
+    if base.dtype != dtype:
+        base = base.to(dtype)
+        base.dtype = dtype
+    return Flow.from_transforms(plans, states, d, dtype, "the nflows flow", context_size=max(contexts, default=0), base=base)
 
 
 def save_nflows(nflow, path):
