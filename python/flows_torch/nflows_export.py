@@ -382,8 +382,7 @@ def to_flow(nflow):
                                "affine, additive and rational-quadratic coupling transforms and permutations are)")
         if not isinstance(t, CouplingTransform) and not isinstance(t, Permutation):
             contexts.add(0)
-    if base.context_size:
-        contexts.discard(0)
+    if base.context_size:   # nflows passes the base's context to every transform as well
         contexts.add(base.context_size)
     if len(contexts) > 1:
         raise MappingError(f"the nflows flow's transforms (and base) take contexts of different sizes {sorted(contexts)}; "
