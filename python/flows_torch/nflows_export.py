@@ -86,8 +86,9 @@ def _check_made(t, what):
     in order: initial, the blocks' (one, or two for a residual block), final."""
     made = t.autoregressive_net
     if hasattr(made, "context_layer"):
-        raise MappingError(f"{what}: nflows' MADE adds activation(W_c·c + b_c) to the first layer, a nested "
-                           "activation our conditional MADE does not have")
+        raise MappingError(f"{what}: nflows' MADE with context_features adds activation(W_c·c + b_c) to its first "
+                           "layer (and W_c·c + b_c inside each residual block); our conditional MADE feeds the "
+                           "context to its first layer linearly, so this MADE is not mapped")
     blocks = list(made.blocks)
     if made.use_residual_blocks:
         if any(block.use_batch_norm for block in blocks):

@@ -260,7 +260,7 @@ def test_nflows_coupling_networks_that_differ_are_refused_with_the_reason(tmp_pa
 
 def test_nflows_mades_that_differ_are_refused_with_the_reason(tmp_path):
     refused = {
-        "nested": MaskedAffineAutoregressiveTransform(3, 8, context_features=2),
+        "context_features adds activation": MaskedAffineAutoregressiveTransform(3, 8, context_features=2),
         "batch norm": MaskedAffineAutoregressiveTransform(3, 8, use_batch_norm=True),
         "dropout": MaskedPiecewiseRationalQuadraticAutoregressiveTransform(3, 8, tails="linear", dropout_probability=0.1),
         "num_blocks=0": MaskedAffineAutoregressiveTransform(3, 8, num_blocks=0),
