@@ -3,7 +3,8 @@
 Mapped exactly:
 
 - ``MaskedPiecewiseRationalQuadraticAutoregressiveTransform`` with ``tails="linear"``,
-  feedforward or residual blocks (see below), no batch norm, no dropout and no context →
+  feedforward or residual blocks (see below), no batch norm, no dropout, with or without a
+  context (see below) →
   ``Invert(SplineAutoregressive)``. nflows' spline is ours: widths softmax(logits)·(1 − K·m) + m,
   derivatives m_d + softplus(·), 1 at ±B (its padding constant log(e^{1−m_d} − 1)), identity
   outside [−B, B]; the logits are not rescaled (nflows divides by √hidden_features only for
@@ -17,6 +18,11 @@ Mapped exactly:
   used the sigmoid maps to ``sigmoidWithFloor(bias: 2, floor: 1e-3)``: the scale is read from
   the transform's own code path (``_elementwise_forward`` is probed on known values), never
   assumed.
+- MADEs with ``context_features`` (either masked transform, feedforward or residual): nflows adds
+  act(W_c·c + b_c) to the first layer's product and, in each residual block, W_c,k·c + b_c,k to
+  the block's first product (its feedforward blocks ignore the context), with the hidden degrees
+  of a MADE without a context. That is our MADE's ``contextLayers`` option: tensors
+  ``conditioner.context_layers.<k>``, each row at the unit of ours its unit was placed in.
 - Residual MADEs (``use_residual_blocks=True``, nflows' default; ``num_blocks`` ≥ 1) in either
   masked transform → the conditioner ``{"hiddenSizes": [H], "residualBlocks": n}``, our MADE's
   residual option: h₀ = W₀x + b₀ (no activation), per ``MaskedResidualBlock``
@@ -51,9 +57,7 @@ Mapped exactly:
 nflows transforms map data to noise, first transform first; our parts are written in reverse
 order (autoregressive and coupling layers inverted).
 
-Not mapped, with the reason in the error: MADEs with a context (nflows adds
-activation(W_c c + b_c) to the first layer's product: a nested activation ours does not have),
-residual MADEs without blocks, batch norm inside MADE blocks or ResidualNet blocks, dropout
+Not mapped, with the reason in the error: residual MADEs without blocks, batch norm inside MADE blocks or ResidualNet blocks, dropout
 (p > 0) in either, nflows' ``MLP``
 as a coupling net (its ``forward(inputs)`` takes no context, so nflows' coupling transforms,
 which call ``transform_net(inputs, context)``, cannot run it), other transform nets, splines
@@ -83,12 +87,9 @@ def _flatten(transform):
 
 def _check_made(t, what):
     """The MADE of a masked transform, its activation's name and its layers (weight, bias, mask)
-    in order: initial, the blocks' (one, or two for a residual block), final."""
+    in order: initial, the blocks' (one, or two for a residual block), final. A MADE with
+    ``context_features`` has ``context_layer`` (and, residual, one per block): see ``_place``."""
     made = t.autoregressive_net
-    if hasattr(made, "context_layer"):
-        raise MappingError(f"{what}: nflows' MADE with context_features adds activation(W_c·c + b_c) to its first "
-                           "layer (and W_c·c + b_c inside each residual block); our conditional MADE feeds the "
-                           "context to its first layer linearly, so this MADE is not mapped")
     blocks = list(made.blocks)
     if made.use_residual_blocks:
         if any(block.use_batch_norm for block in blocks):
@@ -110,15 +111,39 @@ def _check_made(t, what):
     return made, activation, [(lin.weight, lin.bias, lin.mask) for lin in linears]
 
 
+def context_size(made):
+    """C of an nflows MADE built with ``context_features`` (0 without)."""
+    layer = getattr(made, "context_layer", None)
+    return int(layer.in_features) if layer is not None else 0
+
+
 def _place(made, layers, d, p):
-    """Our MADE's conditioner plan and tensors for nflows' masked layers (residual or not)."""
+    """Our MADE's conditioner plan and tensors for nflows' masked layers (residual or not).
+
+    With ``context_features``, nflows adds act(W_c·c + b_c) to the first layer's product and,
+    in each residual block, W_c,k·c + b_c,k to the block's first product (its feedforward blocks
+    ignore the context); its hidden degrees are those without a context. That is our
+    ``contextLayers`` MADE: the units are placed as without a context, and each context layer's
+    rows go to the units of ours their units landed in (zero rows elsewhere, whose units no
+    weight reads)."""
     residual = made.use_residual_blocks
-    widths, tensors = place_masked_network(layers, d, 0, list(range(d)), p, shared_units=residual)
+    widths, tensors, slots = place_masked_network(layers, d, 0, list(range(d)), p, shared_units=residual, return_slots=True)
     tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
     plan = {"activation": None, "hiddenSizes": widths[:1] if residual else widths, "order": {"natural": {}},
             "parameterization": "standard", "skipConnections": False}
     if residual:
         plan["residualBlocks"] = len(made.blocks)
+    if context_size(made):
+        context_linears = [made.context_layer] + ([block.context_layer for block in made.blocks] if residual else [])
+        rows = torch.tensor(slots[0])
+        for k, linear in enumerate(context_linears):
+            weight = torch.zeros(widths[0], linear.in_features, dtype=linear.weight.dtype)
+            bias = torch.zeros(widths[0], dtype=linear.weight.dtype)
+            weight[rows] = linear.weight.detach()
+            bias[rows] = linear.bias.detach()
+            tensors[f"conditioner.context_layers.{k}.weight"] = weight
+            tensors[f"conditioner.context_layers.{k}.bias"] = bias
+        plan["contextLayers"] = True
     return plan, tensors
 
 
@@ -382,7 +407,7 @@ def to_flow(nflow):
             raise MappingError(f"{what} is not mapped (masked affine and rational-quadratic MADE transforms, "
                                "affine, additive and rational-quadratic coupling transforms and permutations are)")
         if not isinstance(t, CouplingTransform) and not isinstance(t, Permutation):
-            contexts.add(0)
+            contexts.add(context_size(t.autoregressive_net))
     if base.context_size:   # nflows passes the base's context to every transform as well
         contexts.add(base.context_size)
     if len(contexts) > 1:

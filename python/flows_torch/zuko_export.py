@@ -160,7 +160,7 @@ def _masked_autoregressive(t, types, context, dtype, what):
     return plan, tensors
 
 
-def place_masked_network(layers, d, context, order, p, shared_units=False):
+def place_masked_network(layers, d, context, order, p, shared_units=False, return_slots=False):
     """Our MADE's widths and tensors (``conditioner.layers.<l>.weight|bias``) computing what a
     degree-masked network of another library computes.
 
@@ -172,7 +172,8 @@ def place_masked_network(layers, d, context, order, p, shared_units=False):
     weights in and out. Our masks contain theirs at the mapped places (checked), and their
     masked-out weights are written as zeros, so both compute the same function.
     ``shared_units``: the hidden layers add to one another (a residual MADE), so each unit must
-    land in the same place in every layer (checked).
+    land in the same place in every layer (checked). ``return_slots``: also return, per hidden
+    layer, the unit of ours each of their units landed in.
     """
     position = [0] * d
     for k, i in enumerate(order):
@@ -220,7 +221,7 @@ def place_masked_network(layers, d, context, order, p, shared_units=False):
             full_bias[torch.tensor(rows)] = bias.detach().double()
         tensors[f"conditioner.layers.{l}.weight"] = full.to(weight.dtype)
         tensors[f"conditioner.layers.{l}.bias"] = full_bias.to(weight.dtype)
-    return widths, tensors
+    return (widths, tensors, slots) if return_slots else (widths, tensors)
 
 
 def _coupling(t, types, context, dtype, what):

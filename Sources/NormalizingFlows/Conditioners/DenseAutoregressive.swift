@@ -96,6 +96,14 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
     /// `context_layers.k+1` (C → H, block k).
     public var contextLayers: Bool
 
+    /// - Parameters:
+    ///   - hiddenSizes: the hidden layers' widths (one width with residual blocks).
+    ///   - activation: the hidden layers' activation.
+    ///   - skipConnections: adds a masked linear map from the inputs straight to the outputs.
+    ///   - order: the order in which the network visits the dimensions.
+    ///   - parameterization: how stored weights become applied ones.
+    ///   - residualBlocks: nflows' residual blocks (0: feedforward layers).
+    ///   - contextLayers: the context through layers of its own (nflows' form) rather than as inputs.
     public init(
         hiddenSizes: [Int] = [64, 64], activation: Activation = .relu, skipConnections: Bool = false,
         order: VariableOrder = .natural, parameterization: WeightParameterization = .standard, residualBlocks: Int = 0,
