@@ -410,3 +410,31 @@ def test_fitted_base_export_import_round_trip(fitted, tmp_path):
     (meta_a, tensors_a), (meta_b, tensors_b) = read_all(model), read_all(tmp_path / "back.safetensors")
     assert meta_a == meta_b and tensors_a.keys() == tensors_b.keys()
     assert all(torch.equal(tensors_a[k], tensors_b[k]) for k in tensors_a)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rsample_and_log_prob_agree_on_every_base(kind):
+    """``rsample_and_log_prob``'s densities are ``log_prob`` of its samples (float64), samples
+    have the flow's batch and event shape, and they carry gradients to the bijector (and to the
+    base's parameters, except a mixture's)."""
+    r = random.Random(f"rsample-{kind}")
+    base = random_base(kind, 3, r, torch.float64)
+    context = 2 if base.context_size else 0
+    plan = {"type": "MAF", "options": {"layers": 1, "scale": {"exp": {}}, "conditioner": {
+        "activation": "tanh", "hiddenSizes": [6], "order": {"natural": {}}, "parameterization": "standard",
+        "skipConnections": False}}}
+    flow = Flow.from_plan(plan, (3,), context_size=context, dtype=torch.float64, base=base)
+    with torch.no_grad():
+        for p in flow.bijector.parameters():
+            p.copy_(torch.randn_like(p) * 0.2)
+    c = torch.randn(4, 2, dtype=torch.float64) if context else None
+    y, log_p = flow(c).rsample_and_log_prob((5,))
+    assert y.shape == ((5, 4, 3) if context else (5, 3))
+    assert_close(log_p.detach().numpy(), flow(c).log_prob(y.detach()).detach().numpy(), f"{kind} rsample_and_log_prob",
+                 rel=1e-10, abs_=1e-10)
+    y.sum().backward()
+    for name, p in flow.named_parameters():
+        if name.startswith("base.") and kind.startswith("Gauss"):
+            assert p.grad is None, name   # a mixture's samples carry no gradient to it
+        else:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
