@@ -75,6 +75,10 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "MAF residual MADE (nflows)", plan: MAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [8], residualBlocks: 2))),
     ConformanceCase(name: "IAF residual MADE, context", plan: IAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [6], activation: .tanh, residualBlocks: 1)),
                     eventShape: [4], contextSize: 2),
+    ConformanceCase(name: "MAF context layers (nflows), context", plan: MAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [8], contextLayers: true)),
+                    eventShape: [4], contextSize: 2),
+    ConformanceCase(name: "IAF residual MADE, context layers (nflows)", plan: IAF(layers: 2, conditioner: DenseAutoregressive(
+        hiddenSizes: [6], activation: .tanh, residualBlocks: 2, contextLayers: true)), eventShape: [3], contextSize: 3),
     ConformanceCase(name: "NSF residual MADE, skip", plan: NSF(layers: 1, bins: 4, bound: 3, conditioner: DenseAutoregressive(hiddenSizes: [8], skipConnections: true, residualBlocks: 3))),
     ConformanceCase(name: "PlanarFlow", plan: PlanarFlow(layers: 4)),
     ConformanceCase(name: "RadialFlow", plan: RadialFlow(layers: 3)),

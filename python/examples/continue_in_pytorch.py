@@ -57,7 +57,7 @@ def main():
     loss_module = NegativeLogLikelihood(flow)
     model = DistributedDataParallel(loss_module) if distributed else loss_module
     rows = np.loadtxt(args.data, delimiter=",", ndmin=2, dtype=np.float64)[rank::world]
-    data = torch.tensor(rows, dtype=flow.base_loc.dtype)
+    data = torch.tensor(rows, dtype=flow.dtype)
     generator = torch.Generator().manual_seed(args.seed + rank)
     optimizer = torch.optim.Adam(flow.parameters(), lr=args.lr)
     for step in range(args.steps):

@@ -1,10 +1,12 @@
 """flows_torch: swift-normalizing-flows model files as PyTorch modules, and back.
 
-- ``load(path)``: a model file as a ``torch.nn.Module`` (:class:`Flow`) in zuko's convention:
+- ``load(path)``: a model file, on any base it can hold (:mod:`flows_torch.bases`), as a
+  ``torch.nn.Module`` (:class:`Flow`) in zuko's convention:
   ``flow(context)`` is a ``torch.distributions.Distribution`` with ``log_prob``, ``sample`` and
   ``rsample``; its parameters carry the file's dotted names (``bijector.0.conditioner.layers.0.weight``).
-- ``save(flow, path)``: a :class:`Flow`, a zuko ``MAF``/``RealNVP``/``NICE`` flow or an nflows
-  flow of rational-quadratic MADE transforms and permutations, as a model file that
+- ``save(flow, path)``: a :class:`Flow`, a zuko ``MAF``/``NSF``/``RealNVP``/``NICE`` flow or an
+  nflows flow of masked, coupling and permutation transforms (see their modules for the bases),
+  as a model file that
   ``flows logprob``, ``flows sample`` and ``flows info`` read.
 - ``load_checkpoint(path)``: a ``.pt`` checkpoint written by ``python -m flows_torch export``
   (or ``flows export``) as a :class:`Flow`; ``checkpoint(flow)`` is the dict it holds.

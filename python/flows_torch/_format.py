@@ -1,9 +1,11 @@
 """Reading and writing model files: safetensors whose ``__metadata__`` holds the plan.
 
 A model file (see ``Sources/NormalizingFlows/IO/ModelFile.swift``) holds the tensors
-``base.loc``, ``base.scale`` and ``bijector.<dotted module path>`` and the metadata
+``base.<name>`` (``base.loc`` and ``base.scale`` for a normal base; see :mod:`flows_torch.bases`)
+and ``bijector.<dotted module path>`` and the metadata
 ``format`` = ``swift-normalizing-flows``, ``format_version`` (2), ``plan`` (JSON),
-``base`` (JSON: ``{"type": "Normal", "eventRank": r}``) and ``context_size``.
+``base`` (JSON: ``{"type": "Normal", "eventRank": r}``, or another base type with its settings)
+and ``context_size``.
 """
 
 import json
@@ -57,14 +59,14 @@ def file_mode(path):
         return 0o666 & ~mask
 
 
-def write(path, tensors, plan_json, event_rank, context_size):
+def write(path, tensors, plan_json, base_json, context_size):
     """Writes a model file atomically: a temporary file in the same folder, renamed into place."""
     path = os.fspath(path)
     metadata = {
         "format": FILE_FORMAT,
         "format_version": str(FILE_FORMAT_VERSION),
         "plan": plan_json if isinstance(plan_json, str) else json.dumps(plan_json, sort_keys=True, separators=(",", ":")),
-        "base": json.dumps({"type": "Normal", "eventRank": int(event_rank)}),
+        "base": base_json,
         "context_size": str(int(context_size)),
     }
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}

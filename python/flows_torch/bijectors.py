@@ -369,10 +369,14 @@ class MADE(nn.Module):
     With ``residual_blocks`` n > 0 it is nflows' residual MADE of one hidden width (Swift
     ``MADELayout.forwardResidual``): layer 0 without activation, blocks of layers 2k + 1 and
     2k + 2 adding W₂ act(W₁ act(h) + b₁) + b₂ to h, and the output layer on h.
+    With ``context_layers`` (Swift ``DenseAutoregressive.contextLayers``, nflows'
+    ``MADE(context_features)``) the context is no input: ``context_layers.0`` adds
+    act(W_c·c + b_c) to the first layer's pre-activation and ``context_layers.k+1`` adds
+    W_c,k·c + b_c,k to residual block k's first layer's; hidden degrees are those without a context.
     """
 
     def __init__(self, d, context_size, hidden_sizes, activation_name, outputs_per_dimension, skip,
-                 parameterization, order, dtype, residual_blocks=0):
+                 parameterization, order, dtype, residual_blocks=0, context_layers=False):
         super().__init__()
         if d < 1 or not hidden_sizes or min(hidden_sizes) < 1:
             raise MappingError(f"DenseAutoregressive needs D ≥ 1 and hidden layers, got D = {d}, hidden {hidden_sizes}")
@@ -385,10 +389,17 @@ class MADE(nn.Module):
         if parameterization not in ("standard", "meanField"):
             raise MappingError(f"weight parameterization '{parameterization}' is not mapped")
         self.d, self.context_size, self.p = d, context_size, outputs_per_dimension
+        # The context's columns among the first layer's inputs (none when it has layers of its own).
+        self.input_context = 0 if context_layers else context_size
         self.hidden_sizes = list(hidden_sizes)
         self.activation = activation(activation_name)
         self.parameterization = parameterization
-        sizes = [d + context_size] + self.hidden_sizes + [d * outputs_per_dimension]
+        sizes = [d + self.input_context] + self.hidden_sizes + [d * outputs_per_dimension]
+        if context_layers and context_size > 0:
+            self.context_layers = nn.ModuleList(nn.Linear(context_size, self.hidden_sizes[0], dtype=dtype)
+                                                for _ in range(1 + residual_blocks))
+        else:
+            self.context_layers = None
         self.layers = nn.ModuleList(
             nn.Linear(a, b, dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:]))
         self.skip = nn.Linear(d, d * outputs_per_dimension, bias=False, dtype=dtype) if skip else None
@@ -406,11 +417,11 @@ class MADE(nn.Module):
         input_degree = [0] * d
         for position, dimension in enumerate(order):
             input_degree[dimension] = position + 1
-        previous = input_degree + [0] * self.context_size
+        previous = input_degree + [0] * self.input_context
         dtype = self.layers[0].weight.dtype
         masks = []
         for h in self.hidden_sizes:
-            degrees = hidden_degrees(h, d, self.context_size > 0)
+            degrees = hidden_degrees(h, d, self.input_context > 0)
             mask = torch.tensor([[1.0 if r >= c else 0.0 for c in previous] for r in degrees], dtype=torch.float64)
             masks.append(mask * self._multiplier(len(previous)))
             previous = degrees
@@ -429,21 +440,28 @@ class MADE(nn.Module):
         if self.context_size > 0:
             if context is None:
                 raise MappingError(f"this conditional flow needs a context of size {self.context_size}")
-            h = torch.cat([x, context.expand(x.shape[:-1] + (self.context_size,))], dim=-1)
+            context = context.expand(x.shape[:-1] + (self.context_size,))
+            if self.input_context:
+                h = torch.cat([x, context], dim=-1)
         last = len(self.layers) - 1
+        offsets = None
+        if self.context_layers is not None:
+            offsets = [self.activation(layer(context)) if k == 0 else layer(context) for k, layer in enumerate(self.context_layers)]
 
-        def masked(i, v):
-            return F.linear(v, self.layers[i].weight * getattr(self, f"_mask{i}"), self.layers[i].bias)
+        def masked(i, v, offset=None):
+            out = F.linear(v, self.layers[i].weight * getattr(self, f"_mask{i}"), self.layers[i].bias)
+            return out if offset is None else out + offset
 
         if self.residual_blocks > 0:
-            # nflows' residual MADE: h₀ = W₀x + b₀; h ← h + W₂ act(W₁ act(h) + b₁) + b₂; y = W_f h + b_f.
-            h = masked(0, h)
+            # nflows' residual MADE: h₀ = W₀x + b₀ (+ e₀); h ← h + W₂ act(W₁ act(h) + b₁ (+ e_k+1)) + b₂;
+            # y = W_f h + b_f.
+            h = masked(0, h, offsets and offsets[0])
             for k in range(self.residual_blocks):
-                h = h + masked(2 * k + 2, self.activation(masked(2 * k + 1, self.activation(h))))
+                h = h + masked(2 * k + 2, self.activation(masked(2 * k + 1, self.activation(h), offsets and offsets[k + 1])))
             h = masked(last, h)
         else:
             for i in range(len(self.layers)):
-                h = masked(i, h)
+                h = masked(i, h, offsets[0] if offsets and i == 0 else None)
                 if i < last:
                     h = self.activation(h)
         if self.skip is not None:

@@ -93,7 +93,7 @@ def checkpoint(flow):
     """The plain-data checkpoint of a :class:`flows_torch.Flow` (see the module docstring)."""
     return {
         "format": FORMAT, "version": VERSION, "plan": flow.plan,
-        "base": json.dumps({"type": "Normal", "eventRank": int(flow.event_rank)}),
+        "base": flow.base_json,
         "context_size": int(flow.context_size),
         "state_dict": {k: v.detach().cpu().clone() for k, v in flow.state_dict().items()},
     }
@@ -106,19 +106,17 @@ def is_checkpoint(value):
 def from_checkpoint(value, path="the checkpoint"):
     """The :class:`flows_torch.Flow` of a checkpoint written by :func:`checkpoint`."""
     from .bijectors import MappingError
-    from .flow import Flow
+    from .flow import from_file_state
 
     if int(value.get("version", 0)) > VERSION:
         raise MappingError(f"{path}: checkpoint version {value.get('version')} is newer than this package reads ({VERSION})")
     try:
-        base = json.loads(value["base"])
-        state = value["state_dict"]
-        loc, scale = state["base.loc"], state["base.scale"]
-        flow = Flow(value["plan"], loc, scale, int(base["eventRank"]), int(value["context_size"]))
-    except (KeyError, TypeError, ValueError) as error:
+        plan, base, context_size, state = value["plan"], value["base"], value["context_size"], value["state_dict"]
+    except (KeyError, TypeError) as error:
         raise MappingError(f"{path}: not a complete flows_torch checkpoint ({error!r} missing or malformed)") from None
-    flow.load_file_tensors(state, path)
-    return flow
+    if not isinstance(state, dict):
+        raise MappingError(f"{path}: not a complete flows_torch checkpoint (its state_dict is a {type(state).__name__})")
+    return from_file_state(plan, base, context_size, state, path)
 
 
 def load_checkpoint(path):

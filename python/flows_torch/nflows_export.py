@@ -3,7 +3,8 @@
 Mapped exactly:
 
 - ``MaskedPiecewiseRationalQuadraticAutoregressiveTransform`` with ``tails="linear"``,
-  feedforward or residual blocks (see below), no batch norm, no dropout and no context →
+  feedforward or residual blocks (see below), no batch norm, no dropout, with or without a
+  context (see below) →
   ``Invert(SplineAutoregressive)``. nflows' spline is ours: widths softmax(logits)·(1 − K·m) + m,
   derivatives m_d + softplus(·), 1 at ±B (its padding constant log(e^{1−m_d} − 1)), identity
   outside [−B, B]; the logits are not rescaled (nflows divides by √hidden_features only for
@@ -17,6 +18,11 @@ Mapped exactly:
   used the sigmoid maps to ``sigmoidWithFloor(bias: 2, floor: 1e-3)``: the scale is read from
   the transform's own code path (``_elementwise_forward`` is probed on known values), never
   assumed.
+- MADEs with ``context_features`` (either masked transform, feedforward or residual): nflows adds
+  act(W_c·c + b_c) to the first layer's product and, in each residual block, W_c,k·c + b_c,k to
+  the block's first product (its feedforward blocks ignore the context), with the hidden degrees
+  of a MADE without a context. That is our MADE's ``contextLayers`` option: tensors
+  ``conditioner.context_layers.<k>``, each row at the unit of ours its unit was placed in.
 - Residual MADEs (``use_residual_blocks=True``, nflows' default; ``num_blocks`` ≥ 1) in either
   masked transform → the conditioner ``{"hiddenSizes": [H], "residualBlocks": n}``, our MADE's
   residual option: h₀ = W₀x + b₀ (no activation), per ``MaskedResidualBlock``
@@ -41,14 +47,17 @@ Mapped exactly:
   coupling transforms of a flow take the same context (our flows have one context size).
 - ``Permutation``, ``ReversePermutation``, ``RandomPermutation`` (dim 1): z = x[..., π] →
   ``Permute(given: argsort π)``.
-- ``CompositeTransform`` (nested), base ``StandardNormal``.
+- ``CompositeTransform`` (nested), bases over vectors: ``StandardNormal`` → our ``Normal``;
+  ``DiagonalNormal`` (trained ``mean_``, ``log_std_``) → our trained ``DiagonalNormal`` (``loc``,
+  ``log_scale``: the same log σ); ``ConditionalDiagonalNormal`` ([μ, log σ] = encoder(c), split
+  in halves as ours) → our ``ConditionalDiagonalNormal`` when the encoder is nflows' ``MLP``, a
+  ``Sequential`` of ``Linear`` layers and one activation, a ``Linear`` layer, or none (the
+  identity: one identity layer of ours).
 
 nflows transforms map data to noise, first transform first; our parts are written in reverse
 order (autoregressive and coupling layers inverted).
 
-Not mapped, with the reason in the error: MADEs with a context (nflows adds
-activation(W_c c + b_c) to the first layer's product: a nested activation ours does not have),
-residual MADEs without blocks, batch norm inside MADE blocks or ResidualNet blocks, dropout
+Not mapped, with the reason in the error: residual MADEs without blocks, batch norm inside MADE blocks or ResidualNet blocks, dropout
 (p > 0) in either, nflows' ``MLP``
 as a coupling net (its ``forward(inputs)`` takes no context, so nflows' coupling transforms,
 which call ``transform_net(inputs, context)``, cannot run it), other transform nets, splines
@@ -78,11 +87,9 @@ def _flatten(transform):
 
 def _check_made(t, what):
     """The MADE of a masked transform, its activation's name and its layers (weight, bias, mask)
-    in order: initial, the blocks' (one, or two for a residual block), final."""
+    in order: initial, the blocks' (one, or two for a residual block), final. A MADE with
+    ``context_features`` has ``context_layer`` (and, residual, one per block): see ``_place``."""
     made = t.autoregressive_net
-    if hasattr(made, "context_layer"):
-        raise MappingError(f"{what}: nflows' MADE adds activation(W_c·c + b_c) to the first layer, a nested "
-                           "activation our conditional MADE does not have")
     blocks = list(made.blocks)
     if made.use_residual_blocks:
         if any(block.use_batch_norm for block in blocks):
@@ -104,15 +111,39 @@ def _check_made(t, what):
     return made, activation, [(lin.weight, lin.bias, lin.mask) for lin in linears]
 
 
+def context_size(made):
+    """C of an nflows MADE built with ``context_features`` (0 without)."""
+    layer = getattr(made, "context_layer", None)
+    return int(layer.in_features) if layer is not None else 0
+
+
 def _place(made, layers, d, p):
-    """Our MADE's conditioner plan and tensors for nflows' masked layers (residual or not)."""
+    """Our MADE's conditioner plan and tensors for nflows' masked layers (residual or not).
+
+    With ``context_features``, nflows adds act(W_c·c + b_c) to the first layer's product and,
+    in each residual block, W_c,k·c + b_c,k to the block's first product (its feedforward blocks
+    ignore the context); its hidden degrees are those without a context. That is our
+    ``contextLayers`` MADE: the units are placed as without a context, and each context layer's
+    rows go to the units of ours their units landed in (zero rows elsewhere, whose units no
+    weight reads)."""
     residual = made.use_residual_blocks
-    widths, tensors = place_masked_network(layers, d, 0, list(range(d)), p, shared_units=residual)
+    widths, tensors, slots = place_masked_network(layers, d, 0, list(range(d)), p, shared_units=residual, return_slots=True)
     tensors["conditioner.order"] = torch.arange(d, dtype=torch.float64)
     plan = {"activation": None, "hiddenSizes": widths[:1] if residual else widths, "order": {"natural": {}},
             "parameterization": "standard", "skipConnections": False}
     if residual:
         plan["residualBlocks"] = len(made.blocks)
+    if context_size(made):
+        context_linears = [made.context_layer] + ([block.context_layer for block in made.blocks] if residual else [])
+        rows = torch.tensor(slots[0])
+        for k, linear in enumerate(context_linears):
+            weight = torch.zeros(widths[0], linear.in_features, dtype=linear.weight.dtype)
+            bias = torch.zeros(widths[0], dtype=linear.weight.dtype)
+            weight[rows] = linear.weight.detach()
+            bias[rows] = linear.bias.detach()
+            tensors[f"conditioner.context_layers.{k}.weight"] = weight
+            tensors[f"conditioner.context_layers.{k}.bias"] = bias
+        plan["contextLayers"] = True
     return plan, tensors
 
 
@@ -250,6 +281,90 @@ def _coupling(t, what):
     return {"type": "Invert", "options": {"inner": inner}}, tensors, context
 
 
+def _encoder(encoder, features, what):
+    """(hidden sizes, activation, layer tensors) of a ConditionalDiagonalNormal's context encoder
+    as our dense network: nflows' ``MLP`` (no ``activate_output``), a ``torch.nn.Sequential`` of
+    ``Linear`` layers with one activation module between them, or one ``Linear``."""
+    from torch import nn
+    from nflows.nn.nets.mlp import MLP
+
+    modules = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Softplus: "softplus"}
+    if isinstance(encoder, MLP):
+        if encoder._activate_output:
+            raise MappingError(f"{what}: an MLP context encoder with activate_output=True is not mapped")
+        activation = _ACTIVATIONS.get(encoder._activation)
+        if activation is None:
+            raise MappingError(f"{what}: the context encoder's activation {encoder._activation!r} is not mapped")
+        if len(encoder._in_shape) != 1:
+            raise MappingError(f"{what}: a context encoder for contexts of shape {tuple(encoder._in_shape)} is not mapped (vectors are)")
+        linears = [encoder._input_layer, *encoder._hidden_layers, encoder._output_layer]
+    elif isinstance(encoder, nn.Linear):
+        linears, activation = [encoder], "relu"
+    elif isinstance(encoder, nn.Sequential):
+        linears = [m for m in encoder if isinstance(m, nn.Linear)]
+        between = [m for m in encoder if not isinstance(m, nn.Linear)]
+        names = {modules.get(type(m)) for m in between}
+        layout_ok = (len(linears) >= 1 and len(encoder) == 2 * len(linears) - 1
+                     and all(isinstance(encoder[i], nn.Linear) for i in range(0, len(encoder), 2)))
+        if not layout_ok or None in names or len(names) > 1:
+            raise MappingError(f"{what}: a Sequential context encoder must alternate Linear layers and one activation "
+                               f"(ReLU, Tanh, Sigmoid, Softplus) and end with a Linear layer, got {encoder}")
+        activation = names.pop() if names else "relu"
+    else:
+        raise MappingError(f"{what}: its context encoder {type(encoder).__name__} is not mapped (nflows' MLP, a "
+                           "Sequential of Linear layers and activations, a Linear layer, or none are)")
+    if any(lin.bias is None for lin in linears):
+        raise MappingError(f"{what}: context encoder layers without a bias are not mapped")
+    if linears[-1].out_features != 2 * features:
+        raise MappingError(f"{what}: its context encoder gives {linears[-1].out_features} values, not 2 × {features}")
+    tensors = {}
+    for l, lin in enumerate(linears):
+        tensors[f"network.layers.{l}.weight"] = lin.weight.detach()
+        tensors[f"network.layers.{l}.bias"] = lin.bias.detach()
+    return [lin.out_features for lin in linears[:-1]], activation, tensors, linears[0].in_features
+
+
+def _base(distribution):
+    """Our base for an nflows flow's base over vectors: ``StandardNormal`` → ``Normal``;
+    ``DiagonalNormal`` (trained mean and log σ) → our ``DiagonalNormal``; ``ConditionalDiagonalNormal``
+    ([μ, log σ] = encoder(c)) → our ``ConditionalDiagonalNormal`` with the encoder's layers (no
+    encoder: the context is [μ, log σ] itself, our network one identity layer)."""
+    from nflows.distributions.normal import ConditionalDiagonalNormal, DiagonalNormal, StandardNormal
+
+    from . import bases
+
+    shape = getattr(distribution, "_shape", None)
+    name = type(distribution).__name__
+    if type(distribution) not in (StandardNormal, DiagonalNormal, ConditionalDiagonalNormal):
+        raise MappingError(f"the nflows base {name} is not mapped (StandardNormal, DiagonalNormal and "
+                           "ConditionalDiagonalNormal over vectors are)")
+    if shape is None or len(shape) != 1:
+        raise MappingError(f"the nflows base {name} has shape {tuple(shape or ())}; only vectors are mapped")
+    d = int(shape[0])
+    parameters = list(distribution.parameters())
+    dtype = parameters[0].dtype if parameters else torch.float32
+    if type(distribution) is StandardNormal:
+        return bases.Normal(torch.zeros(d, dtype=dtype), torch.ones(d, dtype=dtype), 1)
+    if type(distribution) is DiagonalNormal:
+        return bases.DiagonalNormal(distribution.mean_.detach().reshape(d), distribution.log_std_.detach().reshape(d), 1)
+    what = f"the nflows base {name}"
+    encoder = distribution._context_encoder
+    if isinstance(encoder, torch.nn.Module):
+        hidden, activation, tensors, context = _encoder(encoder, d, what)
+    else:
+        probe = torch.randn(3, 2 * d, dtype=torch.float64)
+        if not torch.equal(encoder(probe), probe):
+            raise MappingError(f"{what}: its context encoder {encoder!r} is neither a mapped module nor the identity")
+        eye = torch.eye(2 * d, dtype=dtype)
+        hidden, activation, tensors, context = [], "relu", {"network.layers.0.weight": eye,
+                                                            "network.layers.0.bias": torch.zeros(2 * d, dtype=dtype)}, 2 * d
+    dtype = tensors["network.layers.0.weight"].dtype
+    base = bases.ConditionalDiagonalNormal(d, context, hidden, activation, dtype)
+    with torch.no_grad():
+        base.network.load_state_dict({k[len("network."):]: v for k, v in tensors.items()})
+    return base
+
+
 def to_flow(nflow):
     """The :class:`Flow` that computes what the nflows flow computes."""
     from nflows.distributions.normal import StandardNormal
@@ -262,10 +377,8 @@ def to_flow(nflow):
         raise MappingError(f"{type(nflow).__name__} is not an nflows Flow")
     if not isinstance(nflow._embedding_net, torch.nn.Identity):
         raise MappingError("nflows flows with an embedding net are not mapped")
-    base = nflow._distribution
-    if not isinstance(base, StandardNormal) or len(base._shape) != 1:
-        raise MappingError(f"the nflows base {type(base).__name__} is not mapped (only a StandardNormal over vectors)")
-    d = int(base._shape[0])
+    base = _base(nflow._distribution)
+    d = base.event_size
     parts = _flatten(nflow._transform)
     dtype = next((p.dtype for p in nflow.parameters()), torch.float32)
     plans, states, contexts = [], [], set()
@@ -294,11 +407,16 @@ def to_flow(nflow):
             raise MappingError(f"{what} is not mapped (masked affine and rational-quadratic MADE transforms, "
                                "affine, additive and rational-quadratic coupling transforms and permutations are)")
         if not isinstance(t, CouplingTransform) and not isinstance(t, Permutation):
-            contexts.add(0)
+            contexts.add(context_size(t.autoregressive_net))
+    if base.context_size:   # nflows passes the base's context to every transform as well
+        contexts.add(base.context_size)
     if len(contexts) > 1:
-        raise MappingError(f"the nflows flow's transforms take contexts of different sizes {sorted(contexts)}; "
+        raise MappingError(f"the nflows flow's transforms (and base) take contexts of different sizes {sorted(contexts)}; "
                            "ours share one")
-    return Flow.from_transforms(plans, states, d, dtype, "the nflows flow", context_size=max(contexts, default=0))
+    if base.dtype != dtype:
+        base = base.to(dtype)
+        base.dtype = dtype
+    return Flow.from_transforms(plans, states, d, dtype, "the nflows flow", context_size=max(contexts, default=0), base=base)
 
 
 def save_nflows(nflow, path):

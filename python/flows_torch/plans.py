@@ -92,7 +92,7 @@ def _autoregressive(transform, conditioner, spec):
         spec.event_size, spec.context_size, conditioner["hiddenSizes"], conditioner["activation"],
         transform.parameter_count, bool(conditioner.get("skipConnections", False)),
         conditioner.get("parameterization", "standard"), _order(conditioner["order"], spec.event_size), spec.dtype,
-        int(conditioner.get("residualBlocks", 0)))
+        int(conditioner.get("residualBlocks", 0)), bool(conditioner.get("contextLayers", False)))
     return b.Autoregressive(transform, network)
 
 

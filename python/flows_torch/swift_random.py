@@ -77,3 +77,31 @@ class SwiftRandom:
     def normals(self, count):
         """``count`` deviates as ``Tensor.randn`` draws them (Float64 values; round to float32 yourself)."""
         return [self.normal() for _ in range(count)]
+
+    def gamma(self, a):
+        """Gamma(a, 1) as Swift's ``StudentT.gamma`` draws it: Marsaglia & Tsang (2000), with the
+        a < 1 boost G(a + 1)·U^(1/a) (the uniform drawn first)."""
+        if a < 1:
+            u = self.uniform()
+            return self.gamma(a + 1) * math.pow(max(u, 2.2250738585072014e-308), 1 / a)
+        d = a - 1.0 / 3
+        c = 1 / math.sqrt(9 * d)
+        while True:
+            x = self.normal()
+            v = 1 + c * x
+            if v <= 0:
+                continue
+            v3 = v * v * v
+            u = self.uniform()
+            if (math.log(u) if u > 0 else -math.inf) < 0.5 * x * x + d - d * v3 + d * math.log(v3):
+                return d * v3
+
+    def student_ts(self, nu, count):
+        """``count`` standard t deviates Z/√(G/ν), G = 2·Gamma(ν/2), as Swift's ``StudentT.rsample``
+        draws them (Float64 values)."""
+        values = []
+        for _ in range(count):
+            z = self.normal()
+            chi_squared = 2 * self.gamma(nu / 2)
+            values.append(z / math.sqrt(chi_squared / nu))
+        return values

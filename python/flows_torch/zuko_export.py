@@ -18,7 +18,11 @@ Mapped exactly (zuko 1.x):
   |d/log slope|)) and the end ones 1; outside [−B, B] the map is the identity. That is our
   ``RationalQuadraticSplineTransform.Parameterization.softClipped(slope:)``. The raw
   parameters per feature are laid out (K widths, K heights, K − 1 derivatives), as ours.
-- The base ``DiagNormal(loc, scale)`` → ``base.loc``, ``base.scale``.
+- The base ``DiagNormal(loc, scale)`` → our ``Normal`` (``base.loc``, ``base.scale``) when they
+  are buffers (zuko's flows), our trained ``DiagonalNormal`` (``base.loc``, ``base.log_scale`` =
+  log scale) when they are parameters (``UnconditionalDistribution(DiagNormal, …, buffer=False)``).
+- The base ``GMM`` without a context → our ``GaussianMixture`` (see ``_gmm``). A GMM with a
+  context (its weights, means and covariances from a network) and other bases are refused.
 
 zuko transforms map data to noise, first transform first; our flows map noise to data, so the
 parts are written in reverse order, each inverted.
@@ -156,7 +160,7 @@ def _masked_autoregressive(t, types, context, dtype, what):
     return plan, tensors
 
 
-def place_masked_network(layers, d, context, order, p, shared_units=False):
+def place_masked_network(layers, d, context, order, p, shared_units=False, return_slots=False):
     """Our MADE's widths and tensors (``conditioner.layers.<l>.weight|bias``) computing what a
     degree-masked network of another library computes.
 
@@ -168,7 +172,8 @@ def place_masked_network(layers, d, context, order, p, shared_units=False):
     weights in and out. Our masks contain theirs at the mapped places (checked), and their
     masked-out weights are written as zeros, so both compute the same function.
     ``shared_units``: the hidden layers add to one another (a residual MADE), so each unit must
-    land in the same place in every layer (checked).
+    land in the same place in every layer (checked). ``return_slots``: also return, per hidden
+    layer, the unit of ours each of their units landed in.
     """
     position = [0] * d
     for k, i in enumerate(order):
@@ -216,7 +221,7 @@ def place_masked_network(layers, d, context, order, p, shared_units=False):
             full_bias[torch.tensor(rows)] = bias.detach().double()
         tensors[f"conditioner.layers.{l}.weight"] = full.to(weight.dtype)
         tensors[f"conditioner.layers.{l}.bias"] = full_bias.to(weight.dtype)
-    return widths, tensors
+    return (widths, tensors, slots) if return_slots else (widths, tensors)
 
 
 def _coupling(t, types, context, dtype, what):
@@ -234,6 +239,60 @@ def _coupling(t, types, context, dtype, what):
     return plan, tensors
 
 
+def _base(lazy):
+    """Our base for a zuko flow's base (a ``LazyDistribution``); see the module docstring."""
+    from . import bases
+
+    if type(lazy).__name__ == "GMM" and type(lazy).__module__.startswith("zuko"):
+        return _gmm(lazy)
+    base = lazy()
+    inner = getattr(base, "base_dist", None)
+    if type(base).__name__ != "DiagNormal" or inner is None:
+        raise MappingError(f"the zuko base {type(base).__name__} is not mapped (DiagNormal and GMM are)")
+    loc, scale = inner.loc.detach(), inner.scale.detach()
+    if loc.dim() != 1:
+        raise MappingError(f"the zuko base has shape {tuple(loc.shape)}; only vectors are mapped")
+    if any(p.requires_grad for p in lazy.parameters()):
+        # Trainable loc and scale (UnconditionalDistribution(..., buffer=False)): our trained
+        # DiagonalNormal, which stores log σ.
+        return bases.DiagonalNormal(loc, scale.log(), 1)
+    return bases.Normal(loc, scale, 1)
+
+
+def _gmm(gmm):
+    """zuko's ``GMM`` without a context → our ``GaussianMixture``: diagonal and spherical
+    covariances have σ = exp(s) + ε (stored as log σ, expanded over the features; tied ones
+    repeated per component); full ones Σ = LLᵀ with L = diag(exp(s) + ε) + tril, stored as our
+    precision factor P = chol(Σ⁻¹) (computed in float64)."""
+    from . import bases
+
+    if not hasattr(gmm, "phi"):
+        raise MappingError("the zuko base GMM with a context (its parameters from a network) is not mapped: "
+                           "our GaussianMixture is unconditional")
+    with torch.no_grad():
+        distribution = gmm()
+        logits = distribution.logits.detach() if hasattr(distribution, "logits") else None
+        inner = getattr(distribution, "base", None)
+        if logits is None or inner is None:
+            raise MappingError("the zuko base GMM did not build zuko's Mixture(…, logits) (a changed zuko release?)")
+        k, dtype = logits.shape[0], logits.dtype
+        if gmm.covariance_type in ("diagonal", "spherical"):
+            loc, scale = inner.base_dist.loc, inner.base_dist.scale
+            d = loc.shape[-1]
+            return bases.GaussianMixture("diagonal", logits, loc.expand(k, d), log_scales=scale.log().expand(k, d))
+        if gmm.covariance_type != "full":
+            raise MappingError(f"the zuko base GMM with covariance_type {gmm.covariance_type!r} is not mapped")
+        loc, tril = inner.loc, inner.scale_tril.double()
+        d = loc.shape[-1]
+        covariance = (tril @ tril.transpose(-1, -2)).expand(k, d, d)
+        factor = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(covariance)))
+        eye = torch.eye(d, dtype=torch.bool)
+        lower = torch.where(eye, torch.zeros_like(factor), factor).tril(-1)
+        return bases.GaussianMixture("full", logits, loc.expand(k, d),
+                                     precision_log_diagonal=factor.diagonal(dim1=-2, dim2=-1).log().to(dtype),
+                                     precision_lower=lower.to(dtype))
+
+
 def to_flow(zflow):
     """The :class:`Flow` that computes what the zuko flow computes."""
     MAT, GCT, univariates = _zuko()
@@ -241,14 +300,8 @@ def to_flow(zflow):
     if transforms is None or not hasattr(zflow, "base"):
         raise MappingError(f"{type(zflow).__name__} is not a zuko Flow (transform and base)")
     parts = list(transforms.transforms) if hasattr(transforms, "transforms") else [transforms]
-    base = zflow.base()
-    inner = getattr(base, "base_dist", None)
-    if type(base).__name__ != "DiagNormal" or inner is None:
-        raise MappingError(f"the zuko base {type(base).__name__} is not mapped (only DiagNormal)")
-    loc, scale = inner.loc.detach(), inner.scale.detach()
-    if loc.dim() != 1:
-        raise MappingError(f"the zuko base has shape {tuple(loc.shape)}; only vectors are mapped")
-    d, dtype = loc.shape[0], loc.dtype
+    base = _base(zflow.base)
+    d, dtype = base.event_size, base.dtype
     context = None
     plans, states = [], []
     for i, t in enumerate(parts):
@@ -270,7 +323,7 @@ def to_flow(zflow):
         plans.append(plan)
         states.append(tensors)
     # Data → noise runs zuko's transforms first to last.
-    return Flow.from_transforms(plans, states, d, dtype, "the zuko flow", context_size=context or 0, loc=loc, scale=scale)
+    return Flow.from_transforms(plans, states, d, dtype, "the zuko flow", context_size=context or 0, base=base)
 
 
 def save_zuko(zflow, path):

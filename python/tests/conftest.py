@@ -54,7 +54,7 @@ def swift_logprob(model, data_csv):
 
 def torch_logprob(flow, data_csv, context=None):
     rows = np.loadtxt(data_csv, delimiter=",", dtype=np.float64, ndmin=2).astype(
-        np.float32 if flow.base_loc.dtype == torch.float32 else np.float64)
+        np.float32 if flow.dtype == torch.float32 else np.float64)
     with torch.no_grad():
         return flow(context).log_prob(torch.tensor(rows)).double().numpy()
 

@@ -113,7 +113,7 @@ def test_zuko_state_dict_with_a_spec(tmp_path, dtype):
     torch.save(flow.state_dict(), tmp_path / "zuko.pt")
     (tmp_path / "spec.json").write_text(json.dumps({"library": "zuko", "flow": "MAF", "arguments": arguments}))
     ok("import", tmp_path / "zuko.pt", "--spec", tmp_path / "spec.json", "--out", tmp_path / "m.safetensors")
-    assert flows_torch.load(tmp_path / "m.safetensors").base_loc.dtype == dtype
+    assert flows_torch.load(tmp_path / "m.safetensors").dtype == dtype
     rows = np.random.default_rng(1).normal(size=(80, 4))
     points = write_csv(tmp_path / "points.csv", rows)
     with torch.no_grad():

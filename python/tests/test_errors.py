@@ -26,26 +26,37 @@ def test_unknown_plan_type_in_a_file_is_named(tmp_path):
         flows_torch.load(path)
 
 
-@pytest.mark.parametrize("base", [
-    '{"type": "StudentT", "eventRank": 1, "degreesOfFreedom": 3}',
-    '{"type": "GaussianMixture", "covariance": "full"}',
-    '{"type": "ConditionalDiagonalNormal", "features": 2, "contextSize": 1, "hiddenSizes": [4], "activation": "relu"}',
-    '[1, 2]',
+@pytest.mark.parametrize("base, tensors, message", [
+    ('{"type": "Laplace", "eventRank": 1}', {}, "unsupported base distribution 'Laplace'"),
+    ('[1, 2]', {}, "unsupported base distribution 'None'"),
+    ('{"type": "StudentT", "eventRank": 1, "degreesOfFreedom": 0}', {}, "StudentT base's 'degreesOfFreedom' is 0"),
+    ('{"type": "StudentT", "eventRank": 1, "degreesOfFreedom": 3}', {"base.scale": -1}, "scale must be positive"),
+    ('{"type": "Uniform", "eventRank": 1}', {"base.low": 1, "base.high": 0}, "low must lie below its high"),
+    ('{"type": "DiagonalNormal", "eventRank": 1}', {"base.log_scale": 100}, "within ±88.7"),
+    ('{"type": "GaussianMixture", "covariance": "full"}', {}, "tensor 'base.logits' is missing"),
+    ('{"type": "GaussianMixture", "covariance": "tied"}', {}, "'covariance' must be one of diagonal, full"),
+    ('{"type": "ConditionalDiagonalNormal", "features": 2, "contextSize": 1, "hiddenSizes": [4], "activation": "relu"}', {},
+     "tensor 'base.network.layers.0.weight' is missing"),
 ])
-def test_bases_other_than_normal_are_refused_by_name(tmp_path, base):
-    """The Swift library saves other bases (issue 25); this package maps only the normal one and
-    names the base it refuses, before reading any of the base's settings."""
+def test_broken_bases_are_refused_by_name(tmp_path, base, tensors, message):
+    """A file whose base metadata or tensors no Swift loader accepts fails naming the base and
+    what is wrong: an unknown type, a missing tensor, a setting or value out of range."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     path = tmp_path / "m.safetensors"
     flows_torch.save(Flow.from_plan({"type": "Exp", "options": {}}, (2,)), path)
     with safe_open(str(path), "pt") as f:
-        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+        metadata, stored = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    for name, value in tensors.items():
+        stored[name] = torch.full((2,), float(value))
+    if '"Uniform"' in base:
+        del stored["base.loc"], stored["base.scale"]
+    if '"DiagonalNormal"' in base:
+        del stored["base.scale"]
     metadata["base"] = base
-    save_file(tensors, str(path), metadata=metadata)
-    name = "None" if base.startswith("[") else base.split('"')[3]
-    with pytest.raises(flows_torch.MappingError, match=f"base distribution '{name}' is not mapped"):
+    save_file(stored, str(path), metadata=metadata)
+    with pytest.raises(flows_torch.MappingError, match=message):
         flows_torch.load(path)
 
 

@@ -201,7 +201,47 @@ COUPLING_CASES = {   # name: (features, context size, constructor)
 def test_nflows_residual_coupling_flow_scores_and_samples_the_same(name, tmp_path):
     """nflows' coupling transforms with ResidualNet (with and without context): `flows logprob`,
     flows_torch.load and `flows sample` from the same noise against nflows, in float32 and float64."""
-    d, c, make = COUPLING_CASES[name]
+    check_conditional_flow(name, *COUPLING_CASES[name], tmp_path)
+
+
+def conditional_made_flow(d, hidden, blocks, context, kind, residual, layers=2, activation=torch.relu,
+                          permutation=ReversePermutation):
+    """nflows masked transforms whose MADE takes ``context_features`` (feedforward or residual),
+    with a permutation after each."""
+    parts = []
+    for _ in range(layers):
+        if kind == "affine":
+            parts.append(MaskedAffineAutoregressiveTransform(d, hidden, context_features=context, num_blocks=blocks,
+                                                             use_residual_blocks=residual, activation=activation))
+        else:
+            parts.append(MaskedPiecewiseRationalQuadraticAutoregressiveTransform(
+                d, hidden, context_features=context, num_bins=kind, tails="linear", tail_bound=3.0, num_blocks=blocks,
+                use_residual_blocks=residual, activation=activation))
+        parts.append(permutation(d))
+    return Flow(CompositeTransform(parts), StandardNormal([d]))
+
+
+MADE_CONTEXT_CASES = {   # name: (features, context size, constructor)
+    "affine-3-hidden8-2blocks-context2": (3, 2, lambda: conditional_made_flow(3, 8, 2, 2, "affine", False)),
+    "affine-5-hidden7-1block-context1-tanh-random": (5, 1, lambda: conditional_made_flow(
+        5, 7, 1, 1, "affine", False, activation=torch.tanh, permutation=RandomPermutation)),
+    "residual-affine-4-hidden9-2blocks-context3": (4, 3, lambda: conditional_made_flow(4, 9, 2, 3, "affine", True)),
+    "residual-affine-2-hidden5-1block-context2-elu": (2, 2, lambda: conditional_made_flow(
+        2, 5, 1, 2, "affine", True, layers=3, activation=torch.nn.functional.elu)),
+    "rq4-3-hidden8-2blocks-context2": (3, 2, lambda: conditional_made_flow(3, 8, 2, 2, 4, False)),
+    "residual-rq5-6-hidden11-3blocks-context4-tanh": (6, 4, lambda: conditional_made_flow(
+        6, 11, 3, 4, 5, True, activation=torch.tanh, permutation=RandomPermutation)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MADE_CONTEXT_CASES))
+def test_nflows_conditional_made_flow_scores_and_samples_the_same(name, tmp_path):
+    """nflows' MADEs with context_features (our ``contextLayers``), feedforward and residual:
+    `flows logprob`, flows_torch.load and `flows sample` against nflows, in float32 and float64."""
+    check_conditional_flow(name, *MADE_CONTEXT_CASES[name], tmp_path)
+
+
+def check_conditional_flow(name, d, c, make, tmp_path):
     generator = np.random.default_rng(3)
     rows = generator.normal(size=(100, d)) * 1.5
     rows[:3] *= 3  # beyond the spline bound
@@ -260,7 +300,6 @@ def test_nflows_coupling_networks_that_differ_are_refused_with_the_reason(tmp_pa
 
 def test_nflows_mades_that_differ_are_refused_with_the_reason(tmp_path):
     refused = {
-        "nested": MaskedAffineAutoregressiveTransform(3, 8, context_features=2),
         "batch norm": MaskedAffineAutoregressiveTransform(3, 8, use_batch_norm=True),
         "dropout": MaskedPiecewiseRationalQuadraticAutoregressiveTransform(3, 8, tails="linear", dropout_probability=0.1),
         "num_blocks=0": MaskedAffineAutoregressiveTransform(3, 8, num_blocks=0),

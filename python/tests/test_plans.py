@@ -144,6 +144,9 @@ CONDITIONAL = {
     "affine-free-1d": p("Affine", scale={"exp": {}}),
     "maf-1d": p("MAF", layers=2, conditioner=MADE, scale={"softClipped": {"bound": 3.0}}),
     "nsf-1d": p("NSF", layers=1, bins=4, bound=3.0, conditioner=MADE),
+    "maf-context-layers": p("MAF", layers=2, conditioner={**MADE, "contextLayers": True}, scale={"exp": {}}),
+    "nsf-residual-context-layers": p("NSF", layers=2, bins=4, bound=3.0,
+                                     conditioner={**MADE, "hiddenSizes": [7], "residualBlocks": 2, "contextLayers": True}),
 }
 
 

@@ -24,8 +24,10 @@ public struct AffineAutoregressive: BijectorPlan {
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        // The fused pass takes the context as inputs; a context with layers of its own
+        // (``DenseAutoregressive/contextLayers``) runs the network's pass and the transform's.
         try makeAutoregressive(AffineTransform(scale: scale), conditioner: conditioner, spec: spec, generator: &generator) {
-            AffineAutoregressiveKernel(network: $0, scale: scale)
+            $0.contextLayers.isEmpty ? AffineAutoregressiveKernel(network: $0, scale: scale) : nil
         }
     }
 }

@@ -85,10 +85,29 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
     /// layer on h (no activation before it). Tensors `layers.0` (first), `layers.2k+1` and
     /// `layers.2k+2` (block k), `layers.2n+1` (output). 0 (the default): feedforward layers.
     public var residualBlocks: Int
+    /// How a context enters (when the flow has one). `false` (the default): as inputs of degree 0
+    /// beside x, so the first layer is linear in [x, c] and hidden units of degree 0 let the first
+    /// dimension depend on it (Paige & Wood 2016). `true`: through layers of its own, nflows 0.14's
+    /// `MADE(context_features=C)`: the first layer's pre-activation gains act(W_c·c + b_c)
+    /// (W₀x + b₀ + act(W_c·c + b_c)), and with residual blocks each block's first layer gains
+    /// W_c,k·c + b_c,k before its activation (``residualBlocks``). The hidden degrees are then
+    /// those of a network without a context (1…D − 1), so the first dimension's parameters do not
+    /// depend on the context, as in nflows. Tensors `context_layers.0` (C → H₀) and
+    /// `context_layers.k+1` (C → H, block k).
+    public var contextLayers: Bool
 
+    /// - Parameters:
+    ///   - hiddenSizes: the hidden layers' widths (one width with residual blocks).
+    ///   - activation: the hidden layers' activation.
+    ///   - skipConnections: adds a masked linear map from the inputs straight to the outputs.
+    ///   - order: the order in which the network visits the dimensions.
+    ///   - parameterization: how stored weights become applied ones.
+    ///   - residualBlocks: nflows' residual blocks (0: feedforward layers).
+    ///   - contextLayers: the context through layers of its own (nflows' form) rather than as inputs.
     public init(
         hiddenSizes: [Int] = [64, 64], activation: Activation = .relu, skipConnections: Bool = false,
-        order: VariableOrder = .natural, parameterization: WeightParameterization = .standard, residualBlocks: Int = 0
+        order: VariableOrder = .natural, parameterization: WeightParameterization = .standard, residualBlocks: Int = 0,
+        contextLayers: Bool = false
     ) {
         self.hiddenSizes = hiddenSizes
         self.activation = activation
@@ -96,9 +115,12 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
         self.order = order
         self.parameterization = parameterization
         self.residualBlocks = residualBlocks
+        self.contextLayers = contextLayers
     }
 
-    private enum CodingKeys: String, CodingKey { case hiddenSizes, activation, skipConnections, order, parameterization, residualBlocks }
+    private enum CodingKeys: String, CodingKey {
+        case hiddenSizes, activation, skipConnections, order, parameterization, residualBlocks, contextLayers
+    }
 
     /// Plans written before residual blocks existed have no `residualBlocks`: feedforward.
     public init(from decoder: any Decoder) throws {
@@ -109,9 +131,11 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
         order = try container.decode(VariableOrder.self, forKey: .order)
         parameterization = try container.decode(WeightParameterization.self, forKey: .parameterization)
         residualBlocks = try container.decodeIfPresent(Int.self, forKey: .residualBlocks) ?? 0
+        contextLayers = try container.decodeIfPresent(Bool.self, forKey: .contextLayers) ?? false
     }
 
-    /// A feedforward MADE is written as before (no `residualBlocks` key).
+    /// A feedforward MADE is written as before (no `residualBlocks` key; no `contextLayers` key
+    /// when the context enters as inputs).
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(hiddenSizes, forKey: .hiddenSizes)
@@ -120,6 +144,7 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
         try container.encode(order, forKey: .order)
         try container.encode(parameterization, forKey: .parameterization)
         if residualBlocks != 0 { try container.encode(residualBlocks, forKey: .residualBlocks) }
+        if contextLayers { try container.encode(contextLayers, forKey: .contextLayers) }
     }
 
     /// A network for `inputSize` dimensions emitting `outputsPerDimension` values each.
@@ -137,7 +162,8 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
         return MaskedAutoregressiveNetwork(
             order: order, contextSize: contextSize, hiddenSizes: [Int](repeating: hiddenSizes[0], count: 2 * residualBlocks) + hiddenSizes,
             activation: activation, outputsPerDimension: outputsPerDimension, outputBias: outputBias, skip: skipConnections,
-            parameterization: parameterization, residualBlocks: residualBlocks, dtype: dtype, generator: &generator)
+            parameterization: parameterization, residualBlocks: residualBlocks, contextLayers: contextLayers && contextSize > 0,
+            dtype: dtype, generator: &generator)
     }
 }
 
@@ -164,6 +190,9 @@ final class MaskedAutoregressiveNetwork: Module {
     /// The residual blocks (``DenseAutoregressive/residualBlocks``); `hiddenSizes` then lists the
     /// 2n + 1 layers of one width.
     let residualBlocks: Int
+    /// The context's own layers (``DenseAutoregressive/contextLayers``): C → H₀ (through the
+    /// activation) and one C → H per residual block; empty when the context enters as inputs.
+    let contextLayers: [Linear]
     /// The layout of the current parameters and the parameter versions it was made from. A
     /// training step's passes (forward and backward, one of each per thread) share it.
     private var layoutCache: (versions: [UInt64], layout: Any)?
@@ -175,7 +204,8 @@ final class MaskedAutoregressiveNetwork: Module {
     init(
         order: [Int], contextSize: Int, hiddenSizes: [Int], activation: Activation,
         outputsPerDimension: Int, outputBias: [Double], skip: Bool,
-        parameterization: WeightParameterization, residualBlocks: Int = 0, dtype: DType, generator: inout RandomGenerator
+        parameterization: WeightParameterization, residualBlocks: Int = 0, contextLayers: Bool = false, dtype: DType,
+        generator: inout RandomGenerator
     ) {
         self.parameterization = parameterization
         self.residualBlocks = residualBlocks
@@ -186,7 +216,7 @@ final class MaskedAutoregressiveNetwork: Module {
         self.activation = activation
         self.hiddenSizes = hiddenSizes
         let d = order.count, p = outputsPerDimension
-        let sizes = [d + contextSize] + hiddenSizes + [d * p]
+        let sizes = [d + (contextLayers ? 0 : contextSize)] + hiddenSizes + [d * p]
         var layers: [Linear] = []
         for (l, (fanIn, fanOut)) in zip(sizes, sizes.dropFirst()).enumerated() {
             let last = l == sizes.count - 2
@@ -202,6 +232,20 @@ final class MaskedAutoregressiveNetwork: Module {
         }
         self.layers = layers
         self.skip = skip ? Linear(weight: .zeros([d * p, d], dtype: dtype), bias: nil) : nil
+        // nflows' nn.Linear initialisation (U(±1/√C)) for the context's layers.
+        self.contextLayers = contextLayers
+            ? (0...residualBlocks).map { _ in Linear(contextSize, hiddenSizes[0], dtype: dtype, generator: &generator) } : []
+    }
+
+    /// The context's columns among the layers' inputs: C, or 0 when the context has layers of its own.
+    var inputContextSize: Int { contextLayers.isEmpty ? contextSize : 0 }
+
+    /// What the context layers add to the hidden pre-activations, [rows, (1 + n)·H] for a context
+    /// [rows, C]: act(W_c·c + b_c), then W_c,k·c + b_c,k per residual block; recorded as ordinary
+    /// operations, so their gradients flow through the network's fused pass into the context layers.
+    func contextOffsets(_ context: Tensor) -> Tensor {
+        let parts = contextLayers.enumerated().map { k, layer in k == 0 ? layer(context, activation: activation) : layer(context) }
+        return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, alongAxis: 1)
     }
 
     /// Degrees of a hidden layer of `size` units for `inputs` dimensions, equally often (as when
@@ -259,45 +303,57 @@ final class MaskedAutoregressiveNetwork: Module {
         let flatContext = contextSize > 0 ? context.map { $0.broadcast(to: leading + [contextSize]).reshaped(to: [rows, contextSize]) } : nil
         precondition(contextSize == 0 || flatContext != nil, "this network needs a context of size \(contextSize)")
         let flat = x.reshaped(to: [rows, d])
+        let offsets = contextLayers.isEmpty ? nil : flatContext.map(contextOffsets)
+        let inputContext = contextLayers.isEmpty ? flatContext : nil
         let out = switch x.dtype {
-        case .float32: evaluate(flat, context: flatContext, Float.self)
-        case .float64: evaluate(flat, context: flatContext, Double.self)
+        case .float32: evaluate(flat, context: inputContext, offsets: offsets, Float.self)
+        case .float64: evaluate(flat, context: inputContext, offsets: offsets, Double.self)
         }
         return out.reshaped(to: leading + [d, outputsPerDimension])
     }
 
-    private func evaluate<T: TensorScalar>(_ x: Tensor, context: Tensor?, _: T.Type) -> Tensor {
+    /// The fused pass on x [rows, D] with the context as inputs (`context`, [rows, C]) or through
+    /// its layers (`offsets`, [rows, (1 + n)·H], ``contextOffsets(_:)``), at most one of them.
+    private func evaluate<T: TensorScalar>(_ x: Tensor, context: Tensor?, offsets: Tensor?, _: T.Type) -> Tensor {
         let layout = layout(T.self)
         let (rows, width, outputs) = (x.shape[0], layout.inputWidth, layout.outputWidth)
-        let inputs = [x] + (context.map { [$0] } ?? []) + parameterValues
+        let inputs = [x] + (context.map { [$0] } ?? []) + (offsets.map { [$0] } ?? []) + parameterValues
         let recorded = Tensor.recordsOperation(on: inputs)
         // The input in degree order, then (when recorded) every hidden layer's activations.
         var hiddenOffsets: [Int] = [], size = rows * width
         if recorded { for units in layout.keptWidths { hiddenOffsets.append(size); size += rows * units } }
         let (kept, a) = MADELayout<T>.scratch(size)
         let out = Tensor(uninitializedShape: [rows, outputs], dtype: x.dtype)
+        let offsetValues = offsets
         x.withUnsafeBufferPointer(as: T.self) { px in
-            func run(_ context: UnsafePointer<T>?) {
+            func run(_ context: UnsafePointer<T>?, _ offsets: UnsafePointer<T>?) {
                 layout.gatherInput(x: px.baseAddress!, context: context, n: rows, into: a)
-                layout.forward(rows: rows, input: a, hidden: recorded ? hiddenOffsets.map { a + $0 } : nil, output: out.pointer(T.self))
+                layout.forward(rows: rows, input: a, offsets: offsets, hidden: recorded ? hiddenOffsets.map { a + $0 } : nil,
+                               output: out.pointer(T.self))
+            }
+            func withOffsets(_ context: UnsafePointer<T>?) {
+                if let offsetValues { offsetValues.withUnsafeBufferPointer(as: T.self) { run(context, $0.baseAddress!) } } else { run(context, nil) }
             }
             withExtendedLifetime((kept, out)) {
-                if let context { context.withUnsafeBufferPointer(as: T.self) { run($0.baseAddress!) } } else { run(nil) }
+                if let context { context.withUnsafeBufferPointer(as: T.self) { withOffsets($0.baseAddress!) } } else { withOffsets(nil) }
             }
         }
         guard recorded else { return out }
-        let hasContext = context != nil, (d, c) = (variableOrder.count, contextSize)
+        let hasContext = context != nil, hasOffsets = offsets != nil, (d, c) = (variableOrder.count, layout.contextSize)
+        let offsetWidth = layout.offsetWidth
         return Tensor.recordOperation("maskedAutoregressive", output: out, inputs: inputs) { [self] g, needs in
             let needsInput = needs[0] || (hasContext && needs[1])
+            let needsOffsets = hasOffsets && needs[hasContext ? 2 : 1]
             let parameterCount = layout.gradientOffsets.count
             let (scratchTensor, buffer) = MADELayout<T>.scratch(parameterCount + rows * width + layout.backwardScratchCount(rows: rows))
             defer { withExtendedLifetime(scratchTensor) {} }
             let gradInput = buffer + parameterCount, scratch = gradInput + rows * width
+            let gradOffsets = needsOffsets ? Tensor(uninitializedShape: [rows, offsetWidth], dtype: T.dtype) : nil
             g.withUnsafeBufferPointer(as: T.self) { g in
                 withExtendedLifetime(kept) {
                     layout.backward(gradOutput: g.baseAddress!, ldo: outputs, input: a, n: rows,
                                     hidden: hiddenOffsets.map { UnsafePointer(a + $0) }, gradients: buffer, accumulating: false,
-                                    gradInput: needsInput ? gradInput : nil, scratch: scratch)
+                                    gradInput: needsInput ? gradInput : nil, gradOffsets: gradOffsets?.pointer(T.self), scratch: scratch)
                 }
             }
             // Column k of the input in degree order is column inputColumns[k] of [x, context].
@@ -309,6 +365,7 @@ final class MaskedAutoregressiveNetwork: Module {
                     for r in 0..<rows { for j in 0..<c { gc[r * c + j] = gradInput[r * width + j] } }
                 } : nil)
             }
+            if hasOffsets { grads.append(gradOffsets) }
             return grads + layout.storedGradients(buffer, network: self, needs: Array(needs.dropFirst(grads.count)))
         }
     }

@@ -193,9 +193,14 @@ struct MADELayout<T: TensorScalar> {
     /// layer 0, then blocks of two layers (2k + 1, 2k + 2), all of one width and one degree per
     /// unit; 0: feedforward layers, each followed by the activation.
     let residualBlocks: Int
+    /// The width of a pass's context offsets (``MaskedAutoregressiveNetwork/contextOffsets(_:)``):
+    /// (1 + n)·H when the context has layers of its own (``DenseAutoregressive/contextLayers``),
+    /// else 0. Block 0 is added to the first layer's pre-activation, block k + 1 to residual
+    /// block k's first layer's.
+    let offsetWidth: Int
 
     init(_ network: MaskedAutoregressiveNetwork) {
-        let d = network.variableOrder.count, c = network.contextSize, p = network.outputsPerDimension
+        let d = network.variableOrder.count, c = network.inputContextSize, p = network.outputsPerDimension
         inputColumns = (0..<c).map { d + $0 } + network.variableOrder
         contextSize = c
         activation = network.activation
@@ -216,6 +221,7 @@ struct MADELayout<T: TensorScalar> {
         output = Layer(units: d * p, columns: columns, reach: outputPosition.map { lastEnd[$0 - 1] }, blockAlignment: p)
         skip = network.skipWeight == nil ? nil
             : Layer(units: d * p, columns: d, reach: outputPosition.map { $0 - 1 }, blockAlignment: p)
+        offsetWidth = network.contextLayers.isEmpty ? 0 : (1 + network.residualBlocks) * hidden[0].units
         self.hidden = hidden
         self.unitEnd = unitEnd
         gradientOffsets = Self.gradientOffsets(hidden + [output], skip: skip)
@@ -273,15 +279,22 @@ struct MADELayout<T: TensorScalar> {
         (residualBlocks == 0 ? 2 : 3) * n * hidden.map(\.units).max()!
     }
 
-    /// The network on the n rows of `a` (degree order, leading dimension `lda`): the values kept
+    /// The network on the n rows of `a` (degree order, leading dimension `lda`) and their context
+    /// offsets (``offsetWidth`` per row, when the context has layers of its own): the values kept
     /// for the backward pass (``keptWidths``) into `hidden` ([n, width] each, dense), the
     /// parameters into `output` [n, D·P] (leading dimension `ldo`).
-    func forward(_ a: UnsafePointer<T>, lda: Int, n: Int, hidden buffers: [UnsafeMutablePointer<T>],
+    func forward(_ a: UnsafePointer<T>, lda: Int, n: Int, offsets: UnsafePointer<T>? = nil, hidden buffers: [UnsafeMutablePointer<T>],
                  output out: UnsafeMutablePointer<T>, ldo: Int) {
-        if residualBlocks > 0 { return forwardResidual(a, lda: lda, n: n, kept: buffers, output: out, ldo: ldo) }
+        if residualBlocks > 0 { return forwardResidual(a, lda: lda, n: n, offsets: offsets, kept: buffers, output: out, ldo: ldo) }
         var input = a, ld = lda
         for (l, layer) in hidden.enumerated() {
-            layer.evaluate(a: input, lda: ld, n: n, into: buffers[l], ldc: layer.units, activation: activation)
+            if l == 0, let offsets {   // act(W₀a + b₀ + offset)
+                layer.evaluate(a: input, lda: ld, n: n, into: buffers[0], ldc: layer.units)
+                addOffsets(offsets, block: 0, units: 0..<layer.units, n: n, into: buffers[0], ldc: layer.units)
+                activation.apply(inPlace: buffers[0], rows: n, columns: layer.units, stride: layer.units)
+            } else {
+                layer.evaluate(a: input, lda: ld, n: n, into: buffers[l], ldc: layer.units, activation: activation)
+            }
             (input, ld) = (UnsafePointer(buffers[l]), layer.units)
         }
         output.evaluate(a: input, lda: ld, n: n, into: out, ldc: ldo)
@@ -293,15 +306,22 @@ struct MADELayout<T: TensorScalar> {
     /// uₖ = act(hₖ), vₖ = act(W₁uₖ + b₁), hₖ₊₁ = hₖ + W₂vₖ + b₂; the output layer reads h_n as it
     /// is. Every block layer has the units' own degrees, so the masks are those of feedforward
     /// hidden layers and the residual sum stays autoregressive. Kept: [h₀, u₀, v₀, h₁, u₁, …, h_n].
-    private func forwardResidual(_ a: UnsafePointer<T>, lda: Int, n: Int, kept b: [UnsafeMutablePointer<T>],
+    private func forwardResidual(_ a: UnsafePointer<T>, lda: Int, n: Int, offsets: UnsafePointer<T>?, kept b: [UnsafeMutablePointer<T>],
                                  output out: UnsafeMutablePointer<T>, ldo: Int) {
         let h = hidden[0].units
         hidden[0].evaluate(a: a, lda: lda, n: n, into: b[0], ldc: h)
+        if let offsets { addOffsets(offsets, block: 0, units: 0..<h, n: n, into: b[0], ldc: h) }
         for k in 0..<residualBlocks {
             let (stream, u, v, next) = (b[3 * k], b[3 * k + 1], b[3 * k + 2], b[3 * k + 3])
             u.update(from: stream, count: n * h)
             activation.apply(inPlace: u, rows: n, columns: h, stride: h)
-            hidden[2 * k + 1].evaluate(a: u, lda: h, n: n, into: v, ldc: h, activation: activation)
+            if let offsets {   // vₖ = act(W₁uₖ + b₁ + W_c,k·c + b_c,k)
+                hidden[2 * k + 1].evaluate(a: u, lda: h, n: n, into: v, ldc: h)
+                addOffsets(offsets, block: k + 1, units: 0..<h, n: n, into: v, ldc: h)
+                activation.apply(inPlace: v, rows: n, columns: h, stride: h)
+            } else {
+                hidden[2 * k + 1].evaluate(a: u, lda: h, n: n, into: v, ldc: h, activation: activation)
+            }
             hidden[2 * k + 2].evaluate(a: v, lda: h, n: n, into: next, ldc: h)
             Tensors.accumulate(stream, into: next, count: n * h)
         }
@@ -311,9 +331,11 @@ struct MADELayout<T: TensorScalar> {
 
     /// For sequential inversion: the units of degree `degree` of every layer, for the n rows of
     /// `a` (degree order, leading dimension `lda`) whose first `contextSize + degree` columns are
-    /// known, into the kept buffers `b` (``keptWidths``; units of lower degree already there).
+    /// known, and their context offsets (when the context has layers of its own), into the kept
+    /// buffers `b` (``keptWidths``; units of lower degree already there).
     /// A unit of degree g reads only units (and inputs) of degree ≤ g, so these are final.
-    func evaluateUnits(ofDegree degree: Int, input a: UnsafePointer<T>, lda: Int, n: Int, kept b: [UnsafeMutablePointer<T>]) {
+    func evaluateUnits(ofDegree degree: Int, input a: UnsafePointer<T>, lda: Int, n: Int, offsets: UnsafePointer<T>? = nil,
+                       kept b: [UnsafeMutablePointer<T>]) {
         for l in hidden.indices {
             let units = (degree == 0 ? 0 : unitEnd[l][degree - 1])..<unitEnd[l][degree]
             if units.isEmpty { continue }
@@ -323,17 +345,20 @@ struct MADELayout<T: TensorScalar> {
                 let target = b[l] + units.lowerBound
                 hidden[l].evaluate(units: units, seen: seen, a: l == 0 ? a : UnsafePointer(b[l - 1]), lda: l == 0 ? lda : hidden[l - 1].units,
                                    n: n, into: target, ldc: ldc)
+                if l == 0, let offsets { addOffsets(offsets, block: 0, units: units, n: n, into: target, ldc: ldc) }
                 activation.apply(inPlace: target, rows: n, columns: units.count, stride: ldc)
                 continue
             }
             if l == 0 {
                 hidden[0].evaluate(units: units, seen: seen, a: a, lda: lda, n: n, into: b[0] + units.lowerBound, ldc: ldc)
+                if let offsets { addOffsets(offsets, block: 0, units: units, n: n, into: b[0] + units.lowerBound, ldc: ldc) }
             } else if l % 2 == 1 {   // the block's first layer, on uₖ = act(hₖ) of these units
                 let k = (l - 1) / 2, (stream, u) = (b[3 * k] + units.lowerBound, b[3 * k + 1] + units.lowerBound)
                 for r in 0..<n { (u + r * ldc).update(from: stream + r * ldc, count: units.count) }
                 activation.apply(inPlace: u, rows: n, columns: units.count, stride: ldc)
                 let target = b[3 * k + 2] + units.lowerBound
                 hidden[l].evaluate(units: units, seen: seen, a: b[3 * k + 1], lda: ldc, n: n, into: target, ldc: ldc)
+                if let offsets { addOffsets(offsets, block: k + 1, units: units, n: n, into: target, ldc: ldc) }
                 activation.apply(inPlace: target, rows: n, columns: units.count, stride: ldc)
             } else {                 // the block's second layer, added to the stream
                 let k = (l - 2) / 2, (stream, target) = (b[3 * k] + units.lowerBound, b[3 * k + 3] + units.lowerBound)
@@ -343,7 +368,14 @@ struct MADELayout<T: TensorScalar> {
         }
     }
 
-    /// Rows per chunk of ``forward(rows:input:hidden:output:)``: 132 rows of a 256-unit layer are
+    /// out[r, u − units.lowerBound] += offsets[r, block·H + u] for the n rows (leading dimension
+    /// `ldc` in `out`, ``offsetWidth`` in `offsets`): the context layers' share of a pre-activation.
+    func addOffsets(_ offsets: UnsafePointer<T>, block: Int, units: Range<Int>, n: Int, into out: UnsafeMutablePointer<T>, ldc: Int) {
+        let start = block * hidden[0].units + units.lowerBound
+        for r in 0..<n { Tensors.accumulate(offsets + r * offsetWidth + start, into: out + r * ldc, count: units.count) }
+    }
+
+    /// Rows per chunk of ``forward(rows:input:offsets:hidden:output:)``: 132 rows of a 256-unit layer are
     /// 132 KB, in a core's L2 cache with the next layer's, and a multiple of the GEMM kernel's 6 rows.
     static var chunkRows: Int { 132 }
 
@@ -351,12 +383,14 @@ struct MADELayout<T: TensorScalar> {
     /// one fork and join per pass rather than per product, and each chunk's activations stay in
     /// the core's cache between layers. `hidden` (each [rows, units]) keeps the activations for a
     /// backward pass; without it each chunk uses scratch.
-    func forward(rows: Int, input a: UnsafePointer<T>, hidden: [UnsafeMutablePointer<T>]?, output out: UnsafeMutablePointer<T>) {
+    func forward(rows: Int, input a: UnsafePointer<T>, offsets: UnsafePointer<T>? = nil, hidden: [UnsafeMutablePointer<T>]?,
+                 output out: UnsafeMutablePointer<T>) {
         let chunk = Self.chunkRows, (width, outputs) = (inputWidth, outputWidth), widths = keptWidths
         Parallel.forEach((rows + chunk - 1) / chunk) { index in
             let start = index * chunk, n = Swift.min(chunk, rows - start)
+            let offsets = offsets.map { $0 + start * offsetWidth }
             if let hidden {
-                forward(a + start * width, lda: width, n: n, hidden: zip(hidden, widths).map { $0 + start * $1 },
+                forward(a + start * width, lda: width, n: n, offsets: offsets, hidden: zip(hidden, widths).map { $0 + start * $1 },
                         output: out + start * outputs, ldo: outputs)
                 return
             }
@@ -364,7 +398,7 @@ struct MADELayout<T: TensorScalar> {
             defer { scratch.deallocate() }   // at most a chunk's activations: from the heap
             var offset = 0
             let buffers = widths.map { units in defer { offset += n * units }; return scratch + offset }
-            forward(a + start * width, lda: width, n: n, hidden: buffers, output: out + start * outputs, ldo: outputs)
+            forward(a + start * width, lda: width, n: n, offsets: offsets, hidden: buffers, output: out + start * outputs, ldo: outputs)
         }
     }
 
@@ -386,15 +420,16 @@ struct MADELayout<T: TensorScalar> {
     /// dimension `ldo`), the pass's input `a` and the activations `forward` kept in `hidden`,
     /// every layer's gradients (degree order) into `gradients` (laid out as ``gradientOffsets``),
     /// added to what it holds when `accumulating` (the passes of an inversion), written
-    /// otherwise; and, when `gradInput` is given, ∂/∂a [n, c + D] written there. `scratch` holds
-    /// ``backwardScratchCount(rows:)`` elements.
+    /// otherwise; when `gradInput` is given, ∂/∂a [n, c + D] written there; when `gradOffsets` is,
+    /// the gradient of the context offsets [n, ``offsetWidth``] written there (the pre-activations'
+    /// gradients they were added to). `scratch` holds ``backwardScratchCount(rows:)`` elements.
     func backward(gradOutput g: UnsafePointer<T>, ldo: Int, input a: UnsafePointer<T>, n: Int,
                   hidden buffers: [UnsafePointer<T>], gradients: UnsafeMutablePointer<T>, accumulating: Bool,
-                  gradInput: UnsafeMutablePointer<T>?, scratch base: UnsafeMutablePointer<T>) {
+                  gradInput: UnsafeMutablePointer<T>?, gradOffsets: UnsafeMutablePointer<T>? = nil, scratch base: UnsafeMutablePointer<T>) {
         let offsets = gradientOffsets, last = hidden.count, stride = n * hidden.map(\.units).max()!
         if residualBlocks > 0 {
             backwardResidual(gradOutput: g, ldo: ldo, input: a, n: n, kept: buffers, gradients: gradients, accumulating: accumulating,
-                             gradInput: gradInput, scratch: (base, base + stride, base + 2 * stride))
+                             gradInput: gradInput, gradOffsets: gradOffsets, scratch: (base, base + stride, base + 2 * stride))
             return
         }
         var scratch = (base, base + stride)
@@ -404,6 +439,7 @@ struct MADELayout<T: TensorScalar> {
         for l in (0..<last).reversed() {
             let layer = hidden[l]
             activation.multiplyByDerivative(scratch.0, output: buffers[l], count: n * layer.units)
+            if l == 0, let gradOffsets { copyOffsetGradient(scratch.0, ldg: layer.units, block: 0, n: n, into: gradOffsets) }
             layer.backward(scratch.0, ldg: layer.units, input: l == 0 ? a : buffers[l - 1], lda: l == 0 ? inputWidth : hidden[l - 1].units,
                            n: n, gradWeight: gradients + offsets.weights[l], gradBias: gradients + offsets.biases[l],
                            accumulating: accumulating, gradInput: l == 0 ? gradInput : scratch.1)
@@ -420,7 +456,7 @@ struct MADELayout<T: TensorScalar> {
     /// (the identity path); then the first layer, which has no activation.
     private func backwardResidual(gradOutput g: UnsafePointer<T>, ldo: Int, input a: UnsafePointer<T>, n: Int,
                                   kept b: [UnsafePointer<T>], gradients: UnsafeMutablePointer<T>, accumulating: Bool,
-                                  gradInput: UnsafeMutablePointer<T>?,
+                                  gradInput: UnsafeMutablePointer<T>?, gradOffsets: UnsafeMutablePointer<T>?,
                                   scratch: (UnsafeMutablePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>)) {
         let offsets = gradientOffsets, last = hidden.count, h = hidden[0].units, (gh, gv, gu) = scratch
         output.backward(g, ldg: ldo, input: b[3 * residualBlocks], lda: h, n: n, gradWeight: gradients + offsets.weights[last],
@@ -430,16 +466,25 @@ struct MADELayout<T: TensorScalar> {
             hidden[second].backward(gh, ldg: h, input: b[3 * k + 2], lda: h, n: n, gradWeight: gradients + offsets.weights[second],
                                     gradBias: gradients + offsets.biases[second], accumulating: accumulating, gradInput: gv)
             activation.multiplyByDerivative(gv, output: b[3 * k + 2], count: n * h)
+            if let gradOffsets { copyOffsetGradient(gv, ldg: h, block: k + 1, n: n, into: gradOffsets) }
             hidden[first].backward(gv, ldg: h, input: b[3 * k + 1], lda: h, n: n, gradWeight: gradients + offsets.weights[first],
                                    gradBias: gradients + offsets.biases[first], accumulating: accumulating, gradInput: gu)
             activation.multiplyByDerivative(gu, output: b[3 * k + 1], count: n * h)
             Tensors.accumulate(gu, into: gh, count: n * h)
         }
+        if let gradOffsets { copyOffsetGradient(gh, ldg: h, block: 0, n: n, into: gradOffsets) }
         hidden[0].backward(gh, ldg: h, input: a, lda: inputWidth, n: n, gradWeight: gradients + offsets.weights[0],
                            gradBias: gradients + offsets.biases[0], accumulating: accumulating, gradInput: gradInput)
         skip?.backward(g, ldg: ldo, input: a + contextSize, lda: inputWidth, n: n, gradWeight: gradients + offsets.weights[last + 1],
                        gradBias: nil, accumulating: accumulating, gradInput: gradInput.map { $0 + contextSize }, ldi: inputWidth,
                        addingToInput: true)
+    }
+
+    /// gradOffsets[r, block·H ..< (block + 1)·H] = g[r, ..<H]: an offset's gradient is that of the
+    /// pre-activation it was added to.
+    private func copyOffsetGradient(_ g: UnsafePointer<T>, ldg: Int, block: Int, n: Int, into gradOffsets: UnsafeMutablePointer<T>) {
+        let h = hidden[0].units
+        for r in 0..<n { (gradOffsets + r * offsetWidth + block * h).update(from: g + r * ldg, count: h) }
     }
 
     /// The stored parameters' gradients [W₀, b₀, W₁, b₁, …, skip weight] from a gradient buffer

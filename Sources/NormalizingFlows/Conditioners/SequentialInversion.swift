@@ -27,9 +27,12 @@ extension MaskedAutoregressiveNetwork {
         _ y: Tensor, context: Tensor?, transform: any ParametricElementwiseTransform, _: T.Type
     ) -> (x: Tensor, logAbsDerivative: Tensor) {
         let layout = layout(T.self)
-        let (rows, d, c, p) = (y.shape[0], variableOrder.count, contextSize, outputsPerDimension)
+        let (rows, d, c, p) = (y.shape[0], variableOrder.count, layout.contextSize, outputsPerDimension)
         let yValues = y.scalars(as: T.self)
-        let contextValues = context?.scalars(as: T.self) ?? []
+        let contextValues = c > 0 ? context?.scalars(as: T.self) ?? [] : []
+        // A context with layers of its own adds fixed offsets to the hidden pre-activations.
+        let offsetWidth = layout.offsetWidth
+        let offsetValues = offsetWidth > 0 ? context.map { contextOffsets($0).scalars(as: T.self) } : nil
         var x = [T](repeating: 0, count: rows * d), logDerivative = [T](repeating: 0, count: rows * d)
         let chunk = 2048
         for start in stride(from: 0, to: rows, by: chunk) {
@@ -50,7 +53,15 @@ extension MaskedAutoregressiveNetwork {
                 // Units of degree 0 (with a context) see only the context.
                 input.withUnsafeBufferPointer { a in
                     kept.withUnsafeMutableBufferPointer { b in
-                        layout.evaluateUnits(ofDegree: degree, input: a.baseAddress!, lda: width, n: n, kept: keptOffsets.map { b.baseAddress! + $0 })
+                        func run(_ offsets: UnsafePointer<T>?) {
+                            layout.evaluateUnits(ofDegree: degree, input: a.baseAddress!, lda: width, n: n, offsets: offsets,
+                                                 kept: keptOffsets.map { b.baseAddress! + $0 })
+                        }
+                        if let offsetValues {
+                            offsetValues.withUnsafeBufferPointer { run($0.baseAddress! + start * offsetWidth) }
+                        } else {
+                            run(nil)
+                        }
                     }
                 }
                 let dimension = variableOrder[position - 1]
