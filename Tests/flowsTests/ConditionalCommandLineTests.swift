@@ -148,7 +148,7 @@ private func column(_ output: String) -> [Float] { output.split(separator: "\n")
         ("sample, context file rows", sample + ["3", "--context", "\(dir)/c.csv"], 1, "c.csv: has 10 rows, but -n asks for 3 samples"),
         ("sample, context file columns", sample + ["10", "--context", "\(dir)/c1.csv"], 1, "c1.csv: has 1 columns, but \(conditional) takes a context of 2 values"),
         ("fit planar with a context", ["fit", "--flow", "planar", "--out", "\(dir)/x.safetensors", "--data", "\(dir)/d.csv", "--context-columns", "0,2"], 2,
-         "--flow planar cannot be conditional (its layers have no conditioner network to take the context); conditional flows are maf, iaf, nsf, nsf-coupling, realnvp"),
+         "--flow planar cannot be conditional (its layers have no conditioner network to take the context); conditional flows are maf, iaf, nsf, nsf-coupling, lrs, lrs-coupling, realnvp"),
         ("fit, context file rows", fit + ["\(dir)/y.csv", "--context", "\(dir)/c7.csv"], 1, "c7.csv: has 7 rows, but \(dir)/y.csv has 10"),
         ("fit, validation without its context", fit + ["\(dir)/y.csv", "--context", "\(dir)/c.csv", "--validation", "\(dir)/y.csv"], 2, "needs --validation-context"),
         ("fit, validation context alone", fit + ["\(dir)/y.csv", "--validation-context", "\(dir)/c.csv"], 2, "--validation-context goes with --context and --validation"),
