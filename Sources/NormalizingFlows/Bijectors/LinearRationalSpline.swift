@@ -34,7 +34,8 @@ import Foundation
 ///
 /// Unlike Pyro, whose end derivatives are 1 − m_d, this spline's are 1, as in
 /// ``RationalQuadraticSplineTransform``; otherwise, at ``logitScale`` 1, it computes Pyro's
-/// `_monotonic_rational_spline` with `order='linear'` and the same minimums.
+/// `_monotonic_rational_spline` with `order='linear'` and the same minimums (Pyro's bin search
+/// also moves each knot up by 10⁻⁶).
 public struct LinearRationalSplineTransform: ParametricElementwiseTransform, Codable, Equatable {
     public var bins: Int
     public var bound: Double

@@ -245,7 +245,8 @@ struct LinearRationalBin<T: TensorScalar> {
             e = (1 - tau) + c * tau
             output = ye + de * delta / e
         }
-        let log = T.log(de) - 2 * T.log(e)
+        // log d_e − 2 log E in one logarithm: E lies between 1 and c_e, so d_e/E² stays finite.
+        let log = T.log(de / (e * e))
         logDerivative = inverse ? -log : log
         guard withPartials else { return }
 
