@@ -66,6 +66,9 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "SplineAutoregressive with context", plan: SplineAutoregressive(bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 3),
     ConformanceCase(name: "SplineAutoregressive soft-clipped (zuko) with context", plan: SplineAutoregressive(
         bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16]), parameterization: .softClipped(slope: 1e-3)), contextSize: 2),
+    ConformanceCase(name: "LinearRationalSpline", plan: LinearRationalSpline(bins: 5, bound: 2)),
+    ConformanceCase(name: "LinearRationalSplineAutoregressive", plan: LinearRationalSplineAutoregressive(bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16]))),
+    ConformanceCase(name: "LinearRationalSplineAutoregressive with context", plan: LinearRationalSplineAutoregressive(bins: 4, bound: 2, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 3),
     ConformanceCase(name: "Planar", plan: Planar()),
     ConformanceCase(name: "Planar matrix event", plan: Planar(), eventShape: [2, 2]),
     ConformanceCase(name: "Radial", plan: Radial()),
@@ -92,6 +95,11 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "AffineCoupling residual net (nflows)", plan: AffineCoupling(conditioner: .init(hiddenSizes: [6], residualBlocks: 2))),
     ConformanceCase(name: "SplineCoupling residual net, context", plan: SplineCoupling(bins: 4, bound: 2, conditioner: .init(hiddenSizes: [6], activation: .tanh, residualBlocks: 1)),
                     eventShape: [4], contextSize: 2),
+    ConformanceCase(name: "LinearRationalSplineCoupling", plan: LinearRationalSplineCoupling(bins: 4, bound: 2, conditioner: .init(hiddenSizes: [8])), eventShape: [2, 2]),
+    ConformanceCase(name: "LinearRationalSplineCoupling with context", plan: LinearRationalSplineCoupling(bins: 4, bound: 2, conditioner: .init(hiddenSizes: [6])),
+                    eventShape: [4], contextSize: 2),
+    ConformanceCase(name: "LRS", plan: LRS(layers: 2, bins: 4, bound: 3, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
+    ConformanceCase(name: "LRSCoupling", plan: LRSCoupling(layers: 2, bins: 4, bound: 3, conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "RealNVP", plan: RealNVP(layers: 3, conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "NSFCoupling", plan: NSFCoupling(layers: 2, bins: 4, bound: 3, conditioner: .init(hiddenSizes: [8]))),
     ConformanceCase(name: "Sylvester orthogonal", plan: Sylvester(variant: .orthogonal), eventShape: [4]),
@@ -305,6 +313,7 @@ func bijectorRefusesOutOfDomainInput(_ testCase: ConformanceCase) throws {
         AffineAutoregressive(hiddenSizes: [8], scale: .softplus(floor: 1)), Affine(scale: .sigmoidWithFloor(bias: 2, floor: -0.1)),
         Affine(scale: .sigmoidWithFloor(bias: .nan, floor: 1e-3)),
         Spline(bins: 1), Spline(bins: 4, bound: 0), SplineAutoregressive(bins: 8, bound: .infinity),
+        LinearRationalSpline(bins: 1), LinearRationalSplineAutoregressive(bins: 4, bound: .nan), LinearRationalSplineCoupling(bins: 3, bound: -1),
         AffineCoupling(mask: .given([true, true, true])), AffineCoupling(mask: .given([true, false])),
     ]
     for plan in invalid {

@@ -48,6 +48,12 @@ let auditFamilies: [AuditFamily] = [
     AuditFamily(name: "nsf-coupling", takesContext: true, forData: true, learningRate: 5e-3) {
         NSFCoupling(layers: $0 ? 6 : 4, bins: $0 ? 8 : 6, bound: 5, conditioner: coupling($0))
     },
+    AuditFamily(name: "lrs", takesContext: true, forData: true, learningRate: 5e-3) {
+        LRS(layers: $0 ? 5 : 2, bins: $0 ? 8 : 6, bound: 5, conditioner: autoregressive($0))
+    },
+    AuditFamily(name: "lrs-coupling", takesContext: true, forData: true, learningRate: 5e-3) {
+        LRSCoupling(layers: $0 ? 6 : 4, bins: $0 ? 8 : 6, bound: 5, conditioner: coupling($0))
+    },
     AuditFamily(name: "realnvp", takesContext: true, forData: true, learningRate: 2e-3) { RealNVP(layers: $0 ? 6 : 4, conditioner: coupling($0)) },
     AuditFamily(name: "planar", takesContext: true, forData: false, learningRate: 1e-2) { PlanarFlow(layers: $0 ? 32 : 8) },
     AuditFamily(name: "radial", takesContext: true, forData: false, learningRate: 1e-2) { RadialFlow(layers: $0 ? 32 : 8) },

@@ -119,7 +119,7 @@ func familyFitsTwoMoons(_ family: FamilyCase) throws {
 
 /// Finite differences of an elementwise transform's output and log-derivative (weighted 0.7) in
 /// its input and raw parameters.
-private func transformGradCheck(_ transform: some ParametricElementwiseTransform, _ x: Tensor, _ parameters: Tensor,
+func transformGradCheck(_ transform: some ParametricElementwiseTransform, _ x: Tensor, _ parameters: Tensor,
                                 inverse: Bool) -> GradCheckResult {
     gradCheck([x, parameters]) { inputs in
         let (out, logDerivative) = inverse

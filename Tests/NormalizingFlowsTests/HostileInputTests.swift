@@ -134,7 +134,8 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
     // The bound never refuses a real plan: every preset, saved, loads back.
     let plans: [any BijectorPlan] = [
         MAF(layers: 3, conditioner: .init(hiddenSizes: [8, 8])), IAF(layers: 2), NSF(layers: 2, bins: 6),
-        RealNVP(layers: 2), NSFCoupling(layers: 2, bins: 5), PlanarFlow(layers: 4), RadialFlow(layers: 4),
+        RealNVP(layers: 2), NSFCoupling(layers: 2, bins: 5), LRS(layers: 2, bins: 6), LRSCoupling(layers: 2, bins: 5),
+        PlanarFlow(layers: 4), RadialFlow(layers: 4),
         SylvesterFlow(layers: 2), SylvesterFlow(layers: 2, variant: .householder), SylvesterFlow(layers: 2, variant: .triangular),
         Sylvester(columns: 2), Compose([Permute(), MAF(layers: 1)]), Householder(reflections: 3), Householder(), LULinear(),
     ]
@@ -160,7 +161,8 @@ private func readError(_ data: Data, name: String = "hostile.csv", dtype: DType 
     // coupling), and stay below the real count.
     for d in [2, 3, 5, 16] {
         let splines: [any BijectorPlan] = [NSF(layers: 2, bins: 8), NSFCoupling(layers: 2, bins: 8), NSF(layers: 1, bins: 2),
-                                           NSFCoupling(layers: 1, bins: 3, conditioner: .init(hiddenSizes: [5]))]
+                                           NSFCoupling(layers: 1, bins: 3, conditioner: .init(hiddenSizes: [5])),
+                                           LRS(layers: 2, bins: 8), LRSCoupling(layers: 1, bins: 3, conditioner: .init(hiddenSizes: [5]))]
         for plan in splines {
             let flow = try Flow(base: Normal.standard([d]), plan: plan)
             #expect(try PlanBudget.minimum(of: plan, eventSize: d).parameters <= Double(flow.parameterCount), "\(plan) D=\(d)")

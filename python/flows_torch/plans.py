@@ -36,6 +36,8 @@ def build(plan, spec):
     if not isinstance(plan, dict) or not isinstance(plan.get("type"), str):
         raise MappingError(f"a plan must be an object with a 'type', got {str(plan)[:100]}")
     name = plan["type"]
+    if name in UNMAPPED:
+        raise MappingError(f"the plan type '{name}' is not mapped to PyTorch: {UNMAPPED[name]}")
     builder = PLANS.get(name)
     if builder is None:
         raise MappingError(f"the plan type '{name}' is not mapped to PyTorch (mapped: {', '.join(sorted(PLANS))})")
@@ -220,3 +222,10 @@ PLANS["Householder"] = lambda o, spec: _no_context("Householder", spec) or b.Hou
 PLANS["Bounds"] = lambda o, spec: b.Bounds(o["lower"], o["upper"], spec.event_size)
 for _name in ("Exp", "Sigmoid", "Tanh", "Softplus", "ELU", "LeakyReLU", "Power", "AffineFixed"):
     PLANS[_name] = lambda o, spec, _name=_name: b.Elementwise(_name, o)
+
+# Plans the Swift library has and this package refuses, with the reason and what to use instead.
+_LINEAR_RATIONAL = ("linear-rational splines (Dolatabadi et al. 2020; Swift LinearRationalSplineTransform) have no "
+                    "PyTorch counterpart here yet; fit with --flow nsf or nsf-coupling (rational-quadratic splines) "
+                    "to continue in PyTorch")
+UNMAPPED = {name: _LINEAR_RATIONAL for name in (
+    "LinearRationalSpline", "LinearRationalSplineAutoregressive", "LinearRationalSplineCoupling", "LRS", "LRSCoupling")}

@@ -286,7 +286,7 @@ enum RationalQuadraticSplineKernel {
     /// input in raw_m (1 unless the logits are soft-clipped). Interior derivative j is a function
     /// of raw_{2K+j−1} with slope `derivativeSlopes[j − 1]` (the sigmoid for m_d + softplus).
     @inline(__always)
-    private static func chain<T: TensorScalar>(_ partials: SIMD8<T>, into row: UnsafeMutablePointer<T>, bin b: Int, bins k: Int,
+    static func chain<T: TensorScalar>(_ partials: SIMD8<T>, into row: UnsafeMutablePointer<T>, bin b: Int, bins k: Int,
                                                widths: UnsafePointer<T>, heights: UnsafePointer<T>, sums: (T, T, T, T),
                                                derivativeSlopes: UnsafePointer<T>, widthFactor: T, heightFactor: T) {
         row[0] = partials[0]

@@ -66,6 +66,33 @@ public struct NSF: SerializablePlan {
     }
 }
 
+/// A linear-rational spline flow, autoregressive variant (Dolatabadi, Erfani & Leckie 2020):
+/// `layers` linear-rational spline layers (``LinearRationalSplineAutoregressive``) in the MAF
+/// direction with reversed orders between them; ``NSF`` with the rational-quadratic spline.
+public struct LRS: SerializablePlan {
+    public var layers: Int
+    public var bins: Int
+    public var bound: Double
+    public var conditioner: DenseAutoregressive
+
+    /// - Parameters:
+    ///   - layers: the number of spline layers.
+    ///   - bins: K, the number of bins of each spline on [−B, B].
+    ///   - bound: B; outside [−B, B] each spline is the identity.
+    ///   - conditioner: the MADE network of every layer.
+    public init(layers: Int = 5, bins: Int = 8, bound: Double = 5, conditioner: DenseAutoregressive = DenseAutoregressive()) {
+        self.layers = layers
+        self.bins = bins
+        self.bound = bound
+        self.conditioner = conditioner
+    }
+
+    public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        try stack(layers, Invert(LinearRationalSplineAutoregressive(bins: bins, bound: bound, conditioner: conditioner)),
+                  reversing: true, spec, &generator)
+    }
+}
+
 extension BijectorPlan {
     /// A preset's bijector: `count` layers composed, `layer(i)` for layer i, with ``Permute``
     /// reversals between them when `reversing`.

@@ -57,6 +57,7 @@ struct Bench: ParsableCommand {
         case .gemm: records = GEMMBench.run(repetitions: steps, shapes: try gemmShapes())
         case .mlpStep: records = [MLPStepBench.run(steps: steps)]
         case .vectorMath: records = VectorMathBench.run(repetitions: steps)
+        case .splineKernels: records = SplineKernelBench.run(repetitions: steps)
         default:
             var isFolder: ObjCBool = false
             guard !task.readsData || FileManager.default.fileExists(atPath: dataDirectory, isDirectory: &isFolder) && isFolder.boolValue else {
@@ -81,6 +82,7 @@ enum BenchTask: String, CaseIterable, ExpressibleByArgument {
     case gemm
     case mlpStep = "mlp-step"
     case vectorMath = "vector-math"
+    case splineKernels = "spline-kernels"
 
     /// Whether the task reads data files from `--data-dir` (the others draw their own points).
     var readsData: Bool { self == .mafMoons || self == .nsfDigits }

@@ -16,7 +16,7 @@ struct TaskBench {
         case .mafThroughput: return try mafThroughput()
         case .planarVI: return try planarVI()
         case .mafLarge: return try mafLarge()
-        case .gemm, .mlpStep, .vectorMath: fatalError("not a training task")
+        case .gemm, .mlpStep, .vectorMath, .splineKernels: fatalError("not a training task")
         }
     }
 

@@ -5,6 +5,8 @@ import NormalizingFlows
 enum FlowChoice: String, CaseIterable {
     case maf, iaf, nsf
     case nsfCoupling = "nsf-coupling"
+    case lrs
+    case lrsCoupling = "lrs-coupling"
     case realnvp, planar, radial, sylvester
 
     static var names: String { allCases.map(\.rawValue).joined(separator: "|") }
@@ -19,8 +21,8 @@ enum FlowChoice: String, CaseIterable {
     /// Layers when `--layers` is not given.
     var defaultLayers: Int {
         switch self {
-        case .maf, .iaf, .nsf: 5
-        case .realnvp, .nsfCoupling: 6
+        case .maf, .iaf, .nsf, .lrs: 5
+        case .realnvp, .nsfCoupling, .lrsCoupling: 6
         case .planar, .radial: 32
         case .sylvester: 16
         }
@@ -34,7 +36,7 @@ enum FlowChoice: String, CaseIterable {
     /// for density estimation.
     var densityEstimationNote: String? {
         switch self {
-        case .maf, .nsf, .nsfCoupling, .realnvp: nil
+        case .maf, .nsf, .nsfCoupling, .lrs, .lrsCoupling, .realnvp: nil
         case .iaf:
             "iaf is made for sampling (variational inference, `flows vi`): scoring data inverts each layer "
                 + "in one sequential step per dimension, so training on data is slow; maf has the same layers "
@@ -64,7 +66,7 @@ enum FlowChoice: String, CaseIterable {
 
     /// Whether the family has conditioner networks (`--hidden`) and spline bins (`--bins`).
     var takesHidden: Bool { ![.planar, .radial, .sylvester].contains(self) }
-    var takesBins: Bool { self == .nsf || self == .nsfCoupling }
+    var takesBins: Bool { [.nsf, .nsfCoupling, .lrs, .lrsCoupling].contains(self) }
     /// Whether the family can be conditional, p(y | c): every family so far. Conditioner networks
     /// see the context beside their inputs; planar, radial and Sylvester layers have their
     /// parameters shifted by a network of the context (Pyro's conditional planar and radial flows).
@@ -122,6 +124,8 @@ enum FlowChoice: String, CaseIterable {
         case .radial: return RadialFlow(layers: layers)
         case .realnvp: return RealNVP(layers: layers, conditioner: CouplingNetwork(hiddenSizes: hidden))
         case .nsfCoupling: return NSFCoupling(layers: layers, bins: bins, bound: splineBound!, conditioner: CouplingNetwork(hiddenSizes: hidden))
+        case .lrs: return LRS(layers: layers, bins: bins, bound: splineBound!, conditioner: conditioner)
+        case .lrsCoupling: return LRSCoupling(layers: layers, bins: bins, bound: splineBound!, conditioner: CouplingNetwork(hiddenSizes: hidden))
         case .sylvester: return SylvesterFlow(layers: layers)
         }
     }
