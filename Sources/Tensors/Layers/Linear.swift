@@ -137,6 +137,8 @@ public final class MLP: Module {
     /// The activation applied after every layer but the last.
     public let activation: Activation
 
+    /// A network of `sizes.count − 1` dense layers, each initialised like ``Linear``'s default.
+    ///
     /// - Parameters:
     ///   - sizes: input size, hidden sizes…, output size (at least two entries).
     ///   - activation: applied after every layer but the last.
