@@ -1,5 +1,7 @@
 /// Whether tensor operations record themselves for differentiation on the current task or thread.
 public enum GradientMode {
+    /// Whether operations record themselves, per task: `true` by default, `false` inside
+    /// ``withoutGradients(_:)``. A task-local, so concurrent tasks choose independently.
     @TaskLocal public static var isEnabled: Bool = true
 }
 
@@ -208,6 +210,13 @@ extension Tensor {
 ///
 /// Models hold parameters; the tensors they compute from ``value`` record the dependency, and
 /// `loss.backward()` accumulates into ``grad`` until ``zeroGrad()``.
+///
+/// ```swift
+/// let w = Parameter(Tensor([1, 2, 3] as [Float]))
+/// let loss = (w.value * w.value).sum()       // Σ w²
+/// loss.backward()
+/// // w.grad holds 2w = [2, 4, 6]
+/// ```
 public final class Parameter: @unchecked Sendable {
     private let leaf: GradNode
     private var data: Tensor
@@ -217,6 +226,11 @@ public final class Parameter: @unchecked Sendable {
     /// that tensors derived from the value (a masked weight) can be kept until it changes.
     public private(set) var version: UInt64 = 0
 
+    /// A parameter holding a copy of `value`, detached from any graph it came from.
+    /// - Parameters:
+    ///   - value: the initial value; its shape and dtype are the parameter's for its whole life.
+    ///   - name: a name for error messages and model files; a ``Module`` tree gives each
+    ///     parameter its dotted path when it saves, so this is usually left empty.
     public init(_ value: Tensor, name: String = "") {
         self.data = value.detached()
         self.leaf = GradNode(leafShape: value.shape)
@@ -235,8 +249,11 @@ public final class Parameter: @unchecked Sendable {
         }
     }
 
+    /// The shape of the value, fixed when the parameter is made.
     public var shape: [Int] { data.shape }
+    /// The element type of the value.
     public var dtype: DType { data.dtype }
+    /// The number of elements of the value (what an optimizer keeps per moment).
     public var count: Int { data.count }
 
     /// The gradient accumulated since the last ``zeroGrad()``, or `nil` if none.

@@ -5,7 +5,9 @@ import RealModule
 /// `float32` is the default: it is what training runs in. `float64` exists for reference checks
 /// (finite differences, brute-force Jacobians) and for users who need the extra precision.
 public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// 32-bit IEEE 754 (`Float`): the default, and what training runs in.
     case float32
+    /// 64-bit IEEE 754 (`Double`): for reference checks and precision-sensitive work.
     case float64
 
     /// Bytes per element.
@@ -16,6 +18,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// The name as written in model files and on the command line: `float32` or `float64`.
     public var description: String { rawValue }
 }
 
@@ -42,14 +45,31 @@ where RawSignificand: FixedWidthInteger {
 
 /// The transcendental functions with vectorised kernels (see `VectorMath`).
 public enum VectorFunction: Sendable {
-    case exp, log, log1p, expm1, tanh, sigmoid, softplus, logSigmoid
+    /// eˣ.
+    case exp
+    /// The natural logarithm.
+    case log
+    /// log(1 + x), accurate near 0.
+    case log1p
+    /// eˣ − 1, accurate near 0.
+    case expm1
+    /// The hyperbolic tangent.
+    case tanh
+    /// σ(x) = 1 / (1 + e⁻ˣ).
+    case sigmoid
+    /// log(1 + eˣ), without overflow.
+    case softplus
+    /// log σ(x) = −softplus(−x), without overflow.
+    case logSigmoid
 }
 
 extension Float: TensorScalar {
+    /// `Float` tensors are ``DType/float32``.
     public static var dtype: DType { .float32 }
 }
 
 extension Double: TensorScalar {
+    /// `Double` tensors are ``DType/float64``.
     public static var dtype: DType { .float64 }
 }
 
@@ -57,6 +77,35 @@ extension Double: TensorScalar {
 // GEMM and the SIMD polynomials, a `Double` the double-precision GEMM and libm. Specialised code
 // keeps only its own branch.
 extension TensorScalar {
+    /// The general matrix product C = α·op(A)·op(B) + β·C on row-major buffers, where op(X) is Xᵀ
+    /// when the flag is set: the single entry point of the package's packed GEMM kernels.
+    ///
+    /// `Float` runs the AVX2+FMA micro-kernel chosen at run time (with a portable fallback),
+    /// `Double` the double-precision kernel. ``matmul(_:_:transposeA:transposeB:)`` is the
+    /// differentiable tensor-level call; use this one in hand-written kernels on raw buffers.
+    ///
+    /// ```swift
+    /// let a: [Float] = [1, 2, 3, 4, 5, 6]        // 2×3
+    /// let b: [Float] = [1, 0, 0, 1, 1, 1]        // 3×2
+    /// var c = [Float](repeating: 0, count: 4)    // 2×2
+    /// Float.gemm(transA: false, transB: false, m: 2, n: 2, k: 3, alpha: 1, a: a, lda: 3,
+    ///            b: b, ldb: 2, beta: 0, c: &c, ldc: 2)   // c == [4, 5, 10, 11]
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - transA: use Aᵀ, where A is stored as k×m.
+    ///   - transB: use Bᵀ, where B is stored as n×k.
+    ///   - m: rows of op(A) and of C.
+    ///   - n: columns of op(B) and of C.
+    ///   - k: columns of op(A), rows of op(B).
+    ///   - alpha: the factor α of the product.
+    ///   - a: A's elements, row-major.
+    ///   - lda: the distance between A's rows, in elements (at least its column count).
+    ///   - b: B's elements, row-major.
+    ///   - ldb: the distance between B's rows, in elements.
+    ///   - beta: the factor β of C's old value; 0 ignores it (C may then hold anything, even NaN).
+    ///   - c: C's elements, overwritten with the result.
+    ///   - ldc: the distance between C's rows, in elements.
     @inlinable
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
@@ -76,6 +125,13 @@ extension TensorScalar {
         }
     }
 
+    /// Applies `function` to `count` elements of `x`, writing `y`: the 8-wide polynomial kernels
+    /// for `Float`, libm-accurate loops for `Double`.
+    /// - Parameters:
+    ///   - function: which transcendental function.
+    ///   - x: the inputs.
+    ///   - y: the outputs; may be the same buffer as `x`.
+    ///   - count: the number of elements.
     @inlinable
     public static func apply(_ function: VectorFunction, _ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, count: Int) {
         typealias Kernel<S> = (UnsafePointer<S>, UnsafeMutablePointer<S>, Int) -> Void

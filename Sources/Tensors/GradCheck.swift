@@ -12,6 +12,7 @@ public struct GradCheckResult: Sendable, CustomStringConvertible {
     /// The largest relative error over all inputs.
     public var maxRelativeError: Double { relativeErrors.max() ?? 0 }
 
+    /// The relative and absolute errors per input, for test failure messages.
     public var description: String {
         "GradCheckResult(relative errors \(relativeErrors), absolute errors \(absoluteErrors))"
     }

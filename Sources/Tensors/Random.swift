@@ -16,6 +16,10 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
     /// A spare normal deviate from the last polar step.
     private var spareNormal: Double?
 
+    /// A generator whose whole sequence is fixed by `seed` (PyTorch's `torch.manual_seed`, but
+    /// owned by the caller: pass it `inout` to whatever draws).
+    /// - Parameter seed: any 64-bit value; SplitMix64 expands it into the 256-bit state, so nearby
+    ///   seeds give unrelated sequences.
     public init(seed: UInt64) {
         var x = seed
         func splitMix() -> UInt64 {

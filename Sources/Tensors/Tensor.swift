@@ -192,10 +192,18 @@ extension Tensor {
         return t
     }
 
+    /// A tensor of zeros.
+    /// - Parameters:
+    ///   - shape: the size of each dimension (`[]` for a scalar).
+    ///   - dtype: the element type.
     public static func zeros(_ shape: [Int], dtype: DType = .float32) -> Tensor {
         full(shape, 0, dtype: dtype)
     }
 
+    /// A tensor of ones.
+    /// - Parameters:
+    ///   - shape: the size of each dimension (`[]` for a scalar).
+    ///   - dtype: the element type.
     public static func ones(_ shape: [Int], dtype: DType = .float32) -> Tensor {
         full(shape, 1, dtype: dtype)
     }
@@ -257,6 +265,7 @@ extension Tensor {
 }
 
 extension Tensor: CustomStringConvertible {
+    /// The shape, dtype, whether it requires a gradient, and its first eight values.
     public var description: String {
         let values = doubles
         let shown = values.prefix(8).map { String(format: "%.6g", $0) }.joined(separator: ", ")

@@ -4,9 +4,24 @@ import RealModule
 ///
 /// Weights and bias start uniform on ±1/√in, PyTorch's default, unless given.
 public final class Linear: Module {
+    /// The weight W, shape [out, in] (PyTorch's layout, so `state_dict` tensors exchange unchanged).
     public let weight: Parameter
+    /// The bias b, shape [out], or `nil` for a layer made with `bias: false`.
     public let bias: Parameter?
 
+    /// A layer with weights and bias drawn uniformly on ±1/√in.
+    ///
+    /// ```swift
+    /// var generator = RandomGenerator(seed: 0)
+    /// let layer = Linear(3, 2, generator: &generator)
+    /// let y = layer(Tensor.ones([5, 3]))      // shape [5, 2]
+    /// ```
+    /// - Parameters:
+    ///   - inputFeatures: `in`, the size of the inputs' last dimension.
+    ///   - outputFeatures: `out`, the size of the outputs' last dimension.
+    ///   - bias: whether the layer adds a learnable bias.
+    ///   - dtype: the parameters' element type; inputs must have it too.
+    ///   - generator: draws the initial values.
     public init(
         _ inputFeatures: Int, _ outputFeatures: Int, bias: Bool = true, dtype: DType = .float32,
         generator: inout RandomGenerator
@@ -23,6 +38,9 @@ public final class Linear: Module {
     }
 
     /// A layer with the given weight [out, in] and optional bias [out].
+    /// - Parameters:
+    ///   - weight: W, shape [out, in] (as PyTorch stores it).
+    ///   - bias: b, shape [out] in W's dtype, or `nil` for none.
     public init(weight: Tensor, bias: Tensor?) {
         precondition(weight.rank == 2 && bias.map { $0.shape == [weight.shape[0]] && $0.dtype == weight.dtype } ?? true,
             "Linear needs a weight [out, in] and a bias [out] of its dtype, got \(weight.shape) and \(bias?.shape ?? [])")
@@ -30,11 +48,17 @@ public final class Linear: Module {
         self.bias = bias.map { Parameter($0, name: "bias") }
     }
 
+    /// The size of the last input dimension, `in`.
     public var inputFeatures: Int { weight.shape[1] }
+    /// The size of the last output dimension, `out`.
     public var outputFeatures: Int { weight.shape[0] }
 
     /// The layer, followed by `activation` when given (ReLU fused into the product, see
     /// the package `linear` with a mask and an activation).
+    /// - Parameters:
+    ///   - x: inputs of shape [..., in].
+    ///   - activation: applied to the result, or `nil` for none.
+    /// - Returns: shape [..., out].
     public func callAsFunction(_ x: Tensor, activation: Activation? = nil) -> Tensor {
         linear(x, weight: weight.value, bias: bias?.value, activation: activation)
     }
@@ -42,8 +66,21 @@ public final class Linear: Module {
 
 /// An activation function for hidden layers.
 public enum Activation: String, Sendable, CaseIterable, Codable {
-    case relu, tanh, elu, leakyRelu, sigmoid, softplus
+    /// max(x, 0).
+    case relu
+    /// The hyperbolic tangent, ``Tensor/tanh()``.
+    case tanh
+    /// x for x > 0, eˣ − 1 otherwise (``Tensor/elu(alpha:)`` with α = 1).
+    case elu
+    /// x for x > 0, 0.01·x otherwise (``Tensor/leakyRelu(negativeSlope:)``).
+    case leakyRelu
+    /// σ(x) = 1 / (1 + e⁻ˣ).
+    case sigmoid
+    /// log(1 + eˣ), a smooth ReLU.
+    case softplus
 
+    /// The activation applied to every element of `x`.
+    /// - Parameter x: any tensor.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         switch self {
         case .relu: x.relu()
@@ -95,9 +132,13 @@ extension Activation {
 
 /// A multilayer perceptron: dense layers with an activation between them (none after the last).
 public final class MLP: Module {
+    /// The dense layers, input first; their parameters are named `layers.0.weight`, `layers.0.bias`, ….
     public let layers: [Linear]
+    /// The activation applied after every layer but the last.
     public let activation: Activation
 
+    /// A network of `sizes.count − 1` dense layers, each initialised like ``Linear``'s default.
+    ///
     /// - Parameters:
     ///   - sizes: input size, hidden sizes…, output size (at least two entries).
     ///   - activation: applied after every layer but the last.
@@ -113,7 +154,9 @@ public final class MLP: Module {
         self.activation = activation
     }
 
-
+    /// The network applied to `x`: every layer, with the activation between them.
+    /// - Parameter x: inputs of shape [..., sizes.first].
+    /// - Returns: shape [..., sizes.last].
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = x
         for (i, layer) in layers.enumerated() {

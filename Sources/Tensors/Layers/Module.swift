@@ -8,13 +8,18 @@ public final class Buffer: @unchecked Sendable {
     }
     private var data: Tensor
 
+    /// A buffer holding `value`, detached from any graph.
+    /// - Parameter value: the initial state; model files save and restore it under the buffer's path.
     public init(_ value: Tensor) { data = value.detached() }
 }
 
 /// One direct member of a ``Module``.
 public enum ModuleMember {
+    /// A trainable tensor, returned by ``Module/parameters``.
     case parameter(Parameter)
+    /// Saved state that no optimizer updates.
     case buffer(Buffer)
+    /// A child module, whose members are named below this member's name.
     case module(any Module)
 }
 
@@ -62,6 +67,8 @@ public protocol Module: AnyObject {
 }
 
 extension Module {
+    /// The stored properties that are parameters, buffers or modules (arrays of modules included),
+    /// named in snake case; properties whose names start with `_` are skipped.
     public var members: [(name: String, member: ModuleMember)] {
         Mirror(reflecting: self).children.flatMap { child -> [(name: String, member: ModuleMember)] in
             guard let label = child.label, !label.hasPrefix("_"), !label.hasPrefix("$") else { return [] }
@@ -69,8 +76,11 @@ extension Module {
         }
     }
 
+    /// Does nothing: a module without derived state accepts any loaded buffer.
     public func buffersDidLoad() throws {}
+    /// Does nothing: most modules behave the same in training and evaluation.
     public func trainingModeDidChange(_ isTraining: Bool) {}
+    /// Does nothing: most modules derive nothing from their parameters.
     public func refreshDerivedValues(for dtype: DType) {}
 
     /// Every parameter in the tree under its dotted path, in declaration order.

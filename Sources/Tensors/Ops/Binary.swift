@@ -84,6 +84,7 @@ extension Tensor {
 // MARK: - Arithmetic with gradients
 
 extension Tensor {
+    /// Elementwise a + b with NumPy broadcasting; each gradient is summed back to its operand's shape.
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         let out = elementwise(.add, a, b)
         let (sa, sb) = (a.shape, b.shape)
@@ -92,6 +93,7 @@ extension Tensor {
         }
     }
 
+    /// Elementwise a − b with NumPy broadcasting.
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         let out = elementwise(.subtract, a, b)
         let (sa, sb) = (a.shape, b.shape)
@@ -100,6 +102,7 @@ extension Tensor {
         }
     }
 
+    /// Elementwise (Hadamard) product a ⊙ b with NumPy broadcasting; use ``matmul(_:_:transposeA:transposeB:)`` for the matrix product.
     public static func * (a: Tensor, b: Tensor) -> Tensor {
         let out = elementwise(.multiply, a, b)
         return record("multiply", out, [a, b]) { g, needs in
@@ -108,6 +111,7 @@ extension Tensor {
         }
     }
 
+    /// Elementwise a / b with NumPy broadcasting.
     public static func / (a: Tensor, b: Tensor) -> Tensor {
         let out = elementwise(.divide, a, b)
         return record("divide", out, [a, b]) { g, needs in
@@ -117,20 +121,33 @@ extension Tensor {
         }
     }
 
+    /// −a elementwise (``negated()``).
     public static prefix func - (a: Tensor) -> Tensor { a.negated() }
 
+    /// Adds `b` to every element.
     public static func + (a: Tensor, b: Double) -> Tensor { a + a.scalarLike(b) }
+    /// Adds `a` to every element.
     public static func + (a: Double, b: Tensor) -> Tensor { b.scalarLike(a) + b }
+    /// Subtracts `b` from every element.
     public static func - (a: Tensor, b: Double) -> Tensor { a - a.scalarLike(b) }
+    /// `a` minus each element.
     public static func - (a: Double, b: Tensor) -> Tensor { b.scalarLike(a) - b }
+    /// Multiplies every element by `b`.
     public static func * (a: Tensor, b: Double) -> Tensor { a * a.scalarLike(b) }
+    /// Multiplies every element by `a`.
     public static func * (a: Double, b: Tensor) -> Tensor { b.scalarLike(a) * b }
+    /// Divides every element by `b` (as a product with 1/b).
     public static func / (a: Tensor, b: Double) -> Tensor { a * a.scalarLike(1 / b) }
+    /// `a` divided by each element.
     public static func / (a: Double, b: Tensor) -> Tensor { b.scalarLike(a) / b }
 
+    /// Replaces `a` with a + b (a new recorded value, not an in-place write).
     public static func += (a: inout Tensor, b: Tensor) { a = a + b }
+    /// Replaces `a` with a − b (a new recorded value, not an in-place write).
     public static func -= (a: inout Tensor, b: Tensor) { a = a - b }
+    /// Replaces `a` with a ⊙ b (a new recorded value, not an in-place write).
     public static func *= (a: inout Tensor, b: Tensor) { a = a * b }
+    /// Replaces `a` with a / b (a new recorded value, not an in-place write).
     public static func /= (a: inout Tensor, b: Tensor) { a = a / b }
 }
 
@@ -167,15 +184,25 @@ public func maximum(_ a: Tensor, _ b: Tensor) -> Tensor {
 // MARK: - Comparisons (no gradient): 1 where true, 0 where false, in the operands' dtype
 
 extension Tensor {
+    /// 1 where the elements are equal and 0 elsewhere, broadcast, in this dtype (no gradient).
     public func isEqual(to other: Tensor) -> Tensor { Tensor.elementwise(.equal, detached(), other.detached()) }
+    /// 1 where the elements differ (or either is NaN) and 0 elsewhere, broadcast (no gradient).
     public func isNotEqual(to other: Tensor) -> Tensor { Tensor.elementwise(.notEqual, detached(), other.detached()) }
+    /// 1 where self < other and 0 elsewhere, broadcast (no gradient).
     public func isLess(than other: Tensor) -> Tensor { Tensor.elementwise(.less, detached(), other.detached()) }
+    /// 1 where self ≤ other and 0 elsewhere, broadcast (no gradient).
     public func isLessOrEqual(to other: Tensor) -> Tensor { Tensor.elementwise(.lessEqual, detached(), other.detached()) }
+    /// 1 where self > other and 0 elsewhere, broadcast (no gradient).
     public func isGreater(than other: Tensor) -> Tensor { Tensor.elementwise(.greater, detached(), other.detached()) }
+    /// 1 where self ≥ other and 0 elsewhere, broadcast (no gradient).
     public func isGreaterOrEqual(to other: Tensor) -> Tensor { Tensor.elementwise(.greaterEqual, detached(), other.detached()) }
+    /// 1 where an element is below `value` and 0 elsewhere (no gradient).
     public func isLess(than value: Double) -> Tensor { isLess(than: scalarLike(value)) }
+    /// 1 where an element is above `value` and 0 elsewhere (no gradient).
     public func isGreater(than value: Double) -> Tensor { isGreater(than: scalarLike(value)) }
+    /// 1 where an element is at most `value` and 0 elsewhere (no gradient).
     public func isLessOrEqual(to value: Double) -> Tensor { isLessOrEqual(to: scalarLike(value)) }
+    /// 1 where an element is at least `value` and 0 elsewhere (no gradient).
     public func isGreaterOrEqual(to value: Double) -> Tensor { isGreaterOrEqual(to: scalarLike(value)) }
 }
 

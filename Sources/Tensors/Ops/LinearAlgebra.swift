@@ -1,9 +1,11 @@
-/// The inverse of a square matrix (or of each matrix in a batch [..., n, n]), by Gauss–Jordan
-/// elimination with partial pivoting in Double.
-///
-/// Its vector-Jacobian product follows from d(A⁻¹) = −A⁻¹·dA·A⁻¹: the gradient with respect to A
-/// is −A⁻ᵀ·G·A⁻ᵀ. A singular matrix gives ±∞ or NaN entries.
+// MARK: - Linear algebra
+
 extension Tensor {
+    /// The inverse of a square matrix, or of each matrix of a batch [..., n, n], computed by
+    /// Gauss–Jordan elimination with partial pivoting in Double and returned in this tensor's dtype.
+    ///
+    /// The gradient follows from d(A⁻¹) = −A⁻¹·dA·A⁻¹: for an output gradient G it is −A⁻ᵀ·G·A⁻ᵀ.
+    /// A singular matrix gives ±∞ or NaN entries rather than an error.
     public func matrixInverse() -> Tensor {
         precondition(rank >= 2 && shape[rank - 1] == shape[rank - 2], "matrixInverse needs square matrices, not shape \(shape)")
         let n = shape[rank - 1]

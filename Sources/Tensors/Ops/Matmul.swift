@@ -2,6 +2,19 @@
 /// corresponding flag is set; leading (batch) dimensions broadcast.
 ///
 /// Both operands need rank ≥ 2. Transposed operands go straight to the GEMM kernel (no copy).
+///
+/// ```swift
+/// let a = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])
+/// let b = Tensor([1, 0, 0, 1, 1, 1], shape: [3, 2])
+/// let c = matmul(a, b)                              // [[4, 5], [10, 11]]
+/// let g = matmul(a, a, transposeB: true)            // a·aᵀ, shape [2, 2]
+/// ```
+/// - Parameters:
+///   - a: shape [..., m, k] (or [..., k, m] when `transposeA`).
+///   - b: shape [..., k, n] (or [..., n, k] when `transposeB`), in `a`'s dtype.
+///   - transposeA: multiply by aᵀ (of the last two dimensions).
+///   - transposeB: multiply by bᵀ (of the last two dimensions).
+/// - Returns: shape [..., m, n], the batch dimensions broadcast.
 public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
     precondition(a.rank >= 2 && b.rank >= 2, "matmul needs rank ≥ 2 operands, not \(a.shape) and \(b.shape)")
     precondition(a.dtype == b.dtype, "matmul: dtypes differ (\(a.dtype), \(b.dtype))")

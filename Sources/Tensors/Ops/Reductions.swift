@@ -202,7 +202,12 @@ extension Tensor {
 // MARK: - Log-sum-exp, softmax
 
 extension Tensor {
-    /// log Σ exp(x) along `axis`, computed stably by factoring out the maximum.
+    /// log Σᵢ exp(xᵢ) along `axis`, computed stably as m + log Σᵢ exp(xᵢ − m) with m the maximum
+    /// along the axis, so large inputs do not overflow and very negative ones do not all
+    /// underflow to log 0. A row of −∞ gives −∞ (not NaN). The gradient is ``softmax(alongAxis:)``.
+    /// - Parameters:
+    ///   - axis: the axis to reduce; negative values count from the back.
+    ///   - keepingDimensions: keep the reduced axis with size 1 (for broadcasting against the input).
     public func logSumExp(alongAxis axis: Int, keepingDimensions: Bool = false) -> Tensor {
         let axis = normalizedAxis(axis)
         // The shift is a constant for differentiation: d/dm of (m + log Σ e^(x−m)) is zero.

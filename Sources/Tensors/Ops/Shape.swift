@@ -1,9 +1,15 @@
 /// Integer indices with a shape, as produced by ``searchSorted(_:_:right:)`` or ``Tensor/argsort(alongAxis:descending:)``
 /// and consumed by ``Tensor/gathering(alongAxis:indices:)``.
 public struct IndexTensor: Sendable, Equatable {
+    /// The size of each dimension, outermost first.
     public var shape: [Int]
+    /// The indices in row-major order.
     public var indices: [Int]
 
+    /// Indices of the given shape.
+    /// - Parameters:
+    ///   - shape: the size of each dimension.
+    ///   - indices: the indices in row-major order; their number must be the product of `shape`.
     public init(shape: [Int], indices: [Int]) {
         precondition(shape.reduce(1, *) == indices.count, "\(indices.count) indices do not fill shape \(shape)")
         self.shape = shape
@@ -142,11 +148,60 @@ extension Tensor {
         return slice(alongAxis: axis, i..<(i + 1)).squeezed(axis: axis)
     }
 
-    /// Rows `range` along the first axis.
-    public subscript(range: Range<Int>) -> Tensor { slice(alongAxis: 0, range) }
+    /// Rows `range` along the first axis: PyTorch's `x[1:3]` is `x[1..<3]`, `x[2:]` is `x[2...]`,
+    /// `x[:2]` is `x[..<2]`.
+    public subscript<R: RangeExpression<Int>>(range: R) -> Tensor {
+        slice(alongAxis: 0, bounds(of: range, alongAxis: 0))
+    }
 
-    /// The sub-tensor at `index` along the first axis.
+    /// The sub-tensor at `index` along the first axis (negative counts from the back), with that
+    /// axis removed: PyTorch's `x[0]`.
     public subscript(index: Int) -> Tensor { select(alongAxis: 0, index: index) }
+
+    // Two indices, for the first two axes of a tensor of rank ≥ 2 (later axes are kept whole),
+    // as PyTorch's `x[rows, columns]`: an integer removes its axis, a range keeps it.
+
+    /// Element or row `(row, column)`: PyTorch's `x[0, 1]` (a scalar for a matrix).
+    public subscript(row: Int, column: Int) -> Tensor {
+        select(alongAxis: 0, index: row).select(alongAxis: 0, index: column)
+    }
+
+    /// Column `column` of rows `rows`: PyTorch's `x[1:3, 0]` is `x[1..<3, 0]`, `x[0:, 0]` is `x[0..., 0]`.
+    public subscript<R: RangeExpression<Int>>(rows: R, column: Int) -> Tensor {
+        self[rows].select(alongAxis: 1, index: column)
+    }
+
+    /// Column `column` of every row: PyTorch's `x[:, 0]` is `x[..., 0]`.
+    public subscript(rows: UnboundedRange, column: Int) -> Tensor {
+        select(alongAxis: 1, index: column)
+    }
+
+    /// Columns `columns` of row `row`: PyTorch's `x[0, 1:3]` is `x[0, 1..<3]`.
+    public subscript<C: RangeExpression<Int>>(row: Int, columns: C) -> Tensor {
+        self[row][columns]
+    }
+
+    /// Columns `columns` of rows `rows`: PyTorch's `x[1:3, 0:2]` is `x[1..<3, 0..<2]`.
+    public subscript<R: RangeExpression<Int>, C: RangeExpression<Int>>(rows: R, columns: C) -> Tensor {
+        self[rows].slice(alongAxis: 1, bounds(of: columns, alongAxis: 1))
+    }
+
+    /// Columns `columns` of every row: PyTorch's `x[:, 1:3]` is `x[..., 1..<3]`.
+    public subscript<C: RangeExpression<Int>>(rows: UnboundedRange, columns: C) -> Tensor {
+        slice(alongAxis: 1, bounds(of: columns, alongAxis: 1))
+    }
+
+    /// The indices `range` stands for along `axis`, checked: a partial range (`2...`, `..<3`)
+    /// extends to that end of the axis. Negative bounds are out of range (no Python-style wrap).
+    private func bounds<R: RangeExpression<Int>>(of range: R, alongAxis axis: Int) -> Range<Int> {
+        precondition(axis < rank, "cannot index axis \(axis) of a tensor of shape \(shape)")
+        let size = shape[axis]
+        let indices = range.relative(to: 0..<Int.max)
+        let upper = indices.upperBound == Int.max ? size : indices.upperBound
+        precondition(indices.lowerBound >= 0 && indices.lowerBound <= upper && upper <= size,
+            "range \(range) out of bounds for axis \(axis) of shape \(shape)")
+        return indices.lowerBound..<upper
+    }
 
     /// Zeros around this tensor along `axis`: `before` zeros first, then zeros up to `size`.
     func padded(alongAxis axis: Int, before: Int, toSize size: Int) -> Tensor {

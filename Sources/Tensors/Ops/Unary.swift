@@ -158,28 +158,39 @@ extension Tensor {
 // MARK: - Public unary operations
 
 extension Tensor {
+    /// −x elementwise.
     public func negated() -> Tensor {
         Tensor.record("negate", Tensor.pointwise(.negate, self), [self]) { g, _ in [Tensor.pointwise(.negate, g)] }
     }
 
+    /// |x| elementwise; the gradient is sign(x) (0 at 0).
     public func abs() -> Tensor { unary("abs", Tensor.pointwise(.abs, self), .abs, savingOutput: false) }
+    /// √x elementwise (NaN for x < 0); the gradient is 1/(2√x).
     public func sqrt() -> Tensor { unary("sqrt", Tensor.pointwise(.sqrt, self), .sqrt, savingOutput: true) }
+    /// x² elementwise; the gradient is 2x.
     public func square() -> Tensor { unary("square", Tensor.pointwise(.square, self), .integerPower(2), savingOutput: false) }
+    /// eˣ elementwise (8-wide polynomial kernel for `Float`); the gradient is eˣ, reused from the output.
     public func exp() -> Tensor { unary("exp", applying(.exp), .exp, savingOutput: true) }
+    /// The natural logarithm elementwise (−∞ at 0, NaN below); the gradient is 1/x.
     public func log() -> Tensor { unary("log", applying(.log), .log, savingOutput: false) }
     /// log(1 + x), accurate for small x.
     public func log1p() -> Tensor { unary("log1p", applying(.log1p), .log1p, savingOutput: false) }
     /// eˣ − 1, accurate for small x.
     public func expm1() -> Tensor { unary("expm1", applying(.expm1), .expm1, savingOutput: true) }
+    /// The hyperbolic tangent elementwise; the gradient is 1 − tanh²x, reused from the output.
     public func tanh() -> Tensor { unary("tanh", applying(.tanh), .tanh, savingOutput: true) }
     /// σ(x) = 1 / (1 + e⁻ˣ).
     public func sigmoid() -> Tensor { unary("sigmoid", applying(.sigmoid), .sigmoid, savingOutput: true) }
-    /// log(1 + eˣ), computed without overflow.
+    /// softplus(x) = log(1 + eˣ), computed without overflow as max(x, 0) + log1p(e^−|x|); its
+    /// derivative is σ(x). A smooth positive map, used for scales and bin widths.
     public func softplus() -> Tensor { unary("softplus", applying(.softplus), .softplus, savingOutput: false) }
     /// log σ(x) = −softplus(−x), computed without overflow.
     public func logSigmoid() -> Tensor { unary("logSigmoid", applying(.logSigmoid), .logSigmoid, savingOutput: false) }
+    /// sin x elementwise (radians); the gradient is cos x.
     public func sin() -> Tensor { unary("sin", Tensor.pointwise(.sin, self), .sin, savingOutput: false) }
+    /// cos x elementwise (radians); the gradient is −sin x.
     public func cos() -> Tensor { unary("cos", Tensor.pointwise(.cos, self), .cos, savingOutput: false) }
+    /// max(x, 0) elementwise; the gradient is 1 where x > 0 and 0 elsewhere.
     public func relu() -> Tensor { unary("relu", Tensor.pointwise(.relu, self), .relu, savingOutput: true) }
 
     /// x for x > 0, α(eˣ − 1) otherwise (Clevert et al. 2016).

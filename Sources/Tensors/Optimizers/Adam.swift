@@ -13,17 +13,41 @@ import Foundation
 /// Float32 steps on x86 flush denormal moments to zero: they cost a microcode assist per
 /// operation, and the moments of a gradient that stays zero decay into that range.
 public final class Adam: Optimizer {
+    /// The parameters this optimizer updates, in the order of its moment buffers.
     public let parameters: [Parameter]
+    /// The step size η; a ``LearningRateSchedule`` may set it before each step.
     public var learningRate: Double
+    /// β₁, the decay of the first-moment (mean) estimate m.
     public var beta1: Double
+    /// β₂, the decay of the second-moment estimate v.
     public var beta2: Double
+    /// ε, added to √v̂ so that the step stays bounded where gradients vanish.
     public var epsilon: Double
+    /// The weight decay λ (0 for none).
     public var weightDecay: Double
+    /// Whether λ shrinks θ directly (AdamW) instead of being added to the gradient as λθ.
     public var decoupledWeightDecay: Bool
     /// Steps taken so far.
     public private(set) var stepCount = 0
     private var moments: [[Tensor]]
 
+    /// An optimizer for `parameters` with zeroed moments; the defaults are PyTorch's.
+    ///
+    /// ```swift
+    /// var generator = RandomGenerator(seed: 0)
+    /// let net = MLP([2, 32, 1], generator: &generator)
+    /// let adam = Adam(net.parameters, learningRate: 1e-3)
+    /// let x = Tensor.randn([64, 2], generator: &generator)
+    /// let loss = adam.step(minimizing: net(x).square().mean())
+    /// ```
+    /// - Parameters:
+    ///   - parameters: the parameters to update, usually a module's ``Module/parameters``.
+    ///   - learningRate: the step size η.
+    ///   - beta1: β₁ in [0, 1), the decay of the mean of the gradients.
+    ///   - beta2: β₂ in [0, 1), the decay of the mean of their squares.
+    ///   - epsilon: ε > 0 in the denominator √v̂ + ε.
+    ///   - weightDecay: λ ≥ 0; 0 for none.
+    ///   - decoupledWeightDecay: `true` for AdamW's θ ← θ(1 − ηλ), `false` for L2 (λθ added to g).
     public init(
         _ parameters: [Parameter], learningRate: Double = 1e-3, beta1: Double = 0.9,
         beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0,
@@ -42,6 +66,7 @@ public final class Adam: Optimizer {
         self.moments = parameters.map { [Tensor.zeros($0.shape, dtype: $0.dtype), Tensor.zeros($0.shape, dtype: $0.dtype)] }
     }
 
+    /// Applies one Adam update to every parameter with a gradient; parameters without one keep their value and moments.
     public func step() {
         stepCount += 1
         let t = Double(stepCount)
