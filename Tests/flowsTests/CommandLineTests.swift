@@ -210,8 +210,32 @@ func fitTakesABase(_ base: String, _ options: [String], _ expected: String) thro
         #expect(run.status == 2 && run.error.contains(expected), "\(options): \(run.error)")
         #expect(run.error.split(separator: "\n").count == 1, "\(options): \(run.error)")
     }
+    for (options, expected) in [(["--base", "gmm"], "--base gmm starts its components by k-means on data, which flows vi has none of"),
+                                (["--base", "uniform"], "--base uniform: the inverse of every --flow family reaches all of"),
+                                (["--base", "normal", "--degrees-of-freedom", "3"], "--degrees-of-freedom applies to --base studentt only")] {
+        let run = try flows(["vi", "--energy", "u1", "--flow", "planar", "--steps", "2", "--out", "\(dir)/v.safetensors"] + options)
+        #expect(run.status == 2 && run.error.contains(expected) && run.error.split(separator: "\n").count == 1, "vi \(options): \(run.error)")
+    }
     let tooFew = try flows(["fit", "--data", "\(dir)/train.csv", "--flow", "maf", "--steps", "2", "--validation-fraction", "0",
                             "--base", "gmm", "--components", "60", "--out", "\(dir)/m.safetensors"])
     #expect(tooFew.status == 1 && tooFew.error.contains("--components 60 needs at least 60 training rows"), "\(tooFew.error)")
-    #expect(!FileManager.default.fileExists(atPath: "\(dir)/m.safetensors"))
+    #expect(!FileManager.default.fileExists(atPath: "\(dir)/m.safetensors") && !FileManager.default.fileExists(atPath: "\(dir)/v.safetensors"))
+}
+
+@Test func variationalInferenceTakesATrainableOrHeavyTailedBase() throws {
+    let dir = folder()
+    for (base, extra, expectedType) in [("diagonal", [String](), "DiagonalNormal"), ("studentt", ["--degrees-of-freedom", "4"], "StudentT")] {
+        let model = "\(dir)/\(base).safetensors"
+        let run = try flows(["vi", "--energy", "u1", "--flow", "planar", "--layers", "4", "--steps", "200", "--lr", "1e-2",
+                             "--base", base, "--out", model, "--json"] + extra)
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.split(separator: "\n").last?.contains("\"base\": \"\(base)\"") == true, "\(run.output)")
+        let flow = try Flow.load(from: model)
+        #expect(String(describing: type(of: flow.base)) == expectedType)
+        // A trainable base moves away from N(0, I) under reverse KL.
+        if base == "diagonal" {
+            let moved = flow.namedParameters.filter { $0.name.hasPrefix("base.") }.flatMap { $0.parameter.value.doubles }
+            #expect(moved.contains { abs($0) > 1e-3 }, "the diagonal base's parameters stayed at zero: \(moved)")
+        }
+    }
 }

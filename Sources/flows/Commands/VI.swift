@@ -11,6 +11,10 @@ struct VI: ParsableCommand {
     var energy: String
     @Option(help: "The flow family: \(FlowChoice.names).")
     var flow: String
+    @Option(help: "The base distribution: normal (N(0, I), fixed), studentt (Student's t, --degrees-of-freedom, default \(Int(BaseChoice.defaultDegreesOfFreedom)); heavier tails for targets that have them) or diagonal (a normal whose mean and scale are trained with the flow).")
+    var base = "normal"
+    @Option(name: .customLong("degrees-of-freedom"), parsing: .unconditional, help: "Degrees of freedom of --base studentt.")
+    var degreesOfFreedom: Double?
     @Option(parsing: .unconditional, help: "Number of layers (default: \(FlowChoice.layersHelp)).")
     var layers: Int?
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.hiddenHelp))
@@ -47,6 +51,16 @@ struct VI: ParsableCommand {
             }
         }
         try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins)
+        _ = try variationalBase()
+    }
+
+    /// --base as a base with no data to start from: a mixture's k-means needs data.
+    private func variationalBase() throws -> any Distribution {
+        let choice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: nil)
+        guard choice != .gmm else {
+            throw ValidationError("--base gmm starts its components by k-means on data, which flows vi has none of; choose normal, studentt or diagonal")
+        }
+        return try choice.base(for: Tensor.zeros([0, 2]), degreesOfFreedom: degreesOfFreedom, components: nil, seed: seed)
     }
 
     func run() throws {
@@ -55,7 +69,7 @@ struct VI: ParsableCommand {
         let target = try Energy.named(energy)
         let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: 2)
         try Limits.checkTraining(plan, eventSize: 2, rows: samples, options: "--layers/--hidden/--bins", rowsOption: "--samples")
-        let model = try Flow(base: Normal.standard([2]), plan: plan, seed: seed)
+        let model = try Flow(base: try variationalBase(), plan: plan, seed: seed)
         var options = VariationalOptions()
         options.steps = steps
         options.samplesPerStep = samples
@@ -71,7 +85,7 @@ struct VI: ParsableCommand {
         let logZ = target.logNormalizer()
         let kl = try klDivergence(model, logDensity: target.logDensity, logNormalizer: logZ, samples: 100_000)
         let fields: [(String, Any?)] = [
-            ("event", "done"), ("energy", target.rawValue), ("flow", flow), ("steps", report.stepsTaken),
+            ("event", "done"), ("energy", target.rawValue), ("flow", flow), ("base", base.lowercased()), ("steps", report.stepsTaken),
             ("kl", kl), ("log_z", logZ), ("seconds", report.seconds), ("steps_per_s", Double(report.stepsTaken) / report.seconds),
             ("model", out), ("plot", plot),
         ]
