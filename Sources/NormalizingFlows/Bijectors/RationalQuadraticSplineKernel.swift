@@ -9,7 +9,9 @@ import Tensors
 /// and running sums for widths and heights, softplus for the interior derivatives; with zuko's
 /// ``RationalQuadraticSplineTransform/Parameterization/softClipped(slope:)``, softmax of the
 /// soft-clipped logits and exp of the soft-clipped derivative raws), finds the bin, and
-/// evaluates the rational function, its closed-form inverse or the identity tails; the
+/// evaluates the rational function, its closed-form inverse or the identity tails (a circular
+/// spline has 3K raw values, the last its shared end derivative, and wraps its input and output
+/// into [−B, B) instead of having tails); the
 /// exponentials and softpluses of a block of elements go through the vector kernels at once. The arithmetic is in
 /// the storage type (`Float` for float32, as in the PyTorch libraries).
 ///

@@ -47,6 +47,9 @@ struct VI: ParsableCommand {
             }
         }
         try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins)
+        if FlowChoice(rawValue: flow.lowercased())?.isCircular == true {
+            throw ValidationError("--flow \(flow) models angles on the torus [−π, π)ᴰ; the vi energies live on ℝ², so choose another --flow")
+        }
     }
 
     func run() throws {

@@ -6,6 +6,8 @@ enum FlowChoice: String, CaseIterable {
     case maf, iaf, nsf
     case nsfCoupling = "nsf-coupling"
     case realnvp, planar, radial, sylvester
+    /// Angles: data in [−π, π)ᴰ under a uniform base on the torus.
+    case ncsf
 
     static var names: String { allCases.map(\.rawValue).joined(separator: "|") }
 
@@ -19,7 +21,7 @@ enum FlowChoice: String, CaseIterable {
     /// Layers when `--layers` is not given.
     var defaultLayers: Int {
         switch self {
-        case .maf, .iaf, .nsf: 5
+        case .maf, .iaf, .nsf, .ncsf: 5
         case .realnvp, .nsfCoupling: 6
         case .planar, .radial: 32
         case .sylvester: 16
@@ -34,7 +36,7 @@ enum FlowChoice: String, CaseIterable {
     /// for density estimation.
     var densityEstimationNote: String? {
         switch self {
-        case .maf, .nsf, .nsfCoupling, .realnvp: nil
+        case .maf, .nsf, .nsfCoupling, .realnvp, .ncsf: nil
         case .iaf:
             "iaf is made for sampling (variational inference, `flows vi`): scoring data inverts each layer "
                 + "in one sequential step per dimension, so training on data is slow; maf has the same layers "
@@ -50,7 +52,8 @@ enum FlowChoice: String, CaseIterable {
 
     /// The interval [−B, B] of the family's splines, outside which each spline is the identity:
     /// `nil` for families without splines.
-    var splineBound: Double? { takesBins ? 5 : nil }
+    /// (ncsf's circular splines cover the whole circle, and data outside it are refused.)
+    var splineBound: Double? { self == .nsf || self == .nsfCoupling ? 5 : nil }
 
     /// A note when more than 1% of the values the first spline sees (`values`, the data inside
     /// any bounds) lie outside ±``splineBound``: there the flow leaves the base density unshaped.
@@ -64,7 +67,20 @@ enum FlowChoice: String, CaseIterable {
 
     /// Whether the family has conditioner networks (`--hidden`) and spline bins (`--bins`).
     var takesHidden: Bool { ![.planar, .radial, .sylvester].contains(self) }
-    var takesBins: Bool { self == .nsf || self == .nsfCoupling }
+    var takesBins: Bool { self == .nsf || self == .nsfCoupling || self == .ncsf }
+    /// Whether the family models angles, data in [−π, π)ᴰ, with the uniform base on the torus.
+    var isCircular: Bool { self == .ncsf }
+
+    /// Refuses `values` (rows of `path`) with a value outside [−π, π) for a circular family,
+    /// naming the row, the column and the value.
+    func checkAngles(_ values: Tensor, of path: String) throws {
+        guard isCircular, values.shape.count == 2 else { return }
+        let width = values.shape[1]
+        for (i, v) in values.doubles.enumerated() where !Domain.circle.contains(v) {
+            throw FileError(path: path, "row \(i / width + 1), column \(i % width + 1) is \(v), not an angle in [−π, π): --flow \(rawValue) "
+                + "models angles in radians on [−π, π) (π is −π there); wrap them, e.g. to atan2(sin x, cos x), with π written as −π")
+        }
+    }
     /// Whether the family can be conditional, p(y | c): its layers take their parameters from
     /// conditioner networks that also see the context (planar, radial and Sylvester layers have
     /// free parameters and refuse a context).
@@ -123,6 +139,7 @@ enum FlowChoice: String, CaseIterable {
         case .realnvp: return RealNVP(layers: layers, conditioner: CouplingNetwork(hiddenSizes: hidden))
         case .nsfCoupling: return NSFCoupling(layers: layers, bins: bins, bound: splineBound!, conditioner: CouplingNetwork(hiddenSizes: hidden))
         case .sylvester: return SylvesterFlow(layers: layers)
+        case .ncsf: return NCSF(layers: layers, bins: bins, conditioner: conditioner)
         }
     }
 }
