@@ -24,6 +24,10 @@ import Testing
     let samples = try flows(["sample", "--model", model, "-n", "500"])
     let values = samples.output.split(separator: "\n").flatMap { $0.split(separator: ",").map { Double(String($0))! } }
     #expect(values.count == 1000 && values.allSatisfy { Domain.circle.contains($0) })
+    // The density map covers the torus, where every cell has a density.
+    let plot = try flows(["plot", "--model", model, "--data", "\(dir)/test.csv", "--out", "\(dir)/torus.svg"])
+    #expect(plot.status == 0, "\(plot.error)")
+    #expect(try String(contentsOfFile: "\(dir)/torus.svg", encoding: .utf8).hasPrefix("<svg"))
     let info = try flows(["info", "--model", model])
     #expect(info.output.contains("NCSF") && info.output.contains("Uniform"), "\(info.output)")
 }
