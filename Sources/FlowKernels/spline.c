@@ -12,7 +12,10 @@
 //     and heights are then multiplied by the clip's slope, so the backward pass is the same;
 //   - the rational function (or the root of its quadratic for the inverse), its log-derivative
 //     and their partials with respect to (v, x_b, x_{b+1}, y_b, y_{b+1}, d_b, d_{b+1}) follow in
-//     closed form; inputs outside [−B, B] take the identity.
+//     closed form; inputs outside [−B, B] take the identity;
+//   - a circular spline (circular != 0) wraps its input and its output into [−B, B) and uses one
+//     shared end derivative d_0 = d_K from the raw parameter 3K − 1 (the same map as the interior
+//     ones) instead of 1 at both ends.
 // The backward pass chains the saved partials through the running sums and the softmaxes.
 
 #include "FlowKernels.h"
@@ -106,6 +109,14 @@ INLINE void softplus_sigmoid(f8 z, f8 *softplus, f8 *sigmoid) {
     *sigmoid = choose(positive, (f8)1.0f, e) / u;
 }
 
+/// z wrapped into [−B, B): z − 2B·⌊(z + B)/2B⌋, −B where rounding leaves it a step outside
+/// (wrapAngle in RationalQuadraticSplineKernel.swift); NaN stays NaN, ±∞ becomes NaN.
+INLINE f8 wrap(f8 z, float bound) {
+    const float period = 2 * bound;
+    f8 wrapped = z - period * (f8)_mm256_floor_ps((__m256)((z + bound) / period));
+    return choose((wrapped < -bound) | (wrapped >= bound), (f8)-bound, wrapped);
+}
+
 /// s/(1 + |s|/b) (zuko's soft clip; softClip in AffineTransformKernel.swift) and its slope 1/(1 + |s|/b)².
 INLINE f8 soft_clip(f8 s, float b) { return s / (1.0f + (f8)((i8)s & 0x7FFFFFFF) / b); }
 INLINE f8 soft_clip_slope(f8 s, float b) {
@@ -130,7 +141,7 @@ INLINE void derivative_and_slope(f8 r, int clipped, float bound, float minimum, 
 /// `clipped` (a constant in each caller) selects zuko's parameterization.
 INLINE void forward_block(const fk_spline *spline, const float *x, const float *raw, float *output, float *log_out,
                           float *state, const int clipped) {
-    const long k = spline->bins, p = 3 * k - 1;
+    const long k = spline->bins, circular = spline->circular, p = 3 * k - 1 + circular;
     const int inverse = spline->inverse;
     const float bound = spline->bound, minimum_derivative = spline->minimum_derivative, c = spline->logit_scale;
     const float minimum_width = spline->minimum_width, minimum_height = spline->minimum_height;
@@ -141,7 +152,7 @@ INLINE void forward_block(const fk_spline *spline, const float *x, const float *
 
     const __m256i rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)p));
     for (long m = 0; m < p; m++) r[m] = (f8)_mm256_i32gather_ps(raw + m, rows, 4);
-    const f8 v = load(x);
+    const f8 v = circular ? wrap(load(x), spline->bound) : load(x);
 
     // Softmaxes of the scaled (or soft-clipped) width and height logits.
     f8 largest_width = r[0], largest_height = r[k];
@@ -205,16 +216,19 @@ INLINE void forward_block(const fk_spline *spline, const float *x, const float *
         lower_height_sum = choose(at, height_sums[j], lower_height_sum);
         bin_width = choose(at, widths[j], bin_width);
         bin_height = choose(at, heights[j], bin_height);
-        if (j >= 1) lower_raw = choose(at, r[2 * k + j - 1], lower_raw);
-        if (j <= k - 2) upper_raw = choose(at, r[2 * k + j], upper_raw);
+        // A circular spline's outer bins take the shared end derivative (raw 3K − 1).
+        if (j >= 1 || circular) lower_raw = choose(at, r[j >= 1 ? 2 * k + j - 1 : 3 * k - 1], lower_raw);
+        if (j <= k - 2 || circular) upper_raw = choose(at, r[j <= k - 2 ? 2 * k + j : 3 * k - 1], upper_raw);
     }
     const i8 inside = (v >= -bound) & (v <= bound);
     const i8 lower_interior = inside & (bin >= 1.0f), upper_interior = inside & (bin <= (float)(k - 2));
+    // Whether the bin's end derivatives are learned: interior ones, and both ends of a circular spline.
+    const i8 lower_learned = circular ? inside : lower_interior, upper_learned = circular ? inside : upper_interior;
     f8 lower_derivative, lower_slope, upper_derivative, upper_slope;
     derivative_and_slope(lower_raw, clipped, spline->derivative_clip, minimum_derivative, &lower_derivative, &lower_slope);
     derivative_and_slope(upper_raw, clipped, spline->derivative_clip, minimum_derivative, &upper_derivative, &upper_slope);
-    const f8 d0 = choose(bin >= 1.0f, lower_derivative, (f8)1.0f);
-    const f8 d1 = choose(bin <= (float)(k - 2), upper_derivative, (f8)1.0f);
+    const f8 d0 = circular ? lower_derivative : choose(bin >= 1.0f, lower_derivative, (f8)1.0f);
+    const f8 d1 = circular ? upper_derivative : choose(bin <= (float)(k - 2), upper_derivative, (f8)1.0f);
 
     // The bin's rational function (BinDerivatives in RationalQuadraticSplineKernel.swift).
     const f8 w = x1 - x0, h = y1 - y0, s = h / w;
@@ -238,7 +252,9 @@ INLINE void forward_block(const fk_spline *spline, const float *x, const float *
     const f8 numerator = d1 * xi * xi + 2.0f * s * xi1 + d0 * one_minus * one_minus;
     const f8 s_over_d = s / denominator;
     const f8 log = vlog(s_over_d * s_over_d * numerator);
-    store(output, choose(inside, inverse ? x0 + xi * w : y0 + h * ratio, v));
+    const f8 result = inverse ? x0 + xi * w : y0 + h * ratio;
+    // f(±B) = ±B: a circular output of B (or just above, by rounding) is −B. Outside, the identity.
+    store(output, choose(inside, circular ? wrap(result, bound) : result, load(x)));
     store(log_out, keep(inside, inverse ? -log : log));
     if (!state) return;
 
@@ -293,8 +309,8 @@ INLINE void forward_block(const fk_spline *spline, const float *x, const float *
         store(state + 8 * (S_HUPPER + q), h_upper);
         store(state + 8 * (S_WDOT + q), w_lower * lower_width_sum + w_upper * upper_width_sum);
         store(state + 8 * (S_HDOT + q), h_lower * lower_height_sum + h_upper * upper_height_sum);
-        store(state + 8 * (S_DLOWER + q), keep(lower_interior, partial[5] * lower_slope));
-        store(state + 8 * (S_DUPPER + q), keep(upper_interior, partial[6] * upper_slope));
+        store(state + 8 * (S_DLOWER + q), keep(lower_learned, partial[5] * lower_slope));
+        store(state + 8 * (S_DUPPER + q), keep(upper_learned, partial[6] * upper_slope));
     }
     store(state + 8 * S_BIN, bin);
     for (long m = 0; m < k; m++) {
@@ -322,9 +338,11 @@ VECTOR static void forward_block_soft_clipped(const fk_spline *spline, const flo
 /// One block: ∂L/∂x into g_x[8] and ∂L/∂raw into rows [count][p] (each skipped when NULL).
 /// Through the softmax, ∂/∂raw_m = softmax_m (g_m − Σ_j softmax_j g_j), where g_m is the sum of
 /// the knot factors whose knots move with softmax_m (m < b for the lower, m ≤ b for the upper).
-VECTOR static void backward_block(long k, const float *g_output, const float *g_log, const float *state, long count,
-                                  float *g_x, float *g_raw) {
-    const long p = 3 * k - 1;
+/// A circular spline's end derivative (raw 3K − 1) takes the lower derivative's factor in bin 0
+/// and the upper one's in bin K − 1.
+VECTOR static void backward_block(long k, long circular, const float *g_output, const float *g_log, const float *state,
+                                  long count, float *g_x, float *g_raw) {
+    const long p = 3 * k - 1 + circular;
     const f8 go = load(g_output), gl = load(g_log);
 #define CHAIN(i) (go * load(state + 8 * (i)) + gl * load(state + 8 * ((i) + 1)))
     if (g_x) {
@@ -346,6 +364,7 @@ VECTOR static void backward_block(long k, const float *g_output, const float *g_
     }
     for (long j = 0; j < k - 1; j++)
         store(gradient + 8 * (2 * k + j), keep(bin == (float)(j + 1), d_lower) + keep(bin == (float)j, d_upper));
+    if (circular) store(gradient + 8 * (3 * k - 1), keep(bin == 0.0f, d_lower) + keep(bin == (float)(k - 1), d_upper));
     for (long l = 0; l < count; l++)
         for (long m = 0; m < p; m++) g_raw[l * p + m] = gradient[8 * m + l];
 }
@@ -362,7 +381,7 @@ int fk_spline_available(void) {
 
 void fk_spline_forward(const fk_spline *spline, const float *x, const float *raw, long n, long start, long end,
                        float *output, float *log_derivative, float *state) {
-    const long p = 3 * spline->bins - 1, stride = fk_spline_state_stride(spline->bins);
+    const long p = 3 * spline->bins - 1 + spline->circular, stride = fk_spline_state_stride(spline->bins);
     void (*const block)(const fk_spline *, const float *, const float *, float *, float *, float *) =
         spline->logit_clip > 0 ? forward_block_soft_clipped : forward_block_minimum_sizes;
     for (long i = start; i < end; i += 8) {
@@ -388,7 +407,7 @@ void fk_spline_forward(const fk_spline *spline, const float *x, const float *raw
 
 void fk_spline_backward(const fk_spline *spline, const float *g_output, const float *g_log, const float *state,
                         long n, long start, long end, float *g_x, float *g_raw) {
-    const long k = spline->bins, p = 3 * k - 1, stride = fk_spline_state_stride(k);
+    const long k = spline->bins, p = 3 * k - 1 + spline->circular, stride = fk_spline_state_stride(k);
     for (long i = start; i < end; i += 8) {
         const long count = n - i < 8 ? n - i : 8;
         float go_pad[8] = {0}, gl_pad[8] = {0};
@@ -401,7 +420,7 @@ void fk_spline_backward(const fk_spline *spline, const float *g_output, const fl
             go = go_pad;
             gl = gl_pad;
         }
-        backward_block(k, go, gl, state + i * stride, count, g_x ? g_x + i : 0, g_raw ? g_raw + i * p : 0);
+        backward_block(k, spline->circular, go, gl, state + i * stride, count, g_x ? g_x + i : 0, g_raw ? g_raw + i * p : 0);
     }
 }
 

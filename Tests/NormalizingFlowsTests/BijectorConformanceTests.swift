@@ -125,6 +125,16 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "SylvesterFlow triangular with context", plan: SylvesterFlow(layers: 2, variant: .triangular), contextSize: 1),
     ConformanceCase(name: "Sinh", plan: Sinh()),
     ConformanceCase(name: "Compose Exp, Power", plan: Compose([Exp(), Power(exponent: 0.5)])),
+    ConformanceCase(name: "Spline circular", plan: Spline(bins: 5, bound: .pi, boundary: .circular)),
+    ConformanceCase(name: "SplineAutoregressive circular, soft-clipped, context", plan: SplineAutoregressive(
+        bins: 4, bound: .pi, conditioner: DenseAutoregressive(hiddenSizes: [16]), parameterization: .softClipped(slope: 1e-2), boundary: .circular),
+                    contextSize: 2),
+    ConformanceCase(name: "SplineCoupling circular", plan: SplineCoupling(bins: 4, bound: .pi, conditioner: .init(hiddenSizes: [8]), boundary: .circular),
+                    eventShape: [4]),
+    ConformanceCase(name: "CircularShift learned, context", plan: CircularShift(), contextSize: 2),
+    ConformanceCase(name: "CircularShift fixed", plan: CircularShift(.fixed(2.5))),
+    ConformanceCase(name: "NCSF", plan: NCSF(layers: 3, bins: 4, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
+    ConformanceCase(name: "NCSF with context", plan: NCSF(layers: 2, bins: 4, conditioner: DenseAutoregressive(hiddenSizes: [8])), contextSize: 2),
     ConformanceCase(name: "Bounds", plan: Bounds(lower: [-1, 0.5, -.infinity, -.infinity], upper: [2, .infinity, 3, .infinity]), eventShape: [2, 2]),
 ]
 

@@ -79,6 +79,7 @@ func sample(in domain: Domain, shape: [Int], generator: inout RandomGenerator) -
     case .unitInterval: return z.sigmoid()
     case .open(let a, let b): return z.sigmoid() * (b - a) + a
     case .greaterThan(let a): return z.exp() + a
+    case .circle: return z.sigmoid() * (2 * .pi) - .pi
     case .box:
         let values = z.doubles.enumerated().map { i, v -> Double in
             let (a, b) = domain.bounds(ofElement: i)

@@ -198,7 +198,7 @@ func fitTakesABase(_ base: String, _ options: [String], _ expected: String) thro
     try DataFile.writeCSV(moons(50, seed: 9), to: "\(dir)/train.csv")
     let cases: [([String], String)] = [
         (["--base", "cauchy"], "--base: unknown base 'cauchy'; choose one of normal|studentt|uniform|diagonal|gmm"),
-        (["--base", "uniform"], "--base uniform: the inverse of every --flow family reaches all of"),
+        (["--base", "uniform"], "--base uniform is the torus base of --flow ncsf: the inverse of every other --flow family reaches all of"),
         (["--base", "normal", "--degrees-of-freedom", "3"], "--degrees-of-freedom applies to --base studentt only"),
         (["--base", "studentt", "--degrees-of-freedom", "0"], "--degrees-of-freedom must be a finite number of at least 0.001"),
         (["--base", "studentt", "--degrees-of-freedom", "nan"], "--degrees-of-freedom must be a finite number"),

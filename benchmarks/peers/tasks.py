@@ -4,7 +4,7 @@
 
 Prints one JSON object per line with the fields TASKS.md names, like `flows bench --json`.
 Libraries and the tasks each can run:
-  zuko       first-flow, maf-moons, nsf-digits, maf-throughput, maf-large
+  zuko       first-flow, maf-moons, nsf-digits, maf-throughput, maf-large, ncsf-torus
   nflows     first-flow, maf-moons, nsf-digits, maf-throughput, maf-large
   flowtorch  first-flow, maf-moons
   normflows  planar-vi   (zuko and nflows have no planar flow)
@@ -42,6 +42,14 @@ def zuko_nsf(features, transforms, width, bins):
     import zuko
     # zuko's monotonic RQS lives on [-5, 5] (its default bound, the task's) and is the identity outside.
     flow = zuko.flows.NSF(features=features, transforms=transforms, hidden_features=(width, width), bins=bins)
+    return flow, lambda x: flow().log_prob(x), lambda n: flow().sample((n,))
+
+
+def zuko_ncsf(features, transforms, width, bins):
+    import zuko
+    # zuko's NCSF: a half-turn circular shift before each monotonic RQS on [-pi, pi] (end
+    # derivatives 1), MADE fed the angles; base uniform on [-pi - 1e-5, pi + 1e-5]^D.
+    flow = zuko.flows.NCSF(features=features, transforms=transforms, hidden_features=(width, width), bins=bins)
     return flow, lambda x: flow().log_prob(x), lambda n: flow().sample((n,))
 
 
@@ -299,9 +307,18 @@ def gemm(threads):
     return records
 
 
+def ncsf_torus(library, steps, data_dir):
+    # benchmarks/data/torus.py writes the files (not in shared/bench/data): give --data-dir.
+    steps = steps or 2000
+    module, log_prob, _ = zuko_ncsf(2, 5, 64, 8)
+    return density_task(module, log_prob, load(data_dir, "torus_train.csv"), load(data_dir, "torus_test.csv"),
+                        steps, 256, 1e-3)
+
+
 TASKS = {"first-flow": first_flow, "maf-moons": maf_moons, "nsf-digits": nsf_digits,
-         "maf-throughput": maf_throughput, "planar-vi": planar_vi, "maf-large": maf_large}
-SUPPORTED = {"zuko": ["first-flow", "maf-moons", "nsf-digits", "maf-throughput", "maf-large"],
+         "maf-throughput": maf_throughput, "planar-vi": planar_vi, "maf-large": maf_large,
+         "ncsf-torus": ncsf_torus}
+SUPPORTED = {"zuko": ["first-flow", "maf-moons", "nsf-digits", "maf-throughput", "maf-large", "ncsf-torus"],
              "nflows": ["first-flow", "maf-moons", "nsf-digits", "maf-throughput", "maf-large"],
              "flowtorch": ["first-flow", "maf-moons"],
              "normflows": ["planar-vi"],

@@ -28,9 +28,13 @@ final class AutoregressiveBijector: Bijector {
 
     private var size: Int { eventShape.reduce(1, *) }
 
+    var domain: Domain { transform.domain }
+    var codomain: Domain { transform.domain }
+
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: x, "input")
         try checkContext(context, leading: leading)
+        try transform.checkDomain(x, "input of an autoregressive \(type(of: transform)).forward")
         if let fused = recordedFusedPass(x, context: context, leading: leading, inverse: false) { return fused }
         let flat = x.reshaped(to: leading + [size])
         let (y, d) = transform.forward(flat, parameters: conditioner(flat, context: context))
@@ -40,6 +44,7 @@ final class AutoregressiveBijector: Bijector {
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: y, "input")
         try checkContext(context, leading: leading)
+        try transform.checkDomain(y, "input of an autoregressive \(type(of: transform)).inverse")
         let flat = y.reshaped(to: leading + [size])
         if !GradientMode.isEnabled {
             let rows = leading.reduce(1, *)

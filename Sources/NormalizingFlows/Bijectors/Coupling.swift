@@ -53,8 +53,12 @@ final class CouplingBijector: Bijector {
             outputBias: transform.identityParameters, dtype: spec.dtype, generator: &generator)
     }
 
+    var domain: Domain { transform.domain }
+    var codomain: Domain { transform.domain }
+
     private func apply(_ input: Tensor, context: Tensor?, inverse: Bool) throws -> (Tensor, Tensor) {
         let leading = try leadingShape(of: input, "input")
+        try transform.checkDomain(input, "input of a coupling \(type(of: transform)).\(inverse ? "inverse" : "forward")")
         if contextSize == 0, context != nil { throw FlowError.shapeMismatch("a context was given, but this coupling layer takes none") }
         if contextSize > 0 {
             guard let context, context.shape.last == contextSize, broadcastable(Array(context.shape.dropLast()), leading) else {
@@ -120,13 +124,15 @@ public struct SplineCoupling: SerializablePlan {
     public var conditioner: CouplingNetwork
 
     /// The spline's logit scale is 1/√(the conditioner's last hidden width) (see
-    /// ``RationalQuadraticSplineTransform/logitScale``).
+    /// ``RationalQuadraticSplineTransform/logitScale``). A ``RationalQuadraticSplineTransform/Boundary/circular``
+    /// `boundary` (with bound π) makes it a coupling layer on the torus.
     public init(mask: CouplingMask = .alternating(parity: 0), bins: Int = 8, bound: Double = 5, conditioner: CouplingNetwork = CouplingNetwork(),
-                parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes) {
+                parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes,
+                boundary: RationalQuadraticSplineTransform.Boundary = .linearTails) {
         self.mask = mask
         self.transform = RationalQuadraticSplineTransform(
             bins: bins, bound: bound, logitScale: RationalQuadraticSplineTransform.networkLogitScale(hiddenSizes: conditioner.hiddenSizes),
-            parameterization: parameterization)
+            parameterization: parameterization, boundary: boundary)
         self.conditioner = conditioner
     }
 

@@ -13,6 +13,10 @@ public enum Domain: Sendable, Equatable, CustomStringConvertible {
     /// lower[k] < x < upper[k] for the k-th element of each event (row-major; ±∞ where
     /// unbounded): a different interval per element, as ``Bounds`` produces.
     case box(lower: [Double], upper: [Double])
+    /// Angles: −π ≤ x < π, a circle on which −π and π are one point (circular splines and
+    /// shifts, Rezende et al. 2020). Its lower end is −π rounded to the nearest float32, which
+    /// lies just below the real −π, so that float32 data at −π count as inside.
+    case circle
 
     public var description: String {
         switch self {
@@ -22,6 +26,7 @@ public enum Domain: Sendable, Equatable, CustomStringConvertible {
         case .open(let a, let b): "(\(a), \(b))"
         case .greaterThan(let a): "(\(a), ∞)"
         case .box(let lower, let upper): zip(lower, upper).map(Self.interval).joined(separator: " × ")
+        case .circle: "[−π, π)"
         }
     }
 
@@ -40,6 +45,7 @@ public enum Domain: Sendable, Equatable, CustomStringConvertible {
         case .open(let a, let b): (a, b)
         case .greaterThan(let a): (a, .infinity)
         case .box(let lower, let upper): (lower.min() ?? -.infinity, upper.max() ?? .infinity)
+        case .circle: (-.pi, .pi)
         }
     }
 
@@ -49,8 +55,12 @@ public enum Domain: Sendable, Equatable, CustomStringConvertible {
         return (lower[index % lower.count], upper[index % upper.count])
     }
 
+    /// −π rounded to the nearest float32 (−3.1415927, below −π; `Float.pi` is rounded down).
+    static let circleLowerEnd = -Double(Float(Double.pi))
+
     /// Whether `value` lies in the domain (NaN never does); for a box, in its element `index`'s interval.
     public func contains(_ value: Double, atElement index: Int = 0) -> Bool {
+        if self == .circle { return value >= Self.circleLowerEnd && value < .pi }
         let (a, b) = bounds(ofElement: index)
         return value > a && value < b
     }

@@ -149,7 +149,7 @@ enum LinearRationalSplineKernel {
                         /// Knots and derivatives as for the rational-quadratic spline, then the λ raws.
                         @inline(__always) func chain(_ partials: SIMD8<T>, into row: UnsafeMutablePointer<T>) {
                             RationalQuadraticSplineKernel.chain(
-                                partials, into: row, bin: b, bins: k, widths: widths, heights: heights, sums: sums,
+                                partials, into: row, bin: b, bins: k, circular: false, widths: widths, heights: heights, sums: sums,
                                 derivativeSlopes: slopeRow, widthFactor: widthFactor, heightFactor: heightFactor)
                             let lambdas = row + 3 * k
                             lambdas.initialize(repeating: 0, count: k)

@@ -35,14 +35,19 @@ final class ParametricElementwiseBijector: Bijector {
         return parameters.value + shift.reshaped(to: Array(context.shape.dropLast()) + eventShape + [transform.parameterCount])
     }
 
+    var domain: Domain { transform.domain }
+    var codomain: Domain { transform.domain }
+
     func forward(_ x: Tensor, context: Tensor?) throws -> (y: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: x, "input")
+        try transform.checkDomain(x, "input of \(type(of: transform)).forward")
         let (y, d) = transform.forward(x, parameters: try currentParameters(context, leading: leading))
         return (y, sumOverEvent(d))
     }
 
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: y, "input")
+        try transform.checkDomain(y, "input of \(type(of: transform)).inverse")
         let (x, d) = transform.inverse(y, parameters: try currentParameters(context, leading: leading))
         return (x, sumOverEvent(d))
     }

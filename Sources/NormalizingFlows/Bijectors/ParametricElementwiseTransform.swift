@@ -11,6 +11,10 @@ public protocol ParametricElementwiseTransform: Sendable {
     func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor)
     /// x = f⁻¹(y; θ) and log |∂x/∂y| elementwise.
     func inverse(_ y: Tensor, parameters: Tensor) -> (x: Tensor, logAbsDerivative: Tensor)
+    /// The values f accepts, and produces: ℝ by default; ``Domain/circle`` for maps of angles.
+    /// The bijectors built on the transform refuse input outside it (other than ℝ) with
+    /// ``FlowError/outsideDomain(_:)``.
+    var domain: Domain { get }
     /// Raw parameters (P values) for which f is the identity.
     var identityParameters: [Double] { get }
     /// Throws when the settings cannot work.
@@ -19,6 +23,12 @@ public protocol ParametricElementwiseTransform: Sendable {
 
 extension ParametricElementwiseTransform {
     public func validate() throws {}
+    public var domain: Domain { .real }
+
+    /// Throws ``FlowError/outsideDomain(_:)`` when `x` has a value outside ``domain`` (ℝ is not checked).
+    func checkDomain(_ x: Tensor, _ what: @autoclosure () -> String) throws {
+        if domain != .real { try domain.check(x, what()) }
+    }
 
     /// Raw parameters for `elements` elements: the identity plus N(0, scale²) noise, as
     /// FlowTorch initialises free parameters (scale 10⁻³), shape [elements, P].

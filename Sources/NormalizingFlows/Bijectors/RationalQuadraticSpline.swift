@@ -19,6 +19,10 @@ import Foundation
 /// tails) is one fused kernel with a hand-written backward pass (`RationalQuadraticSplineKernel`).
 /// Inputs outside [−B, B], however far, take the identity tails, and ξ is kept in [0, 1], so
 /// values and gradients stay finite at and beyond the bounds.
+///
+/// With ``Boundary/circular`` it is instead the circular spline of Rezende et al. (2020,
+/// "Normalizing Flows on Tori and Spheres", ICML, section 3.2): a map of the circle [−π, π),
+/// with no tails (see ``Boundary``).
 public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, Codable {
     /// How the 3K − 1 raw parameters of an element become its bin widths, heights and interior
     /// knot derivatives. The knots are −B + 2B·(running sums of the widths or heights) either way.
@@ -37,8 +41,26 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
         case softClipped(slope: Double)
     }
 
+    /// What the spline does at and beyond ±B.
+    public enum Boundary: String, Sendable, Equatable, Codable {
+        /// Derivatives 1 at ±B and the identity outside [−B, B] (Durkan et al. 2019): a bijection of ℝ.
+        case linearTails
+        /// A diffeomorphism of the circle [−π, π) (B = π; Rezende et al. 2020, section 3.2):
+        /// f(−π) = −π and f(π) = π as always, and the derivatives at the two ends are one learned
+        /// value d_0 = d_K, so that f is smooth where −π and π meet. It takes 3K raw parameters per
+        /// element: the K − 1 interior derivatives are followed by the end derivative, mapped like
+        /// them (m_d + softplus, or e^{clip} for ``Parameterization/softClipped(slope:)``).
+        /// Inputs are angles: any real x is read as x − 2π⌊(x + π)/2π⌋ in [−π, π), and outputs
+        /// are given in [−π, π) (π, which f reaches only from π, becomes −π), in both directions.
+        /// ``ParametricElementwiseTransform/domain`` is ``Domain/circle``, so flows refuse data
+        /// outside [−π, π) with an error before they reach the spline.
+        case circular
+    }
+
     public var bins: Int
     public var bound: Double
+    /// Linear tails (the default; files written before it existed read so) or a circle map.
+    public var boundary: Boundary
     /// The map from raw parameters to bins and derivatives; model files written before it
     /// existed read as ``Parameterization/minimumSizes``.
     public var parameterization: Parameterization
@@ -55,9 +77,10 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
 
     public init(bins: Int = 8, bound: Double = 3, minimumBinWidth: Double = 1e-3,
                 minimumBinHeight: Double = 1e-3, minimumDerivative: Double = 1e-3, logitScale: Double = 1,
-                parameterization: Parameterization = .minimumSizes) {
+                parameterization: Parameterization = .minimumSizes, boundary: Boundary = .linearTails) {
         self.bins = bins
         self.bound = bound
+        self.boundary = boundary
         self.parameterization = parameterization
         self.minimumBinWidth = minimumBinWidth
         self.minimumBinHeight = minimumBinHeight
@@ -71,11 +94,12 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
     }
 
     private enum CodingKeys: String, CodingKey {
-        case bins, bound, minimumBinWidth, minimumBinHeight, minimumDerivative, logitScale, parameterization
+        case bins, bound, minimumBinWidth, minimumBinHeight, minimumDerivative, logitScale, parameterization, boundary
     }
 
     /// Model files written before ``logitScale`` existed used c = 1, and those written before
-    /// ``parameterization`` existed use ``Parameterization/minimumSizes``.
+    /// ``parameterization`` existed use ``Parameterization/minimumSizes``; without ``boundary``, the
+    /// spline has linear tails.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         bins = try container.decode(Int.self, forKey: .bins)
@@ -85,9 +109,14 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
         minimumDerivative = try container.decode(Double.self, forKey: .minimumDerivative)
         logitScale = try container.decodeIfPresent(Double.self, forKey: .logitScale) ?? 1
         parameterization = try container.decodeIfPresent(Parameterization.self, forKey: .parameterization) ?? .minimumSizes
+        boundary = try container.decodeIfPresent(Boundary.self, forKey: .boundary) ?? .linearTails
     }
 
-    public var parameterCount: Int { 3 * bins - 1 }
+    /// 3K − 1, and one more (the shared end derivative) for a circular spline.
+    public var parameterCount: Int { 3 * bins - 1 + (boundary == .circular ? 1 : 0) }
+
+    /// ℝ, or the circle [−π, π) for a circular spline.
+    public var domain: Domain { boundary == .circular ? .circle : .real }
 
     /// Equal bins and unit derivatives: the identity map.
     public var identityParameters: [Double] {
@@ -95,13 +124,16 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
         case .minimumSizes: Foundation.log(Foundation.expm1(1 - minimumDerivative))
         case .softClipped: 0.0
         }
-        return [Double](repeating: 0, count: 2 * bins) + [Double](repeating: derivative, count: bins - 1)
+        return [Double](repeating: 0, count: 2 * bins) + [Double](repeating: derivative, count: parameterCount - 2 * bins)
     }
 
     public func validate() throws {
         // One bin with unit end derivatives is the identity, whatever its parameters.
         guard bins >= 2, bound > 0, bound.isFinite else {
             throw FlowError.invalidConfiguration("spline needs at least two bins and a positive finite bound, got \(bins) bins, bound \(bound)")
+        }
+        guard boundary == .linearTails || bound == .pi else {
+            throw FlowError.invalidConfiguration("a circular spline maps angles in [−π, π): its bound must be π, got \(bound)")
         }
         if case .softClipped(let slope) = parameterization {
             guard slope > 0, slope < 1 else {
@@ -137,12 +169,15 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
 }
 
 /// An elementwise rational-quadratic spline with its own free parameters per element
-/// (FlowTorch's `Spline` with the quadratic order; Durkan et al. 2019).
+/// (FlowTorch's `Spline` with the quadratic order; Durkan et al. 2019); with a
+/// ``RationalQuadraticSplineTransform/Boundary/circular`` boundary and bound π, a learned
+/// circular spline of each angle (Rezende et al. 2020).
 public struct Spline: BijectorPlan {
     public var transform: RationalQuadraticSplineTransform
 
-    public init(bins: Int = 8, bound: Double = 3, parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes) {
-        transform = RationalQuadraticSplineTransform(bins: bins, bound: bound, parameterization: parameterization)
+    public init(bins: Int = 8, bound: Double = 3, parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes,
+                boundary: RationalQuadraticSplineTransform.Boundary = .linearTails) {
+        transform = RationalQuadraticSplineTransform(bins: bins, bound: bound, parameterization: parameterization, boundary: boundary)
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
@@ -153,6 +188,8 @@ public struct Spline: BijectorPlan {
 /// An autoregressive rational-quadratic spline (the NSF-AR layer; Durkan et al. 2019):
 /// each dimension's spline parameters come from a MADE network fed the dimensions before it.
 /// `forward` takes one network pass, `inverse` D sequential steps; ``Invert`` swaps them.
+/// With a ``RationalQuadraticSplineTransform/Boundary/circular`` boundary (bound π) it is the
+/// autoregressive circular spline of ``NCSF``; the network is fed the angles themselves, as zuko's.
 public struct SplineAutoregressive: BijectorPlan {
     public var transform: RationalQuadraticSplineTransform
     public var conditioner: DenseAutoregressive
@@ -160,10 +197,11 @@ public struct SplineAutoregressive: BijectorPlan {
     /// The spline's logit scale is 1/√(the conditioner's last hidden width) (see
     /// ``RationalQuadraticSplineTransform/logitScale``).
     public init(bins: Int = 8, bound: Double = 3, conditioner: DenseAutoregressive = DenseAutoregressive(),
-                parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes) {
+                parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes,
+                boundary: RationalQuadraticSplineTransform.Boundary = .linearTails) {
         transform = RationalQuadraticSplineTransform(
             bins: bins, bound: bound, logitScale: RationalQuadraticSplineTransform.networkLogitScale(hiddenSizes: conditioner.hiddenSizes),
-            parameterization: parameterization)
+            parameterization: parameterization, boundary: boundary)
         self.conditioner = conditioner
     }
 

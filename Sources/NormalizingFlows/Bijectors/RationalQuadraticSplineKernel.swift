@@ -9,7 +9,9 @@ import Tensors
 /// and running sums for widths and heights, softplus for the interior derivatives; with zuko's
 /// ``RationalQuadraticSplineTransform/Parameterization/softClipped(slope:)``, softmax of the
 /// soft-clipped logits and exp of the soft-clipped derivative raws), finds the bin, and
-/// evaluates the rational function, its closed-form inverse or the identity tails; the
+/// evaluates the rational function, its closed-form inverse or the identity tails (a circular
+/// spline has 3K raw values, the last its shared end derivative, and wraps its input and output
+/// into [−B, B) instead of having tails); the
 /// exponentials and softpluses of a block of elements go through the vector kernels at once. The arithmetic is in
 /// the storage type (`Float` for float32, as in the PyTorch libraries).
 ///
@@ -54,7 +56,8 @@ enum RationalQuadraticSplineKernel {
                               minimum_height: Float(constants.minimumHeight), minimum_derivative: Float(constants.minimumDerivative),
                               logit_scale: Float(constants.logitScale), inverse: inverse ? 1 : 0,
                               logit_clip: Float(constants.clipBounds?.logits ?? 0),
-                              derivative_clip: Float(constants.clipBounds?.derivatives ?? 0))
+                              derivative_clip: Float(constants.clipBounds?.derivatives ?? 0),
+                              circular: spline.boundary == .circular ? 1 : 0)
         withUnsafePointer(to: &shape) { shape in
         input.withUnsafeBufferPointer(as: Float.self) { x in
         parameters.withUnsafeBufferPointer(as: Float.self) { raw in
@@ -101,6 +104,8 @@ enum RationalQuadraticSplineKernel {
     private static func evaluate<T: TensorScalar>(_ input: Tensor, parameters: Tensor, spline: RationalQuadraticSplineTransform,
                                                   inverse: Bool, as _: T.Type) -> (output: Tensor, logAbsDerivative: Tensor) {
         let n = input.count, k = spline.bins, p = spline.parameterCount
+        // K − 1 interior derivatives, then (circular) the shared end derivative.
+        let circular = spline.boundary == .circular, derivativeCount = p - 2 * k
         let inputs = [input, parameters]
         let recording = Tensor.recordsOperation(on: inputs)
         // Per element: [∂y/∂x, ∂y/∂raw (P values), ∂log/∂x, ∂log/∂raw (P values)].
@@ -123,12 +128,13 @@ enum RationalQuadraticSplineKernel {
             let out = valuesOut.baseAddress!, logOut = out + n
             Parallel.chunks(n, threshold: 2048) { start, end in
                 // Per block element: 2K softmax numerators, then the K − 1 interior derivatives
-                // without their minimum and their slopes in the raw parameters.
-                let rowScratch = 2 * k + 2 * (k - 1)
+                // (and a circular spline's end derivative) without their minimum and their
+                // slopes in the raw parameters.
+                let rowScratch = 2 * k + 2 * derivativeCount
                 let scratch = UnsafeMutablePointer<T>.allocate(capacity: blockSize * rowScratch)
                 defer { scratch.deallocate() }
                 let exps = scratch, derivativeValues = scratch + blockSize * 2 * k
-                let derivativeSlopes = derivativeValues + blockSize * (k - 1)
+                let derivativeSlopes = derivativeValues + blockSize * derivativeCount
                 var blockStart = start
                 while blockStart < end {
                     let count = Swift.min(blockSize, end - blockStart)
@@ -147,43 +153,44 @@ enum RationalQuadraticSplineKernel {
                                 exps[e * 2 * k + m] = softClip(row[m], bound: b) - clippedWidth
                                 exps[e * 2 * k + k + m] = softClip(row[k + m], bound: b) - clippedHeight
                             }
-                            for m in 0..<(k - 1) {
-                                derivativeValues[e * (k - 1) + m] = softClip(row[2 * k + m], bound: clipBounds.derivatives)
+                            for m in 0..<derivativeCount {
+                                derivativeValues[e * derivativeCount + m] = softClip(row[2 * k + m], bound: clipBounds.derivatives)
                             }
                         } else {
                             for m in 0..<k {
                                 exps[e * 2 * k + m] = logitScale * (row[m] - largestWidth)
                                 exps[e * 2 * k + k + m] = logitScale * (row[k + m] - largestHeight)
                             }
-                            for m in 0..<(k - 1) { derivativeValues[e * (k - 1) + m] = row[2 * k + m] }
+                            for m in 0..<derivativeCount { derivativeValues[e * derivativeCount + m] = row[2 * k + m] }
                         }
                     }
                     T.apply(.exp, exps, exps, count: count * 2 * k)
                     if let clipBounds {
                         // d = e^{clip(r)}, ∂d/∂r = d · clip′(r).
-                        T.apply(.exp, derivativeValues, derivativeValues, count: count * (k - 1))
+                        T.apply(.exp, derivativeValues, derivativeValues, count: count * derivativeCount)
                         if recording {
                             for e in 0..<count {
                                 let row = raw.baseAddress! + (blockStart + e) * p + 2 * k
-                                for m in 0..<(k - 1) {
-                                    derivativeSlopes[e * (k - 1) + m] = derivativeValues[e * (k - 1) + m]
+                                for m in 0..<derivativeCount {
+                                    derivativeSlopes[e * derivativeCount + m] = derivativeValues[e * derivativeCount + m]
                                         * softClipSlope(row[m], bound: clipBounds.derivatives)
                                 }
                             }
                         }
                     } else {
                         // d = m_d + softplus(r), ∂d/∂r = sigmoid(r).
-                        if recording { T.apply(.sigmoid, derivativeValues, derivativeSlopes, count: count * (k - 1)) }
-                        T.apply(.softplus, derivativeValues, derivativeValues, count: count * (k - 1))
+                        if recording { T.apply(.sigmoid, derivativeValues, derivativeSlopes, count: count * derivativeCount) }
+                        T.apply(.softplus, derivativeValues, derivativeValues, count: count * derivativeCount)
                     }
 
                     for e in 0..<count {
                         let i = blockStart + e
-                        let v = x[i]
+                        // A circular spline sees its input as an angle, wrapped into [−B, B).
+                        let v = circular ? wrapAngle(x[i], bound: bound) : x[i]
                         let dRow = recording ? dOut.baseAddress! + i * stride : nil
                         guard v >= -bound && v <= bound else {
-                            // Identity tails: y = x, log-derivative 0.
-                            out[i] = v
+                            // Identity tails: y = x, log-derivative 0 (for a circular spline, only ±∞).
+                            out[i] = x[i]
                             logOut[i] = 0
                             if let dRow {
                                 dRow.initialize(repeating: 0, count: stride)
@@ -220,12 +227,15 @@ enum RationalQuadraticSplineKernel {
                             y1 = bound
                             b += 1
                         }
-                        let derivativeRow = derivativeValues + e * (k - 1)
-                        let d0 = b == 0 ? 1 : minimumDerivative + derivativeRow[b - 1]
-                        let d1 = b == k - 1 ? 1 : minimumDerivative + derivativeRow[b]
+                        // The end derivatives are 1 (linear tails) or the shared learned one (circular).
+                        let derivativeRow = derivativeValues + e * derivativeCount
+                        let end = circular ? minimumDerivative + derivativeRow[k - 1] : 1
+                        let d0 = b == 0 ? end : minimumDerivative + derivativeRow[b - 1]
+                        let d1 = b == k - 1 ? end : minimumDerivative + derivativeRow[b]
                         let bin = BinDerivatives(v, x0: x0, x1: x1, y0: y0, y1: y1, d0: d0, d1: d1,
                                                  inverse: inverse, withPartials: dRow != nil)
-                        out[i] = bin.output
+                        // f(±B) = ±B, so a circular output of B (or just above, by rounding) is −B.
+                        out[i] = circular ? wrapAngle(bin.output, bound: bound) : bin.output
                         logOut[i] = bin.logDerivative
                         guard let dRow else { continue }
 
@@ -239,11 +249,11 @@ enum RationalQuadraticSplineKernel {
                                 heights[m] *= softClipSlope(row[k + m], bound: clipBounds.logits)
                             }
                         }
-                        let slopeRow = derivativeSlopes + e * (k - 1)
-                        chain(bin.outputPartials, into: dRow, bin: b, bins: k, widths: widths, heights: heights, sums: sums,
-                              derivativeSlopes: slopeRow, widthFactor: widthFactor, heightFactor: heightFactor)
-                        chain(bin.logPartials, into: dRow + p + 1, bin: b, bins: k, widths: widths, heights: heights, sums: sums,
-                              derivativeSlopes: slopeRow, widthFactor: widthFactor, heightFactor: heightFactor)
+                        let slopeRow = derivativeSlopes + e * derivativeCount
+                        chain(bin.outputPartials, into: dRow, bin: b, bins: k, circular: circular, widths: widths, heights: heights,
+                              sums: sums, derivativeSlopes: slopeRow, widthFactor: widthFactor, heightFactor: heightFactor)
+                        chain(bin.logPartials, into: dRow + p + 1, bin: b, bins: k, circular: circular, widths: widths, heights: heights,
+                              sums: sums, derivativeSlopes: slopeRow, widthFactor: widthFactor, heightFactor: heightFactor)
                     }
                     blockStart += count
                 }
@@ -284,10 +294,12 @@ enum RationalQuadraticSplineKernel {
     /// `sums` (Σ_{m<b} and Σ_{m≤b} of the width, then of the height softmax); the factors include
     /// the logit scale. `widths` and `heights` hold softmax_m times the slope of the softmax's
     /// input in raw_m (1 unless the logits are soft-clipped). Interior derivative j is a function
-    /// of raw_{2K+j−1} with slope `derivativeSlopes[j − 1]` (the sigmoid for m_d + softplus).
+    /// of raw_{2K+j−1} with slope `derivativeSlopes[j − 1]` (the sigmoid for m_d + softplus). A
+    /// `circular` spline's end derivative d_0 = d_K is the same function of raw_{3K−1}, with slope
+    /// `derivativeSlopes[K − 1]`: it takes the partials of both bin ends that are spline ends.
     @inline(__always)
     static func chain<T: TensorScalar>(_ partials: SIMD8<T>, into row: UnsafeMutablePointer<T>, bin b: Int, bins k: Int,
-                                               widths: UnsafePointer<T>, heights: UnsafePointer<T>, sums: (T, T, T, T),
+                                               circular: Bool, widths: UnsafePointer<T>, heights: UnsafePointer<T>, sums: (T, T, T, T),
                                                derivativeSlopes: UnsafePointer<T>, widthFactor: T, heightFactor: T) {
         row[0] = partials[0]
         let lowerInterior = b >= 1, upperInterior = b + 1 <= k - 1
@@ -300,10 +312,22 @@ enum RationalQuadraticSplineKernel {
             row[1 + k + m] = heights[m] * ((below ? hLower : 0) + (within ? hUpper : 0) - hDot)
         }
         let derivatives = row + 1 + 2 * k
-        derivatives.initialize(repeating: 0, count: k - 1)
+        derivatives.initialize(repeating: 0, count: circular ? k : k - 1)
         if lowerInterior { derivatives[b - 1] = partials[5] * derivativeSlopes[b - 1] }
         if upperInterior { derivatives[b] = partials[6] * derivativeSlopes[b] }
+        guard circular else { return }
+        if !lowerInterior { derivatives[k - 1] += partials[5] * derivativeSlopes[k - 1] }
+        if !upperInterior { derivatives[k - 1] += partials[6] * derivativeSlopes[k - 1] }
     }
+}
+
+/// z wrapped into [−B, B): z − 2B·⌊(z + B)/2B⌋, kept in range when rounding puts it a step
+/// outside; NaN for ±∞ and NaN. The derivative is 1 wherever it is continuous.
+@inline(__always)
+func wrapAngle<T: TensorScalar>(_ z: T, bound: T) -> T {
+    let period = 2 * bound
+    let wrapped = z - period * ((z + bound) / period).rounded(.down)
+    return wrapped < -bound || wrapped >= bound ? -bound : wrapped
 }
 
 extension RationalQuadraticSplineTransform {

@@ -23,6 +23,16 @@ public final class Uniform: SerializableBase {
         zip(low.doubles, high.doubles).allSatisfy { $0 < $1 && $0.isFinite && $1.isFinite } && (high - low).isFinite
     }
 
+    /// The uniform distribution on the torus [−π, π)ᴰ, density (2π)^{−D}: the base of ``NCSF``
+    /// (zuko's is the box [−π − 10⁻⁵, π + 10⁻⁵]ᴰ). In float32 the ends are ±π rounded to the
+    /// nearest float32, just outside ±π, as ``Domain/circle`` accepts.
+    /// - Parameters:
+    ///   - dimension: D, the number of angles per event.
+    ///   - dtype: the dtype of the ends.
+    public static func circle(_ dimension: Int, dtype: DType = .float32) -> Uniform {
+        Uniform(low: .full([dimension], -.pi, dtype: dtype), high: .full([dimension], .pi, dtype: dtype), eventRank: 1)
+    }
+
     /// The lower corner of the box, of the distribution's batch and event shape.
     public var low: Tensor { lowBuffer.value }
     /// The upper corner of the box, above ``low`` everywhere.

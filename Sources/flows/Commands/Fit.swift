@@ -27,7 +27,7 @@ struct Fit: ParsableCommand {
     @Option(help: "The flow family: \(FlowChoice.names).")
     var flow: String
     @Option(help: ArgumentHelp(stringLiteral: BaseChoice.help))
-    var base = "normal"
+    var base: String?
     @Option(name: .customLong("degrees-of-freedom"), parsing: .unconditional, help: "Degrees of freedom of --base studentt.")
     var degreesOfFreedom: Double?
     @Option(parsing: .unconditional, help: "Mixture components of --base gmm.")
@@ -81,7 +81,7 @@ struct Fit: ParsableCommand {
         }
         _ = try parsedContextEmbedding()
         try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins, context: contextOptions.isGiven ? contextOptions.described : nil)
-        _ = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components)
+        _ = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components, flow: FlowChoice(name: flow))
         if contextOptions.context != nil && validation != nil && validationContext == nil {
             throw ValidationError("--validation \(validation!) needs --validation-context FILE (its context rows) when the context comes from --context")
         }
@@ -101,13 +101,17 @@ struct Fit: ParsableCommand {
         let bounds = try supportOptions.parsedBounds(columns: dimension)
         let dequantized = try supportOptions.dequantizedColumns(columns: dimension)
         try supportOptions.check(training, of: data, against: bounds, dequantized: dequantized)
+        if choice.isCircular && (bounds != nil || !dequantized.isEmpty) {
+            throw CommandError("--bounds and --dequantize do not apply to --flow \(flow): its data are angles in [−π, π)")
+        }
+        try choice.checkAngles(training, of: data)
         let familyPlan = choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: dimension)
         let flowPlan = try parsedContextEmbedding().map { ContextEmbedding(familyPlan, features: $0.features, network: $0.network) } ?? familyPlan
         // The bounds map the flow's ℝᴰ onto the data's box: the last step toward the data.
         let plan = bounds.map { Compose([flowPlan, $0]) } ?? flowPlan
         try Limits.checkTraining(plan, eventSize: dimension, contextSize: contextSize, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
-        let baseChoice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components)
+        let baseChoice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components, flow: choice)
         // A base fitted to data (a mixture's k-means) sees them where the flow starts: inside any bounds.
         let flowSpace = try SupportOptions.flowSpace(SupportOptions.cellMidpoints(training, dequantized: dequantized), bounds: bounds)
         let makeFlow = {
@@ -116,7 +120,10 @@ struct Fit: ParsableCommand {
         }
         let model = try makeFlow()
         let held = try validation.map { try contextOptions.load($0, for: model, model: "the model fitted to \(data)", contextPath: validationContext) }
-        if let held { try supportOptions.check(held.y, of: validation!, against: bounds, dequantized: dequantized) }
+        if let held {
+            try supportOptions.check(held.y, of: validation!, against: bounds, dequantized: dequantized)
+            try choice.checkAngles(held.y, of: validation!)
+        }
         // Once every input has passed its checks, so that a refused command stays one error line.
         if let note = choice.densityEstimationNote { printError("note: \(note)") }
         if let note = choice.splineBoundNote(flowSpace) { printError("note: \(note)") }

@@ -68,7 +68,8 @@ struct Plot: ParsableCommand {
         if let data, data.shape[1] != 2 { throw CommandError("--energy draws a 2-D target, but the data have \(data.shape[1]) columns") }
         // The energies' mass lies within [−4, 4]²; the window also holds the samples and data.
         let points = (drawn?.points2D ?? []) + (data?.points2D ?? [])
-        let window = DensityPlot.window(points, including: energy == nil ? nil : (-4, 4))
+        var window = DensityPlot.window(points, including: energy == nil ? nil : (-4, 4))
+        if let flow { window = DensityPlot.window(window, within: flow.bijector.codomain) }
         var plot = DensityPlot(panels: [], x: window.x, y: window.y)
         if let energy { plot.panels.append(.target(energy, cellArea: plot.cellArea, data: flow == nil ? data : nil)) }
         if let flow, let drawn { plot.panels.append(.flow(flow, samples: drawn, data: data)) }

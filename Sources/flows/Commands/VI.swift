@@ -51,12 +51,15 @@ struct VI: ParsableCommand {
             }
         }
         try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins)
+        if FlowChoice(rawValue: flow.lowercased())?.isCircular == true {
+            throw ValidationError("--flow \(flow) models angles on the torus [−π, π)ᴰ; the vi energies live on ℝ², so choose another --flow")
+        }
         _ = try variationalBase()
     }
 
     /// --base as a base with no data to start from: a mixture's k-means needs data.
     private func variationalBase() throws -> any Distribution {
-        let choice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: nil)
+        let choice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: nil, flow: FlowChoice(name: flow))
         guard choice != .gmm else {
             throw ValidationError("--base gmm starts its components by k-means on data, which flows vi has none of; choose normal, studentt or diagonal")
         }

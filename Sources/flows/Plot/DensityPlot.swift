@@ -55,6 +55,14 @@ struct DensityPlot {
         return (x, y)
     }
 
+    /// `window` cut to a flow's support, so that every cell centre has a density: the torus
+    /// [−π, π)² for angles (``Domain/circle``, whole: it has no edge), a box's intervals, ℝ² unchanged.
+    static func window(_ window: (x: (Double, Double), y: (Double, Double)), within support: Domain) -> (x: (Double, Double), y: (Double, Double)) {
+        if support == .circle { return ((-.pi, .pi), (-.pi, .pi)) }
+        let (x, y) = (support.bounds(ofElement: 0), support.bounds(ofElement: 1))
+        return ((Swift.max(window.x.0, x.lower), Swift.min(window.x.1, x.upper)), (Swift.max(window.y.0, y.lower), Swift.min(window.y.1, y.upper)))
+    }
+
     /// The cell centres, row by row from the top-left cell: [cells², 2] in float64.
     var grid: Tensor {
         var values: [Double] = []

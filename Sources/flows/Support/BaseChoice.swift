@@ -13,16 +13,23 @@ enum BaseChoice: String, CaseIterable {
         "The base distribution: normal (N(0, I), fixed), studentt (Student's t, --degrees-of-freedom, default "
             + "\(Int(defaultDegreesOfFreedom))), diagonal (a normal whose mean and scale are trained), gmm (a diagonal "
             + "Gaussian mixture of --components, default \(defaultComponents), started by k-means on the data and trained) "
-            + "or uniform (refused for fit: no family maps data into a box)."
+            + "or uniform (the uniform density on the torus [−π, π)ᴰ: the base of --flow ncsf, the default and only base there; "
+            + "refused for the other families, which map data onto all of ℝᴰ)."
     }
 
-    /// The base called `name` (any case), usable by `flows fit`, with its options.
-    init(name: String, degreesOfFreedom: Double?, components: Int?) throws {
+    /// The base called `name` (any case; by default normal, or uniform for a circular `flow`),
+    /// usable by `flows fit` with `flow`, with its options.
+    init(name: String?, degreesOfFreedom: Double?, components: Int?, flow: FlowChoice) throws {
+        let name = name ?? (flow.isCircular ? "uniform" : "normal")
         guard let choice = BaseChoice(rawValue: name.lowercased()) else {
             throw ValidationError("--base: unknown base '\(FileError.clip(name))'; choose one of \(BaseChoice.names)")
         }
-        if choice == .uniform {
-            throw ValidationError("--base uniform: the inverse of every --flow family reaches all of ℝᴰ, where a uniform base has no density, "
+        if flow.isCircular && choice != .uniform {
+            throw ValidationError("--base \(name): --flow \(flow.rawValue) maps angles in [−π, π)ᴰ onto the torus, whose base is uniform; "
+                + "leave out --base (or give --base uniform)")
+        }
+        if choice == .uniform && !flow.isCircular {
+            throw ValidationError("--base uniform is the torus base of --flow ncsf: the inverse of every other --flow family reaches all of ℝᴰ, where a uniform base has no density, "
                 + "so its training loss would be infinite; choose normal, studentt, diagonal or gmm")
         }
         if let degreesOfFreedom {
@@ -42,7 +49,8 @@ enum BaseChoice: String, CaseIterable {
     func base(for data: Tensor, degreesOfFreedom: Double?, components: Int?, seed: UInt64) throws -> any Distribution {
         let dimension = data.shape[1]
         switch self {
-        case .normal, .uniform: return Normal.standard([dimension])
+        case .normal: return Normal.standard([dimension])
+        case .uniform: return Uniform.circle(dimension, dtype: data.dtype)
         case .studentt:
             return StudentT(degreesOfFreedom: degreesOfFreedom ?? BaseChoice.defaultDegreesOfFreedom, loc: .zeros([dimension]), scale: .ones([dimension]))
         case .diagonal: return DiagonalNormal.standard([dimension])

@@ -8,6 +8,8 @@ enum FlowChoice: String, CaseIterable {
     case lrs
     case lrsCoupling = "lrs-coupling"
     case realnvp, planar, radial, sylvester
+    /// Angles: data in [−π, π)ᴰ under a uniform base on the torus.
+    case ncsf
 
     static var names: String { allCases.map(\.rawValue).joined(separator: "|") }
 
@@ -21,7 +23,7 @@ enum FlowChoice: String, CaseIterable {
     /// Layers when `--layers` is not given.
     var defaultLayers: Int {
         switch self {
-        case .maf, .iaf, .nsf, .lrs: 5
+        case .maf, .iaf, .nsf, .lrs, .ncsf: 5
         case .realnvp, .nsfCoupling, .lrsCoupling: 6
         case .planar, .radial: 32
         case .sylvester: 16
@@ -36,7 +38,7 @@ enum FlowChoice: String, CaseIterable {
     /// for density estimation.
     var densityEstimationNote: String? {
         switch self {
-        case .maf, .nsf, .nsfCoupling, .lrs, .lrsCoupling, .realnvp: nil
+        case .maf, .nsf, .nsfCoupling, .lrs, .lrsCoupling, .realnvp, .ncsf: nil
         case .iaf:
             "iaf is made for sampling (variational inference, `flows vi`): scoring data inverts each layer "
                 + "in one sequential step per dimension, so training on data is slow; maf has the same layers "
@@ -52,7 +54,8 @@ enum FlowChoice: String, CaseIterable {
 
     /// The interval [−B, B] of the family's splines, outside which each spline is the identity:
     /// `nil` for families without splines.
-    var splineBound: Double? { takesBins ? 5 : nil }
+    /// (ncsf's circular splines cover the whole circle, and data outside it are refused.)
+    var splineBound: Double? { [.nsf, .nsfCoupling, .lrs, .lrsCoupling].contains(self) ? 5 : nil }
 
     /// A note when more than 1% of the values the first spline sees (`values`, the data inside
     /// any bounds) lie outside ±``splineBound``: there the flow leaves the base density unshaped.
@@ -66,7 +69,20 @@ enum FlowChoice: String, CaseIterable {
 
     /// Whether the family has conditioner networks (`--hidden`) and spline bins (`--bins`).
     var takesHidden: Bool { ![.planar, .radial, .sylvester].contains(self) }
-    var takesBins: Bool { [.nsf, .nsfCoupling, .lrs, .lrsCoupling].contains(self) }
+    var takesBins: Bool { [.nsf, .nsfCoupling, .lrs, .lrsCoupling, .ncsf].contains(self) }
+    /// Whether the family models angles, data in [−π, π)ᴰ, with the uniform base on the torus.
+    var isCircular: Bool { self == .ncsf }
+
+    /// Refuses `values` (rows of `path`) with a value outside [−π, π) for a circular family,
+    /// naming the row, the column and the value.
+    func checkAngles(_ values: Tensor, of path: String) throws {
+        guard isCircular, values.shape.count == 2 else { return }
+        let width = values.shape[1]
+        for (i, v) in values.doubles.enumerated() where !Domain.circle.contains(v) {
+            throw FileError(path: path, "row \(i / width + 1), column \(i % width + 1) is \(v), not an angle in [−π, π): --flow \(rawValue) "
+                + "models angles in radians on [−π, π) (π is −π there); wrap them, e.g. to atan2(sin x, cos x), with π written as −π")
+        }
+    }
     /// Whether the family can be conditional, p(y | c): every family so far. Conditioner networks
     /// see the context beside their inputs; planar, radial and Sylvester layers have their
     /// parameters shifted by a network of the context (Pyro's conditional planar and radial flows).
@@ -127,6 +143,7 @@ enum FlowChoice: String, CaseIterable {
         case .lrs: return LRS(layers: layers, bins: bins, bound: splineBound!, conditioner: conditioner)
         case .lrsCoupling: return LRSCoupling(layers: layers, bins: bins, bound: splineBound!, conditioner: CouplingNetwork(hiddenSizes: hidden))
         case .sylvester: return SylvesterFlow(layers: layers)
+        case .ncsf: return NCSF(layers: layers, bins: bins, conditioner: conditioner)
         }
     }
 }
