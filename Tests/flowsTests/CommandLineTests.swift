@@ -211,7 +211,7 @@ func fitTakesABase(_ base: String, _ options: [String], _ expected: String) thro
         #expect(run.error.split(separator: "\n").count == 1, "\(options): \(run.error)")
     }
     for (options, expected) in [(["--base", "gmm"], "--base gmm starts its components by k-means on data, which flows vi has none of"),
-                                (["--base", "uniform"], "--base uniform: the inverse of every --flow family reaches all of"),
+                                (["--base", "uniform"], "--base uniform is the torus base of --flow ncsf"),
                                 (["--base", "normal", "--degrees-of-freedom", "3"], "--degrees-of-freedom applies to --base studentt only")] {
         let run = try flows(["vi", "--energy", "u1", "--flow", "planar", "--steps", "2", "--out", "\(dir)/v.safetensors"] + options)
         #expect(run.status == 2 && run.error.contains(expected) && run.error.split(separator: "\n").count == 1, "vi \(options): \(run.error)")
