@@ -66,3 +66,254 @@ func rootFinderInvertsSinh(dtype: DType) throws {
     #expect(error.elementAsRow(elementsPerRow: 1, offset: 2048) == .notConverged(row: 2055, "x"))
     #expect(FlowError.notConverged(row: nil, "x").elementAsRow(elementsPerRow: 3) == .notConverged(row: nil, "x"))
 }
+
+// MARK: - Deep sigmoidal flow (NAF)
+
+/// The DSF map and its log-derivative straight from the definition, in Double: y = logit S with
+/// S = Σ wⱼσ(aⱼx + bⱼ), dy/dx = Σ wⱼaⱼσ(zⱼ)(1 − σ(zⱼ)) / (S(1 − S)). Accurate where S is
+/// away from 0 and 1 (|x| of a few units), which is where it is used.
+private func directDSF(_ x: Double, raw: ArraySlice<Double>, units k: Int) -> (y: Double, logDerivative: Double) {
+    let r = Array(raw)
+    let a = (0..<k).map { Foundation.log1p(Foundation.exp(max(r[$0], -30))) }
+    let b = Array(r[k..<(2 * k)])
+    let e = r[(2 * k)...].map { Foundation.exp($0) }, total = e.reduce(0, +)
+    let w = e.map { $0 / total }
+    let s = (0..<k).map { 1 / (1 + Foundation.exp(-(a[$0] * x + b[$0]))) }
+    let big = zip(w, s).map { $0 * $1 }.reduce(0, +)
+    let slope = (0..<k).map { w[$0] * a[$0] * s[$0] * (1 - s[$0]) }.reduce(0, +)
+    return (Foundation.log(big / (1 - big)), Foundation.log(slope / (big * (1 - big))))
+}
+
+@Test func theDeepSigmoidalTransformComputesItsDefinition() throws {
+    var g = RandomGenerator(seed: 3)
+    let transform = DeepSigmoidalTransform(units: 5)
+    let n = 200, p = transform.parameterCount
+    let x = Tensor.uniform([n], low: -4, high: 4, generator: &g, dtype: .float64)
+    let raw = Tensor.randn([n, p], generator: &g, dtype: .float64) * 1.5
+    let (y, logDerivative) = transform.forward(x, parameters: raw)
+    let (xs, rows) = (x.doubles, raw.doubles)
+    var largest = (y: 0.0, log: 0.0)
+    for i in 0..<n {
+        let (expected, expectedLog) = directDSF(xs[i], raw: rows[(i * p)..<((i + 1) * p)], units: 5)
+        largest.y = max(largest.y, abs(y.doubles[i] - expected) / max(1, abs(expected)))
+        largest.log = max(largest.log, abs(logDerivative.doubles[i] - expectedLog))
+    }
+    #expect(largest.y < 1e-10 && largest.log < 1e-10, "\(largest)")
+    // The identity parameters are the identity.
+    let identity = Tensor(transform.identityParameters, shape: [1, p], dtype: .float64)
+    let (same, zeroLog) = transform.forward(x, parameters: identity)
+    #expect(maxAbsDifference(same.doubles, xs) < 1e-12 && zeroLog.doubles.allSatisfy { abs($0) < 1e-12 })
+}
+
+@Test("the deep sigmoidal transform's gradients match finite differences", arguments: [false, true])
+func deepSigmoidalGradients(inverse: Bool) throws {
+    var g = RandomGenerator(seed: 6)
+    let transform = DeepSigmoidalTransform(units: 4)
+    let x = Tensor([-6, -2.5, -0.4, 0, 0.3, 1.7, 5], dtype: .float64)
+    let parameters = Tensor.randn([7, transform.parameterCount], generator: &g, dtype: .float64)
+    // The inverse's derivatives are the implicit ones (one Newton step on the tape).
+    let result = transformGradCheck(transform, x, parameters, inverse: inverse)
+    #expect(result.maxRelativeError < 1e-6, "\(result)")
+}
+
+@Test("the deep sigmoidal transform inverts to its tolerance and stays finite far out", arguments: [DType.float32, .float64])
+func deepSigmoidalRoundTrip(dtype: DType) throws {
+    var g = RandomGenerator(seed: 8)
+    let transform = DeepSigmoidalTransform(units: 8)
+    let xs = [-1e3, -40, -3, -1e-7, 0, 0.5, 2, 12, 1e3]
+    let x = Tensor(xs, dtype: dtype)
+    let raw = Tensor.randn([xs.count, transform.parameterCount], generator: &g, dtype: dtype) * 2
+    let (y, logForward) = transform.forward(x, parameters: raw)
+    #expect(y.isFinite && logForward.isFinite, "\(dtype): y \(y.doubles), log-derivative \(logForward.doubles)")
+    let (back, logInverse) = try transform.inverse(y, parameters: raw)
+    let tolerance = MonotoneRootFinder(dtype: dtype).tolerance
+    for (a, b) in zip(back.doubles, xs) {
+        // The bracket's width, plus the map's own rounding in y amplified by 1/f′ (f′ ≥ e^-5 here).
+        let allowed = 2 * tolerance * (1 + abs(b)) + (dtype == .float32 ? 1e-4 * (1 + abs(b)) : 0)
+        #expect(abs(a - b) <= allowed, "\(dtype): \(b) → \(a)")
+    }
+    #expect(maxAbsDifference(logForward.doubles, logInverse.negated().doubles) < (dtype == .float32 ? 1e-4 : 1e-9))
+}
+
+@Test("a neural monotonic flow samples what it scores", arguments: ["naf", "unaf", "sospf"])
+func aNeuralMonotonicFlowSamplesWhatItScores(_ family: String) throws {
+    // The density is one pass; sampling inverts every layer by root-finding.
+    let conditioner = DenseAutoregressive(hiddenSizes: [12])
+    let plan: any BijectorPlan = switch family {
+    case "naf": NAF(layers: 2, units: 6, conditioner: conditioner)
+    case "unaf": UNAF(layers: 2, hiddenUnits: 4, conditioner: conditioner)
+    default: SOSPF(layers: 2, polynomials: 2, degree: 2, conditioner: conditioner)
+    }
+    let flow = try Flow(base: Normal.standard([3], dtype: .float64), plan: plan, seed: 2)
+    var g = RandomGenerator(seed: 4)
+    for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g, dtype: .float64) * 0.3 }
+    let (samples, logProbs) = try withoutGradients { try flow.sampleAndLogProb(300, generator: &g) }
+    let rescored = try flow.logProb(samples)
+    #expect(maxAbsDifference(logProbs.doubles, rescored.doubles) < 1e-8, "\(family)")
+}
+
+// MARK: - Unconstrained monotonic networks (UNAF)
+
+@Test func theGaussLegendreRuleIsExactToDegreeTwoNMinusOne() {
+    for n in [1, 2, 5, 32] {
+        let (nodes, weights) = gaussLegendreRule(n)
+        for degree in 0...(2 * n) {
+            let rule = zip(nodes, weights).map { pow($0, Double(degree)) * $1 }.reduce(0, +)
+            let exact = degree % 2 == 1 ? 0 : 2 / Double(degree + 1)
+            if degree < 2 * n {
+                #expect(abs(rule - exact) < 1e-14, "n = \(n), ∫ t^\(degree): \(rule) vs \(exact)")
+            } else if n <= 5 {
+                // Degree 2n is the first the rule misses, by 2²ⁿ⁺¹(n!)⁴/((2n + 1)((2n)!)²) (the
+                // rule's error term for t²ⁿ); at n = 32 that is below Double's resolution.
+                let error = Foundation.exp(Double(2 * n + 1) * Foundation.log(2.0) + 4 * Foundation.lgamma(Double(n + 1))
+                                           - Foundation.log(Double(2 * n + 1)) - 2 * Foundation.lgamma(Double(2 * n + 1)))
+                #expect(abs((exact - rule) / error - 1) < 1e-9, "n = \(n), degree \(degree): misses by \(exact - rule), expected \(error)")
+            }
+        }
+    }
+}
+
+/// The UMNN integrand g(t) = softplus(c + Σ vₖ tanh(aₖt + bₖ)) + 10⁻³ in Double, from the raw layout.
+private func directIntegrand(_ t: Double, raw r: [Double], hidden h: Int) -> Double {
+    let s = r[3 * h] + (0..<h).map { r[2 * h + $0] * Foundation.tanh(r[$0] * t + r[h + $0]) }.reduce(0, +)
+    return max(s, 0) + Foundation.log1p(Foundation.exp(-abs(s))) + 1e-3
+}
+
+@Test func theUnconstrainedMonotonicTransformIntegratesItsIntegrand() throws {
+    var g = RandomGenerator(seed: 3)
+    let transform = UnconstrainedMonotonicTransform(hiddenUnits: 5)
+    let n = 60, p = transform.parameterCount
+    let x = Tensor.uniform([n], low: -4, high: 4, generator: &g, dtype: .float64)
+    let raw = Tensor.randn([n, p], generator: &g, dtype: .float64)
+    let (y, logDerivative) = transform.forward(x, parameters: raw)
+    var largest = (y: 0.0, log: 0.0)
+    for i in 0..<n {
+        let r = Array(raw.doubles[(i * p)..<((i + 1) * p)]), xi = x.doubles[i]
+        // Composite Simpson with 4,000 panels: error ~ (x/4000)⁴·max|g⁗| ≪ 1e-10 here.
+        let panels = 4000, step = xi / Double(panels)
+        var integral = directIntegrand(0, raw: r, hidden: 5) + directIntegrand(xi, raw: r, hidden: 5)
+        for k in 1..<panels { integral += (k % 2 == 1 ? 4 : 2) * directIntegrand(Double(k) * step, raw: r, hidden: 5) }
+        let expected = integral * step / 3 + r[p - 1]
+        largest.y = max(largest.y, abs(y.doubles[i] - expected) / max(1, abs(expected)))
+        largest.log = max(largest.log, abs(logDerivative.doubles[i] - Foundation.log(directIntegrand(xi, raw: r, hidden: 5))))
+    }
+    // The 32-point rule against the fine Simpson sum: the quadrature the flow uses is this close
+    // to the exact integral whose derivative the log-determinant is.
+    #expect(largest.y < 1e-10 && largest.log < 1e-12, "\(largest)")
+    let identity = Tensor(transform.identityParameters, shape: [1, p], dtype: .float64)
+    let (same, zeroLog) = transform.forward(x, parameters: identity)
+    #expect(maxAbsDifference(same.doubles, x.doubles) < 1e-12 && zeroLog.doubles.allSatisfy { abs($0) < 1e-12 })
+}
+
+@Test("the unconstrained monotonic transform's gradients match finite differences", arguments: [false, true])
+func unconstrainedMonotonicGradients(inverse: Bool) throws {
+    var g = RandomGenerator(seed: 6)
+    // With the default 32 nodes: the inverse's derivatives use g(x) = dy/dx of the exact
+    // integral, which the quadrature's derivative matches to the rule's error.
+    let transform = UnconstrainedMonotonicTransform(hiddenUnits: 3)
+    let x = Tensor([-3.5, -1.2, -0.4, 0, 0.3, 1.7, 3], dtype: .float64)
+    let parameters = Tensor.randn([7, transform.parameterCount], generator: &g, dtype: .float64)
+    let result = transformGradCheck(transform, x, parameters, inverse: inverse)
+    #expect(result.maxRelativeError < 1e-6, "\(result)")
+}
+
+@Test("the unconstrained monotonic transform inverts to its tolerance", arguments: [DType.float32, .float64])
+func unconstrainedMonotonicRoundTrip(dtype: DType) throws {
+    var g = RandomGenerator(seed: 8)
+    let transform = UnconstrainedMonotonicTransform(hiddenUnits: 6)
+    let xs = [-30, -3, -1e-7, 0, 0.5, 2, 12, 40]
+    let x = Tensor(xs, dtype: dtype)
+    let raw = Tensor.randn([xs.count, transform.parameterCount], generator: &g, dtype: dtype)
+    let (y, logForward) = transform.forward(x, parameters: raw)
+    let (back, logInverse) = try transform.inverse(y, parameters: raw)
+    let tolerance = MonotoneRootFinder(dtype: dtype).tolerance
+    for (a, b) in zip(back.doubles, xs) {
+        let allowed = 2 * tolerance * (1 + abs(b)) + (dtype == .float32 ? 1e-4 * (1 + abs(b)) : 0)
+        #expect(abs(a - b) <= allowed, "\(dtype): \(b) → \(a)")
+    }
+    #expect(maxAbsDifference(logForward.doubles, logInverse.negated().doubles) < (dtype == .float32 ? 1e-4 : 1e-9))
+}
+
+// MARK: - Sum-of-squares polynomial flow (SOSPF)
+
+/// g(t) = ε + ((1 − ε)/K) Σₖ (1 + Σₗ aₖₗ tˡ)² in Double, by Horner's rule, from the raw layout.
+private func directSquares(_ t: Double, raw r: [Double], polynomials k: Int, degree l: Int) -> Double {
+    let squares = (0..<k).map { i -> Double in
+        var p = 0.0
+        for j in stride(from: l, through: 0, by: -1) { p = p * t + r[i * (l + 1) + j] }
+        return (1 + p) * (1 + p)
+    }
+    return 1e-3 + (1 - 1e-3) / Double(k) * squares.reduce(0, +)
+}
+
+@Test func theSumOfSquaresTransformIntegratesItsPolynomials() throws {
+    var g = RandomGenerator(seed: 3)
+    let (k, l) = (3, 3)
+    let transform = SumOfSquaresPolynomialTransform(polynomials: k, degree: l)
+    let n = 60, p = transform.parameterCount
+    let x = Tensor.uniform([n], low: -3, high: 3, generator: &g, dtype: .float64)
+    let raw = Tensor.randn([n, p], generator: &g, dtype: .float64) * 0.7
+    let (y, logDerivative) = transform.forward(x, parameters: raw)
+    var largest = (y: 0.0, log: 0.0)
+    for i in 0..<n {
+        let r = Array(raw.doubles[(i * p)..<((i + 1) * p)]), xi = x.doubles[i]
+        // Composite Simpson, 2,000 panels, on a degree-6 integrand: error ~ (x/2000)⁴·|g⁗| ≪ 1e-10.
+        let panels = 2000, step = xi / Double(panels)
+        var integral = directSquares(0, raw: r, polynomials: k, degree: l) + directSquares(xi, raw: r, polynomials: k, degree: l)
+        for j in 1..<panels { integral += (j % 2 == 1 ? 4 : 2) * directSquares(Double(j) * step, raw: r, polynomials: k, degree: l) }
+        let expected = integral * step / 3 + r[p - 1]
+        largest.y = max(largest.y, abs(y.doubles[i] - expected) / max(1, abs(expected)))
+        largest.log = max(largest.log, abs(logDerivative.doubles[i] - Foundation.log(directSquares(xi, raw: r, polynomials: k, degree: l))))
+    }
+    #expect(largest.y < 1e-10 && largest.log < 1e-12, "\(largest)")
+    let (same, zeroLog) = transform.forward(x, parameters: Tensor.zeros([1, p], dtype: .float64))
+    #expect(maxAbsDifference(same.doubles, x.doubles) < 1e-12 && zeroLog.doubles.allSatisfy { abs($0) < 1e-12 })
+}
+
+@Test("the sum-of-squares transform's gradients match finite differences", arguments: [false, true])
+func sumOfSquaresGradients(inverse: Bool) throws {
+    var g = RandomGenerator(seed: 6)
+    let transform = SumOfSquaresPolynomialTransform(polynomials: 2, degree: 3)
+    let x = Tensor([-2.5, -1.2, -0.4, 0, 0.3, 1.7, 2.2], dtype: .float64)
+    let parameters = Tensor.randn([7, transform.parameterCount], generator: &g, dtype: .float64) * 0.7
+    let result = transformGradCheck(transform, x, parameters, inverse: inverse)
+    #expect(result.maxRelativeError < 1e-6, "\(result)")
+}
+
+@Test("the sum-of-squares transform inverts to its tolerance", arguments: [DType.float32, .float64])
+func sumOfSquaresRoundTrip(dtype: DType) throws {
+    var g = RandomGenerator(seed: 8)
+    let transform = SumOfSquaresPolynomialTransform(polynomials: 3, degree: 2)
+    let xs = [-8, -3, -1e-7, 0, 0.5, 2, 6]
+    let x = Tensor(xs, dtype: dtype)
+    let raw = Tensor.randn([xs.count, transform.parameterCount], generator: &g, dtype: dtype) * 0.5
+    let (y, logForward) = transform.forward(x, parameters: raw)
+    let (back, logInverse) = try transform.inverse(y, parameters: raw)
+    let tolerance = MonotoneRootFinder(dtype: dtype).tolerance
+    for (a, b) in zip(back.doubles, xs) {
+        let allowed = 2 * tolerance * (1 + abs(b)) + (dtype == .float32 ? 1e-4 * (1 + abs(b)) : 0)
+        #expect(abs(a - b) <= allowed, "\(dtype): \(b) → \(a)")
+    }
+    #expect(maxAbsDifference(logForward.doubles, logInverse.negated().doubles) < (dtype == .float32 ? 1e-4 : 1e-9))
+}
+
+// MARK: - Model files
+
+@Test("a monotonic flow's model file rebuilds the same flow", arguments: ["naf", "unaf", "sospf"])
+func monotonicFlowsSaveAndLoad(_ family: String) throws {
+    let conditioner = DenseAutoregressive(hiddenSizes: [8])
+    let plan: any BijectorPlan = switch family {
+    case "naf": NAF(layers: 2, units: 5, conditioner: conditioner)
+    case "unaf": UNAF(layers: 2, hiddenUnits: 3, nodes: 20, conditioner: conditioner)
+    default: SOSPF(layers: 2, polynomials: 2, degree: 4, conditioner: conditioner)
+    }
+    let flow = try Flow(base: Normal.standard([2]), plan: plan, contextSize: 1, seed: 5)
+    var g = RandomGenerator(seed: 6)
+    for p in flow.parameters { p.value = p.value + Tensor.randn(p.shape, generator: &g) * 0.2 }
+    let path = "\(scratchFolder())/\(family).safetensors"
+    try flow.save(to: path)
+    let loaded = try Flow.load(from: path)
+    let x = Tensor.randn([5, 2], generator: &g), c = Tensor.randn([5, 1], generator: &g)
+    #expect(try PlanCoding.json(loaded.plan) == PlanCoding.json(plan), "the hyperparameters are kept")
+    #expect(maxAbsDifference(try loaded.logProb(x, context: c).doubles, try flow.logProb(x, context: c).doubles) == 0)
+}
