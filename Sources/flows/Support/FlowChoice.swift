@@ -6,6 +6,7 @@ enum FlowChoice: String, CaseIterable {
     case maf, iaf, nsf
     case nsfCoupling = "nsf-coupling"
     case realnvp, planar, radial, sylvester
+    case naf, unaf, sospf
 
     static var names: String { allCases.map(\.rawValue).joined(separator: "|") }
 
@@ -19,7 +20,7 @@ enum FlowChoice: String, CaseIterable {
     /// Layers when `--layers` is not given.
     var defaultLayers: Int {
         switch self {
-        case .maf, .iaf, .nsf: 5
+        case .maf, .iaf, .nsf, .naf, .unaf, .sospf: 5
         case .realnvp, .nsfCoupling: 6
         case .planar, .radial: 32
         case .sylvester: 16
@@ -28,13 +29,15 @@ enum FlowChoice: String, CaseIterable {
 
     static let defaultHidden = [64, 64]
     static let defaultBins = 8
+    /// Sigmoid units per element of `naf`'s layers (Huang et al.'s and Pyro's 16).
+    static let defaultUnits = 16
 
     /// What `flows fit` tells the user before fitting this family to data, when it is slow or
     /// fragile in that direction, with the family that fits the job; `nil` for the families made
     /// for density estimation.
     var densityEstimationNote: String? {
         switch self {
-        case .maf, .nsf, .nsfCoupling, .realnvp: nil
+        case .maf, .nsf, .nsfCoupling, .realnvp, .naf, .unaf, .sospf: nil
         case .iaf:
             "iaf is made for sampling (variational inference, `flows vi`): scoring data inverts each layer "
                 + "in one sequential step per dimension, so training on data is slow; maf has the same layers "
@@ -123,6 +126,9 @@ enum FlowChoice: String, CaseIterable {
         case .realnvp: return RealNVP(layers: layers, conditioner: CouplingNetwork(hiddenSizes: hidden))
         case .nsfCoupling: return NSFCoupling(layers: layers, bins: bins, bound: splineBound!, conditioner: CouplingNetwork(hiddenSizes: hidden))
         case .sylvester: return SylvesterFlow(layers: layers)
+        case .naf: return NAF(layers: layers, units: FlowChoice.defaultUnits, conditioner: conditioner)
+        case .unaf: return UNAF(layers: layers, conditioner: conditioner)
+        case .sospf: return SOSPF(layers: layers, conditioner: conditioner)
         }
     }
 }
