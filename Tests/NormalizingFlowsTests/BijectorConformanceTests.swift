@@ -116,6 +116,10 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "SumOfSquaresPolynomialAutoregressive with context", plan: SumOfSquaresPolynomialAutoregressive(
         polynomials: 2, degree: 2, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 2),
     ConformanceCase(name: "SOSPF", plan: SOSPF(layers: 2, polynomials: 2, degree: 2, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
+    ConformanceCase(name: "BernsteinPolynomial", plan: BernsteinPolynomial(degree: 6, bound: 2)),
+    ConformanceCase(name: "BernsteinPolynomialAutoregressive with context", plan: BernsteinPolynomialAutoregressive(
+        degree: 5, bound: 3, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 2),
+    ConformanceCase(name: "BPF", plan: BPF(layers: 2, degree: 5, bound: 3, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
     ConformanceCase(name: "Bounds", plan: Bounds(lower: [-1, 0.5, -.infinity, -.infinity], upper: [2, .infinity, 3, .infinity]), eventShape: [2, 2]),
 ]
 

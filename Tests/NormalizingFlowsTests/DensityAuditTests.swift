@@ -57,6 +57,9 @@ let auditFamilies: [AuditFamily] = [
     AuditFamily(name: "sospf", takesContext: true, forData: true, learningRate: 5e-3) {
         SOSPF(layers: $0 ? 5 : 2, polynomials: 3, degree: $0 ? 3 : 2, conditioner: autoregressive($0))
     },
+    AuditFamily(name: "bpf", takesContext: true, forData: true, learningRate: 5e-3) {
+        BPF(layers: $0 ? 5 : 2, degree: $0 ? 16 : 8, bound: 5, conditioner: autoregressive($0))
+    },
     AuditFamily(name: "realnvp", takesContext: true, forData: true, learningRate: 2e-3) { RealNVP(layers: $0 ? 6 : 4, conditioner: coupling($0)) },
     AuditFamily(name: "planar", takesContext: false, forData: false, learningRate: 1e-2) { PlanarFlow(layers: $0 ? 32 : 8) },
     AuditFamily(name: "radial", takesContext: false, forData: false, learningRate: 1e-2) { RadialFlow(layers: $0 ? 32 : 8) },

@@ -135,14 +135,15 @@ func deepSigmoidalRoundTrip(dtype: DType) throws {
     #expect(maxAbsDifference(logForward.doubles, logInverse.negated().doubles) < (dtype == .float32 ? 1e-4 : 1e-9))
 }
 
-@Test("a neural monotonic flow samples what it scores", arguments: ["naf", "unaf", "sospf"])
+@Test("a neural monotonic flow samples what it scores", arguments: ["naf", "unaf", "sospf", "bpf"])
 func aNeuralMonotonicFlowSamplesWhatItScores(_ family: String) throws {
     // The density is one pass; sampling inverts every layer by root-finding.
     let conditioner = DenseAutoregressive(hiddenSizes: [12])
     let plan: any BijectorPlan = switch family {
     case "naf": NAF(layers: 2, units: 6, conditioner: conditioner)
     case "unaf": UNAF(layers: 2, hiddenUnits: 4, conditioner: conditioner)
-    default: SOSPF(layers: 2, polynomials: 2, degree: 2, conditioner: conditioner)
+    case "sospf": SOSPF(layers: 2, polynomials: 2, degree: 2, conditioner: conditioner)
+    default: BPF(layers: 2, degree: 6, bound: 2, conditioner: conditioner)
     }
     let flow = try Flow(base: Normal.standard([3], dtype: .float64), plan: plan, seed: 2)
     var g = RandomGenerator(seed: 4)
@@ -299,13 +300,14 @@ func sumOfSquaresRoundTrip(dtype: DType) throws {
 
 // MARK: - Model files
 
-@Test("a monotonic flow's model file rebuilds the same flow", arguments: ["naf", "unaf", "sospf"])
+@Test("a monotonic flow's model file rebuilds the same flow", arguments: ["naf", "unaf", "sospf", "bpf"])
 func monotonicFlowsSaveAndLoad(_ family: String) throws {
     let conditioner = DenseAutoregressive(hiddenSizes: [8])
     let plan: any BijectorPlan = switch family {
     case "naf": NAF(layers: 2, units: 5, conditioner: conditioner)
     case "unaf": UNAF(layers: 2, hiddenUnits: 3, nodes: 20, conditioner: conditioner)
-    default: SOSPF(layers: 2, polynomials: 2, degree: 4, conditioner: conditioner)
+    case "sospf": SOSPF(layers: 2, polynomials: 2, degree: 4, conditioner: conditioner)
+    default: BPF(layers: 2, degree: 7, bound: 4, conditioner: conditioner)
     }
     let flow = try Flow(base: Normal.standard([2]), plan: plan, contextSize: 1, seed: 5)
     var g = RandomGenerator(seed: 6)
@@ -316,4 +318,73 @@ func monotonicFlowsSaveAndLoad(_ family: String) throws {
     let x = Tensor.randn([5, 2], generator: &g), c = Tensor.randn([5, 1], generator: &g)
     #expect(try PlanCoding.json(loaded.plan) == PlanCoding.json(plan), "the hyperparameters are kept")
     #expect(maxAbsDifference(try loaded.logProb(x, context: c).doubles, try flow.logProb(x, context: c).doubles) == 0)
+}
+
+// MARK: - Bernstein polynomial flow (BPF)
+
+/// The Bernstein polynomial map from its definition in Double: coefficients by cumulative
+/// softplus, the polynomial by de Casteljau's algorithm inside [−B, B], linear tails outside with
+/// the end slopes M(β₁ − β₀)/(2B) and M(β_M − β_{M−1})/(2B).
+private func directBernstein(_ x: Double, raw r: [Double], bound b: Double) -> Double {
+    let m = r.count - 1
+    var beta = [r[0]]
+    for k in 1...m { beta.append(beta[k - 1] + Foundation.log1p(Foundation.exp(max(r[k], -30)))) }
+    func casteljau(_ u: Double) -> Double {
+        var points = beta
+        for level in 1...m { for i in 0...(m - level) { points[i] = (1 - u) * points[i] + u * points[i + 1] } }
+        return points[0]
+    }
+    if x < -b { return beta[0] + (x + b) * Double(m) * (beta[1] - beta[0]) / (2 * b) }
+    if x > b { return beta[m] + (x - b) * Double(m) * (beta[m] - beta[m - 1]) / (2 * b) }
+    return casteljau((x + b) / (2 * b))
+}
+
+@Test func theBernsteinTransformComputesItsDefinition() throws {
+    var g = RandomGenerator(seed: 3)
+    let transform = BernsteinPolynomialTransform(degree: 7, bound: 2)
+    let n = 80, p = transform.parameterCount
+    let x = Tensor.uniform([n], low: -3.5, high: 3.5, generator: &g, dtype: .float64)   // inside and in both tails
+    let raw = Tensor.randn([n, p], generator: &g, dtype: .float64)
+    let (y, logDerivative) = transform.forward(x, parameters: raw)
+    var largest = (y: 0.0, log: 0.0)
+    for i in 0..<n {
+        let r = Array(raw.doubles[(i * p)..<((i + 1) * p)]), xi = x.doubles[i]
+        let expected = directBernstein(xi, raw: r, bound: 2)
+        // The log-derivative against central differences of the direct map (h = 1e-5, off the knots ±B).
+        let h = 1e-5
+        let slope = (directBernstein(xi + h, raw: r, bound: 2) - directBernstein(xi - h, raw: r, bound: 2)) / (2 * h)
+        largest.y = max(largest.y, abs(y.doubles[i] - expected) / max(1, abs(expected)))
+        if abs(abs(xi) - 2) > 2 * h { largest.log = max(largest.log, abs(logDerivative.doubles[i] - Foundation.log(slope))) }
+    }
+    #expect(largest.y < 1e-12 && largest.log < 1e-7, "\(largest)")
+    let identity = Tensor(transform.identityParameters, shape: [1, p], dtype: .float64)
+    let (same, zeroLog) = transform.forward(x, parameters: identity)
+    #expect(maxAbsDifference(same.doubles, x.doubles) < 1e-12 && zeroLog.doubles.allSatisfy { abs($0) < 1e-12 })
+}
+
+@Test("the Bernstein transform's gradients match finite differences", arguments: [false, true])
+func bernsteinGradients(inverse: Bool) throws {
+    var g = RandomGenerator(seed: 6)
+    let transform = BernsteinPolynomialTransform(degree: 5, bound: 2)
+    let x = Tensor([-3.1, -1.2, -0.4, 0, 0.3, 1.7, 2.6], dtype: .float64)
+    let parameters = Tensor.randn([7, transform.parameterCount], generator: &g, dtype: .float64)
+    let result = transformGradCheck(transform, x, parameters, inverse: inverse)
+    #expect(result.maxRelativeError < 1e-6, "\(result)")
+}
+
+@Test("the Bernstein transform inverts to its tolerance", arguments: [DType.float32, .float64])
+func bernsteinRoundTrip(dtype: DType) throws {
+    var g = RandomGenerator(seed: 8)
+    let transform = BernsteinPolynomialTransform(degree: 8, bound: 3)
+    let xs = [-40, -3, -1e-7, 0, 0.5, 2.9, 3.2, 60]
+    let x = Tensor(xs, dtype: dtype)
+    let raw = Tensor.randn([xs.count, transform.parameterCount], generator: &g, dtype: dtype)
+    let (y, logForward) = transform.forward(x, parameters: raw)
+    let (back, logInverse) = try transform.inverse(y, parameters: raw)
+    let tolerance = MonotoneRootFinder(dtype: dtype).tolerance
+    for (a, b) in zip(back.doubles, xs) {
+        let allowed = 2 * tolerance * (1 + abs(b)) + (dtype == .float32 ? 1e-4 * (1 + abs(b)) : 0)
+        #expect(abs(a - b) <= allowed, "\(dtype): \(b) → \(a)")
+    }
+    #expect(maxAbsDifference(logForward.doubles, logInverse.negated().doubles) < (dtype == .float32 ? 1e-4 : 1e-9))
 }

@@ -239,7 +239,7 @@ func expectCleanFailure(_ run: Run, status: Int32 = 1, _ fragment: String, _ nam
     // Help shows every default and every flow.
     for command in ["fit", "vi"] {
         let help = try flows([command, "--help"]).output
-        for name in ["maf", "iaf", "nsf", "nsf-coupling", "realnvp", "planar", "radial", "sylvester", "naf", "unaf", "sospf"] {
+        for name in ["maf", "iaf", "nsf", "nsf-coupling", "realnvp", "planar", "radial", "sylvester", "naf", "unaf", "sospf", "bpf"] {
             #expect(help.contains(name), "\(command) --help lacks \(name)")
         }
         for text in ["16 for", "32 for", "default: 64,64", "default: 8", "(default: 0.001)"] {

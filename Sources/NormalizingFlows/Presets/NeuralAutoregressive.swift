@@ -86,3 +86,31 @@ public struct SOSPF: SerializablePlan {
                   reversing: true, spec, &generator)
     }
 }
+
+/// A Bernstein polynomial flow (BPF; Ramasinghe et al. 2021): `layers` Bernstein polynomial
+/// autoregressive layers (``BernsteinPolynomialAutoregressive``) in the MAF direction (the
+/// density in one network pass per layer; sampling root-finds each dimension in D sequential
+/// steps per layer), with reversed variable orders between layers.
+public struct BPF: SerializablePlan {
+    public var layers: Int
+    public var degree: Int
+    public var bound: Double
+    public var conditioner: DenseAutoregressive
+
+    /// - Parameters:
+    ///   - layers: the number of Bernstein polynomial autoregressive layers.
+    ///   - degree: M, each polynomial's degree.
+    ///   - bound: B, the half-width of the interval each polynomial acts on (linear outside).
+    ///   - conditioner: each layer's MADE network (each layer gets its own weights).
+    public init(layers: Int = 5, degree: Int = 16, bound: Double = 5, conditioner: DenseAutoregressive = DenseAutoregressive()) {
+        self.layers = layers
+        self.degree = degree
+        self.bound = bound
+        self.conditioner = conditioner
+    }
+
+    public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        try stack(layers, Invert(BernsteinPolynomialAutoregressive(degree: degree, bound: bound, conditioner: conditioner)),
+                  reversing: true, spec, &generator)
+    }
+}

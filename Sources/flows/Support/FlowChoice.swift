@@ -6,7 +6,7 @@ enum FlowChoice: String, CaseIterable {
     case maf, iaf, nsf
     case nsfCoupling = "nsf-coupling"
     case realnvp, planar, radial, sylvester
-    case naf, unaf, sospf
+    case naf, unaf, sospf, bpf
 
     static var names: String { allCases.map(\.rawValue).joined(separator: "|") }
 
@@ -20,7 +20,7 @@ enum FlowChoice: String, CaseIterable {
     /// Layers when `--layers` is not given.
     var defaultLayers: Int {
         switch self {
-        case .maf, .iaf, .nsf, .naf, .unaf, .sospf: 5
+        case .maf, .iaf, .nsf, .naf, .unaf, .sospf, .bpf: 5
         case .realnvp, .nsfCoupling: 6
         case .planar, .radial: 32
         case .sylvester: 16
@@ -37,7 +37,7 @@ enum FlowChoice: String, CaseIterable {
     /// for density estimation.
     var densityEstimationNote: String? {
         switch self {
-        case .maf, .nsf, .nsfCoupling, .realnvp, .naf, .unaf, .sospf: nil
+        case .maf, .nsf, .nsfCoupling, .realnvp, .naf, .unaf, .sospf, .bpf: nil
         case .iaf:
             "iaf is made for sampling (variational inference, `flows vi`): scoring data inverts each layer "
                 + "in one sequential step per dimension, so training on data is slow; maf has the same layers "
@@ -129,6 +129,7 @@ enum FlowChoice: String, CaseIterable {
         case .naf: return NAF(layers: layers, units: FlowChoice.defaultUnits, conditioner: conditioner)
         case .unaf: return UNAF(layers: layers, conditioner: conditioner)
         case .sospf: return SOSPF(layers: layers, conditioner: conditioner)
+        case .bpf: return BPF(layers: layers, conditioner: conditioner)
         }
     }
 }
