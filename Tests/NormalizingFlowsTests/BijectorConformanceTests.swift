@@ -135,6 +135,25 @@ let conformanceCases: [ConformanceCase] = [
     ConformanceCase(name: "CircularShift fixed", plan: CircularShift(.fixed(2.5))),
     ConformanceCase(name: "NCSF", plan: NCSF(layers: 3, bins: 4, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
     ConformanceCase(name: "NCSF with context", plan: NCSF(layers: 2, bins: 4, conditioner: DenseAutoregressive(hiddenSizes: [8])), contextSize: 2),
+    ConformanceCase(name: "DeepSigmoidal", plan: DeepSigmoidal(units: 4)),
+    ConformanceCase(name: "DeepSigmoidalAutoregressive with context", plan: DeepSigmoidalAutoregressive(
+        units: 4, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 2),
+    ConformanceCase(name: "NAF", plan: NAF(layers: 2, units: 4, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
+    ConformanceCase(name: "UnconstrainedMonotonic", plan: UnconstrainedMonotonic(hiddenUnits: 3)),
+    ConformanceCase(name: "UnconstrainedMonotonicAutoregressive with context", plan: UnconstrainedMonotonicAutoregressive(
+        hiddenUnits: 3, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 2),
+    // UNAF's log-determinant is that of the exact integral; its map is the Gauss–Legendre rule.
+    // With the weights moved by 0.3 they differed by 2.1e-6 at 32 nodes (the rule's error), so
+    // this case takes 64 (the elementwise cases above pass at the default 32).
+    ConformanceCase(name: "UNAF", plan: UNAF(layers: 2, hiddenUnits: 4, nodes: 64, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
+    ConformanceCase(name: "SumOfSquaresPolynomial", plan: SumOfSquaresPolynomial(polynomials: 2, degree: 3)),
+    ConformanceCase(name: "SumOfSquaresPolynomialAutoregressive with context", plan: SumOfSquaresPolynomialAutoregressive(
+        polynomials: 2, degree: 2, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 2),
+    ConformanceCase(name: "SOSPF", plan: SOSPF(layers: 2, polynomials: 2, degree: 2, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
+    ConformanceCase(name: "BernsteinPolynomial", plan: BernsteinPolynomial(degree: 6, bound: 2)),
+    ConformanceCase(name: "BernsteinPolynomialAutoregressive with context", plan: BernsteinPolynomialAutoregressive(
+        degree: 5, bound: 3, conditioner: DenseAutoregressive(hiddenSizes: [16])), contextSize: 2),
+    ConformanceCase(name: "BPF", plan: BPF(layers: 2, degree: 5, bound: 3, conditioner: DenseAutoregressive(hiddenSizes: [8]))),
     ConformanceCase(name: "Bounds", plan: Bounds(lower: [-1, 0.5, -.infinity, -.infinity], upper: [2, .infinity, 3, .infinity]), eventShape: [2, 2]),
 ]
 

@@ -54,6 +54,18 @@ let auditFamilies: [AuditFamily] = [
     AuditFamily(name: "lrs-coupling", takesContext: true, forData: true, learningRate: 5e-3) {
         LRSCoupling(layers: $0 ? 6 : 4, bins: $0 ? 8 : 6, bound: 5, conditioner: coupling($0))
     },
+    AuditFamily(name: "naf", takesContext: true, forData: true, learningRate: 5e-3) {
+        NAF(layers: $0 ? 5 : 2, units: $0 ? 16 : 8, conditioner: autoregressive($0))
+    },
+    AuditFamily(name: "unaf", takesContext: true, forData: true, learningRate: 5e-3) {
+        UNAF(layers: $0 ? 5 : 2, hiddenUnits: $0 ? 8 : 4, conditioner: autoregressive($0))
+    },
+    AuditFamily(name: "sospf", takesContext: true, forData: true, learningRate: 5e-3) {
+        SOSPF(layers: $0 ? 5 : 2, polynomials: 3, degree: $0 ? 3 : 2, conditioner: autoregressive($0))
+    },
+    AuditFamily(name: "bpf", takesContext: true, forData: true, learningRate: 5e-3) {
+        BPF(layers: $0 ? 5 : 2, degree: $0 ? 16 : 8, bound: 5, conditioner: autoregressive($0))
+    },
     AuditFamily(name: "realnvp", takesContext: true, forData: true, learningRate: 2e-3) { RealNVP(layers: $0 ? 6 : 4, conditioner: coupling($0)) },
     AuditFamily(name: "planar", takesContext: true, forData: false, learningRate: 1e-2) { PlanarFlow(layers: $0 ? 32 : 8) },
     AuditFamily(name: "radial", takesContext: true, forData: false, learningRate: 1e-2) { RadialFlow(layers: $0 ? 32 : 8) },

@@ -80,7 +80,7 @@ func contextLayersMADEMatchesItsFormulaAndFiniteDifferences(_ hidden: [Int], _ a
     // about 10⁻⁹).
     let transform = AffineTransform(scale: .exp)
     let (forward, _) = transform.forward(x, parameters: network(x, context: c))
-    let (inverse, _) = withoutGradients { network.sequentialInverse(forward, context: c, transform: transform) }
+    let (inverse, _) = try withoutGradients { try network.sequentialInverse(forward, context: c, transform: transform) }
     #expect(maxAbsDifference(inverse.doubles, x.doubles) < 1e-8)
 }
 

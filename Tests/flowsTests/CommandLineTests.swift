@@ -107,7 +107,7 @@ func moons(_ n: Int, seed: UInt64) -> Tensor {
 }
 
 @Test("flows fit notes when the family is slow or fragile for data and names the one to use",
-      arguments: ["maf", "iaf", "nsf", "nsf-coupling", "lrs", "lrs-coupling", "realnvp", "planar", "radial", "sylvester"])
+      arguments: ["maf", "iaf", "nsf", "nsf-coupling", "lrs", "lrs-coupling", "realnvp", "planar", "radial", "sylvester", "naf", "unaf", "sospf", "bpf", "ncsf"])
 func fitNotesFamiliesMadeForVariationalInference(_ family: String) throws {
     let dir = folder()
     try DataFile.writeCSV(moons(200, seed: 3), to: "\(dir)/train.csv")

@@ -240,7 +240,7 @@ func expectCleanFailure(_ run: Run, status: Int32 = 1, _ fragment: String, _ nam
     for command in ["fit", "vi"] {
         // Words as a reader sees them: the help's line wrapping may fall between any two.
         let help = try flows([command, "--help"]).output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        for name in ["maf", "iaf", "nsf", "nsf-coupling", "lrs", "lrs-coupling", "realnvp", "planar", "radial", "sylvester", "ncsf"] {
+        for name in ["maf", "iaf", "nsf", "nsf-coupling", "lrs", "lrs-coupling", "realnvp", "planar", "radial", "sylvester", "naf", "unaf", "sospf", "bpf", "ncsf"] {
             #expect(help.contains(name), "\(command) --help lacks \(name)")
         }
         for text in ["16 for", "32 for", "default: 64,64", "default: 8", "(default: 0.001)"] {

@@ -49,15 +49,15 @@ final class AutoregressiveBijector: Bijector {
         if !GradientMode.isEnabled {
             let rows = leading.reduce(1, *)
             let flatContext = context.map { $0.broadcast(to: leading + [contextSize]).reshaped(to: [rows, contextSize]) }
-            let (x, d) = conditioner.sequentialInverse(flat.reshaped(to: [rows, size]), context: flatContext, transform: transform)
+            let (x, d) = try conditioner.sequentialInverse(flat.reshaped(to: [rows, size]), context: flatContext, transform: transform)
             return (x.reshaped(to: y.shape), d.sum(alongAxis: -1).reshaped(to: leading))
         }
         if let fused = recordedFusedPass(y, context: context, leading: leading, inverse: true) { return fused }
         // Pass 1: the input is all zeros, identical for every row.
         let firstInput = context == nil ? Tensor.zeros([1, size], dtype: y.dtype) : Tensor.zeros(flat.shape, dtype: y.dtype)
-        var (x, d) = transform.inverse(flat, parameters: conditioner(firstInput, context: context))
+        var (x, d) = try reportingRows(elementsPerRow: size) { try transform.inverse(flat, parameters: conditioner(firstInput, context: context)) }
         for _ in 1..<size {
-            (x, d) = transform.inverse(flat, parameters: conditioner(x, context: context))
+            (x, d) = try reportingRows(elementsPerRow: size) { try transform.inverse(flat, parameters: conditioner(x, context: context)) }
         }
         return (x.reshaped(to: y.shape), d.sum(alongAxis: -1))
     }

@@ -69,8 +69,8 @@ final class CouplingBijector: Bijector {
         let kept = flat.indexSelect(alongAxis: -1, conditioningIndices)
         let changed = flat.indexSelect(alongAxis: -1, transformedIndices)
         let parameters = conditioner(kept, context: context?.broadcast(to: leading + [contextSize])).reshaped(to: leading + [transformedIndices.count, transform.parameterCount])
-        let (out, logDerivative) = inverse
-            ? transform.inverse(changed, parameters: parameters)
+        let (out, logDerivative) = try inverse
+            ? reportingRows(elementsPerRow: transformedIndices.count) { try transform.inverse(changed, parameters: parameters) }
             : transform.forward(changed, parameters: parameters)
         let merged = Tensor.concatenate([kept, out], alongAxis: -1).indexSelect(alongAxis: -1, mergeOrder)
         return (merged.reshaped(to: input.shape), logDerivative.sum(alongAxis: -1))

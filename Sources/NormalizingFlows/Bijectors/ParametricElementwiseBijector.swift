@@ -48,7 +48,8 @@ final class ParametricElementwiseBijector: Bijector {
     func inverse(_ y: Tensor, context: Tensor?) throws -> (x: Tensor, logAbsDetJacobian: Tensor) {
         let leading = try leadingShape(of: y, "input")
         try transform.checkDomain(y, "input of \(type(of: transform)).inverse")
-        let (x, d) = transform.inverse(y, parameters: try currentParameters(context, leading: leading))
+        let parameters = try currentParameters(context, leading: leading)
+        let (x, d) = try reportingRows(elementsPerRow: eventShape.reduce(1, *)) { try transform.inverse(y, parameters: parameters) }
         return (x, sumOverEvent(d))
     }
 }

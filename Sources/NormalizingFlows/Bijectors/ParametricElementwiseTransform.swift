@@ -10,7 +10,12 @@ public protocol ParametricElementwiseTransform: Sendable {
     /// broadcasts to it.
     func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor)
     /// x = f⁻¹(y; θ) and log |∂x/∂y| elementwise.
-    func inverse(_ y: Tensor, parameters: Tensor) -> (x: Tensor, logAbsDerivative: Tensor)
+    ///
+    /// Transforms without a closed-form inverse solve for x iteratively (``ParametricElementwiseTransform/monotoneInverse(_:parameters:finder:)``).
+    /// - Throws: ``FlowError/notConverged(row:_:)`` when an iterative inverse misses its
+    ///   tolerance, with `row` the index of the element in `y` flattened (the bijector that
+    ///   applies the transform reports the row of the event instead).
+    func inverse(_ y: Tensor, parameters: Tensor) throws -> (x: Tensor, logAbsDerivative: Tensor)
     /// The values f accepts, and produces: ℝ by default; ``Domain/circle`` for maps of angles.
     /// The bijectors built on the transform refuse input outside it (other than ℝ) with
     /// ``FlowError/outsideDomain(_:)``.

@@ -16,16 +16,18 @@ import Tensors
 /// when gradients are on.
 extension MaskedAutoregressiveNetwork {
     /// x and the elementwise log |∂x/∂y| for y [N, D] (and context [N, C]), inverting `transform`.
-    func sequentialInverse(_ y: Tensor, context: Tensor?, transform: any ParametricElementwiseTransform) -> (x: Tensor, logAbsDerivative: Tensor) {
+    /// - Throws: ``FlowError/notConverged(row:_:)`` with the row of `y` whose iterative
+    ///   inverse (for transforms without a closed form) missed its tolerance.
+    func sequentialInverse(_ y: Tensor, context: Tensor?, transform: any ParametricElementwiseTransform) throws -> (x: Tensor, logAbsDerivative: Tensor) {
         switch y.dtype {
-        case .float32: sequentialInverse(y, context: context, transform: transform, Float.self)
-        case .float64: sequentialInverse(y, context: context, transform: transform, Double.self)
+        case .float32: try sequentialInverse(y, context: context, transform: transform, Float.self)
+        case .float64: try sequentialInverse(y, context: context, transform: transform, Double.self)
         }
     }
 
     private func sequentialInverse<T: TensorScalar>(
         _ y: Tensor, context: Tensor?, transform: any ParametricElementwiseTransform, _: T.Type
-    ) -> (x: Tensor, logAbsDerivative: Tensor) {
+    ) throws -> (x: Tensor, logAbsDerivative: Tensor) {
         let layout = layout(T.self)
         let (rows, d, c, p) = (y.shape[0], variableOrder.count, layout.contextSize, outputsPerDimension)
         let yValues = y.scalars(as: T.self)
@@ -83,7 +85,9 @@ extension MaskedAutoregressiveNetwork {
                     for e in 0..<(n * p) { parameters[e] += skipped[e] }
                 }
                 for r in 0..<n { column[r] = yValues[(start + r) * d + dimension] }
-                let (xColumn, logColumn) = transform.inverse(Tensor(shape: [n], scalars: column), parameters: Tensor(shape: [n, p], scalars: parameters))
+                let (xColumn, logColumn) = try reportingRows(elementsPerRow: 1, offset: start) {
+                    try transform.inverse(Tensor(shape: [n], scalars: column), parameters: Tensor(shape: [n, p], scalars: parameters))
+                }
                 let xs = xColumn.scalars(as: T.self), logs = logColumn.scalars(as: T.self)
                 for r in 0..<n {
                     input[r * width + c + degree] = xs[r]

@@ -57,7 +57,7 @@ struct Bench: ParsableCommand {
         case .gemm: records = GEMMBench.run(repetitions: steps, shapes: try gemmShapes())
         case .mlpStep: records = [MLPStepBench.run(steps: steps)]
         case .vectorMath: records = VectorMathBench.run(repetitions: steps)
-        case .splineKernels: records = SplineKernelBench.run(repetitions: steps)
+        case .splineKernels: records = try SplineKernelBench.run(repetitions: steps)
         default:
             var isFolder: ObjCBool = false
             guard !task.readsData || FileManager.default.fileExists(atPath: dataDirectory, isDirectory: &isFolder) && isFolder.boolValue else {

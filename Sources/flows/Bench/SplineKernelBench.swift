@@ -6,7 +6,7 @@ import NormalizingFlows
 /// elements with 8 bins on [−3, 3] and raw parameters N(0, 1): evaluation alone, and evaluation
 /// with the backward pass of sum(output) + sum(log-derivative) into the input and the raw parameters.
 enum SplineKernelBench {
-    static func run(repetitions: Int?) -> [BenchRecord] {
+    static func run(repetitions: Int?) throws -> [BenchRecord] {
         let n = 65_536, reps = repetitions ?? 50
         let splines: [(name: String, transform: any ParametricElementwiseTransform)] = [
             ("rational-quadratic", RationalQuadraticSplineTransform(bins: 8, bound: 3)),
@@ -18,18 +18,20 @@ enum SplineKernelBench {
             let x = Tensor.uniform([n], low: -3.3, high: 3.3, generator: &generator)
             let raw = Tensor.randn([n, transform.parameterCount], generator: &generator)
             for inverse in [false, true] {
-                func evaluate(_ x: Tensor, _ raw: Tensor) -> (Tensor, Tensor) {
+                func evaluate(_ x: Tensor, _ raw: Tensor) throws -> (Tensor, Tensor) {
                     if inverse {
-                        let (x, log) = transform.inverse(x, parameters: raw)
+                        let (x, log) = try transform.inverse(x, parameters: raw)
                         return (x, log)
                     }
                     let (y, log) = transform.forward(x, parameters: raw)
                     return (y, log)
                 }
-                let plain = Timing.median(repetitions: reps) { _ = withoutGradients { evaluate(x, raw) } }
+                // Both splines invert in closed form: a first call reports any error, the timed ones cannot fail.
+                _ = try withoutGradients { try evaluate(x, raw) }
+                let plain = Timing.median(repetitions: reps) { _ = withoutGradients { try? evaluate(x, raw) } }
                 let withBackward = Timing.median(repetitions: reps) {
                     let xv = x.requiringGradient(), rv = raw.requiringGradient()
-                    let (out, log) = evaluate(xv, rv)
+                    guard let (out, log) = try? evaluate(xv, rv) else { return }
                     (out.sum() + log.sum()).backward()
                 }
                 records.append(BenchRecord(fields: [

@@ -8,6 +8,7 @@ enum FlowChoice: String, CaseIterable {
     case lrs
     case lrsCoupling = "lrs-coupling"
     case realnvp, planar, radial, sylvester
+    case naf, unaf, sospf, bpf
     /// Angles: data in [−π, π)ᴰ under a uniform base on the torus.
     case ncsf
 
@@ -23,7 +24,7 @@ enum FlowChoice: String, CaseIterable {
     /// Layers when `--layers` is not given.
     var defaultLayers: Int {
         switch self {
-        case .maf, .iaf, .nsf, .lrs, .ncsf: 5
+        case .maf, .iaf, .nsf, .lrs, .ncsf, .naf, .unaf, .sospf, .bpf: 5
         case .realnvp, .nsfCoupling, .lrsCoupling: 6
         case .planar, .radial: 32
         case .sylvester: 16
@@ -32,13 +33,15 @@ enum FlowChoice: String, CaseIterable {
 
     static let defaultHidden = [64, 64]
     static let defaultBins = 8
+    /// Sigmoid units per element of `naf`'s layers (Huang et al.'s and Pyro's 16).
+    static let defaultUnits = 16
 
     /// What `flows fit` tells the user before fitting this family to data, when it is slow or
     /// fragile in that direction, with the family that fits the job; `nil` for the families made
     /// for density estimation.
     var densityEstimationNote: String? {
         switch self {
-        case .maf, .nsf, .nsfCoupling, .lrs, .lrsCoupling, .realnvp, .ncsf: nil
+        case .maf, .nsf, .nsfCoupling, .lrs, .lrsCoupling, .realnvp, .ncsf, .naf, .unaf, .sospf, .bpf: nil
         case .iaf:
             "iaf is made for sampling (variational inference, `flows vi`): scoring data inverts each layer "
                 + "in one sequential step per dimension, so training on data is slow; maf has the same layers "
@@ -144,6 +147,10 @@ enum FlowChoice: String, CaseIterable {
         case .lrsCoupling: return LRSCoupling(layers: layers, bins: bins, bound: splineBound!, conditioner: CouplingNetwork(hiddenSizes: hidden))
         case .sylvester: return SylvesterFlow(layers: layers)
         case .ncsf: return NCSF(layers: layers, bins: bins, conditioner: conditioner)
+        case .naf: return NAF(layers: layers, units: FlowChoice.defaultUnits, conditioner: conditioner)
+        case .unaf: return UNAF(layers: layers, conditioner: conditioner)
+        case .sospf: return SOSPF(layers: layers, conditioner: conditioner)
+        case .bpf: return BPF(layers: layers, conditioner: conditioner)
         }
     }
 }

@@ -1,0 +1,117 @@
+import Foundation
+
+/// The sum-of-squares polynomial transformer (Jaini, Selby & Yu 2019, "Sum-of-Squares
+/// Polynomial Flow", ICML): the integral of a sum of squared polynomials, which is nonnegative,
+/// so the map is monotonic:
+///
+///   y = c + ∫₀ˣ g(t) dt,   g(t) = ε + ((1 − ε)/K) Σₖ pₖ(t)²,   pₖ(t) = 1 + Σₗ aₖₗ tˡ  (l = 0…L),
+///
+/// with K polynomials of degree L and ε = 10⁻³, from K(L + 1) + 1 raw parameters per element laid
+/// out [a₁₀…a₁_L, …, a_K0…a_KL, c]. As in zuko's `SOSPolynomialTransform`, each polynomial is
+/// 1 plus its raw coefficients and the squares are averaged, so all-zero raw parameters are the
+/// identity (g ≡ 1); the floor ε (not in Jaini et al.) keeps g > 0 where every pₖ vanishes at
+/// once, so the map is strictly increasing and log g finite everywhere.
+///
+/// The integral is a polynomial of degree 2L + 1, computed in closed form: with
+/// Gₗₘ = Σₖ qₖₗqₖₘ (qₖ the coefficients of pₖ),
+///
+///   y = c + εx + ((1 − ε)/K) Σₗ,ₘ Gₗₘ x^{l+m+1}/(l + m + 1),   log dy/dx = log g(x).
+///
+/// Cost: O(K·L²) per element forward (composed tensor operations); the inverse has no closed form
+/// for L ≥ 1 and is found by ``MonotoneRootFinder``. y grows like x^{2L+1}, so inputs should be
+/// standardised.
+public struct SumOfSquaresPolynomialTransform: ParametricElementwiseTransform, Codable {
+    /// K, the squared polynomials.
+    public var polynomials: Int
+    /// L, each polynomial's degree.
+    public var degree: Int
+
+    /// ε, the floor under g.
+    static let floor = 1e-3
+
+    /// - Parameters:
+    ///   - polynomials: K, the squared polynomials (zuko's `SOSPF` uses 3).
+    ///   - degree: L, each polynomial's degree (zuko's uses 3).
+    public init(polynomials: Int = 3, degree: Int = 3) {
+        self.polynomials = polynomials
+        self.degree = degree
+    }
+
+    public var parameterCount: Int { polynomials * (degree + 1) + 1 }
+    public var identityParameters: [Double] { [Double](repeating: 0, count: parameterCount) }
+
+    public func validate() throws {
+        guard polynomials >= 1, degree >= 0, degree <= 16 else {
+            throw FlowError.invalidConfiguration(
+                "a sum-of-squares polynomial transform needs at least one polynomial and a degree from 0 to 16, got \(polynomials) polynomials of degree \(degree)")
+        }
+    }
+
+    public func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {
+        let (k, terms, e) = (polynomials, degree + 1, x.count)
+        let raw = parameters.broadcast(to: x.shape + [parameterCount]).reshaped(to: [e, parameterCount])
+        let one = Tensor([1] + [Double](repeating: 0, count: terms - 1), shape: [1, 1, terms], dtype: x.dtype)
+        let q = raw.slice(alongAxis: -1, 0..<(k * terms)).reshaped(to: [e, k, terms]) + one   // [e, K, L + 1]
+        let flat = x.reshaped(to: [e, 1])
+        // xʲ for j = 0…2L + 1.
+        var powers = [Tensor.ones([e, 1], dtype: x.dtype)]
+        for _ in 0..<(2 * terms) { powers.append(powers[powers.count - 1] * flat) }
+        let power = Tensor.concatenate(powers, alongAxis: -1)                                  // [e, 2L + 2]
+        // g(x) = ε + ((1 − ε)/K) Σₖ pₖ(x)².
+        let p = (q * power.slice(alongAxis: -1, 0..<terms).unsqueezed(axis: 1)).sum(alongAxis: -1)   // [e, K]
+        let g = p.square().sum(alongAxis: -1) * ((1 - Self.floor) / Double(k)) + Self.floor
+        // ∫₀ˣ tˡ⁺ᵐ dt = x^{l+m+1}/(l + m + 1), arranged as an (L + 1)×(L + 1) matrix per element.
+        let pairs = (0..<terms).flatMap { l in (0..<terms).map { l + $0 } }
+        let divisors = Tensor(pairs.map { 1 / Double($0 + 1) }, shape: [1, terms, terms], dtype: x.dtype)
+        let moments = power.indexSelect(alongAxis: -1, pairs.map { $0 + 1 }).reshaped(to: [e, terms, terms]) * divisors
+        let gram = (q.unsqueezed(axis: -1) * q.unsqueezed(axis: -2)).sum(alongAxis: 1)       // [e, L + 1, L + 1]
+        let integral = (gram * moments).sum(alongAxes: [1, 2]) * ((1 - Self.floor) / Double(k)) + flat.squeezed(axis: 1) * Self.floor
+        let y = integral + raw.select(alongAxis: -1, index: k * terms)
+        return (y.reshaped(to: x.shape), g.log().reshaped(to: x.shape))
+    }
+
+    /// The root of `forward` (see ``MonotoneRootFinder``).
+    /// - Throws: ``FlowError/notConverged(row:_:)`` naming the element whose root was not found.
+    public func inverse(_ y: Tensor, parameters: Tensor) throws -> (x: Tensor, logAbsDerivative: Tensor) {
+        try monotoneInverse(y, parameters: parameters.broadcast(to: y.shape + [parameterCount]))
+    }
+}
+
+/// An elementwise sum-of-squares polynomial transform with its own free parameters per element
+/// (``SumOfSquaresPolynomialTransform``; Jaini et al. 2019).
+public struct SumOfSquaresPolynomial: BijectorPlan, SerializablePlan {
+    public var transform: SumOfSquaresPolynomialTransform
+
+    /// - Parameters:
+    ///   - polynomials: K, the squared polynomials.
+    ///   - degree: L, each polynomial's degree.
+    public init(polynomials: Int = 3, degree: Int = 3) {
+        transform = SumOfSquaresPolynomialTransform(polynomials: polynomials, degree: degree)
+    }
+
+    public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        try ParametricElementwiseBijector(transform: transform, spec: spec, generator: &generator)
+    }
+}
+
+/// A sum-of-squares polynomial autoregressive layer (Jaini et al. 2019): each dimension's
+/// polynomial coefficients come from a MADE network (``DenseAutoregressive``) fed the dimensions
+/// before it, with a context when the flow has one. `forward` is one network pass; `inverse`
+/// takes D sequential root-finding steps. ``SOSPF`` uses it inverted.
+public struct SumOfSquaresPolynomialAutoregressive: BijectorPlan, SerializablePlan {
+    public var transform: SumOfSquaresPolynomialTransform
+    public var conditioner: DenseAutoregressive
+
+    /// - Parameters:
+    ///   - polynomials: K, the squared polynomials.
+    ///   - degree: L, each polynomial's degree.
+    ///   - conditioner: the MADE network that outputs each dimension's K(L + 1) + 1 raw parameters.
+    public init(polynomials: Int = 3, degree: Int = 3, conditioner: DenseAutoregressive = DenseAutoregressive()) {
+        transform = SumOfSquaresPolynomialTransform(polynomials: polynomials, degree: degree)
+        self.conditioner = conditioner
+    }
+
+    public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
+        try makeAutoregressive(transform, conditioner: conditioner, spec: spec, generator: &generator)
+    }
+}
