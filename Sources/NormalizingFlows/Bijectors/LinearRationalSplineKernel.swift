@@ -103,34 +103,9 @@ enum LinearRationalSplineKernel {
                             continue
                         }
                         let widths = exps + e * 2 * k, heights = widths + k
-                        var widthTotal: T = 0, heightTotal: T = 0
-                        for m in 0..<k {
-                            widthTotal += widths[m]
-                            heightTotal += heights[m]
-                        }
-                        let widthNormalizer = 1 / widthTotal, heightNormalizer = 1 / heightTotal
-                        for m in 0..<k {
-                            widths[m] *= widthNormalizer
-                            heights[m] *= heightNormalizer
-                        }
-                        // Walk the knots to the bin b with knot_b ≤ v < knot_{b+1} (in y for the inverse).
-                        // Knot j is −B + 2B (j·m + scale·Σ_{m<j} softmax_m) for 0 < j < K; knots 0 and K are ∓B.
-                        var b = 0
-                        var widthSum: T = 0, heightSum: T = 0        // Σ_{m<b} softmax_m
-                        var x0 = -bound, y0 = -bound, x1 = bound, y1 = bound
-                        while b < k - 1 {
-                            let nextWidthSum = widthSum + widths[b], nextHeightSum = heightSum + heights[b]
-                            x1 = -bound + 2 * bound * (T(b + 1) * minimumWidth + widthScale * nextWidthSum)
-                            y1 = -bound + 2 * bound * (T(b + 1) * minimumHeight + heightScale * nextHeightSum)
-                            if (inverse ? y1 : x1) > v { break }
-                            widthSum = nextWidthSum
-                            heightSum = nextHeightSum
-                            x0 = x1
-                            y0 = y1
-                            x1 = bound
-                            y1 = bound
-                            b += 1
-                        }
+                        let (b, widthSum, heightSum, x0, y0, x1, y1) = RationalQuadraticSplineKernel.locateBin(
+                            of: v, inverse: inverse, widths: widths, heights: heights, bins: k, bound: bound, minimumWidth: minimumWidth,
+                            minimumHeight: minimumHeight, widthScale: widthScale, heightScale: heightScale)
                         let derivativeRow = derivativeValues + e * (k - 1)
                         let d0 = b == 0 ? 1 : minimumDerivative + derivativeRow[b - 1]
                         let d1 = b == k - 1 ? 1 : minimumDerivative + derivativeRow[b]

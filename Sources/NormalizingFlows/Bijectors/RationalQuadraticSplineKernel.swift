@@ -199,34 +199,9 @@ enum RationalQuadraticSplineKernel {
                             continue
                         }
                         let widths = exps + e * 2 * k, heights = widths + k
-                        var widthTotal: T = 0, heightTotal: T = 0
-                        for m in 0..<k {
-                            widthTotal += widths[m]
-                            heightTotal += heights[m]
-                        }
-                        let widthNormalizer = 1 / widthTotal, heightNormalizer = 1 / heightTotal
-                        for m in 0..<k {
-                            widths[m] *= widthNormalizer
-                            heights[m] *= heightNormalizer
-                        }
-                        // Walk the knots to the bin b with knot_b ≤ v < knot_{b+1} (in y for the inverse).
-                        // Knot j is −B + 2B (j·m + scale·Σ_{m<j} softmax_m) for 0 < j < K; knots 0 and K are ∓B.
-                        var b = 0
-                        var widthSum: T = 0, heightSum: T = 0        // Σ_{m<b} softmax_m
-                        var x0 = -bound, y0 = -bound, x1 = bound, y1 = bound
-                        while b < k - 1 {
-                            let nextWidthSum = widthSum + widths[b], nextHeightSum = heightSum + heights[b]
-                            x1 = -bound + 2 * bound * (T(b + 1) * minimumWidth + widthScale * nextWidthSum)
-                            y1 = -bound + 2 * bound * (T(b + 1) * minimumHeight + heightScale * nextHeightSum)
-                            if (inverse ? y1 : x1) > v { break }
-                            widthSum = nextWidthSum
-                            heightSum = nextHeightSum
-                            x0 = x1
-                            y0 = y1
-                            x1 = bound
-                            y1 = bound
-                            b += 1
-                        }
+                        let (b, widthSum, heightSum, x0, y0, x1, y1) = RationalQuadraticSplineKernel.locateBin(
+                            of: v, inverse: inverse, widths: widths, heights: heights, bins: k, bound: bound, minimumWidth: minimumWidth,
+                            minimumHeight: minimumHeight, widthScale: widthScale, heightScale: heightScale)
                         // The end derivatives are 1 (linear tails) or the shared learned one (circular).
                         let derivativeRow = derivativeValues + e * derivativeCount
                         let end = circular ? minimumDerivative + derivativeRow[k - 1] : 1
@@ -297,6 +272,44 @@ enum RationalQuadraticSplineKernel {
     /// of raw_{2K+j−1} with slope `derivativeSlopes[j − 1]` (the sigmoid for m_d + softplus). A
     /// `circular` spline's end derivative d_0 = d_K is the same function of raw_{3K−1}, with slope
     /// `derivativeSlopes[K − 1]`: it takes the partials of both bin ends that are spline ends.
+    /// Normalises one element's width and height softmax numerators (`widths`, `heights`, K each,
+    /// in place) and walks the knots to the bin b with knot_b ≤ v < knot_{b+1} (knots in y for the
+    /// inverse). Knot j is −B + 2B(j·m + scale·Σ_{m<j} softmax_m) for 0 < j < K; knots 0 and K are
+    /// ∓B. Returns b, Σ_{m<b} of the width and height softmaxes, and the bin's corners. Shared by
+    /// the rational-quadratic and linear-rational kernels, whose knots are the same.
+    @inline(__always)
+    static func locateBin<T: TensorScalar>(of v: T, inverse: Bool, widths: UnsafeMutablePointer<T>, heights: UnsafeMutablePointer<T>,
+                                           bins k: Int, bound: T, minimumWidth: T, minimumHeight: T, widthScale: T, heightScale: T)
+        -> (bin: Int, widthSum: T, heightSum: T, x0: T, y0: T, x1: T, y1: T) {
+        var widthTotal: T = 0, heightTotal: T = 0
+        for m in 0..<k {
+            widthTotal += widths[m]
+            heightTotal += heights[m]
+        }
+        let widthNormalizer = 1 / widthTotal, heightNormalizer = 1 / heightTotal
+        for m in 0..<k {
+            widths[m] *= widthNormalizer
+            heights[m] *= heightNormalizer
+        }
+        var b = 0
+        var widthSum: T = 0, heightSum: T = 0
+        var x0 = -bound, y0 = -bound, x1 = bound, y1 = bound
+        while b < k - 1 {
+            let nextWidthSum = widthSum + widths[b], nextHeightSum = heightSum + heights[b]
+            x1 = -bound + 2 * bound * (T(b + 1) * minimumWidth + widthScale * nextWidthSum)
+            y1 = -bound + 2 * bound * (T(b + 1) * minimumHeight + heightScale * nextHeightSum)
+            if (inverse ? y1 : x1) > v { break }
+            widthSum = nextWidthSum
+            heightSum = nextHeightSum
+            x0 = x1
+            y0 = y1
+            x1 = bound
+            y1 = bound
+            b += 1
+        }
+        return (b, widthSum, heightSum, x0, y0, x1, y1)
+    }
+
     @inline(__always)
     static func chain<T: TensorScalar>(_ partials: SIMD8<T>, into row: UnsafeMutablePointer<T>, bin b: Int, bins k: Int,
                                                circular: Bool, widths: UnsafePointer<T>, heights: UnsafePointer<T>, sums: (T, T, T, T),
