@@ -30,6 +30,8 @@ import Foundation
 public final class GaussianMixture: SerializableBase {
     /// The form of each component's covariance.
     public enum Covariance: String, Sendable, CaseIterable {
+        /// `diagonal`: each component has independent coordinates (a diagonal covariance); `full`: a full
+        /// covariance matrix per component, through its Cholesky factor.
         case diagonal, full
     }
 
@@ -37,6 +39,7 @@ public final class GaussianMixture: SerializableBase {
     public let components: Int
     /// D, the length of one event.
     public let features: Int
+    /// Whether each component's covariance is diagonal or full.
     public let covariance: Covariance
     /// The unnormalised log-weights, [K].
     public let logits: Parameter
