@@ -40,6 +40,9 @@ public final class Normal: SerializableBase {
     /// The buffers under PyTorch's names, which the stored properties' names are not.
     public var members: [(name: String, member: ModuleMember)] { [("loc", .buffer(locBuffer)), ("scale", .buffer(scaleBuffer))] }
 
+    /// Checks the values a model file loaded into `loc` and `scale`, which bypass the
+    /// initializer's checks.
+    ///
     /// - Throws: ``FlowError/stateMismatch(_:)`` when the loaded μ is not finite or a σ is not
     ///   positive and finite.
     public func buffersDidLoad() throws {

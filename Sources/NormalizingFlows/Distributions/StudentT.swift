@@ -38,9 +38,13 @@ public final class StudentT: SerializableBase {
     /// σ > 0, of the shape of ``loc``.
     public var scale: Tensor { scaleBuffer.value }
 
-    /// The buffers `loc` and `scale` (no trained parameters), stored as `base.loc` and `base.scale`.
+    /// The buffers under PyTorch's names, `loc` and `scale` (no trained parameters), stored as
+    /// `base.loc` and `base.scale`.
     public var members: [(name: String, member: ModuleMember)] { [("loc", .buffer(locBuffer)), ("scale", .buffer(scaleBuffer))] }
 
+    /// Checks the values a model file loaded into `loc` and `scale`, which bypass the
+    /// initializer's checks.
+    ///
     /// - Throws: ``FlowError/stateMismatch(_:)`` when the loaded μ is not finite or a σ is not
     ///   positive and finite.
     public func buffersDidLoad() throws {
