@@ -30,9 +30,11 @@ import Foundation
 public final class GaussianMixture: SerializableBase {
     /// The form of each component's covariance.
     public enum Covariance: String, Sendable, CaseIterable {
-        /// `diagonal`: each component has independent coordinates (a diagonal covariance); `full`: a full
-        /// covariance matrix per component, through its Cholesky factor.
-        case diagonal, full
+        /// Σ_k = diag(σ_k²): each component's coordinates are independent (``logScales``).
+        case diagonal
+        /// Any positive-definite Σ_k, through the Cholesky factor of its precision Σ_k⁻¹
+        /// (``precisionLogDiagonal``, ``precisionLower``).
+        case full
     }
 
     /// K, the number of components.

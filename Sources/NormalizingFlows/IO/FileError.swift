@@ -5,7 +5,7 @@ public struct FileError: Error, Equatable, CustomStringConvertible {
     public var path: String
     /// The 1-based line of a text file where the problem is, or `nil`.
     public var line: Int?
-    /// The 1-based column (field) of that line, or `nil`.
+    /// The 1-based column of that line, counted in characters, or `nil`.
     public var column: Int?
     /// What is wrong, in words.
     public var message: String
@@ -14,7 +14,7 @@ public struct FileError: Error, Equatable, CustomStringConvertible {
     /// - Parameters:
     ///   - path: the file's path.
     ///   - line: the 1-based line, for text files (default `nil`).
-    ///   - column: the 1-based column (default `nil`).
+    ///   - column: the 1-based column in characters (default `nil`).
     ///   - message: what is wrong.
     public init(path: String, line: Int? = nil, column: Int? = nil, _ message: String) {
         self.path = path
