@@ -16,6 +16,7 @@ public enum FlowError: Error, Equatable, CustomStringConvertible {
     /// iteration is on the parameters.
     case notConverged(row: Int?, String)
 
+    /// The message for the case, prefixed by its kind ("shape mismatch: …"), for `error:` lines.
     public var description: String {
         switch self {
         case .shapeMismatch(let m): "shape mismatch: \(m)"

@@ -6,6 +6,8 @@
 /// standard deviation, so that batch leaves the layer standardised. The `initialized` buffer is
 /// saved with the model, so a loaded model is not initialised again.
 public struct ActNorm: SerializablePlan {
+    /// An ActNorm plan; the parameters s and t are created at zero (the identity) and set from the
+    /// first training batch.
     public init() {}
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {

@@ -10,9 +10,15 @@
 /// log-scale is unbounded (``AffineScale/exp``) instead of hard-clamped (a hard clamp passes no
 /// gradient once saturated).
 public struct AffineAutoregressive: BijectorPlan {
+    /// The MADE network that outputs (μ_i, s_i) for each dimension from the dimensions before it.
     public var conditioner: DenseAutoregressive
+    /// How the network's raw output s becomes log σ (default ``AffineScale/default``).
     public var scale: AffineScale
 
+    /// An affine autoregressive plan with the given network and scale map.
+    /// - Parameters:
+    ///   - conditioner: the MADE network (by default ``DenseAutoregressive``'s defaults).
+    ///   - scale: how the raw output s becomes log σ (default ``AffineScale/default``).
     public init(conditioner: DenseAutoregressive = DenseAutoregressive(), scale: AffineScale = .default) {
         self.conditioner = conditioner
         self.scale = scale

@@ -1,8 +1,14 @@
 /// y = loc + scale·x with fixed scalars; log |det J| = Σ log |scale|.
 public struct AffineFixed: ElementwiseFunction {
+    /// The shift added after scaling (default 0).
     public var loc: Double
+    /// The factor on x (default 1); finite and non-zero, negative values flip the axis.
     public var scale: Double
 
+    /// y = loc + scale·x.
+    /// - Parameters:
+    ///   - loc: the shift (default 0).
+    ///   - scale: the factor, finite and non-zero (default 1: with loc 0, the identity).
     public init(loc: Double = 0, scale: Double = 1) {
         self.loc = loc
         self.scale = scale

@@ -91,8 +91,11 @@ public enum AffineScale: Sendable, Equatable, Codable {
 /// (`AffineTransformKernel`); parameters that broadcast (free parameters shared by a batch) are
 /// expanded to the input's shape + [2] first, and their gradient is summed back.
 public struct AffineTransform: ParametricElementwiseTransform {
+    /// How the raw parameter s becomes log σ (default ``AffineScale/default``).
     public var scale: AffineScale
 
+    /// An affine elementwise transform.
+    /// - Parameter scale: how the raw parameter s becomes log σ (default ``AffineScale/default``).
     public init(scale: AffineScale = .default) { self.scale = scale }
 
     public var parameterCount: Int { 2 }

@@ -7,9 +7,18 @@
 /// use the running averages, and the layer is an exact bijection. The running averages are
 /// buffers saved with the model.
 public struct BatchNorm: SerializablePlan {
+    /// The weight of each batch in the running averages, r ← (1 − momentum)·r + momentum·batch, in
+    /// (0, 1] (default 0.1, PyTorch's).
     public var momentum: Double
+    /// ε > 0 added to the variance before the square root, so a constant element does not divide by
+    /// zero (default 10⁻⁵).
     public var epsilon: Double
 
+    /// A batch-normalisation plan; γ and β start at the identity (log γ = β = 0), the running mean at
+    /// 0 and the running variance at 1.
+    /// - Parameters:
+    ///   - momentum: the batch's weight in the running averages, in (0, 1] (default 0.1).
+    ///   - epsilon: ε > 0 added to the variance (default 10⁻⁵).
     public init(momentum: Double = 0.1, epsilon: Double = 1e-5) {
         self.momentum = momentum
         self.epsilon = epsilon

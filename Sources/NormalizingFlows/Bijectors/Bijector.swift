@@ -8,6 +8,11 @@ public struct BijectorSpec: Sendable, Equatable {
     /// The dtype of parameters and computations.
     public var dtype: DType
 
+    /// A specification for plans to be made concrete.
+    /// - Parameters:
+    ///   - eventShape: the shape of one event.
+    ///   - contextSize: the length of the context vector (default 0: an unconditional flow).
+    ///   - dtype: the parameters' dtype (default Float32).
     public init(eventShape: [Int], contextSize: Int = 0, dtype: DType = .float32) {
         self.eventShape = eventShape
         self.contextSize = contextSize

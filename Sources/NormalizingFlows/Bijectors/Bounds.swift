@@ -28,6 +28,10 @@ public struct Bounds: BijectorPlan, Sendable, Equatable {
     /// Each element's upper bound (∞ where unbounded above).
     public var upper: [Double]
 
+    /// Per-element bounds; the map chosen for each element depends on which bounds are finite.
+    /// - Parameters:
+    ///   - lower: each element's lower bound (−∞ where unbounded below), one per event element.
+    ///   - upper: each element's upper bound (∞ where unbounded above), above `lower`.
     public init(lower: [Double], upper: [Double]) {
         self.lower = lower
         self.upper = upper
@@ -62,6 +66,8 @@ extension Bounds: SerializablePlan {
         try container.encode(upper.map { $0.isFinite ? $0 : nil }, forKey: .upper)
     }
 
+    /// Reads bounds written by ``encode(to:)``, with `null` read back as an infinite bound.
+    /// - Parameter decoder: the decoder of the model file's plan.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         lower = try container.decode([Double?].self, forKey: .lower).map { $0 ?? -.infinity }

@@ -2,8 +2,11 @@
 /// the log-determinants add. Every part returns log-dets already summed over the event, so
 /// autoregressive and elementwise parts mix freely (unlike FlowTorch 0.8, issue #115).
 public struct Compose: BijectorPlan {
+    /// The plans in the order `forward` applies them; at least one.
     public var parts: [any BijectorPlan]
 
+    /// Composes plans; `forward` applies `parts[0]` first.
+    /// - Parameter parts: the plans, at least one (checked when the plan is made concrete).
     public init(_ parts: [any BijectorPlan]) { self.parts = parts }
 
     /// Makes every part concrete, then fuses what a kernel covers: runs of two or more planar

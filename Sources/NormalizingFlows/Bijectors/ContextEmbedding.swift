@@ -29,6 +29,8 @@ public struct ContextEmbedding: SerializablePlan {
     /// is linear).
     public var network: CouplingNetwork
 
+    /// Wraps `inner` so its conditioners see an embedded context of length E instead of the raw one.
+    ///
     /// - Parameters:
     ///   - inner: the plan whose conditioners see the embedded context.
     ///   - features: E ≥ 1, the length of the embedded context.
@@ -57,6 +59,8 @@ public struct ContextEmbedding: SerializablePlan {
 
     private enum Keys: String, CodingKey { case inner, features, network }
 
+    /// Writes the inner plan (tagged with its type), the embedding length and the network.
+    /// - Parameter encoder: the encoder of the model file's plan.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Keys.self)
         try container.encode(AnyPlan(inner), forKey: .inner)
@@ -64,6 +68,8 @@ public struct ContextEmbedding: SerializablePlan {
         try container.encode(network, forKey: .network)
     }
 
+    /// Reads a plan written by ``encode(to:)``.
+    /// - Parameter decoder: the decoder of the model file's plan.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self)
         inner = try container.decode(AnyPlan.self, forKey: .inner).plan

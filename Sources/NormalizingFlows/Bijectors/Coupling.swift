@@ -87,10 +87,18 @@ final class CouplingBijector: Bijector {
 
 /// An affine coupling layer (RealNVP): y_B = μ(x_A) + σ(x_A)·x_B with log σ from ``AffineScale``.
 public struct AffineCoupling: SerializablePlan {
+    /// Which elements condition the others and pass through unchanged (x_A); the rest (x_B) are transformed.
     public var mask: CouplingMask
+    /// The network from x_A (and any context) to (μ, s) for each element of x_B.
     public var conditioner: CouplingNetwork
+    /// How the network's raw output s becomes log σ (default ``AffineScale/default``).
     public var scale: AffineScale
 
+    /// An affine coupling plan.
+    /// - Parameters:
+    ///   - mask: the conditioning elements (default: the even positions, `.alternating(parity: 0)`).
+    ///   - conditioner: the network (default two hidden layers of 64 ReLU units).
+    ///   - scale: how the raw output s becomes log σ (default ``AffineScale/default``).
     public init(mask: CouplingMask = .alternating(parity: 0), conditioner: CouplingNetwork = CouplingNetwork(), scale: AffineScale = .default) {
         self.mask = mask
         self.conditioner = conditioner
@@ -104,9 +112,15 @@ public struct AffineCoupling: SerializablePlan {
 
 /// An additive coupling layer (NICE): y_B = x_B + t(x_A); volume preserving.
 public struct AdditiveCoupling: SerializablePlan {
+    /// Which elements condition the others and pass through unchanged (x_A); the rest (x_B) are shifted.
     public var mask: CouplingMask
+    /// The network from x_A (and any context) to the shift t of each element of x_B.
     public var conditioner: CouplingNetwork
 
+    /// An additive coupling plan.
+    /// - Parameters:
+    ///   - mask: the conditioning elements (default: the even positions, `.alternating(parity: 0)`).
+    ///   - conditioner: the network (default two hidden layers of 64 ReLU units).
     public init(mask: CouplingMask = .alternating(parity: 0), conditioner: CouplingNetwork = CouplingNetwork()) {
         self.mask = mask
         self.conditioner = conditioner
@@ -119,8 +133,11 @@ public struct AdditiveCoupling: SerializablePlan {
 
 /// A rational-quadratic spline coupling layer (NSF-C, Durkan et al. 2019).
 public struct SplineCoupling: SerializablePlan {
+    /// Which elements condition the spline of the others and pass through unchanged.
     public var mask: CouplingMask
+    /// The spline's settings (bins, bound B outside which it is the identity, minimums, logit scale).
     public var transform: RationalQuadraticSplineTransform
+    /// The network from the kept elements (and any context) to the spline parameters of the others.
     public var conditioner: CouplingNetwork
 
     /// The spline's logit scale is 1/√(the conditioner's last hidden width) (see
@@ -143,6 +160,7 @@ public struct SplineCoupling: SerializablePlan {
 
 /// y = x + t: a shift by one parameter per element; log |∂y/∂x| = 0.
 public struct ShiftTransform: ParametricElementwiseTransform {
+    /// A shift transform; it has no settings.
     public init() {}
     public var parameterCount: Int { 1 }
     public var identityParameters: [Double] { [0] }

@@ -1,10 +1,14 @@
 /// y = x for x > 0 and α(eˣ − 1) otherwise (Clevert et al. 2016), from ℝ onto (−α, ∞);
 /// log f′(x) = 0 for x > 0 and log α + x otherwise.
 public struct ELU: ElementwiseFunction {
+    /// α > 0, the negative saturation value −α and the slope α at 0⁻ (default 1).
     public var alpha: Double
 
+    /// An ELU bijection onto (−α, ∞).
+    /// - Parameter alpha: α > 0 (default 1, where the derivative is continuous at 0).
     public init(alpha: Double = 1) { self.alpha = alpha }
 
+    /// (−α, ∞): the ELU never reaches −α.
     public var codomain: Domain { .greaterThan(-alpha) }
 
     public func validate() throws {

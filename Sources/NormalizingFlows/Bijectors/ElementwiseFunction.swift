@@ -13,7 +13,9 @@
 /// }
 /// ```
 public protocol ElementwiseFunction: BijectorPlan {
+    /// Where the function is defined; inputs of ``Flow/logProb(_:context:)`` outside it have no density.
     var domain: Domain { get }
+    /// The image of the domain: the values the function's outputs take.
     var codomain: Domain { get }
     /// y = f(x) and log |f′(x)|, elementwise.
     func forward(_ x: Tensor) -> (y: Tensor, logAbsDerivative: Tensor)
@@ -24,7 +26,9 @@ public protocol ElementwiseFunction: BijectorPlan {
 }
 
 extension ElementwiseFunction {
+    /// All of ℝ, unless a conforming type says otherwise.
     public var domain: Domain { .real }
+    /// All of ℝ, unless a conforming type says otherwise.
     public var codomain: Domain { .real }
     public func validate() throws {}
 

@@ -1,6 +1,8 @@
 /// y = eˣ, from ℝ onto (0, ∞); log |f′(x)| = x.
 public struct Exp: ElementwiseFunction {
+    /// The exponential map; it has no settings.
     public init() {}
+    /// (0, ∞).
     public var codomain: Domain { .positive }
 
     public func forward(_ x: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) { (x.exp(), x) }

@@ -14,6 +14,8 @@ public struct Householder: SerializablePlan {
     /// units. Unused without a context.
     public var contextNetwork: CouplingNetwork?
 
+    /// A product of K Householder reflections I − 2vvᵀ/‖v‖², volume preserving.
+    ///
     /// - Parameters:
     ///   - reflections: K ≥ 1; `nil` for the event size.
     ///   - contextNetwork: the network from a context to the shifts of the vectors; `nil` for two

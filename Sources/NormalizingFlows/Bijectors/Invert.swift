@@ -3,8 +3,11 @@
 /// `Invert(AffineAutoregressive())` is a MAF layer: density evaluation (its inverse) takes one
 /// network pass, sampling takes D.
 public struct Invert: BijectorPlan {
+    /// The plan whose inverse this is.
     public var inner: any BijectorPlan
 
+    /// The inverse of a plan.
+    /// - Parameter inner: the plan to invert; its forward becomes this one's inverse.
     public init(_ inner: any BijectorPlan) { self.inner = inner }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {

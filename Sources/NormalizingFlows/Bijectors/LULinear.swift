@@ -5,6 +5,8 @@
 ///
 /// Cost per point: O(D²) both ways; the inverse also inverts W once per call (O(D³)).
 public struct LULinear: SerializablePlan {
+    /// An LU-parameterised linear plan that starts near the identity: the off-diagonal entries of
+    /// L and U are drawn from N(0, (10⁻³)²), s = 0 and b = 0.
     public init() {}
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {

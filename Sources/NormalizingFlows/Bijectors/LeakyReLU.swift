@@ -1,7 +1,10 @@
 /// y = x for x > 0 and slope·x otherwise; log f′(x) = 0 or log slope.
 public struct LeakyReLU: ElementwiseFunction {
+    /// The slope for x ≤ 0, positive so the map is invertible (default 0.01).
     public var negativeSlope: Double
 
+    /// A leaky ReLU bijection of ℝ.
+    /// - Parameter negativeSlope: the slope for x ≤ 0, positive and finite (default 0.01).
     public init(negativeSlope: Double = 0.01) { self.negativeSlope = negativeSlope }
 
     public func validate() throws {

@@ -37,10 +37,15 @@ import Foundation
 /// `_monotonic_rational_spline` with `order='linear'` and the same minimums (Pyro's bin search
 /// also moves each knot up by 10⁻⁶).
 public struct LinearRationalSplineTransform: ParametricElementwiseTransform, Codable, Equatable {
+    /// K ≥ 2, the number of bins on [−B, B] (default 8).
     public var bins: Int
+    /// B > 0: the spline maps [−B, B] onto itself and is the identity outside it (default 3).
     public var bound: Double
+    /// The smallest bin width as a fraction of 2B, with K·m < 1 (default 10⁻³).
     public var minimumBinWidth: Double
+    /// The smallest bin height as a fraction of 2B, with K·m < 1 (default 10⁻³).
     public var minimumBinHeight: Double
+    /// m_d, the smallest interior knot derivative, in (0, 1) (default 10⁻³).
     public var minimumDerivative: Double
     /// m_λ: each intermediate point lies at least this fraction of its bin's width from both ends.
     public var minimumLambda: Double
@@ -49,6 +54,8 @@ public struct LinearRationalSplineTransform: ParametricElementwiseTransform, Cod
     /// 1/√(width of its last hidden layer).
     public var logitScale: Double
 
+    /// A linear-rational spline transform; every default below is Pyro's.
+    ///
     /// - Parameters:
     ///   - bins: K, the number of bins on [−B, B]; at least 2.
     ///   - bound: B, the half-width of the interval outside which the map is the identity.
@@ -68,6 +75,7 @@ public struct LinearRationalSplineTransform: ParametricElementwiseTransform, Cod
         self.logitScale = logitScale
     }
 
+    /// 4K − 1 raw parameters per element: K width and K height logits, K − 1 interior derivatives, K λ raws.
     public var parameterCount: Int { 4 * bins - 1 }
 
     /// Equal bins, unit derivatives and λ = 1/2: all three weights are equal, so every piece is
@@ -119,8 +127,11 @@ public struct LinearRationalSplineTransform: ParametricElementwiseTransform, Cod
 /// and Pyro's `Spline` with their default, linear order; Dolatabadi et al. 2020). ``Spline`` is the
 /// rational-quadratic one.
 public struct LinearRationalSpline: SerializablePlan {
+    /// The spline's settings, shared by every element; each element has its own 4K − 1 parameters.
     public var transform: LinearRationalSplineTransform
 
+    /// An elementwise linear-rational spline with free parameters, starting at the identity.
+    ///
     /// - Parameters:
     ///   - bins: K, the number of bins on [−B, B].
     ///   - bound: B; outside [−B, B] the map is the identity.
@@ -138,7 +149,9 @@ public struct LinearRationalSpline: SerializablePlan {
 /// fed the dimensions before it. `forward` takes one network pass, `inverse` D sequential steps;
 /// ``Invert`` swaps them. ``SplineAutoregressive`` is the rational-quadratic one.
 public struct LinearRationalSplineAutoregressive: SerializablePlan {
+    /// The spline's settings (bins, bound, minimums, logit scale).
     public var transform: LinearRationalSplineTransform
+    /// The MADE network that outputs each dimension's 4K − 1 spline parameters.
     public var conditioner: DenseAutoregressive
 
     /// The spline's logit scale is 1/√(the conditioner's last hidden width), as for
@@ -163,8 +176,11 @@ public struct LinearRationalSplineAutoregressive: SerializablePlan {
 /// parameterise a linear-rational spline of the others. ``SplineCoupling`` is the
 /// rational-quadratic one.
 public struct LinearRationalSplineCoupling: SerializablePlan {
+    /// Which elements condition the spline of the others and pass through unchanged.
     public var mask: CouplingMask
+    /// The spline's settings (bins, bound, minimums, logit scale).
     public var transform: LinearRationalSplineTransform
+    /// The network from the kept elements (and any context) to the spline parameters of the others.
     public var conditioner: CouplingNetwork
 
     /// The spline's logit scale is 1/√(the conditioner's last hidden width), as for ``SplineCoupling``.

@@ -5,8 +5,11 @@
 /// permutation is drawn when the plan is made concrete and saved with the model as a buffer
 /// (FlowTorch 0.8 lost it on save and load).
 public struct Permute: BijectorPlan {
+    /// The permutation to apply (default ``VariableOrder/random``, drawn when the plan is made concrete).
     public var order: VariableOrder
 
+    /// A permutation plan.
+    /// - Parameter order: the permutation (default: random, drawn once and saved with the model).
     public init(_ order: VariableOrder = .random) { self.order = order }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {

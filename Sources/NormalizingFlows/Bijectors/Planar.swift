@@ -47,6 +47,8 @@ public struct Planar: BijectorPlan, SerializablePlan {
     /// Unused without a context.
     public var contextNetwork: CouplingNetwork?
 
+    /// A planar layer y = x + û·tanh(wᵀx + b), with û constrained so that wᵀû ≥ −1 + ε.
+    ///
     /// - Parameters:
     ///   - invertibilityMargin: ε in wᵀû ≥ −1 + ε, in [0, 1).
     ///   - contextNetwork: the network from a context to the shifts of the layer's parameters;
@@ -56,6 +58,8 @@ public struct Planar: BijectorPlan, SerializablePlan {
         self.contextNetwork = contextNetwork
     }
 
+    /// Reads a saved plan; a plan without `invertibilityMargin` (saved before it existed) reads as margin 0.
+    /// - Parameter decoder: the decoder of the model file's plan.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         invertibilityMargin = try container.decodeIfPresent(Double.self, forKey: .invertibilityMargin) ?? 0

@@ -22,6 +22,8 @@ public struct Radial: BijectorPlan, SerializablePlan {
     /// Unused without a context.
     public var contextNetwork: CouplingNetwork?
 
+    /// A radial layer y = x + β·h(α, r)·(x − z₀), r = ‖x − z₀‖, with β constrained to β ≥ −α.
+    ///
     /// - Parameter contextNetwork: the network from a context to the shifts of the layer's
     ///   parameters; `nil` for two hidden layers of 10·D units.
     public init(contextNetwork: CouplingNetwork? = nil) { self.contextNetwork = contextNetwork }

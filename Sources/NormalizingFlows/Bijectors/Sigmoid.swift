@@ -2,7 +2,9 @@
 ///
 /// Outputs are kept strictly inside (0, 1) after rounding, so they stay in the codomain.
 public struct Sigmoid: ElementwiseFunction {
+    /// The logistic sigmoid; it has no settings.
     public init() {}
+    /// (0, 1).
     public var codomain: Domain { .unitInterval }
 
     public func forward(_ x: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {

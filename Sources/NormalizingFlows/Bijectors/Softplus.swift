@@ -1,6 +1,8 @@
 /// y = log(1 + eˣ), from ℝ onto (0, ∞); log f′(x) = log σ(x).
 public struct Softplus: ElementwiseFunction {
+    /// The softplus map; it has no settings.
     public init() {}
+    /// (0, ∞).
     public var codomain: Domain { .positive }
 
     public func forward(_ x: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {

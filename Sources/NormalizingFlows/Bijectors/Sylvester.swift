@@ -36,6 +36,7 @@ public enum SylvesterVariant: String, Sendable, Equatable, Codable, CaseIterable
 /// network starts at zero: a new conditional layer is the unconditional one. With a context per
 /// point, the triangular products are per point: O(M³) per point instead of one matrix product.
 public struct Sylvester: SerializablePlan {
+    /// How Q is built: orthonormal columns, Householder reflections or the identity (default ``SylvesterVariant/orthogonal``).
     public var variant: SylvesterVariant
     /// M for the orthogonal variant (default: D).
     public var columns: Int?
@@ -46,6 +47,8 @@ public struct Sylvester: SerializablePlan {
     /// Unused without a context.
     public var contextNetwork: CouplingNetwork?
 
+    /// A Sylvester layer y = z + Q R tanh(R̃ Qᵀ z + b) with Q built as `variant` says.
+    ///
     /// - Parameters:
     ///   - variant: how Q is built.
     ///   - columns: M for the orthogonal variant, 1 ≤ M ≤ D; `nil` for D.
@@ -243,9 +246,15 @@ final class SylvesterBijector: Bijector {
 /// `layers` Sylvester layers (van den Berg et al. 2018); the triangular variant reverses the
 /// order between layers, as in the paper.
 public struct SylvesterFlow: SerializablePlan {
+    /// The number of Sylvester layers (default 16).
     public var layers: Int
+    /// How every layer builds Q (default ``SylvesterVariant/orthogonal``).
     public var variant: SylvesterVariant
 
+    /// A stack of Sylvester layers.
+    /// - Parameters:
+    ///   - layers: the number of layers (default 16).
+    ///   - variant: how each layer builds Q (default orthogonal).
     public init(layers: Int = 16, variant: SylvesterVariant = .orthogonal) {
         self.layers = layers
         self.variant = variant

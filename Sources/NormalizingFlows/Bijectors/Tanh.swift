@@ -3,7 +3,9 @@
 ///
 /// Outputs are kept strictly inside (−1, 1) after rounding.
 public struct Tanh: ElementwiseFunction {
+    /// The hyperbolic tangent; it has no settings.
     public init() {}
+    /// (−1, 1).
     public var codomain: Domain { .open(lower: -1, upper: 1) }
 
     public func forward(_ x: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {

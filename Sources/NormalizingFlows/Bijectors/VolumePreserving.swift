@@ -8,10 +8,18 @@
 ///     inverse: { matmul($0, rotation) })
 /// ```
 public struct VolumePreserving: BijectorPlan {
+    /// A name for the map, used in error messages (a map that changes the shape is reported by it).
     public var name: String
+    /// y = f(x) for events of shape [..., event shape]; it must keep the shape and |det ∂f/∂x| = 1.
     public var forward: @Sendable (Tensor) -> Tensor
+    /// x = f⁻¹(y), the exact inverse of ``forward``.
     public var inverse: @Sendable (Tensor) -> Tensor
 
+    /// A volume-preserving plan from a function and its inverse (neither is checked).
+    /// - Parameters:
+    ///   - name: a name for the map.
+    ///   - forward: y = f(x); shape-preserving, with |det ∂f/∂x| = 1.
+    ///   - inverse: x = f⁻¹(y).
     public init(name: String, forward: @escaping @Sendable (Tensor) -> Tensor, inverse: @escaping @Sendable (Tensor) -> Tensor) {
         self.name = name
         self.forward = forward

@@ -10,11 +10,18 @@
 ///   (``ResidualNet``; tensors `initial_layer.*`, `blocks.<b>.linear_layers.{0,1}.*`,
 ///   `blocks.<b>.context_layer.*`, `final_layer.*`, nflows' own names).
 public struct CouplingNetwork: Sendable, Equatable, Codable {
+    /// The widths of the hidden layers (default [64, 64]); one width when `residualBlocks > 0`.
     public var hiddenSizes: [Int]
+    /// The nonlinearity between layers (default ReLU).
     public var activation: Activation
     /// The number of residual blocks; 0 for a plain multilayer perceptron.
     public var residualBlocks: Int
 
+    /// A coupling network's shape.
+    /// - Parameters:
+    ///   - hiddenSizes: the hidden widths (default [64, 64]); one width for a residual network.
+    ///   - activation: the nonlinearity (default ReLU).
+    ///   - residualBlocks: the number of residual blocks, 0 for a plain perceptron (default 0).
     public init(hiddenSizes: [Int] = [64, 64], activation: Activation = .relu, residualBlocks: Int = 0) {
         self.hiddenSizes = hiddenSizes
         self.activation = activation

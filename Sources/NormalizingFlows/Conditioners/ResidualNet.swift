@@ -13,11 +13,17 @@
 /// layer of each block starts uniform on ±10⁻³, as nflows' `zero_initialization`. Every step is
 /// a recorded tensor operation, so gradients reach the weights, the input and the context.
 public final class ResidualNet: Module {
+    /// W₀, b₀: the inputs and context, I + C, to the hidden width H (nflows' `initial_layer`).
     public let initialLayer: Linear
+    /// The residual blocks, applied in order (nflows' `blocks`).
     public let blocks: [ResidualBlock]
+    /// W_f, b_f: the hidden width H to the O outputs, with no activation before it (nflows' `final_layer`).
     public let finalLayer: Linear
+    /// The nonlinearity inside every block.
     public let activation: Activation
 
+    /// A residual network with freshly drawn weights.
+    ///
     /// - Parameters:
     ///   - inputs: I, the conditioning values.
     ///   - contextSize: C, the context's length, appended to the inputs (0: none).
@@ -53,7 +59,9 @@ extension ResidualNet: ConditioningNetwork {
 /// One block of ``ResidualNet``: two dense layers H → H and, in a conditional network, the
 /// context's gate C → H.
 public final class ResidualBlock: Module {
+    /// W_c, b_c: the context C to the gate of width H, or `nil` without a context.
     public let contextLayer: Linear?
+    /// The block's two layers H → H, W₁ then W₂ (nflows' `linear_layers`).
     public let linearLayers: [Linear]
 
     init(features: Int, contextSize: Int, dtype: DType, generator: inout RandomGenerator) {

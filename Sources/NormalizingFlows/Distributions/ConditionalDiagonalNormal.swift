@@ -31,6 +31,8 @@ public final class ConditionalDiagonalNormal: SerializableBase {
     /// The dense network from a context [..., C] to [μ, log σ], [..., 2D].
     public let network: MLP
 
+    /// A normal base whose μ and log σ are a dense network of the context.
+    ///
     /// - Parameters:
     ///   - features: D ≥ 1, the length of one event.
     ///   - contextSize: C ≥ 1.

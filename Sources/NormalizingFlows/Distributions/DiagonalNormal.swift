@@ -25,6 +25,8 @@ public final class DiagonalNormal: SerializableBase {
     public let logScale: Parameter
     let layout: ParameterLayout
 
+    /// A normal distribution with trainable μ and log σ per element, independent across elements.
+    ///
     /// - Parameters:
     ///   - loc: μ; its last `eventRank` dimensions form the event (all of them by default).
     ///   - logScale: log σ, finite, of the shape and dtype of `loc`.

@@ -16,6 +16,7 @@
 /// let (samples, logProbs) = try flow.sampleAndLogProb(10_000)
 /// ```
 public final class Flow: Distribution, Module {
+    /// The base distribution p_base that the bijector transforms; it fixes the event shape and dtype.
     public let base: any Distribution
     /// The plan the bijector was made from.
     public let plan: any BijectorPlan

@@ -30,13 +30,18 @@ import Foundation
 public final class GaussianMixture: SerializableBase {
     /// The form of each component's covariance.
     public enum Covariance: String, Sendable, CaseIterable {
-        case diagonal, full
+        /// Σ_k = diag(σ_k²): each component's coordinates are independent (``logScales``).
+        case diagonal
+        /// Any positive-definite Σ_k, through the Cholesky factor of its precision Σ_k⁻¹
+        /// (``precisionLogDiagonal``, ``precisionLower``).
+        case full
     }
 
     /// K, the number of components.
     public let components: Int
     /// D, the length of one event.
     public let features: Int
+    /// Whether each component's covariance is diagonal or full.
     public let covariance: Covariance
     /// The unnormalised log-weights, [K].
     public let logits: Parameter

@@ -18,6 +18,11 @@ public final class Normal: SerializableBase {
     private let locBuffer: Buffer, scaleBuffer: Buffer
     let layout: ParameterLayout
 
+    /// A normal distribution N(μ, σ²) per element, independent across elements.
+    /// - Parameters:
+    ///   - loc: μ; its last `eventRank` dimensions form the event.
+    ///   - scale: σ, positive and finite, of the shape and dtype of `loc`.
+    ///   - eventRank: how many trailing dimensions of `loc` form one event (all of them by default).
     public init(loc: Tensor, scale: Tensor, eventRank: Int? = nil) {
         precondition(loc.shape == scale.shape && loc.dtype == scale.dtype,
             "Normal: loc \(loc.shape) \(loc.dtype) and scale \(scale.shape) \(scale.dtype) must match")
@@ -35,6 +40,9 @@ public final class Normal: SerializableBase {
     /// The buffers under PyTorch's names, which the stored properties' names are not.
     public var members: [(name: String, member: ModuleMember)] { [("loc", .buffer(locBuffer)), ("scale", .buffer(scaleBuffer))] }
 
+    /// Checks the values a model file loaded into `loc` and `scale`, which bypass the
+    /// initializer's checks.
+    ///
     /// - Throws: ``FlowError/stateMismatch(_:)`` when the loaded μ is not finite or a σ is not
     ///   positive and finite.
     public func buffersDidLoad() throws {

@@ -17,6 +17,12 @@ public final class StudentT: SerializableBase {
     private let locBuffer: Buffer, scaleBuffer: Buffer
     let layout: ParameterLayout
 
+    /// A Student's t distribution with ν degrees of freedom per element, independent across elements.
+    /// - Parameters:
+    ///   - degreesOfFreedom: ν > 0.
+    ///   - loc: μ; its last `eventRank` dimensions form the event.
+    ///   - scale: σ, positive and finite, of the shape and dtype of `loc`.
+    ///   - eventRank: how many trailing dimensions of `loc` form one event (all of them by default).
     public init(degreesOfFreedom: Double, loc: Tensor, scale: Tensor, eventRank: Int? = nil) {
         precondition(degreesOfFreedom > 0 && degreesOfFreedom.isFinite, "StudentT: degrees of freedom must be positive and finite")
         precondition(loc.shape == scale.shape && loc.dtype == scale.dtype, "StudentT: loc and scale must match")
@@ -32,8 +38,13 @@ public final class StudentT: SerializableBase {
     /// σ > 0, of the shape of ``loc``.
     public var scale: Tensor { scaleBuffer.value }
 
+    /// The buffers under PyTorch's names, `loc` and `scale` (no trained parameters), stored as
+    /// `base.loc` and `base.scale`.
     public var members: [(name: String, member: ModuleMember)] { [("loc", .buffer(locBuffer)), ("scale", .buffer(scaleBuffer))] }
 
+    /// Checks the values a model file loaded into `loc` and `scale`, which bypass the
+    /// initializer's checks.
+    ///
     /// - Throws: ``FlowError/stateMismatch(_:)`` when the loaded μ is not finite or a σ is not
     ///   positive and finite.
     public func buffersDidLoad() throws {

@@ -1,11 +1,21 @@
 /// A problem with a file a user gave: where it is (path, and line and column for text) and what
 /// is wrong, in one line suitable for `error: …` output.
 public struct FileError: Error, Equatable, CustomStringConvertible {
+    /// The file's path as the user gave it.
     public var path: String
+    /// The 1-based line of a text file where the problem is, or `nil`.
     public var line: Int?
+    /// The 1-based column of that line, counted in characters, or `nil`.
     public var column: Int?
+    /// What is wrong, in words.
     public var message: String
 
+    /// An error about a file.
+    /// - Parameters:
+    ///   - path: the file's path.
+    ///   - line: the 1-based line, for text files (default `nil`).
+    ///   - column: the 1-based column in characters (default `nil`).
+    ///   - message: what is wrong.
     public init(path: String, line: Int? = nil, column: Int? = nil, _ message: String) {
         self.path = path
         self.line = line
@@ -13,6 +23,7 @@ public struct FileError: Error, Equatable, CustomStringConvertible {
         self.message = message
     }
 
+    /// `path:line:column: message`, with the parts that are known.
     public var description: String {
         var location = path
         if let line { location += ":\(line)" }

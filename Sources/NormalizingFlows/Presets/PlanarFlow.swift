@@ -2,15 +2,22 @@
 /// cheap to sample and to score its own samples; scoring other points solves a scalar equation
 /// per layer (see ``Planar``).
 public struct PlanarFlow: SerializablePlan {
+    /// The number of planar layers (default 32).
     public var layers: Int
     /// Each layer's ``Planar/invertibilityMargin``; plans saved before it existed read as 0.
     public var invertibilityMargin: Double
 
+    /// A stack of planar layers.
+    /// - Parameters:
+    ///   - layers: the number of layers (default 32).
+    ///   - invertibilityMargin: each layer's ε in wᵀû ≥ −1 + ε, in [0, 1) (default ``Planar/defaultInvertibilityMargin``).
     public init(layers: Int = 32, invertibilityMargin: Double = Planar.defaultInvertibilityMargin) {
         self.layers = layers
         self.invertibilityMargin = invertibilityMargin
     }
 
+    /// Reads a saved plan; a plan without `invertibilityMargin` (saved before it existed) reads as margin 0.
+    /// - Parameter decoder: the decoder of the model file's plan.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         layers = try container.decode(Int.self, forKey: .layers)
@@ -24,8 +31,11 @@ public struct PlanarFlow: SerializablePlan {
 
 /// `layers` radial layers (Rezende & Mohamed 2015).
 public struct RadialFlow: SerializablePlan {
+    /// The number of radial layers (default 32).
     public var layers: Int
 
+    /// A stack of radial layers.
+    /// - Parameter layers: the number of layers (default 32).
     public init(layers: Int = 32) { self.layers = layers }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {

@@ -11,7 +11,16 @@ import Foundation
 ///
 /// `funnel` is Neal's funnel (Neal 2003): z₂ ~ N(0, 3²), z₁ | z₂ ~ N(0, e^{z₂}), normalised.
 public enum Energy: String, Sendable, CaseIterable {
-    case u1, u2, u3, u4, funnel
+    /// U1: a ring of radius 2 whose mass gathers at its two ends on the z₁ axis, z₁ = ±2.
+    case u1
+    /// U2: a band around the sine wave z₂ = w₁(z₁).
+    case u2
+    /// U3: two sine-shaped bands that split apart around z₁ = 1, where the bump w₂ shifts the second.
+    case u3
+    /// U4: two sine-shaped bands, the second shifted by the step w₃ (a sigmoid rising at z₁ = 1).
+    case u4
+    /// Neal's funnel, already normalised (log Z = 0).
+    case funnel
 
     /// log p̃(z) = −U(z) for z of shape [n, 2]; shape [n].
     public func logDensity(_ z: Tensor) -> Tensor {

@@ -40,6 +40,9 @@ public struct FitOptions: Sendable {
     /// unit volume). ``dequantizedLogProb(_:_:columns:context:samples:generator:)`` estimates log P(k).
     public var dequantizedColumns: [Int] = []
 
+    /// Options with every default listed on the properties: 1000 steps of 256 rows at learning rate
+    /// 10⁻³ (constant), no weight decay, gradient norm clipped at 5, 10% held out, evaluated every 100
+    /// steps, patience 10 evaluations, the best parameters restored, seed 0, nothing dequantized.
     public init() {}
 
     /// The rows of `rows` that ``validationFraction`` holds out (rounded to the nearest whole
@@ -49,12 +52,17 @@ public struct FitOptions: Sendable {
 
 /// What ``fit(_:data:context:validation:validationContext:optimizer:options:progress:)`` did.
 public struct FitReport: Sendable {
+    /// The optimizer steps run (fewer than ``FitOptions/steps`` when training stopped early).
     public var stepsTaken: Int
+    /// The training NLL of the last step's batch, in nats per row.
     public var finalLoss: Double
     /// The best validation NLL and the step it was reached at (`nil` without validation).
     public var bestValidationNLL: Double?
+    /// The step of ``bestValidationNLL`` (`nil` without validation).
     public var bestStep: Int?
+    /// Whether training stopped because ``FitOptions/patience`` evaluations brought no better validation NLL.
     public var stoppedEarly: Bool
+    /// The wall-clock duration of the whole fit, in seconds.
     public var seconds: Double
 }
 

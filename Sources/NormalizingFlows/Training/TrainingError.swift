@@ -12,6 +12,7 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     /// An option is out of range.
     case invalidOption(String)
 
+    /// What went wrong and, for a non-finite loss, what to try.
     public var description: String {
         switch self {
         case .nonFiniteLoss(let step, let value):
@@ -28,19 +29,25 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
 public struct TrainingProgress: Sendable {
     /// Steps completed so far.
     public var step: Int
+    /// The steps the run was asked for.
     public var totalSteps: Int
     /// The training loss of the last step (negative log-likelihood, or reverse KL up to log Z).
     public var loss: Double
     /// The validation negative log-likelihood, when evaluated at this step.
     public var validationNLL: Double?
+    /// The learning rate the schedule set for the last step.
     public var learningRate: Double
+    /// Wall-clock seconds since training started.
     public var elapsedSeconds: Double
+    /// `step / elapsedSeconds`, 0 before any time has passed.
     public var stepsPerSecond: Double { elapsedSeconds > 0 ? Double(step) / elapsedSeconds : 0 }
+    /// An estimate of the remaining time, (totalSteps − step) / stepsPerSecond, 0 before the rate is known.
     public var secondsLeft: Double { stepsPerSecond > 0 ? Double(totalSteps - step) / stepsPerSecond : 0 }
 }
 
 /// How the learning rate evolves during training.
 public enum LearningRatePolicy: String, Sendable, CaseIterable {
+    /// The same learning rate at every step (the default).
     case constant
     /// Cosine decay to 0 over the run (`CosineAnnealing`).
     case cosine

@@ -17,14 +17,18 @@ public struct VariationalOptions: Sendable {
     /// Seeds the samples (default 0).
     public var seed: UInt64 = 0
 
+    /// Options with every default listed on the properties: 5000 steps of 256 samples at learning rate
+    /// 10⁻³ (constant), gradient norm clipped at 10, a report every 500 steps, seed 0.
     public init() {}
 }
 
 /// What ``fitVariational(_:logDensity:context:optimizer:options:progress:)`` did.
 public struct VariationalReport: Sendable {
+    /// The optimizer steps run.
     public var stepsTaken: Int
     /// The last step's loss: E_q[log q(z) − log p̃(z)] = KL(q‖p) − log Z.
     public var finalLoss: Double
+    /// The wall-clock duration of the whole fit, in seconds.
     public var seconds: Double
 }
 
