@@ -18,6 +18,7 @@ public enum Domain: Sendable, Equatable, CustomStringConvertible {
     /// lies just below the real −π, so that float32 data at −π count as inside.
     case circle
 
+    /// The domain as a reader writes it: "ℝ", "(0, ∞)", "[−π, π)" or a box's intervals.
     public var description: String {
         switch self {
         case .real: "ℝ"

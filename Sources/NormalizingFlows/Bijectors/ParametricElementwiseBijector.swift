@@ -57,8 +57,11 @@ final class ParametricElementwiseBijector: Bijector {
 /// A learnable elementwise affine map y = μ + σ·x with its own (μ, s) per element
 /// (FlowTorch's `Affine`); log σ = ``AffineScale`` (s).
 public struct Affine: BijectorPlan {
+    /// How the raw log-scale s becomes log σ (default ``AffineScale/exp``: log σ = s).
     public var scale: AffineScale
 
+    /// A learnable elementwise affine map, initialised at the identity.
+    /// - Parameter scale: the log-scale map (default ``AffineScale/default``).
     public init(scale: AffineScale = .default) { self.scale = scale }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {

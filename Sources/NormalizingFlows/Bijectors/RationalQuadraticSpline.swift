@@ -57,15 +57,21 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
         case circular
     }
 
+    /// K, the number of bins on [−B, B] (default 8).
     public var bins: Int
+    /// B, the half-width of the spline's interval (default 3): outside [−B, B] the map is the
+    /// identity (linear tails); π for a circular spline.
     public var bound: Double
     /// Linear tails (the default; files written before it existed read so) or a circle map.
     public var boundary: Boundary
     /// The map from raw parameters to bins and derivatives; model files written before it
     /// existed read as ``Parameterization/minimumSizes``.
     public var parameterization: Parameterization
+    /// m, the smallest bin width as a fraction of 2B (default 10⁻³; ``Parameterization/minimumSizes`` only).
     public var minimumBinWidth: Double
+    /// The smallest bin height as a fraction of 2B (default 10⁻³; ``Parameterization/minimumSizes`` only).
     public var minimumBinHeight: Double
+    /// m_d, the smallest interior knot derivative (default 10⁻³; ``Parameterization/minimumSizes`` only).
     public var minimumDerivative: Double
     /// The factor c on the width and height logits before their softmaxes.
     ///
@@ -75,6 +81,17 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
     /// takes the test NLL from about 107 to about 64 nats per image.
     public var logitScale: Double
 
+    /// A spline of `bins` bins on [−bound, bound].
+    ///
+    /// - Parameters:
+    ///   - bins: K ≥ 2 (default 8).
+    ///   - bound: B > 0 (default 3; π for a circular spline).
+    ///   - minimumBinWidth: m (default 10⁻³).
+    ///   - minimumBinHeight: the smallest bin height (default 10⁻³).
+    ///   - minimumDerivative: m_d (default 10⁻³).
+    ///   - logitScale: c (default 1; the autoregressive and coupling plans set 1/√(last hidden width)).
+    ///   - parameterization: how raw parameters become bins (default ``Parameterization/minimumSizes``).
+    ///   - boundary: linear tails (default) or a circle map.
     public init(bins: Int = 8, bound: Double = 3, minimumBinWidth: Double = 1e-3,
                 minimumBinHeight: Double = 1e-3, minimumDerivative: Double = 1e-3, logitScale: Double = 1,
                 parameterization: Parameterization = .minimumSizes, boundary: Boundary = .linearTails) {
@@ -173,8 +190,16 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
 /// ``RationalQuadraticSplineTransform/Boundary/circular`` boundary and bound π, a learned
 /// circular spline of each angle (Rezende et al. 2020).
 public struct Spline: BijectorPlan {
+    /// The spline of every element (bins, bound, parameterization, boundary).
     public var transform: RationalQuadraticSplineTransform
 
+    /// An elementwise spline, initialised at the identity (plus N(0, 10⁻⁶) noise).
+    ///
+    /// - Parameters:
+    ///   - bins: K ≥ 2 (default 8).
+    ///   - bound: B > 0 (default 3; π with a circular boundary).
+    ///   - parameterization: how raw parameters become bins (default ``RationalQuadraticSplineTransform/Parameterization/minimumSizes``).
+    ///   - boundary: linear tails (default) or a circle map.
     public init(bins: Int = 8, bound: Double = 3, parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes,
                 boundary: RationalQuadraticSplineTransform.Boundary = .linearTails) {
         transform = RationalQuadraticSplineTransform(bins: bins, bound: bound, parameterization: parameterization, boundary: boundary)
@@ -191,11 +216,20 @@ public struct Spline: BijectorPlan {
 /// With a ``RationalQuadraticSplineTransform/Boundary/circular`` boundary (bound π) it is the
 /// autoregressive circular spline of ``NCSF``; the network is fed the angles themselves, as zuko's.
 public struct SplineAutoregressive: BijectorPlan {
+    /// The spline of every dimension.
     public var transform: RationalQuadraticSplineTransform
+    /// The MADE network that gives each dimension's spline parameters (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
-    /// The spline's logit scale is 1/√(the conditioner's last hidden width) (see
-    /// ``RationalQuadraticSplineTransform/logitScale``).
+    /// An autoregressive spline layer. The spline's logit scale is 1/√(the conditioner's last
+    /// hidden width) (see ``RationalQuadraticSplineTransform/logitScale``).
+    ///
+    /// - Parameters:
+    ///   - bins: K ≥ 2 (default 8).
+    ///   - bound: B > 0 (default 3).
+    ///   - conditioner: the MADE network (default `DenseAutoregressive()`).
+    ///   - parameterization: how raw parameters become bins (default ``RationalQuadraticSplineTransform/Parameterization/minimumSizes``).
+    ///   - boundary: linear tails (default) or a circle map.
     public init(bins: Int = 8, bound: Double = 3, conditioner: DenseAutoregressive = DenseAutoregressive(),
                 parameterization: RationalQuadraticSplineTransform.Parameterization = .minimumSizes,
                 boundary: RationalQuadraticSplineTransform.Boundary = .linearTails) {

@@ -72,11 +72,15 @@ public enum WeightParameterization: String, Sendable, Equatable, CaseIterable, C
 /// worst seed improved from 2.47 to 1.58. On two moons (5 MAF layers, Adam at 1e-3, 12 seeds)
 /// the median fell from 0.383 to 0.364 nats.
 public struct DenseAutoregressive: Sendable, Equatable, Codable {
+    /// The hidden layers' widths (default [64, 64]).
     public var hiddenSizes: [Int]
+    /// The hidden layers' activation (default ReLU).
     public var activation: Activation
     /// Adds a masked linear map from the inputs straight to the outputs.
     public var skipConnections: Bool
+    /// The order in which the network visits the dimensions (default: natural, 1…D).
     public var order: VariableOrder
+    /// How the stored weights become the applied ones (default: standard, as stored).
     public var parameterization: WeightParameterization
     /// n > 0: nflows' residual MADE (nflows 0.14 `MADE(use_residual_blocks=True)`, its default;
     /// Durkan et al. 2019 use it in their autoregressive NSF) of one hidden width
@@ -96,6 +100,8 @@ public struct DenseAutoregressive: Sendable, Equatable, Codable {
     /// `context_layers.k+1` (C → H, block k).
     public var contextLayers: Bool
 
+    /// A MADE network's shape (Germain et al. 2015); its weights are made with the bijector.
+    ///
     /// - Parameters:
     ///   - hiddenSizes: the hidden layers' widths (one width with residual blocks).
     ///   - activation: the hidden layers' activation.

@@ -10,6 +10,12 @@ public final class Uniform: SerializableBase {
     private let lowBuffer: Buffer, highBuffer: Buffer
     let layout: ParameterLayout
 
+    /// The uniform distribution on the box [low, high), elementwise.
+    ///
+    /// - Parameters:
+    ///   - low: the lower ends; `high` must be larger everywhere.
+    ///   - high: the upper ends, of `low`'s shape.
+    ///   - eventRank: how many trailing dimensions form one event (default: all of them).
     public init(low: Tensor, high: Tensor, eventRank: Int? = nil) {
         precondition(low.shape == high.shape && low.dtype == high.dtype, "Uniform: low and high must have one shape and dtype")
         precondition(Self.isValidBox(low: low, high: high), "Uniform: every low must be below its high, both finite, with a finite width")

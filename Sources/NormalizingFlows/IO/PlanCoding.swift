@@ -120,10 +120,12 @@ struct AnyPlan: Codable {
 extension Compose: SerializablePlan {
     public static var typeName: String { "Compose" }
     private enum Keys: String, CodingKey { case parts }
+    /// Writes `{"parts": [each part's type-tagged plan]}`.
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: Keys.self)
         try container.encode(parts.map(AnyPlan.init), forKey: .parts)
     }
+    /// Reads the parts, each found by its type name.
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self)
         self.init(try container.decode([AnyPlan].self, forKey: .parts).map(\.plan))
@@ -133,10 +135,12 @@ extension Compose: SerializablePlan {
 extension Invert: SerializablePlan {
     public static var typeName: String { "Invert" }
     private enum Keys: String, CodingKey { case inner }
+    /// Writes `{"inner": the inner plan, type-tagged}`.
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: Keys.self)
         try container.encode(AnyPlan(inner), forKey: .inner)
     }
+    /// Reads the inner plan, found by its type name.
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self)
         self.init(try container.decode(AnyPlan.self, forKey: .inner).plan)

@@ -3,10 +3,19 @@
 /// layer, sampling in D sequential steps that cost one pass in all), with reversed variable
 /// orders between layers.
 public struct MAF: SerializablePlan {
+    /// The number of affine autoregressive layers (default 5).
     public var layers: Int
+    /// The MADE network of every layer (default: two hidden layers of 64 ReLU units, natural order).
     public var conditioner: DenseAutoregressive
+    /// How each layer's raw log-scale becomes log σ (default ``AffineScale/exp``: log σ = s).
     public var scale: AffineScale
 
+    /// A MAF of `layers` layers.
+    ///
+    /// - Parameters:
+    ///   - layers: the number of layers, at least 1 (default 5).
+    ///   - conditioner: the MADE network of every layer (default `DenseAutoregressive()`).
+    ///   - scale: the log-scale map of every layer (default ``AffineScale/default``).
     public init(layers: Int = 5, conditioner: DenseAutoregressive = DenseAutoregressive(), scale: AffineScale = .default) {
         self.layers = layers
         self.conditioner = conditioner
@@ -31,10 +40,19 @@ public struct MAF: SerializablePlan {
 /// ``AffineScale/iafDefault``). For density estimation ``MAF`` (the same layers the other way
 /// round, its networks fed the data itself) is faster and steadier.
 public struct IAF: SerializablePlan {
+    /// The number of affine autoregressive layers (default 5).
     public var layers: Int
+    /// The MADE network of every layer (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
+    /// How each layer's raw log-scale becomes log σ (default ``AffineScale/iafDefault``, soft-clipped at log 1000).
     public var scale: AffineScale
 
+    /// An IAF of `layers` layers.
+    ///
+    /// - Parameters:
+    ///   - layers: the number of layers, at least 1 (default 5).
+    ///   - conditioner: the MADE network of every layer (default `DenseAutoregressive()`).
+    ///   - scale: the log-scale map of every layer (default ``AffineScale/iafDefault``).
     public init(layers: Int = 5, conditioner: DenseAutoregressive = DenseAutoregressive(), scale: AffineScale = .iafDefault) {
         self.layers = layers
         self.conditioner = conditioner
@@ -49,11 +67,23 @@ public struct IAF: SerializablePlan {
 /// A neural spline flow, autoregressive variant (Durkan et al. 2019): `layers` rational-quadratic
 /// spline layers in the MAF direction with reversed orders between them.
 public struct NSF: SerializablePlan {
+    /// The number of spline layers (default 5).
     public var layers: Int
+    /// K, the number of bins of each spline on [−B, B] (default 8).
     public var bins: Int
+    /// B (default 5): outside [−B, B] each spline is the identity, so values beyond it keep the
+    /// base's shape; standardise data that reach past it.
     public var bound: Double
+    /// The MADE network of every layer (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// An NSF of `layers` layers.
+    ///
+    /// - Parameters:
+    ///   - layers: the number of spline layers, at least 1 (default 5).
+    ///   - bins: K ≥ 2, the number of bins (default 8).
+    ///   - bound: B > 0, the half-width of the splines' interval (default 5).
+    ///   - conditioner: the MADE network of every layer (default `DenseAutoregressive()`).
     public init(layers: Int = 5, bins: Int = 8, bound: Double = 5, conditioner: DenseAutoregressive = DenseAutoregressive()) {
         self.layers = layers
         self.bins = bins
@@ -70,11 +100,17 @@ public struct NSF: SerializablePlan {
 /// `layers` linear-rational spline layers (``LinearRationalSplineAutoregressive``) in the MAF
 /// direction with reversed orders between them; ``NSF`` with the rational-quadratic spline.
 public struct LRS: SerializablePlan {
+    /// The number of spline layers (default 5).
     public var layers: Int
+    /// K, the number of bins of each spline on [−B, B] (default 8).
     public var bins: Int
+    /// B (default 5): outside [−B, B] each spline is the identity.
     public var bound: Double
+    /// The MADE network of every layer (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// An LRS flow of `layers` layers.
+    ///
     /// - Parameters:
     ///   - layers: the number of spline layers.
     ///   - bins: K, the number of bins of each spline on [−B, B].
