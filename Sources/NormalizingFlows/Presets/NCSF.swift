@@ -16,10 +16,15 @@
 /// density is smooth in the earlier angles except across the cut at ±π (and, after a half turn,
 /// at 0 in the previous layer's output).
 public struct NCSF: SerializablePlan {
+    /// The number of circular spline layers (default 5).
     public var layers: Int
+    /// K, the bins of each circular spline on [−π, π) (default 8).
     public var bins: Int
+    /// The MADE network of every layer (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// An NCSF of `layers` layers.
+    ///
     /// - Parameters:
     ///   - layers: spline layers (at least 1).
     ///   - bins: bins K of each spline (at least 2).

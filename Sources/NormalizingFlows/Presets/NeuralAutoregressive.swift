@@ -7,10 +7,15 @@
 /// a soft clip between layers), each DSF layer is a bijection of the whole real line, so no
 /// clipping is needed.
 public struct NAF: SerializablePlan {
+    /// The number of deep sigmoidal layers (default 5).
     public var layers: Int
+    /// K, the sigmoid units per element of each layer (default 16).
     public var units: Int
+    /// Each layer's MADE network (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// A NAF flow of `layers` layers.
+    ///
     /// - Parameters:
     ///   - layers: the number of deep sigmoidal autoregressive layers.
     ///   - units: K, the sigmoid units per element of each layer.
@@ -35,11 +40,17 @@ public struct NAF: SerializablePlan {
 /// Like zuko's `UNAF` in construction, but each layer is a bijection of the whole real line (the
 /// integrand is at least 10⁻³ everywhere), so no soft clip sits between layers.
 public struct UNAF: SerializablePlan {
+    /// The number of unconstrained monotonic layers (default 5).
     public var layers: Int
+    /// H, the hidden units of each element's integrand network (default 8).
     public var hiddenUnits: Int
+    /// N, the Gauss–Legendre nodes of each integral (default 32).
     public var nodes: Int
+    /// Each layer's MADE network (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// A UNAF flow of `layers` layers.
+    ///
     /// - Parameters:
     ///   - layers: the number of unconstrained monotonic autoregressive layers.
     ///   - hiddenUnits: H, the hidden units of each element's integrand network.
@@ -64,11 +75,17 @@ public struct UNAF: SerializablePlan {
 /// form; sampling root-finds each dimension in D sequential steps per layer), with reversed
 /// variable orders between layers.
 public struct SOSPF: SerializablePlan {
+    /// The number of sum-of-squares polynomial layers (default 5).
     public var layers: Int
+    /// K, the squared polynomials per element (default 3).
     public var polynomials: Int
+    /// L, each polynomial's degree (default 3).
     public var degree: Int
+    /// Each layer's MADE network (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// A SOSPF flow of `layers` layers.
+    ///
     /// - Parameters:
     ///   - layers: the number of sum-of-squares polynomial autoregressive layers.
     ///   - polynomials: K, the squared polynomials per element.
@@ -92,11 +109,17 @@ public struct SOSPF: SerializablePlan {
 /// density in one network pass per layer; sampling root-finds each dimension in D sequential
 /// steps per layer), with reversed variable orders between layers.
 public struct BPF: SerializablePlan {
+    /// The number of Bernstein polynomial layers (default 5).
     public var layers: Int
+    /// M, each polynomial's degree (default 16).
     public var degree: Int
+    /// B, the half-width of the interval each polynomial acts on (default 5; linear outside).
     public var bound: Double
+    /// Each layer's MADE network (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// A BPF flow of `layers` layers.
+    ///
     /// - Parameters:
     ///   - layers: the number of Bernstein polynomial autoregressive layers.
     ///   - degree: M, each polynomial's degree.
