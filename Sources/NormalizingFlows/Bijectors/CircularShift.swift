@@ -9,17 +9,22 @@ import Foundation
 /// The result is wrapped into [−π, π) exactly (see ``Domain/circle``); the wrap does not move the
 /// derivative, ∂y/∂x = ∂y/∂s = 1. Inputs outside [−π, π) are refused by the bijectors built on it.
 public struct CircularShiftTransform: ParametricElementwiseTransform, Codable {
+    /// The shift transform; its one parameter per element is the angle s.
     public init() {}
 
+    /// One raw parameter per element: the angle s, in radians.
     public var parameterCount: Int { 1 }
     /// s = 0, the identity.
     public var identityParameters: [Double] { [0] }
+    /// Angles: ``Domain/circle``, [−π, π).
     public var domain: Domain { .circle }
 
+    /// y = (x + s + π) mod 2π − π, and log |dy/dx| = 0.
     public func forward(_ x: Tensor, parameters: Tensor) -> (y: Tensor, logAbsDerivative: Tensor) {
         ((x + parameters.parameter(0)).wrappedAngles(), Tensor.zeros(like: x))
     }
 
+    /// x = (y − s + π) mod 2π − π, and log |dx/dy| = 0.
     public func inverse(_ y: Tensor, parameters: Tensor) -> (x: Tensor, logAbsDerivative: Tensor) {
         ((y - parameters.parameter(0)).wrappedAngles(), Tensor.zeros(like: y))
     }
@@ -37,9 +42,11 @@ public struct CircularShift: SerializablePlan {
         case learned
     }
 
+    /// The shift: a fixed angle or a learned one per element (default learned).
     public var shift: Shift
 
-    /// - Parameter shift: a fixed angle, or a learned one (the default).
+    /// A circular shift of every element.
+    /// - Parameter shift: a fixed angle or a learned one per element (default ``Shift/learned``).
     public init(_ shift: Shift = .learned) { self.shift = shift }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {

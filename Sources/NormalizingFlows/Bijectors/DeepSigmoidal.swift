@@ -32,6 +32,7 @@ public struct DeepSigmoidalTransform: ParametricElementwiseTransform, Codable {
     /// - Parameter units: K, the sigmoid units per element (Huang et al. and Pyro use 16).
     public init(units: Int = 16) { self.units = units }
 
+    /// 3K raw parameters per element: K each for the slopes a (through softplus, first), the shifts b and the weights w (through softmax).
     public var parameterCount: Int { 3 * units }
 
     public var identityParameters: [Double] {
@@ -65,6 +66,7 @@ public struct DeepSigmoidalTransform: ParametricElementwiseTransform, Codable {
 /// An elementwise deep sigmoidal flow with its own free parameters per element
 /// (``DeepSigmoidalTransform``; Huang et al. 2018).
 public struct DeepSigmoidal: BijectorPlan, SerializablePlan {
+    /// The deep sigmoidal map of every element (its K units).
     public var transform: DeepSigmoidalTransform
 
     /// - Parameter units: K, the sigmoid units per element.
@@ -81,7 +83,9 @@ public struct DeepSigmoidal: BijectorPlan, SerializablePlan {
 /// each a root-finding of one dimension (``MonotoneRootFinder``). ``NAF`` uses it inverted,
 /// so that the density is the one-pass direction.
 public struct DeepSigmoidalAutoregressive: BijectorPlan, SerializablePlan {
+    /// The deep sigmoidal map of every element (its K units).
     public var transform: DeepSigmoidalTransform
+    /// The MADE network that gives each dimension's 3K raw parameters.
     public var conditioner: DenseAutoregressive
 
     /// - Parameters:

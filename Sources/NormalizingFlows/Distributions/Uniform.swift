@@ -44,6 +44,7 @@ public final class Uniform: SerializableBase {
     /// The upper corner of the box, above ``low`` everywhere.
     public var high: Tensor { highBuffer.value }
 
+    /// The buffers `low` and `high`, under PyTorch's names (stored as `base.low`, `base.high`).
     public var members: [(name: String, member: ModuleMember)] { [("low", .buffer(lowBuffer)), ("high", .buffer(highBuffer))] }
 
     /// - Throws: ``FlowError/stateMismatch(_:)`` when a loaded low is not below its high, or an
@@ -54,6 +55,7 @@ public final class Uniform: SerializableBase {
         }
     }
 
+    /// "Uniform", the name in a model file's `base` metadata.
     public static var typeName: String { "Uniform" }
     public var fileSettings: [String: Any] { ["eventRank": eventRank] }
 
@@ -69,11 +71,13 @@ public final class Uniform: SerializableBase {
     public var batchShape: [Int] { layout.batchShape }
     public var dtype: DType { low.dtype }
 
+    /// `n` draws low + (high − low)·U, U ~ U[0, 1) elementwise; the context is ignored.
     public func rsample(_ n: Int, context: Tensor?, generator: inout RandomGenerator) throws -> Tensor {
         let u = Tensor.uniform(try layout.sampleShape(n), generator: &generator, dtype: dtype)
         return low + (high - low) * u
     }
 
+    /// −Σ log(high − low) over the event for points inside the box, −∞ outside.
     public func logProb(_ x: Tensor, context: Tensor?) throws -> Tensor {
         _ = try checkInput(x)
         let inside = x.isGreaterOrEqual(to: low) * x.isLess(than: high)
