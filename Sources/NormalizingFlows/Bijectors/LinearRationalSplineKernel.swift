@@ -140,25 +140,8 @@ enum LinearRationalSplineKernel {
 
         /// ∂L/∂x and ∂L/∂raw from g = [∂L/∂(output), ∂L/∂(log-derivative)].
         func gradients(_ g: Tensor, _ needs: [Bool]) -> [Tensor?] {
-            g.withUnsafeBufferPointer(as: T.self) { g in
-            derivatives.withUnsafeBufferPointer(as: T.self) { d in
-                let gOutput = g.baseAddress!, gLog = gOutput + n
-                let gInput = needs[0] ? Tensor(shape: input.shape, as: T.self) { gx in
-                    Parallel.chunks(n) { start, end in
-                        for i in start..<end { gx[i] = gOutput[i] * d[i * stride] + gLog[i] * d[i * stride + p + 1] }
-                    }
-                } : nil
-                let gRaw = needs[1] ? Tensor(shape: parameters.shape, as: T.self) { gr in
-                    Parallel.chunks(n, threshold: 1024) { start, end in
-                        for i in start..<end {
-                            let (go, gl) = (gOutput[i], gLog[i]), target = gr.baseAddress! + i * p
-                            let outputRow = d.baseAddress! + i * stride + 1, logRow = outputRow + p + 1
-                            for m in 0..<p { target[m] = go * outputRow[m] + gl * logRow[m] }
-                        }
-                    }
-                } : nil
-                return [gInput, gRaw]
-            }}
+            RationalQuadraticSplineKernel.gradients(g, needs, derivatives: derivatives, inputShape: input.shape,
+                                                    parametersShape: parameters.shape, parameterCount: p, as: T.self)
         }
         let both = recording ? Tensor.recordOperation("lrSpline", output: values, inputs: inputs, backward: gradients) : values
         return (both.select(alongAxis: 0, index: 0).reshaped(to: input.shape),

@@ -237,25 +237,8 @@ enum RationalQuadraticSplineKernel {
 
         /// ∂L/∂x and ∂L/∂raw from g = [∂L/∂(output), ∂L/∂(log-derivative)].
         func gradients(_ g: Tensor, _ needs: [Bool]) -> [Tensor?] {
-            g.withUnsafeBufferPointer(as: T.self) { g in
-            derivatives.withUnsafeBufferPointer(as: T.self) { d in
-                let gOutput = g.baseAddress!, gLog = gOutput + n
-                let gInput = needs[0] ? Tensor(shape: input.shape, as: T.self) { gx in
-                    Parallel.chunks(n) { start, end in
-                        for i in start..<end { gx[i] = gOutput[i] * d[i * stride] + gLog[i] * d[i * stride + p + 1] }
-                    }
-                } : nil
-                let gRaw = needs[1] ? Tensor(shape: parameters.shape, as: T.self) { gr in
-                    Parallel.chunks(n, threshold: 1024) { start, end in
-                        for i in start..<end {
-                            let (go, gl) = (gOutput[i], gLog[i]), target = gr.baseAddress! + i * p
-                            let outputRow = d.baseAddress! + i * stride + 1, logRow = outputRow + p + 1
-                            for m in 0..<p { target[m] = go * outputRow[m] + gl * logRow[m] }
-                        }
-                    }
-                } : nil
-                return [gInput, gRaw]
-            }}
+            RationalQuadraticSplineKernel.gradients(g, needs, derivatives: derivatives, inputShape: input.shape,
+                                                    parametersShape: parameters.shape, parameterCount: p, as: T.self)
         }
         return outputs(values, inputs: inputs, recording: recording, backward: gradients)
     }
@@ -272,6 +255,33 @@ enum RationalQuadraticSplineKernel {
     /// of raw_{2K+j−1} with slope `derivativeSlopes[j − 1]` (the sigmoid for m_d + softplus). A
     /// `circular` spline's end derivative d_0 = d_K is the same function of raw_{3K−1}, with slope
     /// `derivativeSlopes[K − 1]`: it takes the partials of both bin ends that are spline ends.
+    /// ∂L/∂x and ∂L/∂raw from g = [∂L/∂(output), ∂L/∂(log-derivative)] and the saved per-element
+    /// partials `derivatives` (rows of 2(P + 1): ∂y/∂x and ∂y/∂raw, then ∂log y′/∂x and
+    /// ∂log y′/∂raw). Shared by the rational-quadratic and linear-rational kernels, which save them alike.
+    static func gradients<T: TensorScalar>(_ g: Tensor, _ needs: [Bool], derivatives: Tensor, inputShape: [Int], parametersShape: [Int],
+                                           parameterCount p: Int, as _: T.Type) -> [Tensor?] {
+        let n = inputShape.reduce(1, *), stride = 2 * (p + 1)
+        return g.withUnsafeBufferPointer(as: T.self) { g in
+        derivatives.withUnsafeBufferPointer(as: T.self) { d in
+            let gOutput = g.baseAddress!, gLog = gOutput + n
+            let gInput = needs[0] ? Tensor(shape: inputShape, as: T.self) { gx in
+                Parallel.chunks(n) { start, end in
+                    for i in start..<end { gx[i] = gOutput[i] * d[i * stride] + gLog[i] * d[i * stride + p + 1] }
+                }
+            } : nil
+            let gRaw = needs[1] ? Tensor(shape: parametersShape, as: T.self) { gr in
+                Parallel.chunks(n, threshold: 1024) { start, end in
+                    for i in start..<end {
+                        let (go, gl) = (gOutput[i], gLog[i]), target = gr.baseAddress! + i * p
+                        let outputRow = d.baseAddress! + i * stride + 1, logRow = outputRow + p + 1
+                        for m in 0..<p { target[m] = go * outputRow[m] + gl * logRow[m] }
+                    }
+                }
+            } : nil
+            return [gInput, gRaw]
+        }}
+    }
+
     /// Normalises one element's width and height softmax numerators (`widths`, `heights`, K each,
     /// in place) and walks the knots to the bin b with knot_b ≤ v < knot_{b+1} (knots in y for the
     /// inverse). Knot j is −B + 2B(j·m + scale·Σ_{m<j} softmax_m) for 0 < j < K; knots 0 and K are
