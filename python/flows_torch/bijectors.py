@@ -223,117 +223,6 @@ class ShiftTransform:
         return y - raw[..., 0], torch.zeros_like(y)
 
 
-class SplineTransform:
-    """The rational-quadratic spline of Durkan et al. (2019) as the Swift kernel computes it
-    (RationalQuadraticSplineKernel.swift), on [−B, B] with identity tails outside.
-
-    Raw parameters per element: K width logits, K height logits, K − 1 derivative raws.
-    Knot j (0 < j < K) is −B + 2B(j·m + (1 − K·m)·Σ_{i<j} softmax(c·logits)_i), knots 0 and K are
-    ∓B; interior derivatives are m_d + softplus(raw), the end derivatives 1. In bin k with
-    ξ = (x − x_k)/w, s = h/w: y = y_k + h(sξ² + d_k ξ(1−ξ)) / (s + (d_{k+1} + d_k − 2s)ξ(1−ξ)),
-    log dy/dx = log(s² (d_{k+1}ξ² + 2sξ(1−ξ) + d_k(1−ξ)²) / D²). The inverse takes the root
-    2c/(−b − √(b² − 4ac)) of the quadratic in ξ. Points with |v| ≤ B use the spline.
-
-    With the parameterization ``{"softClipped": {"slope": σ}}`` (zuko's ``MonotonicRQSTransform``)
-    the logits are soft-clipped, s/(1 + |s|/b) with b = −log(σ)/2, and softmaxed with no minimum
-    size (m = 0, c = 1), and the interior derivatives are exp(r/(1 + |r|/(−log σ))). Without the
-    key (older files) or with ``{"minimumSizes": {}}`` it is the parameterization above.
-    """
-
-    def __init__(self, options):
-        try:
-            self.bins = int(options["bins"])
-            self.bound = float(options["bound"])
-            self.min_width = float(options["minimumBinWidth"])
-            self.min_height = float(options["minimumBinHeight"])
-            self.min_derivative = float(options["minimumDerivative"])
-            self.logit_scale = float(options.get("logitScale", 1.0))
-            parameterization = options.get("parameterization", {"minimumSizes": {}})
-            (kind, value), = parameterization.items()
-            self.slope = float(value["slope"]) if kind == "softClipped" else None
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise MappingError(f"RationalQuadraticSplineTransform options {options!r} are incomplete: {error}") from None
-        if kind not in ("minimumSizes", "softClipped"):
-            raise MappingError(f"spline parameterization '{kind}' is not mapped (minimumSizes, softClipped)")
-        if self.bins < 2 or not self.bound > 0:
-            raise MappingError(f"spline needs ≥ 2 bins and a positive bound, got {self.bins}, {self.bound}")
-        if self.slope is not None:
-            if not 0 < self.slope < 1:
-                raise MappingError(f"soft-clipped spline slope must lie in (0, 1), got {self.slope}")
-            self.min_width = self.min_height = 0.0
-            self.logit_scale = 1.0
-        self.parameter_count = 3 * self.bins - 1
-
-    @staticmethod
-    def options(bins, bound, logit_scale, minimum=1e-3):
-        return {"bins": bins, "bound": bound, "minimumBinWidth": minimum, "minimumBinHeight": minimum,
-                "minimumDerivative": minimum, "logitScale": logit_scale}
-
-    def identity(self):
-        derivative = 0.0 if self.slope is not None else math.log(math.expm1(1 - self.min_derivative))
-        return [0.0] * (2 * self.bins) + [derivative] * (self.bins - 1)
-
-    def _derivatives(self, raw):
-        if self.slope is not None:
-            return torch.exp(soft_clip(raw, -math.log(self.slope)))
-        return self.min_derivative + F.softplus(raw)
-
-    def _knots(self, logits, minimum):
-        k, bound = self.bins, self.bound
-        if self.slope is not None:
-            logits = soft_clip(logits, -math.log(self.slope) / 2)
-        softmax = torch.softmax(self.logit_scale * logits, dim=-1)
-        sums = torch.cumsum(softmax, dim=-1)[..., : k - 1]
-        j = torch.arange(1, k, dtype=logits.dtype, device=logits.device)
-        interior = -bound + 2 * bound * (j * minimum + (1 - k * minimum) * sums)
-        ends = logits.new_full(interior.shape[:-1] + (1,), bound)
-        return torch.cat([-ends, interior, ends], dim=-1)
-
-    def _apply(self, v, raw, inverse):
-        k, bound = self.bins, self.bound
-        raw = raw.expand(v.shape + (self.parameter_count,))
-        xs = self._knots(raw[..., :k], self.min_width)
-        ys = self._knots(raw[..., k : 2 * k], self.min_height)
-        one = raw.new_ones(raw.shape[:-1] + (1,))
-        ds = torch.cat([one, self._derivatives(raw[..., 2 * k :]), one], dim=-1)
-        inside = (v >= -bound) & (v <= bound)
-        u = v.clamp(-bound, bound)
-        knots = ys if inverse else xs
-        b = (knots[..., 1:k] <= u.unsqueeze(-1)).sum(dim=-1, keepdim=True)
-        x0, x1 = xs.gather(-1, b).squeeze(-1), xs.gather(-1, b + 1).squeeze(-1)
-        y0, y1 = ys.gather(-1, b).squeeze(-1), ys.gather(-1, b + 1).squeeze(-1)
-        d0, d1 = ds.gather(-1, b).squeeze(-1), ds.gather(-1, b + 1).squeeze(-1)
-        w, h = x1 - x0, y1 - y0
-        s = h / w
-        curvature = d0 + d1 - 2 * s
-        if inverse:
-            offset = u - y0
-            a = h * (s - d0) + offset * curvature
-            bq = h * d0 - offset * curvature
-            c = -s * offset
-            discriminant = (bq * bq - 4 * a * c).clamp(min=0)
-            xi = 2 * c / (-bq - discriminant.sqrt())
-        else:
-            xi = (u - x0) / w
-        xi = torch.where(torch.isnan(xi), torch.zeros_like(xi), xi.clamp(0, 1))
-        one_minus = 1 - xi
-        xi1 = xi * one_minus
-        denominator = s + curvature * xi1
-        ratio = (s * xi * xi + d0 * xi1) / denominator
-        numerator = d1 * xi * xi + 2 * s * xi1 + d0 * one_minus * one_minus
-        s_over_d = s / denominator
-        log = torch.log(s_over_d * s_over_d * numerator)
-        out = x0 + xi * w if inverse else y0 + h * ratio
-        log = -log if inverse else log
-        return torch.where(inside, out, v), torch.where(inside, log, torch.zeros_like(log))
-
-    def forward(self, x, raw):
-        return self._apply(x, raw, inverse=False)
-
-    def inverse(self, y, raw):
-        return self._apply(y, raw, inverse=True)
-
-
 def elementwise_transform(kind, options):
     """The transform of an autoregressive, coupling or free-parameter bijector."""
     if kind == "affine":
@@ -1092,3 +981,8 @@ class Sylvester(Bijector):
         h = torch.tanh(u)
         x = y - h @ r.T @ q.T
         return x, -torch.log((1 - h * h) * self._diagonal_product() + 1).sum(-1)
+
+
+# The spline transforms live in splines.py (which imports this module's Bijector and
+# MappingError); re-exported here under the names plans and exporters use.
+from .splines import SplineTransform  # noqa: E402,F401

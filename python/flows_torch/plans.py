@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from . import bijectors as b
+from . import splines as s
 from .bijectors import MappingError
 
 
@@ -223,9 +224,49 @@ PLANS["Bounds"] = lambda o, spec: b.Bounds(o["lower"], o["upper"], spec.event_si
 for _name in ("Exp", "Sigmoid", "Tanh", "Softplus", "ELU", "LeakyReLU", "Power", "AffineFixed"):
     PLANS[_name] = lambda o, spec, _name=_name: b.Elementwise(_name, o)
 
+# --- Linear-rational and circular splines (splines.py; Presets/MAF.swift, RealNVP.swift, NCSF.swift)
+
+
+def _lrs_options(o):
+    return s.LinearRationalSplineTransform.options(o["bins"], o["bound"], _network_logit_scale(o["conditioner"]["hiddenSizes"]))
+
+
+def _circular_shift(o, spec):
+    """Swift ``CircularShift``: ``{"fixed": {"_0": angle}}`` or ``{"learned": {}}`` (free angles)."""
+    (kind, value), = o["shift"].items()
+    if kind == "fixed":
+        return s.FixedCircularShift(value["_0"])
+    if kind == "learned":
+        return b.FreeElementwise(s.CircularShiftTransform(), spec.event_shape, spec.context_size, spec.dtype)
+    raise MappingError(f"circular shift '{kind}' is not mapped (fixed, learned)")
+
+
+def _ncsf(o, spec):
+    """Swift ``NCSF``: inverted circular autoregressive splines (bound π), a half turn before every
+    one but the first, reversed orders between them."""
+    options = dict(s.SplineTransform.options(o["bins"], math.pi, _network_logit_scale(o["conditioner"]["hiddenSizes"])),
+                   boundary="circular")
+
+    def layer(i):
+        spline = _invert(_autoregressive(s.SplineTransform(options), o["conditioner"], spec))
+        return spline if i == 0 else b.Compose([s.FixedCircularShift(math.pi), spline])
+    return _stack(o["layers"], layer, spec, reversing=True)
+
+
+PLANS.update({
+    "LinearRationalSpline": lambda o, spec: b.FreeElementwise(
+        s.LinearRationalSplineTransform(o["transform"]), spec.event_shape, spec.context_size, spec.dtype),
+    "LinearRationalSplineAutoregressive": lambda o, spec: _autoregressive(
+        s.LinearRationalSplineTransform(o["transform"]), o["conditioner"], spec),
+    "LinearRationalSplineCoupling": lambda o, spec: _coupling(
+        s.LinearRationalSplineTransform(o["transform"]), o["mask"], o["conditioner"], spec),
+    "LRS": lambda o, spec: _stack(o["layers"], lambda i: _invert(
+        _autoregressive(s.LinearRationalSplineTransform(_lrs_options(o)), o["conditioner"], spec)), spec, reversing=True),
+    "LRSCoupling": lambda o, spec: _stack(o["layers"], lambda i: _coupling(
+        s.LinearRationalSplineTransform(_lrs_options(o)), {"alternating": {"parity": i % 2}}, o["conditioner"], spec), spec),
+    "CircularShift": _circular_shift,
+    "NCSF": _ncsf,
+})
+
 # Plans the Swift library has and this package refuses, with the reason and what to use instead.
-_LINEAR_RATIONAL = ("linear-rational splines (Dolatabadi et al. 2020; Swift LinearRationalSplineTransform) have no "
-                    "PyTorch counterpart here yet; fit with --flow nsf or nsf-coupling (rational-quadratic splines) "
-                    "to continue in PyTorch")
-UNMAPPED = {name: _LINEAR_RATIONAL for name in (
-    "LinearRationalSpline", "LinearRationalSplineAutoregressive", "LinearRationalSplineCoupling", "LRS", "LRSCoupling")}
+UNMAPPED = {}

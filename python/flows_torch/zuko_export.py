@@ -40,7 +40,7 @@ exceed zuko's ``hidden_features`` (they are equal when each width is a multiple 
 of degrees, D − 1, or D with a context, and zuko cycles evenly).
 
 Not mapped, with the reason in the error: circular splines (``NCSF``: ``CircularRQSTransform``
-on a ``BoxUniform`` base), univariate keywords other than ``slope`` (and the spline's
+on a ``BoxUniform`` base; see ``_refuse_circular``), univariate keywords other than ``slope`` (and the spline's
 ``bound``), residual masked networks, LayerNorm (``normalize=True``), adjacency-given MADEs
 without an ``order``, one-feature flows (``ElementWiseTransform``), and every other transform.
 """
@@ -293,6 +293,31 @@ def _gmm(gmm):
                                      precision_lower=lower.to(dtype))
 
 
+def _refuse_circular(parts):
+    """Refuses zuko's circular splines, saying why they have no exact counterpart.
+
+    zuko's ``CircularRQSTransform`` is, per feature, the half turn x ↦ (x mod 2π) − π followed by
+    a ``MonotonicRQSTransform`` on [−π, π] whose end derivatives are 1, all inside the
+    univariate transform, so its masked network is fed the angles before the half turn. The
+    spline itself is exact in our file (a circular spline with the soft-clipped
+    parameterization whose end-derivative outputs are zero, e^0 = 1), but our
+    ``SplineAutoregressive`` feeds its network the spline's own input: a half turn written as a
+    ``CircularShift`` before it would feed the network the turned angles, and the turn
+    (x + π wrapped) jumps by 2π at x = 0, which no weights of the network's first (linear) layer
+    can undo. The flow would be a different one.
+    """
+    for i, t in enumerate(parts):
+        univariate = getattr(t, "univariate", None)
+        if isinstance(univariate, functools.partial):
+            univariate = univariate.func
+        if getattr(univariate, "__name__", "") == "CircularRQSTransform":
+            raise MappingError(
+                f"zuko transform {i} ({type(t).__name__}): zuko's circular spline (NCSF's CircularRQSTransform) is not "
+                "mapped: it turns each angle by π inside the univariate transform, so its network sees the angles before "
+                "the turn, while ours sees the spline's input; the turn is discontinuous at 0, so no network weights "
+                "make the two equal (fit with flows fit --flow ncsf for our circular spline flow)")
+
+
 def to_flow(zflow):
     """The :class:`Flow` that computes what the zuko flow computes."""
     MAT, GCT, univariates = _zuko()
@@ -300,6 +325,7 @@ def to_flow(zflow):
     if transforms is None or not hasattr(zflow, "base"):
         raise MappingError(f"{type(zflow).__name__} is not a zuko Flow (transform and base)")
     parts = list(transforms.transforms) if hasattr(transforms, "transforms") else [transforms]
+    _refuse_circular(parts)
     base = _base(zflow.base)
     d, dtype = base.event_size, base.dtype
     context = None

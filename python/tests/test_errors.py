@@ -86,21 +86,3 @@ def test_tensor_mismatch_is_named(tmp_path):
 def test_saving_other_objects_is_refused(tmp_path):
     with pytest.raises(flows_torch.MappingError, match="cannot save"):
         flows_torch.save(torch.nn.Linear(2, 2), tmp_path / "m.safetensors")
-
-
-@pytest.mark.parametrize("flow", ["lrs", "lrs-coupling"])
-def test_linear_rational_spline_models_are_refused_by_name(tmp_path, flow):
-    """A model the Swift library fitted with linear-rational splines (issue 25): one error naming
-    the plan type and what to fit instead, before any tensor is read."""
-    from conftest import run, write_csv
-
-    data = write_csv(tmp_path / "d.csv", torch.randn(64, 2, generator=torch.Generator().manual_seed(0)).numpy())
-    model = tmp_path / "m.safetensors"
-    run("fit", "--data", data, "--flow", flow, "--layers", "1", "--hidden", "4", "--steps", "2",
-        "--validation-fraction", "0", "--out", model)
-    name = "LRS" if flow == "lrs" else "LRSCoupling"
-    with pytest.raises(flows_torch.MappingError, match=f"'{name}' is not mapped to PyTorch: linear-rational splines.*nsf"):
-        flows_torch.load(model)
-    plan = {"type": "Compose", "options": {"parts": [{"type": "LinearRationalSpline", "options": {}}]}}
-    with pytest.raises(flows_torch.MappingError, match="'LinearRationalSpline' is not mapped"):
-        Flow.from_plan(plan, (2,))

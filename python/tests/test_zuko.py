@@ -180,9 +180,9 @@ def test_conditional_zuko_spline_flow(tmp_path):
 
 def test_zuko_circular_spline_flow_is_refused_with_the_reason(tmp_path):
     circular = zuko.flows.MAF(3, transforms=1, univariate=zuko.flows.spline.CircularRQSTransform, shapes=[(8,), (8,), (7,)])
-    with pytest.raises(flows_torch.MappingError, match="CircularRQSTransform"):
+    with pytest.raises(flows_torch.MappingError, match="CircularRQSTransform.*network sees the angles before the turn"):
         flows_torch.save(circular, tmp_path / "circular.safetensors")
-    with pytest.raises(flows_torch.MappingError, match="BoxUniform"):
+    with pytest.raises(flows_torch.MappingError, match="NCSF's CircularRQSTransform.*discontinuous at 0"):
         flows_torch.save(zuko.flows.NCSF(3, transforms=1), tmp_path / "ncsf.safetensors")
     assert not (tmp_path / "circular.safetensors").exists() and not (tmp_path / "ncsf.safetensors").exists()
 
