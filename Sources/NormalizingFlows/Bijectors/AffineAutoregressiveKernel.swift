@@ -6,8 +6,8 @@ import Tensors
 ///
 /// With raw parameters (μ, s) = MADE(h) per dimension and log σ = L(s) (``AffineScale``):
 ///
-/// - forward, one pass on h = x: y = x·e^{L(s)} + μ, log |det J| = Σᵢ L(sᵢ);
-/// - inverse, D passes: x⁽ᵏ⁾ = (y − μ(x⁽ᵏ⁻¹⁾))·e^{−L(s(x⁽ᵏ⁻¹⁾))} from x⁽⁰⁾ = 0, so that pass k
+/// - forward, one pass on h = x: y = x·exp(L(s)) + μ, log |det J| = Σᵢ L(sᵢ);
+/// - inverse, D passes: x⁽ᵏ⁾ = (y − μ(x⁽ᵏ⁻¹⁾))·exp(−L(s(x⁽ᵏ⁻¹⁾))) from x⁽⁰⁾ = 0, so that pass k
 ///   fixes the k-th dimension in the network's order (the dimensions not yet fixed are kept at
 ///   zero) and x⁽ᴰ⁾ is exact;
 ///   log |det J| = −Σᵢ L(sᵢ(x⁽ᴰ⁻¹⁾)). The first pass's input is the same for every row, so it
@@ -56,7 +56,7 @@ private final class AffineAutoregressivePass<T: TensorScalar> {
     let position: [Int]
     /// Per pass: the offsets in `work` of the network's input in degree order, of each hidden
     /// layer's activations, of the raw parameters [rows, 2D], of the result [N, D] and of
-    /// e^{±L(s)} [N, D].
+    /// exp(±L(s)) [N, D].
     var inputOffsets: [Int] = [], hiddenOffsets: [[Int]] = [], rawOffsets: [Int] = []
     var resultOffsets: [Int] = [], factorOffsets: [Int] = []
     var work = Tensor(uninitializedShape: [0], dtype: T.dtype)

@@ -22,11 +22,11 @@ public enum AffineScale: Sendable, Equatable, Codable {
     /// (nflows 0.14, floor 10⁻³; Durkan et al., <https://github.com/bayesiains/nflows>). σ is
     /// unbounded above, like eˢ, but grows linearly, and never falls below the floor.
     ///
-    /// L(s) = log(softplus(s) + floor), with softplus(s) = max(s, 0) + log1p(e^{−|s|}) (no overflow,
+    /// L(s) = log(softplus(s) + floor), with softplus(s) = max(s, 0) + log1p(exp(−|s|)) (no overflow,
     /// relative accuracy for every s); the sum of two positives and its logarithm then keep
     /// L's absolute error within a few ulps, which is what a log-density that sums L needs.
-    /// L′(s) = sigmoid(s)/(softplus(s) + floor), sigmoid(s) = 1/(1 + e^{−s}) (→ 0, not NaN,
-    /// once e^{−s} overflows).
+    /// L′(s) = sigmoid(s)/(softplus(s) + floor), sigmoid(s) = 1/(1 + e⁻ˢ) (→ 0, not NaN,
+    /// once e⁻ˢ overflows).
     case softplus(floor: Double)
     /// σ = sigmoid(s + bias) + floor: nflows' `AffineCouplingTransform` (bias 2, floor 10⁻³) and
     /// nflows' masked affine autoregressive transform before 0.14. σ lies in (floor, 1 + floor).
@@ -36,7 +36,7 @@ public enum AffineScale: Sendable, Equatable, Codable {
     /// log1p(floor − sigmoid(−t)) for t > 0, where σ nears 1 and L nears 0: there sigmoid(−t) is
     /// small and exact to its last bits, so L's error stays within ulps of max(|L|, floor) (the
     /// log of a σ rounded near 1 would be off by ulps of 1). L′(s) = sigmoid(t)·sigmoid(−t)/(sigmoid(t) + floor), each sigmoid as
-    /// 1/(1 + e^{∓t}), accurate for either sign.
+    /// 1/(1 + exp(∓t)), accurate for either sign.
     case sigmoidWithFloor(bias: Double, floor: Double)
 
     /// ``IAF``'s default, `softClipped(bound: log 1000)`: σ within (10⁻³, 10³), so each layer's

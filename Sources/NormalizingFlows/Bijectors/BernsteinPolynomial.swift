@@ -3,7 +3,7 @@ import Foundation
 /// A monotonic Bernstein polynomial (Ramasinghe, Fernando, Khan & Barnes 2021, "Robust
 /// normalizing flows using Bernstein-type polynomials", BMVC): on [−B, B], with u = (x + B)/(2B),
 ///
-///   y = Σₖ βₖ bₖ(u),   bₖ(u) = C(M, k) uᵏ(1 − u)^{M−k}  (k = 0…M),
+///   y = Σₖ βₖ bₖ(u),   bₖ(u) = C(M, k) uᵏ(1 − u)ᴹ⁻ᵏ  (k = 0…M),
 ///
 /// which increases when the coefficients do: dy/dx = (M/(2B)) Σₖ (βₖ₊₁ − βₖ) bₖ,ₘ₋₁(u) > 0
 /// (the derivative of a Bernstein polynomial is the Bernstein polynomial of its differences).

@@ -9,25 +9,25 @@ import Foundation
 /// K − 1 interior knot derivatives and K λ raws. Widths and heights are softmax(c·)·(1 − K·m) + m
 /// with a minimum bin size m and a logit scale c (``logitScale``), the knots are −B + 2B·(their
 /// running sums), the interior derivatives are m_d + softplus(·) and the ends' derivatives are 1,
-/// so the tails join smoothly; λ_k = m_λ + (1 − 2m_λ)·sigmoid(·) ∈ [m_λ, 1 − m_λ] places each
-/// bin's intermediate point x_c = x_k + λ_k w_k.
+/// so the tails join smoothly; λₖ = m_λ + (1 − 2m_λ)·sigmoid(·) ∈ [m_λ, 1 − m_λ] places each
+/// bin's intermediate point x_c = xₖ + λₖ wₖ.
 ///
-/// Each bin [x_k, x_{k+1}] (width w, height h, slope s = h/w, end derivatives d_k, d_{k+1}) is
+/// Each bin [xₖ, xₖ₊₁] (width w, height h, slope s = h/w, end derivatives dₖ, dₖ₊₁) is
 /// two linear-rational pieces, y = (w_a y_a (λ − φ) + w_c y_c φ)/(w_a (λ − φ) + w_c φ) for
-/// φ = (x − x_k)/w ≤ λ and y = (w_c y_c (1 − φ) + w_b y_b (φ − λ))/(w_c (1 − φ) + w_b (φ − λ))
-/// above (the paper's eq. 8, with y_a = y_k, y_b = y_{k+1}), whose weights make y continuous and
-/// its derivative d_k at x_k, d_{k+1} at x_{k+1} and continuous at x_c (eq. 9–10):
-/// w_b/w_a = √(d_k/d_{k+1}), w_c = (λ w_a d_k + (1 − λ) w_b d_{k+1})/s and
-/// y_c = ((1 − λ) w_a y_a + λ w_b y_b)/((1 − λ) w_a + λ w_b). The kernel takes w_a = √d_{k+1},
-/// w_b = √d_k (the same spline: only the weights' ratios matter) and evaluates the pieces in the
-/// equivalent form anchored at the nearer end e (x_k below x_c, x_{k+1} above):
+/// φ = (x − xₖ)/w ≤ λ and y = (w_c y_c (1 − φ) + w_b y_b (φ − λ))/(w_c (1 − φ) + w_b (φ − λ))
+/// above (the paper's eq. 8, with y_a = yₖ, y_b = yₖ₊₁), whose weights make y continuous and
+/// its derivative dₖ at xₖ, dₖ₊₁ at xₖ₊₁ and continuous at x_c (eq. 9–10):
+/// w_b/w_a = √(dₖ/dₖ₊₁), w_c = (λ w_a dₖ + (1 − λ) w_b dₖ₊₁)/s and
+/// y_c = ((1 − λ) w_a y_a + λ w_b y_b)/((1 − λ) w_a + λ w_b). The kernel takes w_a = √dₖ₊₁,
+/// w_b = √dₖ (the same spline: only the weights' ratios matter) and evaluates the pieces in the
+/// equivalent form anchored at the nearer end e (xₖ below x_c, xₖ₊₁ above):
 ///
-///   y = y_e + d_e (x − x_e)/E,   log dy/dx = log d_e − 2 log E,
-///   E = (1 − τ) + c_e τ,   τ = |x − x_e|/(f_e w),   c_e = √d_e ((1 − λ)√d_{k+1} + λ√d_k)/s,
+///   y = yₑ + dₑ (x − xₑ)/E,   log dy/dx = log dₑ − 2 log E,
+///   E = (1 − τ) + cₑ τ,   τ = |x − xₑ|/(fₑ w),   cₑ = √dₑ ((1 − λ)√dₖ₊₁ + λ√dₖ)/s,
 ///
-/// with f_e = λ below x_c and 1 − λ above. The inverse is linear-rational too: with
-/// r = |y − y_e|/|y_c − y_e| it is τ = r/G, G = c_e (1 − r) + r, x = x_e ± τ f_e w, and
-/// log dx/dy = 2 log(c_e/G) − log d_e; every sum in it adds terms of one sign, so nothing cancels.
+/// with fₑ = λ below x_c and 1 − λ above. The inverse is linear-rational too: with
+/// r = |y − yₑ|/|y_c − yₑ| it is τ = r/G, G = cₑ (1 − r) + r, x = xₑ ± τ fₑ w, and
+/// log dx/dy = 2 log(cₑ/G) − log dₑ; every sum in it adds terms of one sign, so nothing cancels.
 /// Everything from the raw parameters to the output is one fused kernel with a hand-written
 /// backward pass (`LinearRationalSplineKernel`). Inputs outside [−B, B], however far, take the
 /// identity tails, so values and gradients stay finite at and beyond the bounds.

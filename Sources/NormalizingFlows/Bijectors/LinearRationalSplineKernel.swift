@@ -150,9 +150,9 @@ enum LinearRationalSplineKernel {
 }
 
 /// One bin of the linear-rational spline: output and log-derivative, with their partials with
-/// respect to u = (v, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}, λ) in closed form.
+/// respect to u = (v, x_k, xₖ₊₁, y_k, yₖ₊₁, d_k, dₖ₊₁, λ) in closed form.
 ///
-/// With w = x_{k+1} − x_k, h = y_{k+1} − y_k, s = h/w, N = λ√d_k + (1 − λ)√d_{k+1} and the end e
+/// With w = xₖ₊₁ − x_k, h = yₖ₊₁ − y_k, s = h/w, N = λ√d_k + (1 − λ)√dₖ₊₁ and the end e
 /// of the bin's half that holds the point (k below the intermediate point, k + 1 above; f_e = λ
 /// or 1 − λ), the forward map is
 ///

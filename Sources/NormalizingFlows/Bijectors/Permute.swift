@@ -1,4 +1,4 @@
-/// Reorders the elements of each event (flattened to a vector): y_k = x_{π(k)}; volume
+/// Reorders the elements of each event (flattened to a vector): y_k = x_π(k); volume
 /// preserving, so the log-determinant is zero.
 ///
 /// Put it between autoregressive layers so each layer conditions in a different order. A random

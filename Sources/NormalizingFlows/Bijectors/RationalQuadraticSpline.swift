@@ -9,10 +9,10 @@ import Foundation
 /// with a minimum bin size m and a logit scale c (``logitScale``) and derivatives are
 /// m_d + softplus(·); zuko's parameterization (``Parameterization/softClipped(slope:)``) is also
 /// available. The derivatives are 1 at ±B so the tails join smoothly.
-/// In bin k with ξ = (x − x_k)/w_k, s_k = h_k/w_k:
+/// In bin k with ξ = (x − xₖ)/wₖ, sₖ = hₖ/wₖ:
 ///
-///   y = y_k + h_k (s_k ξ² + d_k ξ(1−ξ)) / (s_k + (d_{k+1} + d_k − 2s_k) ξ(1−ξ)),
-///   dy/dx = s_k² (d_{k+1}ξ² + 2s_k ξ(1−ξ) + d_k(1−ξ)²) / (s_k + (d_{k+1} + d_k − 2s_k) ξ(1−ξ))².
+///   y = yₖ + hₖ (sₖ ξ² + dₖ ξ(1−ξ)) / (sₖ + (dₖ₊₁ + dₖ − 2sₖ) ξ(1−ξ)),
+///   dy/dx = sₖ² (dₖ₊₁ξ² + 2sₖ ξ(1−ξ) + dₖ(1−ξ)²) / (sₖ + (dₖ₊₁ + dₖ − 2sₖ) ξ(1−ξ))².
 ///
 /// The inverse solves the quadratic for ξ with the cancellation-free root 2c / (−b − √(b² − 4ac)).
 /// Everything from the raw parameters to the output (knots, bin search, rational function,
@@ -49,7 +49,7 @@ public struct RationalQuadraticSplineTransform: ParametricElementwiseTransform, 
         /// f(−π) = −π and f(π) = π as always, and the derivatives at the two ends are one learned
         /// value d_0 = d_K, so that f is smooth where −π and π meet. It takes 3K raw parameters per
         /// element: the K − 1 interior derivatives are followed by the end derivative, mapped like
-        /// them (m_d + softplus, or e^{clip} for ``Parameterization/softClipped(slope:)``).
+        /// them (m_d + softplus, or exp(clip(s)) for ``Parameterization/softClipped(slope:)``).
         /// Inputs are angles: any real x is read as x − 2π⌊(x + π)/2π⌋ in [−π, π), and outputs
         /// are given in [−π, π) (π, which f reaches only from π, becomes −π), in both directions.
         /// ``ParametricElementwiseTransform/domain`` is ``Domain/circle``, so flows refuse data

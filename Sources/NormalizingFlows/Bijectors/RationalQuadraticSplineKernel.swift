@@ -358,7 +358,7 @@ extension RationalQuadraticSplineTransform {
     struct KernelConstants {
         var minimumWidth: Double, minimumHeight: Double, minimumDerivative: Double, logitScale: Double
         /// The bounds b of the soft clip s/(1 + |s|/b) of the width and height logits and of the
-        /// derivative raws, whose derivatives are then e^{clip(s)}; nil for m_d + softplus(s).
+        /// derivative raws, whose derivatives are then exp(clip(s)); nil for m_d + softplus(s).
         var clipBounds: (logits: Double, derivatives: Double)?
     }
 
@@ -376,12 +376,12 @@ extension RationalQuadraticSplineTransform {
 }
 
 /// One bin of the spline: output and log-derivative, with their partials with respect to
-/// u = (v, x_k, x_{k+1}, y_k, y_{k+1}, d_k, d_{k+1}) in closed form.
+/// u = (v, x_k, xₖ₊₁, y_k, yₖ₊₁, d_k, dₖ₊₁) in closed form.
 ///
-/// With w = x_{k+1} − x_k, h = y_{k+1} − y_k, s = h/w, δ = d_k + d_{k+1} − 2s, ξ ∈ [0, 1]:
+/// With w = xₖ₊₁ − x_k, h = yₖ₊₁ − y_k, s = h/w, δ = d_k + dₖ₊₁ − 2s, ξ ∈ [0, 1]:
 ///
 ///   Y(ξ) = y_k + h·R,  R = (sξ² + d_k ξ(1−ξ)) / D,  D = s + δ ξ(1−ξ),
-///   log dY/dx = log(s² M / D²),  M = d_{k+1}ξ² + 2s ξ(1−ξ) + d_k (1−ξ)².
+///   log dY/dx = log(s² M / D²),  M = dₖ₊₁ξ² + 2s ξ(1−ξ) + d_k (1−ξ)².
 ///
 /// Forward, ξ = (v − x_k)/w. Inverse, ξ solves Y(ξ) = v, so ∂ξ/∂v = 1/Y_ξ and ∂ξ/∂θ = −Y_θ/Y_ξ
 /// (implicit differentiation); the output is x_k + ξw and the log-derivative is negated.

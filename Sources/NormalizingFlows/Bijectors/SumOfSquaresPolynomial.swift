@@ -15,10 +15,10 @@ import Foundation
 /// The integral is a polynomial of degree 2L + 1, computed in closed form: with
 /// Gₗₘ = Σₖ qₖₗqₖₘ (qₖ the coefficients of pₖ),
 ///
-///   y = c + εx + ((1 − ε)/K) Σₗ,ₘ Gₗₘ x^{l+m+1}/(l + m + 1),   log dy/dx = log g(x).
+///   y = c + εx + ((1 − ε)/K) Σₗ,ₘ Gₗₘ xˡ⁺ᵐ⁺¹/(l + m + 1),   log dy/dx = log g(x).
 ///
 /// Cost: O(K·L²) per element forward (composed tensor operations); the inverse has no closed form
-/// for L ≥ 1 and is found by ``MonotoneRootFinder``. y grows like x^{2L+1}, so inputs should be
+/// for L ≥ 1 and is found by ``MonotoneRootFinder``. y grows like x²ᴸ⁺¹, so inputs should be
 /// standardised.
 public struct SumOfSquaresPolynomialTransform: ParametricElementwiseTransform, Codable {
     /// K, the squared polynomials.

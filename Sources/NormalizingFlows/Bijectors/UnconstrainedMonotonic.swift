@@ -139,8 +139,8 @@ public struct UnconstrainedMonotonic: BijectorPlan, SerializablePlan {
 }
 
 /// An unconstrained monotonic neural network layer (UMNN; Wehenkel & Louppe 2019):
-/// y_i = β_i + ∫₀^{x_i} g(t; θ_i(x_<i)) dt with θ_i from a MADE network (``DenseAutoregressive``),
-/// with a context when the flow has one. `forward` is one network pass; `inverse` takes D
+/// yᵢ = βᵢ + ∫ g(t; θᵢ(x₁, …, xᵢ₋₁)) dt over t from 0 to xᵢ, with θᵢ from a MADE network
+/// (``DenseAutoregressive``), with a context when the flow has one. `forward` is one network pass; `inverse` takes D
 /// sequential steps, each a root-finding of one dimension (``MonotoneRootFinder``). ``UNAF``
 /// uses it inverted, so that the density is the one-pass direction.
 public struct UnconstrainedMonotonicAutoregressive: BijectorPlan, SerializablePlan {

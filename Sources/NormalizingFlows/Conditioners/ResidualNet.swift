@@ -2,11 +2,11 @@
 /// Durkan, Bekasov, Murray & Papamakarios 2019, "Neural Spline Flows"), with pre-activation
 /// residual blocks (He, Zhang, Ren & Sun 2016, "Identity Mappings in Deep Residual Networks"):
 ///
-///     h₀ = W₀·[x, c] + b₀                                  (initial_layer; c only when conditional)
-///     t  = W₂·act(W₁·act(hₖ) + b₁) + b₂                    (blocks.k.linear_layers.0 and .1)
-///     hₖ₊₁ = hₖ + t ⊙ sigmoid(W_c·c + b_c)   (with a context: the GLU of blocks.k.context_layer)
-///     hₖ₊₁ = hₖ + t                         (without)
-///     y  = W_f·h_n + b_f                                   (final_layer; no activation before it)
+///     h₀   = W₀·[x, c] + b₀                    initial_layer (c only when conditional)
+///     t    = W₂·act(W₁·act(hₖ) + b₁) + b₂      blocks.k.linear_layers.0 and .1
+///     hₖ₊₁ = hₖ + t ⊙ sigmoid(W_c·c + b_c)     with a context: blocks.k.context_layer's GLU
+///     hₖ₊₁ = hₖ + t                            without
+///     y    = W_f·h_n + b_f                     final_layer (no activation before it)
 ///
 /// nflows' batch norm and dropout options are not part of it (dropout is off at evaluation;
 /// batch norm between the layers is refused when an nflows network is converted). The second

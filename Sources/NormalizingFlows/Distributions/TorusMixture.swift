@@ -58,7 +58,7 @@ public enum TorusMixture {
         return larger + Foundation.log(0.5 * Foundation.exp(ridge - larger) + 0.5 * Foundation.exp(bump - larger))
     }
 
-    /// The modified Bessel function I₀(κ) = Σₖ (κ/2)^{2k} / (k!)², summed until the terms
+    /// The modified Bessel function I₀(κ) = Σₖ (κ/2)²ᵏ / (k!)², summed until the terms
     /// stop changing the sum (κ up to about 50).
     static func besselI0(_ kappa: Double) -> Double {
         var sum = 1.0, term = 1.0, k = 1.0

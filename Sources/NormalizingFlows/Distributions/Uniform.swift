@@ -29,7 +29,7 @@ public final class Uniform: SerializableBase {
         zip(low.doubles, high.doubles).allSatisfy { $0 < $1 && $0.isFinite && $1.isFinite } && (high - low).isFinite
     }
 
-    /// The uniform distribution on the torus [−π, π)ᴰ, density (2π)^{−D}: the base of ``NCSF``
+    /// The uniform distribution on the torus [−π, π)ᴰ, density (2π)⁻ᴰ: the base of ``NCSF``
     /// (zuko's is the box [−π − 10⁻⁵, π + 10⁻⁵]ᴰ). In float32 the ends are ±π rounded to the
     /// nearest float32, just outside ±π, as ``Domain/circle`` accepts.
     /// - Parameters:

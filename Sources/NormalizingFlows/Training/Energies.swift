@@ -4,12 +4,12 @@ import Foundation
 ///
 /// U1–U4 are the potentials of Rezende & Mohamed (2015, Table 1), with
 /// w₁(z) = sin(2πz₁/4), w₂(z) = 3·exp(−½((z₁ − 1)/0.6)²), w₃(z) = 3·σ((z₁ − 1)/0.3):
-/// - U1 = ½((‖z‖ − 2)/0.4)² − log(e^{−½((z₁−2)/0.6)²} + e^{−½((z₁+2)/0.6)²})
+/// - U1 = ½((‖z‖ − 2)/0.4)² − log(exp(−½((z₁−2)/0.6)²) + exp(−½((z₁+2)/0.6)²))
 /// - U2 = ½((z₂ − w₁)/0.4)²
-/// - U3 = −log(e^{−½((z₂−w₁)/0.35)²} + e^{−½((z₂−w₁+w₂)/0.35)²})
-/// - U4 = −log(e^{−½((z₂−w₁)/0.4)²} + e^{−½((z₂−w₁+w₃)/0.35)²})
+/// - U3 = −log(exp(−½((z₂−w₁)/0.35)²) + exp(−½((z₂−w₁+w₂)/0.35)²))
+/// - U4 = −log(exp(−½((z₂−w₁)/0.4)²) + exp(−½((z₂−w₁+w₃)/0.35)²))
 ///
-/// `funnel` is Neal's funnel (Neal 2003): z₂ ~ N(0, 3²), z₁ | z₂ ~ N(0, e^{z₂}), normalised.
+/// `funnel` is Neal's funnel (Neal 2003): z₂ ~ N(0, 3²), z₁ | z₂ ~ N(0, exp(z₂)), normalised.
 public enum Energy: String, Sendable, CaseIterable {
     /// U1: a ring of radius 2 whose mass gathers at its two ends on the z₁ axis, z₁ = ±2.
     case u1

@@ -34,7 +34,7 @@ public struct FitOptions: Sendable {
     /// Uniform dequantization (Theis, van den Oord & Bethge 2016; Ho et al. 2019, §3.1): each
     /// training batch adds fresh noise u ~ U(0, 1) to these elements, and the validation rows one
     /// fixed draw. The flow then learns a continuous density p whose mass over each unit cell is
-    /// the model's probability of the integer point, P(k) = ∫_{[0,1)ᵈ} p(k + u) du, and by
+    /// the model's probability of the integer point, P(k) = ∫ p(k + u) du over u ∈ [0, 1)ᵈ, and by
     /// Jensen's inequality the NLL it is trained and validated on, −E_u log p(k + u), bounds the
     /// integer data's NLL −log P(k) from above, in the same units (nats per row; the cells have
     /// unit volume). ``dequantizedLogProb(_:_:columns:context:samples:generator:)`` estimates log P(k).
@@ -254,7 +254,7 @@ private func checkWholeNumbers(_ rows: Tensor, columns: [Int], _ what: String) t
     }
 }
 
-/// An estimate of log P(k) = log ∫_{[0,1)ᵈ} p(k + u) du, the log-probability of integer rows under
+/// An estimate of log P(k) = log ∫ p(k + u) du over u ∈ [0, 1)ᵈ, the log-probability of integer rows under
 /// a flow fitted with ``FitOptions/dequantizedColumns``: log (1/S) Σₛ p(k + uₛ) over S uniform
 /// draws, computed stably (log-sum-exp). It is consistent, and its expectation lies below
 /// log P(k) by Jensen's inequality, by less as S grows (Ho et al. 2019, eq. 9 with a uniform q).

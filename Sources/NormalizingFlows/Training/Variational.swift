@@ -34,7 +34,7 @@ public struct VariationalReport: Sendable {
 
 /// Fits `flow` to the unnormalised density p̃ = exp(`logDensity`) by minimising the reverse KL
 /// divergence, i.e. maximising the ELBO (Rezende & Mohamed 2015):
-/// loss = E_{z∼q}[log q(z) − log p̃(z)] = KL(q ‖ p) − log Z, estimated with reparameterised
+/// loss = E_q[log q(z) − log p̃(z)] = KL(q ‖ p) − log Z, estimated with reparameterised
 /// samples drawn through the flow's forward direction (one pass, no inverse), each step being
 /// `optimizer.step(minimizingReverseKLOf:)`.
 ///

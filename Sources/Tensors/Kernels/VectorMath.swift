@@ -97,7 +97,7 @@ func simdExpm1(_ x: Float8) -> Float8 {
 }
 
 /// tanh x: an odd degree-11 polynomial (Cephes `tanhf`) for |x| < 0.625, else
-/// sign(x)·(1 − 2/(e^{2|x|} + 1)); exactly ±1 beyond |x| = 9.
+/// sign(x)·(1 − 2/(exp(2|x|) + 1)); exactly ±1 beyond |x| = 9.
 @inline(__always) @usableFromInline
 func simdTanh(_ x: Float8) -> Float8 {
     let a = x.replacing(with: -x, where: x .< 0)
@@ -119,7 +119,7 @@ func simdSigmoid(_ x: Float8) -> Float8 {
     1 / (1 + simdExp(-x))
 }
 
-/// log(1 + eˣ) = max(x, 0) + log1p(e^{−|x|}): no overflow, equals x for large x and eˣ for very negative x.
+/// log(1 + eˣ) = max(x, 0) + log1p(exp(−|x|)): no overflow, equals x for large x and eˣ for very negative x.
 @inline(__always) @usableFromInline
 func simdSoftplus(_ x: Float8) -> Float8 {
     let a = x.replacing(with: -x, where: x .< 0)

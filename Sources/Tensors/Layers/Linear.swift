@@ -117,7 +117,7 @@ extension Activation {
     /// hand-written backward passes that keep a layer's outputs but not its inputs. Every
     /// activation's derivative is a function of its output: ReLU 1 where y > 0 (NaN gives 0),
     /// tanh 1 − y², ELU (α = 1) 1 where y > 0 and y + 1 elsewhere, leaky ReLU 1 where y > 0 and
-    /// its slope 0.01 elsewhere, sigmoid y(1 − y), softplus σ(x) = 1 − e^{−y}.
+    /// its slope 0.01 elsewhere, sigmoid y(1 − y), softplus σ(x) = 1 − e⁻ʸ.
     package func multiplyByDerivative<T: TensorScalar>(_ g: UnsafeMutablePointer<T>, output y: UnsafePointer<T>, count: Int) {
         switch self {
         case .relu: keepPositive(g, where: y, into: g, count: count)

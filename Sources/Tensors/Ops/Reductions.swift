@@ -242,7 +242,7 @@ extension Tensor {
 // MARK: - Cumulative sum
 
 extension Tensor {
-    /// Running sums along `axis`: yᵢ = Σ_{j ≤ i} xⱼ (or Σ_{j ≥ i} xⱼ when `reverse`).
+    /// Running sums along `axis`: yᵢ = the sum of xⱼ over j ≤ i (over j ≥ i when `reverse`).
     public func cumulativeSum(alongAxis axis: Int, reverse: Bool = false) -> Tensor {
         let axis = normalizedAxis(axis)
         let out: Tensor
