@@ -82,15 +82,19 @@ def test_fitted_log_prob_matches_flows_logprob(fitted, tmp_path):
     assert_close(torch_logprob(wide, points), swift_logprob(path, points), f"log p {model} float64", **F64)
 
 
-def test_fitted_same_noise_same_samples(fitted):
-    """Sampling root-finds every layer (Chandrupatla to 10⁻⁶·(1 + |x|) in float32) on both sides."""
+def test_fitted_same_noise_same_samples(fitted, tmp_path):
+    """Sampling root-finds every layer (Chandrupatla to 10⁻⁶·(1 + |x|) in float32, 10⁻¹⁴·(1 + |x|)
+    in float64) on both sides."""
     model, _, _, d = fitted
     n, seed = 100, 11
-    theirs = np.loadtxt(run("sample", "--model", model, "-n", n, "--seed", seed).splitlines(), delimiter=",", ndmin=2)
-    noise = torch.tensor(SwiftRandom(seed).normals(n * d), dtype=torch.float64).to(torch.float32).reshape(n, d)
-    with torch.no_grad():
-        ours = flows_torch.load(model)().sample_from_noise(noise).double().numpy()
-    assert_close(ours, theirs, f"samples {model}")
+    wide = tmp_path / "float64.safetensors"
+    flows_torch.save(in_float64(flows_torch.load(model)), wide)
+    for path, dtype, bounds in ((model, torch.float32, {}), (wide, torch.float64, F64)):
+        theirs = np.loadtxt(run("sample", "--model", path, "-n", n, "--seed", seed).splitlines(), delimiter=",", ndmin=2)
+        noise = torch.tensor(SwiftRandom(seed).normals(n * d), dtype=torch.float64).to(dtype).reshape(n, d)
+        with torch.no_grad():
+            ours = flows_torch.load(path)().sample_from_noise(noise).double().numpy()
+        assert_close(ours, theirs, f"samples {model} {str(dtype)[6:]}", **bounds)
 
 
 def test_fitted_round_trip_is_identical(fitted, tmp_path):
