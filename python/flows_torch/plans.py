@@ -16,6 +16,7 @@ import torch
 
 from . import bijectors as b
 from . import splines as s
+from . import monotonic as m
 from .bijectors import MappingError
 
 
@@ -267,6 +268,28 @@ PLANS.update({
     "CircularShift": _circular_shift,
     "NCSF": _ncsf,
 })
+
+# Monotonic neural transformers (Bijectors/DeepSigmoidal.swift, UnconstrainedMonotonic.swift,
+# SumOfSquaresPolynomial.swift, BernsteinPolynomial.swift; presets in Presets/NeuralAutoregressive.swift):
+# (plan stem, preset, transform from its options, preset options → transform options).
+_MONOTONIC = [
+    ("DeepSigmoidal", "NAF", lambda t: m.DeepSigmoidalTransform(t.get("units", 16)),
+     lambda o: {"units": o.get("units", 16)}),
+    ("UnconstrainedMonotonic", "UNAF", lambda t: m.UnconstrainedMonotonicTransform(t.get("hiddenUnits", 8), t.get("nodes", 32)),
+     lambda o: {"hiddenUnits": o.get("hiddenUnits", 8), "nodes": o.get("nodes", 32)}),
+    ("SumOfSquaresPolynomial", "SOSPF",
+     lambda t: m.SumOfSquaresPolynomialTransform(t.get("polynomials", 3), t.get("degree", 3)),
+     lambda o: {"polynomials": o.get("polynomials", 3), "degree": o.get("degree", 3)}),
+    ("BernsteinPolynomial", "BPF", lambda t: m.BernsteinPolynomialTransform(t.get("degree", 16), t.get("bound", 5.0)),
+     lambda o: {"degree": o.get("degree", 16), "bound": o.get("bound", 5.0)}),
+]
+for _stem, _preset, _make, _preset_transform in _MONOTONIC:
+    PLANS[_stem] = lambda o, spec, _make=_make: b.FreeElementwise(
+        _make(o["transform"]), spec.event_shape, spec.context_size, spec.dtype)
+    PLANS[_stem + "Autoregressive"] = lambda o, spec, _make=_make: _autoregressive(_make(o["transform"]), o["conditioner"], spec)
+    # The preset: MAF-direction layers (each inverted) with reversed orders between them.
+    PLANS[_preset] = lambda o, spec, _make=_make, _options=_preset_transform: _stack(o["layers"], lambda i: _invert(
+        _autoregressive(_make(_options(o)), o["conditioner"], spec)), spec, reversing=True)
 
 # Plans the Swift library has and this package refuses, with the reason and what to use instead.
 UNMAPPED = {}

@@ -114,6 +114,8 @@ def _univariate(transform, types, what):
         keywords, univariate = univariate.keywords, univariate.func
     if univariate not in (affine_type, spline_type):
         name = getattr(univariate, "__name__", type(univariate).__name__)
+        if name in _MONOTONIC_REFUSED:
+            raise MappingError(f"{what}: {_MONOTONIC_REFUSED[name]}")
         raise MappingError(f"{what}: univariate transform {name} is not mapped (MonotonicAffineTransform and "
                            "MonotonicRQSTransform are)")
     unknown = set(keywords) - {"slope", "bound"} if univariate is spline_type else set(keywords) - {"slope"}
@@ -142,7 +144,8 @@ def _univariate(transform, types, what):
 
 def _masked_autoregressive(t, types, context, dtype, what):
     """Plan and tensors for a zuko MaskedAutoregressiveTransform (see the module docstring)."""
-    stem, transform_options, p = _univariate(t, types, what)
+    sum_of_squares = _sum_of_squares(t, what)
+    stem, transform_options, p = sum_of_squares[:3] if sum_of_squares else _univariate(t, types, what)
     if t.order is None:
         raise MappingError(f"{what}: MADEs built from an adjacency matrix (no order) are not mapped")
     linears, activation = _layers(t.hyper, what)
@@ -153,11 +156,73 @@ def _masked_autoregressive(t, types, context, dtype, what):
     widths, tensors = place_masked_network(
         [(lin.weight, lin.bias, lin.mask) for lin in linears], d, context, order, p)
     tensors["conditioner.order"] = torch.tensor(order, dtype=torch.float64)
+    if sum_of_squares:
+        _map_outputs(tensors, f"conditioner.layers.{len(linears) - 1}", *sum_of_squares[3:])
     plan = {"type": "Invert", "options": {"inner": {"type": stem + "Autoregressive", "options": {
         "conditioner": {"activation": activation, "hiddenSizes": widths, "order": {"given": {"_0": order}},
                         "parameterization": "standard", "skipConnections": False},
         **transform_options}}}}
     return plan, tensors
+
+
+# zuko's monotonic univariates whose maps no parameters of ours reproduce, with the reason.
+_MONOTONIC_REFUSED = {
+    "MNN": "zuko's NAF transformer (MNN) is a monotonic MLP with positive weights shared by all features and fed "
+           "(x, signal); ours is the deep sigmoidal flow y = logit Σⱼ wⱼσ(aⱼx + bⱼ) of Huang et al. with every weight "
+           "from the conditioner (DeepSigmoidalAutoregressive): no parameters of ours compute the same map",
+    "UMNN": "zuko's UNAF integrand (UMNN) is one ELU MLP shared by all features and fed (t, signal), "
+            "g = exp(h/(1 + |h/7|)); ours is g = softplus(c + Σₖ vₖ tanh(aₖt + bₖ)) + 10⁻³ with every weight from the "
+            "conditioner (UnconstrainedMonotonicAutoregressive): the integrands differ",
+    "BoundedBernsteinTransform": "zuko's BPF coefficients are a softmax of the network's outputs scaled to 2B − 4δ, with two fixed "
+                                 "steps δ = 2B/(M + 4) at each end (a polynomial of degree outputs + 4); ours are a cumulative "
+                                 "softplus of the outputs (BernsteinPolynomialAutoregressive): the outputs map to different "
+                                 "polynomials, and no network of ours outputs the softmax's inverse",
+    "BernsteinTransform": "zuko's BernsteinTransform repeats its end steps, shifts its coefficients by n·log(2)/2 and "
+                          "extrapolates from u = ε and 1 − ε; ours (BernsteinPolynomialAutoregressive) has none of these",
+}
+
+
+def _sum_of_squares(t, what):
+    """zuko's SOSPF univariate (``ShiftedSOSPTransform``: y = c + ∫₀ˣ g with
+    g(t) = (1/K) Σₖ (1 + Σⱼ aₖⱼ (t/B)ʲ)² + s, B = 10, by an exact Gauss–Legendre rule) as our
+    ``SumOfSquaresPolynomialTransform`` (g = ε + ((1 − ε)/K) Σₖ (1 + Σⱼ qₖⱼ tʲ)², ε = 10⁻³, integral
+    in closed form): equal when s = ε and qₖ₀ = (1 + aₖ₀)/√(1 − ε) − 1, qₖⱼ = aₖⱼ/(Bʲ√(1 − ε)),
+    c unchanged. Returns ``(stem, options, P, scale, shift)`` (the affine map of each of the P
+    outputs), or None for other univariates; refuses other slopes and keywords."""
+    univariate, keywords = t.univariate, {}
+    if isinstance(univariate, functools.partial):
+        keywords, univariate = univariate.keywords, univariate.func
+    if getattr(univariate, "__name__", "") != "ShiftedSOSPTransform":
+        return None
+    floor = 1e-3
+    unknown = set(keywords) - {"slope"}
+    if unknown:
+        raise MappingError(f"{what}: SOSPF keywords {sorted(unknown)} are not mapped")
+    slope = float(keywords.get("slope", floor))
+    if slope != floor:
+        raise MappingError(f"{what}: SOSPF slope {slope}: our sum-of-squares polynomial's floor ε is fixed at 10⁻³, "
+                           "the slope of zuko's default SOSPF")
+    shapes = [tuple(s) for s in t.shapes]
+    if len(shapes) != 2 or len(shapes[0]) != 2 or shapes[1] != ():
+        raise MappingError(f"{what}: SOSPF parameter shapes {t.shapes} are not (K, L + 1) and ()")
+    k, terms = shapes[0]
+    # zuko scales t by its transform's bound (MonotonicTransform's, 10 in zuko 1.x): read it off one.
+    polynomial = univariate(torch.zeros(k, terms), torch.zeros(()), **keywords).transforms[0]
+    bound = float(polynomial.bound)
+    root = math.sqrt(1 - floor)
+    scale = [bound ** -(r % terms) / root for r in range(k * terms)] + [1.0]
+    shift = [1 / root - 1 if r % terms == 0 else 0.0 for r in range(k * terms)] + [0.0]
+    return ("SumOfSquaresPolynomial", {"transform": {"polynomials": k, "degree": terms - 1}}, k * terms + 1,
+            torch.tensor(scale, dtype=torch.float64), torch.tensor(shift, dtype=torch.float64))
+
+
+def _map_outputs(tensors, layer, scale, shift):
+    """Output j·P + r of the network's last layer becomes scale[r]·output + shift[r] (computed in float64)."""
+    weight, bias = tensors[f"{layer}.weight"], tensors[f"{layer}.bias"]
+    p = scale.shape[0]
+    rows = weight.shape[0] // p
+    tensors[f"{layer}.weight"] = (weight.double() * scale.repeat(rows)[:, None]).to(weight.dtype)
+    tensors[f"{layer}.bias"] = (bias.double() * scale.repeat(rows) + shift.repeat(rows)).to(bias.dtype)
 
 
 def place_masked_network(layers, d, context, order, p, shared_units=False, return_slots=False):
@@ -339,6 +404,10 @@ def to_flow(zflow):
         elif isinstance(t, GCT):
             c = t.hyper[0].weight.shape[1] - int(t.mask.sum())
             plan, tensors = _coupling(t, univariates, c, dtype, what)
+        elif getattr(getattr(t, "f", None), "__name__", "") == "SoftclipTransform":
+            raise MappingError(f"{what}: zuko's SoftclipTransform x/(1 + |x/B|), which zuko's NAF, UNAF and SOSPF put "
+                               "between their layers, has no counterpart here (our monotonic layers are bijections of "
+                               "the whole real line and need none); a one-transform SOSPF (transforms=1) is mapped")
         else:
             hint = " (zuko's one-feature flows use it)" if type(t).__name__ == "ElementWiseTransform" else ""
             raise MappingError(f"{what} is not mapped{hint}: MaskedAutoregressiveTransform and GeneralCouplingTransform "
