@@ -106,9 +106,9 @@ enum TutorialFigures {
         }
         let density = try densityEstimationTutorial(steps: steps, modelPath: scratch.appendingPathComponent("ring.safetensors").path)
         try save(densityEstimation(density), "tutorial-density.svg")
-        summary.append(String(format: "density estimation: held-out NLL %.4f, true density %.4f (gap %.4f nats); log q(0, 2.5) = %.3f, log q(0, 0) = %.3f; best validation NLL %.4f at step %d",
+        summary.append(String(format: "density estimation: held-out NLL %.4f, true density %.4f (gap %.4f nats); log q(0, 2.5) = %.3f, log q(0, 0) = %.3f; best validation NLL %.4f at step %d; fit in %.1f s",
                               density.testNLL, density.trueNLL, density.testNLL - density.trueNLL, density.scores[0], density.scores[1],
-                              density.report.bestValidationNLL ?? .nan, density.report.bestStep ?? -1))
+                              density.report.bestValidationNLL ?? .nan, density.report.bestStep ?? -1, density.report.seconds))
 
         let posterior = try posteriorTutorial(steps: steps)
         try save(self.posterior(posterior), "tutorial-posterior.svg")
