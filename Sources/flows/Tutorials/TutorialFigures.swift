@@ -33,6 +33,7 @@ enum TutorialFigures {
                   points: [.init(label: "flow samples", color: "#3b528b", values: outcome.samples.points2D)], contours: [truth]),
         ], x: (-4, 4), y: (-4, 4))
         plot.size = 320
+        plot.cells = 64   // coarser than `flows plot`'s 90: the pictures are smaller files
         return plot
     }
 
@@ -56,6 +57,7 @@ enum TutorialFigures {
         ], x: (exact.posteriorMean.mu - half, exact.posteriorMean.mu + half),
            y: (exact.posteriorMean.logSigma - half, exact.posteriorMean.logSigma + half))
         plot.size = 320
+        plot.cells = 64   // coarser than `flows plot`'s 90: the pictures are smaller files
         plot.xLabel = "μ"
         plot.yLabel = "log σ"
         return plot
@@ -73,7 +75,7 @@ enum TutorialFigures {
                   contours: [contours]),
         ], x: window, y: window)
         plot.size = 320
-        plot.cells = 120
+        plot.cells = 64   // coarser than `flows plot`'s 90: the pictures are smaller files
         plot.xLabel = "z₁"
         plot.yLabel = "z₂"
         return plot
@@ -89,6 +91,7 @@ enum TutorialFigures {
         var plot = DensityPlot(panels: [panel("reverse KL (fitVariational)", outcome.reverseKL), panel("forward KL (fit on samples)", outcome.forwardKL)],
                                x: (-3, 7), y: (-3, 7))
         plot.size = 320
+        plot.cells = 64   // coarser than `flows plot`'s 90: the pictures are smaller files
         plot.xLabel = "z₁"
         plot.yLabel = "z₂"
         return plot
