@@ -12,7 +12,7 @@ struct Flows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flows",
         abstract: "Normalizing flows in Swift: fit, sample, score, plot, move to and from PyTorch, and benchmark.",
-        subcommands: [Demo.self, Fit.self, LogProb.self, Sample.self, VI.self, Plot.self, Info.self, Export.self, Import.self, Bench.self]
+        subcommands: [Demo.self, Fit.self, LogProb.self, Sample.self, VI.self, Plot.self, Info.self, Export.self, Import.self, Bench.self, DocsFigures.self]
     )
 }
 

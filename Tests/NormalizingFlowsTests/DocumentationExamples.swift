@@ -281,6 +281,7 @@ final class LearnedScaleBijector: Bijector {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let examples = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
             + (try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("BijectorConformanceTests.swift"), encoding: .utf8))
+            + (try tutorialSources(root: root))
         let known = Set(examples.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) })
         var checked = 0
         // The Tensors catalog's listings are checked by TensorsTests' DocumentationExamples.
@@ -408,4 +409,16 @@ struct Sinh: ElementwiseFunction {
         let restored = try Flow.load(from: "conditional.safetensors")
         #expect(try restored.logProb(yGivenC, context: c).floats == scores.floats)
     }
+}
+
+// MARK: - Tutorials
+
+/// The code of the end-to-end tutorials (Density Estimation, Simulation-Based Inference,
+/// Variational Inference) lives in `Sources/flows/Tutorials`, so that `flows docs-figures` can run
+/// it in full to draw the articles' pictures; flowsTests' TutorialTests run it with few steps and
+/// check its results. Its lines count as exercised listings here.
+private func tutorialSources(root: URL) throws -> String {
+    let folder = root.appendingPathComponent("Sources/flows/Tutorials")
+    return try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".swift") }.sorted()
+        .map { try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8) }.joined(separator: "\n")
 }

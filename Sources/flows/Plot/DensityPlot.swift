@@ -23,18 +23,29 @@ func plotRange(_ values: [Double]) -> (Double, Double) {
 /// one grid and one colour scale, with points (samples, data) on top, ticks, axis labels and a
 /// legend. Sharing the scale makes the maps comparable: the same colour is the same p(x).
 struct DensityPlot {
-    /// One map: a title, the density at grid points ([n, 2] float64 → n values) and the points
-    /// drawn over it.
+    /// One map: a title, the density at grid points ([n, 2] float64 → n values; `nil` leaves the
+    /// panel white), contour lines, and the points drawn over it.
     struct Panel {
         var title: String
-        var density: (Tensor) throws -> [Double]
+        var density: ((Tensor) throws -> [Double])?
         var points: [Points] = []
+        var contours: [Contours] = []
     }
 
     struct Points {
         var label: String
         var color: String
         var values: [(Double, Double)]
+        var radius = 1.3
+    }
+
+    /// Contour lines of a density around its highest-density regions: one line per mass in
+    /// `masses` (see ``highestDensityLevels(_:masses:)``), computed on the plot's grid.
+    struct Contours {
+        var label: String
+        var color: String
+        var density: (Tensor) throws -> [Double]
+        var masses = [0.5, 0.9, 0.99]
     }
 
     var panels: [Panel]
@@ -44,6 +55,8 @@ struct DensityPlot {
     var cells = 90
     var size = 420.0
     var margin = 44.0
+    var xLabel = "x₁ (column 1)"
+    var yLabel = "x₂ (column 2)"
 
     /// The window holding the central 99% of `points` (padded), widened to contain `including`.
     static func window(_ points: [(Double, Double)], including box: (Double, Double)? = nil) -> (x: (Double, Double), y: (Double, Double)) {
@@ -78,19 +91,22 @@ struct DensityPlot {
     /// The area of one cell, for densities normalised on the grid.
     var cellArea: Double { (x.1 - x.0) * (y.1 - y.0) / Double(cells * cells) }
 
-    /// Every panel's density at the cell centres of ``grid``.
+    /// Every panel's density at the cell centres of ``grid`` (empty for a panel without a map).
     func densities() throws -> [[Double]] {
         let points = grid
-        return try panels.map { try $0.density(points) }
+        return try panels.map { try $0.density?(points) ?? [] }
     }
 
     func svg() throws -> String {
         let maps = try densities()
-        guard let peak = maps.joined().filter(\.isFinite).max(), peak > 0 else {
+        let hasMaps = panels.contains { $0.density != nil }
+        let peak = maps.joined().filter(\.isFinite).max() ?? 0
+        guard !hasMaps || peak > 0 else {
             throw CommandError("the density is zero or not finite everywhere in the plot window: the model's weights are absurd, or it underflows there")
         }
+        let points = grid
         let cell = size / Double(cells), gap = 36.0
-        let colorBar = 70.0   // the colour scale right of the maps
+        let colorBar = hasMaps ? 70.0 : 0   // the colour scale right of the maps
         let width = Double(panels.count) * (size + gap) - gap + 2 * margin + colorBar, height = size + 2 * margin + 40
         let top = margin + 16
         var out = """
@@ -110,9 +126,23 @@ struct DensityPlot {
             }
             out += "</g>\n"
             for set in panel.points {
-                out += "<g fill=\"\(set.color)\" fill-opacity=\"0.55\">\n"
+                let outline = set.radius > 2 ? " stroke=\"#222\" stroke-width=\"1\"" : ""
+                out += "<g fill=\"\(set.color)\" fill-opacity=\"\(set.radius > 2 ? 1 : 0.55)\"\(outline)>\n"
                 for (a, b) in set.values where a >= x.0 && a <= x.1 && b >= y.0 && b <= y.1 {
-                    out += "<circle cx=\"\(f(px(a)))\" cy=\"\(f(py(b)))\" r=\"1.3\"/>\n"
+                    out += "<circle cx=\"\(f(px(a)))\" cy=\"\(f(py(b)))\" r=\"\(set.radius)\"/>\n"
+                }
+                out += "</g>\n"
+            }
+            // Contour lines through the cell centres: node (i, j) of the grid is the centre of cell (i, j).
+            for contours in panel.contours {
+                let values = try contours.density(points)
+                out += "<g stroke=\"\(contours.color)\" stroke-width=\"1.4\" fill=\"none\">\n"
+                for level in highestDensityLevels(values, masses: contours.masses) {
+                    var path = ""
+                    for (a, b) in contourSegments(values, columns: cells, level: level) {
+                        path += "M\(f(left + (a.0 + 0.5) * cell)) \(f(top + (a.1 + 0.5) * cell))L\(f(left + (b.0 + 0.5) * cell)) \(f(top + (b.1 + 0.5) * cell))"
+                    }
+                    out += "<path d=\"\(path)\"/>\n"
                 }
                 out += "</g>\n"
             }
@@ -122,13 +152,13 @@ struct DensityPlot {
                 out += "<line x1=\"\(f(px(tx)))\" x2=\"\(f(px(tx)))\" y1=\"\(f(top + size))\" y2=\"\(f(top + size + 4))\" stroke=\"#333\"/>\n"
                 out += "<text x=\"\(f(px(tx)))\" y=\"\(f(top + size + 16))\" text-anchor=\"middle\" fill=\"#333\">\(tickLabel(tx))</text>\n"
             }
-            out += "<text x=\"\(f(left + size / 2))\" y=\"\(f(top + size + 34))\" text-anchor=\"middle\">x₁ (column 1)</text>\n"
+            out += "<text x=\"\(f(left + size / 2))\" y=\"\(f(top + size + 34))\" text-anchor=\"middle\">\(xLabel)</text>\n"
             if index == 0 {
                 for ty in niceTicks(y.0, y.1) {
                     out += "<line x1=\"\(f(left - 4))\" x2=\"\(f(left))\" y1=\"\(f(py(ty)))\" y2=\"\(f(py(ty)))\" stroke=\"#333\"/>\n"
                     out += "<text x=\"\(f(left - 6))\" y=\"\(f(py(ty) + 4))\" text-anchor=\"end\" fill=\"#333\">\(tickLabel(ty))</text>\n"
                 }
-                out += "<text transform=\"translate(\(f(left - 34)) \(f(top + size / 2))) rotate(-90)\" text-anchor=\"middle\">x₂ (column 2)</text>\n"
+                out += "<text transform=\"translate(\(f(left - 34)) \(f(top + size / 2))) rotate(-90)\" text-anchor=\"middle\">\(yLabel)</text>\n"
             }
         }
         // Legend: every kind of point drawn, once.
@@ -138,6 +168,12 @@ struct DensityPlot {
             out += "<text x=\"\(f(legendX + 13))\" y=\"\(f(margin - 26))\" fill=\"#333\">\(set.label)</text>\n"
             legendX += 110
         }
+        for set in panels.flatMap(\.contours) where seen.insert(set.label).inserted {
+            out += "<line x1=\"\(f(legendX))\" x2=\"\(f(legendX + 16))\" y1=\"\(f(margin - 30))\" y2=\"\(f(margin - 30))\" stroke=\"\(set.color)\" stroke-width=\"2\"/>\n"
+            out += "<text x=\"\(f(legendX + 21))\" y=\"\(f(margin - 26))\" fill=\"#333\">\(set.label)</text>\n"
+            legendX += 21 + 7 * Double(set.label.count)
+        }
+        guard hasMaps else { return out + "</svg>\n" }
         // Colour scale: density from 0 to the peak of all maps.
         let barX = width - colorBar + 8, barWidth = 14.0, steps = 50
         for k in 0..<steps {
