@@ -53,6 +53,13 @@ Mapped exactly:
   in halves as ours) → our ``ConditionalDiagonalNormal`` when the encoder is nflows' ``MLP``, a
   ``Sequential`` of ``Linear`` layers and one activation, a ``Linear`` layer, or none (the
   identity: one identity layer of ours).
+- A flow's ``embedding_net`` e (nflows' ``MLP``, a ``Sequential`` of ``Linear`` layers with one
+  activation between them, or a ``Linear`` layer): nflows computes
+  log p(y | c) = log p_base(f⁻¹(y; e(c)) | e(c)) + log|det ∂f⁻¹(y; e(c))/∂y| → ``ContextEmbedding``
+  around the Compose of the transforms (tensors ``embedding.layers.<l>``), the flow's context the
+  raw c. Our conditional base sees the raw context, so a ``ConditionalDiagonalNormal``'s network
+  becomes encoder ∘ e: e's output layer and the encoder's first layer, with no activation between
+  them, fuse into one (``_through_embedding``).
 
 nflows transforms map data to noise, first transform first; our parts are written in reverse
 order (autoregressive and coupling layers inverted).
@@ -62,7 +69,7 @@ Not mapped, with the reason in the error: residual MADEs without blocks, batch n
 as a coupling net (its ``forward(inputs)`` takes no context, so nflows' coupling transforms,
 which call ``transform_net(inputs, context)``, cannot run it), other transform nets, splines
 without tails (defined on [0, 1], ours on [−B, B]), unconditional transforms of the kept
-features, and any other transform or base.
+features, embedding nets other than those above, and any other transform or base.
 """
 
 
