@@ -7,7 +7,9 @@ flow; parameters keep the shapes (and the dotted names) of the model file.
 
 Every bijector has an ``inverted`` flag set by the ``Invert`` plan: Swift's ``Invert`` is
 transparent in the module tree (its inner bijector's members keep their names), so here the
-inner module itself is flipped instead of being wrapped.
+inner module itself is flipped instead of being wrapped. ``ContextEmbedding`` is transparent
+too: its network becomes the inner bijector's child ``embedding``, applied to the context before
+the inner bijector runs (:mod:`flows_torch.conditional`).
 """
 
 import math
@@ -26,19 +28,43 @@ class MappingError(ValueError):
 
 
 class Bijector(nn.Module):
-    """A bijector on flattened events [..., D] with an optional context [..., C]."""
+    """A bijector on flattened events [..., D] with an optional context [..., C].
+
+    ``context_shifted`` names the parameters that a context network (child ``context_network``,
+    :class:`flows_torch.conditional.ContextParameterNetwork`) shifts in a conditional layer;
+    the layer's formulas take them from :meth:`parameters_for`, θ without a network and
+    θ + g(c) with one. A child ``embedding`` (``ContextEmbedding``) maps the context first."""
+
+    context_shifted = ()
 
     def __init__(self):
         super().__init__()
         self.inverted = False
 
+    def _embedded(self, context):
+        embedding = self._modules.get("embedding")
+        if embedding is None:
+            return context
+        if context is None:
+            raise MappingError(f"this bijector embeds a context: pass a context of size {embedding.layers[0].in_features}")
+        return embedding(context)
+
     def forward(self, x, context=None):  # noqa: D401 - torch's name for the call
         """Noise → data: ``(y, log|det ∂y/∂x|)``."""
+        context = self._embedded(context)
         return self._inverse(x, context) if self.inverted else self._forward(x, context)
 
     def inverse(self, y, context=None):
         """Data → noise: ``(x, log|det ∂x/∂y|)``."""
+        context = self._embedded(context)
         return self._forward(y, context) if self.inverted else self._inverse(y, context)
+
+    def parameters_for(self, context):
+        """The ``context_shifted`` parameters for ``context``: the layer's own, or, in a
+        conditional layer, θ + g(c) with the leading shape of the context."""
+        own = [getattr(self, name) for name in self.context_shifted]
+        network = self._modules.get("context_network")
+        return own if network is None else network.shifted(own, context)
 
     def after_load(self):
         """Rebuilds what derives from buffers (masks from an order) after a state was loaded."""
@@ -56,7 +82,7 @@ class Compose(Bijector):
 
     @property
     def parts(self):
-        return list(self.children())
+        return [module for name, module in self._modules.items() if name.isdigit()]
 
     def _forward(self, x, context):
         total = 0
@@ -766,8 +792,11 @@ class Bounds(Bijector):
 
 
 class Householder(Bijector):
-    """K reflections h ← h − 2(h·v)v/(‖v‖² + 1e-30), v the rows of ``vectors`` [K, D], applied
-    first to last forward and last to first inverse; volume preserving (Householder.swift)."""
+    """K reflections h ← h − 2(h·v)v/(‖v‖² + 1e-30), v the rows of ``vectors`` [K, D] (or, in a
+    conditional layer, [..., K, D] per context), applied first to last forward and last to first
+    inverse; volume preserving (Householder.swift)."""
+
+    context_shifted = ("vectors",)
 
     def __init__(self, reflections, d, dtype):
         super().__init__()
@@ -775,17 +804,19 @@ class Householder(Bijector):
             raise MappingError("Householder needs at least one reflection")
         self.vectors = nn.Parameter(torch.zeros(reflections, d, dtype=dtype))
 
-    def _reflect(self, h, order):
-        for i in order:
-            v = self.vectors[i]
-            h = h - ((h * v).sum(-1, keepdim=True) * v) * (2 / ((v * v).sum() + 1e-30))
+    def _reflect(self, h, context, reverse):
+        vectors, = self.parameters_for(context)
+        k = vectors.shape[-2]
+        for i in (reversed(range(k)) if reverse else range(k)):
+            v = vectors[..., i, :]
+            h = h - ((h * v).sum(-1, keepdim=True) * v) * (2 / ((v * v).sum(-1, keepdim=True) + 1e-30))
         return h, h.new_zeros(h.shape[:-1])
 
     def _forward(self, x, context):
-        return self._reflect(x, range(self.vectors.shape[0]))
+        return self._reflect(x, context, reverse=False)
 
     def _inverse(self, y, context):
-        return self._reflect(y, reversed(range(self.vectors.shape[0])))
+        return self._reflect(y, context, reverse=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -827,7 +858,10 @@ class Planar(Bijector):
     """y = x + û·tanh(wᵀx + b), û = u + (c − wᵀu)·w/max(‖w‖², 1e-30), c = softplus(wᵀu) − 1 + ε
     (ε the plan's ``invertibilityMargin``, 0 in plans saved before it existed);
     log|det| = log(1 + (1 − tanh²)·c). The inverse solves s + c·tanh s = wᵀy + b per point
-    (``solve_tanh_equation``) and records one Newton step so gradients are the implicit ones."""
+    (``solve_tanh_equation``) and records one Newton step so gradients are the implicit ones.
+    In a conditional layer u, w, b carry the context's leading shape (one c per point)."""
+
+    context_shifted = ("u", "w", "b")
 
     def __init__(self, d, dtype, margin=0.0):
         super().__init__()
@@ -836,20 +870,21 @@ class Planar(Bijector):
         self.w = nn.Parameter(torch.zeros(d, dtype=dtype))
         self.b = nn.Parameter(torch.zeros((), dtype=dtype))
 
-    def _constrained(self):
-        wu = (self.w * self.u).sum()
+    def _constrained(self, context):
+        u, w, b = self.parameters_for(context)
+        wu = (w * u).sum(-1, keepdim=True)
         c = F.softplus(wu) - (1 - self.margin)
-        u_hat = self.u + (c - wu) * self.w / (self.w * self.w).sum().clamp(min=1e-30)
-        return u_hat, c
+        u_hat = u + (c - wu) * w / (w * w).sum(-1, keepdim=True).clamp(min=1e-30)
+        return w, u_hat, c.squeeze(-1), b
 
     def _forward(self, x, context):
-        u_hat, c = self._constrained()
-        activation = torch.tanh((x * self.w).sum(-1) + self.b)
+        w, u_hat, c, b = self._constrained(context)
+        activation = torch.tanh((x * w).sum(-1) + b)
         return x + activation.unsqueeze(-1) * u_hat, torch.log((1 - activation * activation) * c + 1)
 
     def _inverse(self, y, context):
-        u_hat, c = self._constrained()
-        t = (y * self.w).sum(-1) + self.b
+        w, u_hat, c, b = self._constrained(context)
+        t = (y * w).sum(-1) + b
         solved = solve_tanh_equation(t, c, layer="planar").to(y.dtype)
         th = torch.tanh(solved)
         g = solved + c * th - t
@@ -863,7 +898,10 @@ class Radial(Bijector):
     """y = x + β·h(r)·(x − z₀), h = 1/(α + r), r = √(‖x − z₀‖² + 1e-30), α = softplus(α̃),
     β = softplus(β̃) − α; log|det| = (D − 1)·log(1 + βh) + log(1 + βα h²). The inverse takes
     the radius from r² + p·r − α‖y − z₀‖ = 0, p = α + β − ‖y − z₀‖, in its cancellation-free
-    forms 2α‖y − z₀‖/q (p ≥ 0) or q/2, q = √(p² + 4α‖y − z₀‖ + 1e-30) + |p|."""
+    forms 2α‖y − z₀‖/q (p ≥ 0) or q/2, q = √(p² + 4α‖y − z₀‖ + 1e-30) + |p|. In a conditional
+    layer z₀, α̃, β̃ carry the context's leading shape."""
+
+    context_shifted = ("center", "alpha", "beta")
 
     def __init__(self, d, dtype):
         super().__init__()
@@ -871,29 +909,30 @@ class Radial(Bijector):
         self.alpha = nn.Parameter(torch.zeros((), dtype=dtype))
         self.beta = nn.Parameter(torch.zeros((), dtype=dtype))
 
-    def _constrained(self):
-        a = F.softplus(self.alpha)
-        return a, F.softplus(self.beta) - a
+    def _constrained(self, context):
+        center, alpha, beta = self.parameters_for(context)
+        a = F.softplus(alpha)
+        return center, a, F.softplus(beta) - a
 
     def _log_det(self, r, a, b):
         h = 1 / (a + r)
         return torch.log(b * h + 1) * (self.center.shape[0] - 1) + torch.log(b * a * h * h + 1)
 
     def _forward(self, x, context):
-        diff = x - self.center
-        a, b = self._constrained()
+        center, a, b = self._constrained(context)
+        diff = x - center
         r = torch.sqrt((diff * diff).sum(-1) + 1e-30)
-        y = diff * (b / (a + r) + 1).unsqueeze(-1) + self.center
+        y = diff * (b / (a + r) + 1).unsqueeze(-1) + center
         return y, self._log_det(r, a, b)
 
     def _inverse(self, y, context):
-        diff = y - self.center
-        a, b = self._constrained()
+        center, a, b = self._constrained(context)
+        diff = y - center
         ry = torch.sqrt((diff * diff).sum(-1) + 1e-30)
         p = a + b - ry
         q = torch.sqrt(p * p + 4 * a * ry + 1e-30) + p.abs()
         r = torch.where(p >= 0, 2 * a * ry / q, q * 0.5)
-        x = diff / (b / (a + r) + 1).unsqueeze(-1) + self.center
+        x = diff / (b / (a + r) + 1).unsqueeze(-1) + center
         return x, -self._log_det(r, a, b)
 
 
@@ -903,7 +942,10 @@ class Sylvester(Bijector):
     max|QᵀQ − I| ≤ 1e-4 (float32) or 1e-8 (float64), then one more (orthogonal); a product of
     Householder reflections (householder); I (triangular). log|det| = Σ log(1 + (1 − tanh² u)·R̃ᵢᵢRᵢᵢ).
     The inverse solves u + R̃R tanh u = R̃Qᵀy + b by back substitution, one tanh equation per
-    component, with one recorded Newton step for the implicit gradients."""
+    component, with one recorded Newton step for the implicit gradients. In a conditional layer
+    R, R̃ and b carry the context's leading shape (one triangular pair per point); Q is shared."""
+
+    context_shifted = ("r_diagonal", "r_upper", "r_tilde_diagonal", "r_tilde_upper", "b")
 
     def __init__(self, variant, d, m, k, dtype):
         super().__init__()
@@ -920,18 +962,25 @@ class Sylvester(Bijector):
         self.q = nn.Parameter(torch.zeros(d, m, dtype=dtype)) if variant == "orthogonal" else None
         self.householder_vectors = nn.Parameter(torch.zeros(k, d, dtype=dtype)) if variant == "householder" else None
 
-    def _matrices(self):
-        r = torch.triu(self.r_upper, 1) + torch.diag(torch.tanh(self.r_diagonal))
-        r_tilde = torch.triu(self.r_tilde_upper, 1) + torch.diag(torch.tanh(self.r_tilde_diagonal))
+    def _triangular_factors(self, context):
+        """R, R̃ ([..., M, M]), the products of their diagonals and b ([..., M]) for the context."""
+        r_diagonal, r_upper, r_tilde_diagonal, r_tilde_upper, b = self.parameters_for(context)
+        diagonal, tilde_diagonal = torch.tanh(r_diagonal), torch.tanh(r_tilde_diagonal)
+        r = torch.triu(r_upper, 1) + torch.diag_embed(diagonal)
+        r_tilde = torch.triu(r_tilde_upper, 1) + torch.diag_embed(tilde_diagonal)
+        return r, r_tilde, diagonal * tilde_diagonal, b
+
+    def _orthogonal(self):
+        """Q (D×M, orthonormal columns), shared by every context."""
         dtype = self.r_diagonal.dtype
         if self.variant == "triangular":
-            return torch.eye(self.size, dtype=dtype), r, r_tilde
+            return torch.eye(self.size, dtype=dtype)
         if self.variant == "householder":
             q = torch.eye(self.size, dtype=dtype)
             for v in self.householder_vectors:
                 v = v.unsqueeze(1)
                 q = q - (q @ v) @ v.T * (2 / (v * v).sum().clamp(min=1e-30))
-            return q, r, r_tilde
+            return q
         q = self.q / (torch.sqrt((self.q * self.q).sum()) + 1e-12)
         eye = torch.eye(self.columns, dtype=dtype)
         tolerance = 1e-4 if dtype == torch.float32 else 1e-8
@@ -943,20 +992,26 @@ class Sylvester(Bijector):
             q = q @ (eye * 3 - gram) * 0.5
             if converged:
                 break
-        return q, r, r_tilde
+        return q
 
-    def _diagonal_product(self):
-        return torch.tanh(self.r_diagonal) * torch.tanh(self.r_tilde_diagonal)
+    @staticmethod
+    def _applying(matrices, rows):
+        """A v for each row v of ``rows`` [..., M]: one matrix [M, M] for all rows, or one per row."""
+        if matrices.dim() == 2:
+            return rows @ matrices.T
+        return (matrices @ rows.unsqueeze(-1)).squeeze(-1)
 
     def _forward(self, z, context):
-        q, r, r_tilde = self._matrices()
-        h = torch.tanh(z @ q @ r_tilde.T + self.b)
-        y = z + h @ r.T @ q.T
-        return y, torch.log((1 - h * h) * self._diagonal_product() + 1).sum(-1)
+        q = self._orthogonal()
+        r, r_tilde, diagonal_product, b = self._triangular_factors(context)
+        h = torch.tanh(self._applying(r_tilde, z @ q) + b)
+        y = z + self._applying(r, h) @ q.T
+        return y, torch.log((1 - h * h) * diagonal_product + 1).sum(-1)
 
     def _inverse(self, y, context):
-        q, r, r_tilde = self._matrices()
-        t = y @ q @ r_tilde.T + self.b
+        q = self._orthogonal()
+        r, r_tilde, diagonal_product, b = self._triangular_factors(context)
+        t = self._applying(r_tilde, y @ q) + b
         c = r_tilde @ r
         m = self.columns
         c64, t64 = c.detach().double(), t.detach().double()
@@ -964,23 +1019,24 @@ class Sylvester(Bijector):
         for i in reversed(range(m)):
             offset = torch.zeros_like(t64[..., i])
             for j in range(i + 1, m):
-                offset = offset + c64[i, j] * torch.tanh(solved[j])
-            solved[i] = solve_tanh_equation(t64[..., i] - offset, c64[i, i], layer=f"Sylvester (component {i})")
+                offset = offset + c64[..., i, j] * torch.tanh(solved[j])
+            solved[i] = solve_tanh_equation(t64[..., i] - offset, c64[..., i, i], layer=f"Sylvester (component {i})")
         u_star = torch.stack(solved, -1).to(t.dtype)
         h_star = torch.tanh(u_star)
         slopes = (1 - h_star * h_star).detach()
-        residual = u_star + h_star @ c.T - t
+        residual = u_star + self._applying(c, h_star) - t
         g = residual - residual.detach()
+        fixed = c.detach()
         delta = [None] * m
         for i in reversed(range(m)):
             numerator = g[..., i]
             for j in range(i + 1, m):
-                numerator = numerator - delta[j] * slopes[..., j] * c.detach()[i, j]
-            delta[i] = numerator / (slopes[..., i] * c.detach()[i, i] + 1).clamp(min=1e-30)
+                numerator = numerator - delta[j] * slopes[..., j] * fixed[..., i, j]
+            delta[i] = numerator / (slopes[..., i] * fixed[..., i, i] + 1).clamp(min=1e-30)
         u = u_star - torch.stack(delta, -1)
         h = torch.tanh(u)
-        x = y - h @ r.T @ q.T
-        return x, -torch.log((1 - h * h) * self._diagonal_product() + 1).sum(-1)
+        x = y - self._applying(r, h) @ q.T
+        return x, -torch.log((1 - h * h) * diagonal_product + 1).sum(-1)
 
 
 # The spline transforms live in splines.py (which imports this module's Bijector and

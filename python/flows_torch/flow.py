@@ -143,15 +143,20 @@ class Flow(nn.Module):
         return tensors
 
     @classmethod
-    def from_transforms(cls, plans, states, features, dtype, source, context_size=0, base=None):
+    def from_transforms(cls, plans, states, features, dtype, source, context_size=0, base=None, embedding=None):
         """The flow of another library's transforms, given first to last in the data-to-noise
         direction, each as our plan object and its tensors under our names: one ``Compose`` of
         them, reversed (our Compose runs its parts' inverses last to first), on ``base`` (a
-        :mod:`flows_torch.bases` module; a standard normal when omitted). ``source`` names the
-        flow in errors."""
+        :mod:`flows_torch.bases` module; a standard normal when omitted). ``embedding``, a pair
+        (``ContextEmbedding`` options without ``inner``, its tensors ``embedding.…``), wraps the
+        Compose so its parts see the embedded context. ``source`` names the flow in errors."""
         plan = {"type": "Compose", "options": {"parts": plans[::-1]}}
+        tensors = {}
+        if embedding is not None:
+            plan = {"type": "ContextEmbedding", "options": {**embedding[0], "inner": plan}}
+            tensors = {f"bijector.{name}": value for name, value in embedding[1].items()}
         flow = cls.from_plan(plan, (features,), context_size=context_size, dtype=dtype, base=base)
-        tensors = {f"bijector.{i}.{name}": value for i, state in enumerate(states[::-1]) for name, value in state.items()}
+        tensors.update({f"bijector.{i}.{name}": value for i, state in enumerate(states[::-1]) for name, value in state.items()})
         flow.load_file_tensors(tensors, source)
         flow.plan = json.dumps(plan, sort_keys=True, separators=(",", ":"))
         return flow

@@ -53,6 +53,13 @@ Mapped exactly:
   in halves as ours) → our ``ConditionalDiagonalNormal`` when the encoder is nflows' ``MLP``, a
   ``Sequential`` of ``Linear`` layers and one activation, a ``Linear`` layer, or none (the
   identity: one identity layer of ours).
+- A flow's ``embedding_net`` e (nflows' ``MLP``, a ``Sequential`` of ``Linear`` layers with one
+  activation between them, or a ``Linear`` layer): nflows computes
+  log p(y | c) = log p_base(f⁻¹(y; e(c)) | e(c)) + log|det ∂f⁻¹(y; e(c))/∂y| → ``ContextEmbedding``
+  around the Compose of the transforms (tensors ``embedding.layers.<l>``), the flow's context the
+  raw c. Our conditional base sees the raw context, so a ``ConditionalDiagonalNormal``'s network
+  becomes encoder ∘ e: e's output layer and the encoder's first layer, with no activation between
+  them, fuse into one (``_through_embedding``).
 
 nflows transforms map data to noise, first transform first; our parts are written in reverse
 order (autoregressive and coupling layers inverted).
@@ -62,7 +69,7 @@ Not mapped, with the reason in the error: residual MADEs without blocks, batch n
 as a coupling net (its ``forward(inputs)`` takes no context, so nflows' coupling transforms,
 which call ``transform_net(inputs, context)``, cannot run it), other transform nets, splines
 without tails (defined on [0, 1], ours on [−B, B]), unconditional transforms of the kept
-features, and any other transform or base.
+features, embedding nets other than those above, and any other transform or base.
 """
 
 
@@ -281,54 +288,95 @@ def _coupling(t, what):
     return {"type": "Invert", "options": {"inner": inner}}, tensors, context
 
 
-def _encoder(encoder, features, what):
-    """(hidden sizes, activation, layer tensors) of a ConditionalDiagonalNormal's context encoder
-    as our dense network: nflows' ``MLP`` (no ``activate_output``), a ``torch.nn.Sequential`` of
-    ``Linear`` layers with one activation module between them, or one ``Linear``."""
+def _dense(network, what, role):
+    """(linear layers, activation name) of a dense network we can express as our perceptron
+    (activation after every layer but the last): nflows' ``MLP`` (no ``activate_output``), a
+    ``torch.nn.Sequential`` alternating ``Linear`` layers and one activation module and ending
+    with a ``Linear`` layer, or one ``Linear`` layer."""
     from torch import nn
     from nflows.nn.nets.mlp import MLP
 
-    modules = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Softplus: "softplus"}
-    if isinstance(encoder, MLP):
-        if encoder._activate_output:
-            raise MappingError(f"{what}: an MLP context encoder with activate_output=True is not mapped")
-        activation = _ACTIVATIONS.get(encoder._activation)
+    def module_name(m):
+        if type(m) is nn.ELU and m.alpha == 1.0:
+            return "elu"
+        if type(m) is nn.LeakyReLU and m.negative_slope == 0.01:
+            return "leakyRelu"
+        if type(m) is nn.Softplus and m.beta == 1.0:
+            return "softplus"
+        return {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}.get(type(m))
+
+    if isinstance(network, MLP):
+        if network._activate_output:
+            raise MappingError(f"{what}: an MLP {role} with activate_output=True is not mapped")
+        activation = _ACTIVATIONS.get(network._activation)
         if activation is None:
-            raise MappingError(f"{what}: the context encoder's activation {encoder._activation!r} is not mapped")
-        if len(encoder._in_shape) != 1:
-            raise MappingError(f"{what}: a context encoder for contexts of shape {tuple(encoder._in_shape)} is not mapped (vectors are)")
-        linears = [encoder._input_layer, *encoder._hidden_layers, encoder._output_layer]
-    elif isinstance(encoder, nn.Linear):
-        linears, activation = [encoder], "relu"
-    elif isinstance(encoder, nn.Sequential):
-        linears = [m for m in encoder if isinstance(m, nn.Linear)]
-        between = [m for m in encoder if not isinstance(m, nn.Linear)]
-        names = {modules.get(type(m)) for m in between}
-        layout_ok = (len(linears) >= 1 and len(encoder) == 2 * len(linears) - 1
-                     and all(isinstance(encoder[i], nn.Linear) for i in range(0, len(encoder), 2)))
+            raise MappingError(f"{what}: the {role}'s activation {network._activation!r} is not mapped")
+        if len(network._in_shape) != 1:
+            raise MappingError(f"{what}: a {role} for contexts of shape {tuple(network._in_shape)} is not mapped (vectors are)")
+        linears = [network._input_layer, *network._hidden_layers, network._output_layer]
+    elif type(network) is nn.Linear:
+        linears, activation = [network], "relu"
+    elif type(network) is nn.Sequential:
+        linears = [m for m in network if type(m) is nn.Linear]
+        names = {module_name(m) for m in network if type(m) is not nn.Linear}
+        layout_ok = (len(linears) >= 1 and len(network) == 2 * len(linears) - 1
+                     and all(type(network[i]) is nn.Linear for i in range(0, len(network), 2)))
         if not layout_ok or None in names or len(names) > 1:
-            raise MappingError(f"{what}: a Sequential context encoder must alternate Linear layers and one activation "
-                               f"(ReLU, Tanh, Sigmoid, Softplus) and end with a Linear layer, got {encoder}")
+            raise MappingError(f"{what}: a Sequential {role} must alternate Linear layers and one activation (ReLU, Tanh, "
+                               f"Sigmoid, Softplus, ELU(1), LeakyReLU(0.01)) and end with a Linear layer, got {network}")
         activation = names.pop() if names else "relu"
     else:
-        raise MappingError(f"{what}: its context encoder {type(encoder).__name__} is not mapped (nflows' MLP, a "
-                           "Sequential of Linear layers and activations, a Linear layer, or none are)")
+        raise MappingError(f"{what}: its {role} {type(network).__name__} is not mapped (nflows' MLP, a Sequential of Linear "
+                           "layers and activations, or a Linear layer are)")
     if any(lin.bias is None for lin in linears):
-        raise MappingError(f"{what}: context encoder layers without a bias are not mapped")
-    if linears[-1].out_features != 2 * features:
-        raise MappingError(f"{what}: its context encoder gives {linears[-1].out_features} values, not 2 × {features}")
+        raise MappingError(f"{what}: {role} layers without a bias are not mapped")
+    return linears, activation
+
+
+def _layer_tensors(linears, prefix):
     tensors = {}
     for l, lin in enumerate(linears):
-        tensors[f"network.layers.{l}.weight"] = lin.weight.detach()
-        tensors[f"network.layers.{l}.bias"] = lin.bias.detach()
-    return [lin.out_features for lin in linears[:-1]], activation, tensors, linears[0].in_features
+        tensors[f"{prefix}layers.{l}.weight"] = lin.weight.detach()
+        tensors[f"{prefix}layers.{l}.bias"] = lin.bias.detach()
+    return tensors
 
 
-def _base(distribution):
-    """Our base for an nflows flow's base over vectors: ``StandardNormal`` → ``Normal``;
+def _embedding(network):
+    """The ``ContextEmbedding`` options (without ``inner``) and tensors (``embedding.…``) of an nflows
+    flow's ``embedding_net``, and its linear layers and activation."""
+    linears, activation = _dense(network, "the nflows flow", "embedding_net")
+    options = {"features": int(linears[-1].out_features),
+               "network": {"activation": activation, "hiddenSizes": [int(lin.out_features) for lin in linears[:-1]]}}
+    return options, _layer_tensors(linears, "embedding."), linears, activation
+
+
+def _through_embedding(embedding, linears, activation, what):
+    """The layers and activation of encoder ∘ embedding as one perceptron: the embedding's output
+    layer and the encoder's first layer (no activation between them) become one layer,
+    W = W_enc·W_emb, b = W_enc·b_emb + b_enc (in float64); no encoder layers: the embedding's."""
+    embedded_linears, embedded_activation = embedding
+    if not linears:
+        return embedded_linears, embedded_activation
+    if len(embedded_linears) > 1 and len(linears) > 1 and embedded_activation != activation:
+        raise MappingError(f"{what}: its context encoder ({activation}) after the embedding_net ({embedded_activation}) "
+                           "is no perceptron of one activation")
+    last, first = embedded_linears[-1], linears[0]
+    fused = torch.nn.Linear(last.in_features, first.out_features, dtype=first.weight.dtype)
+    with torch.no_grad():
+        w_enc, w_emb = first.weight.double(), last.weight.double()
+        fused.weight.copy_(w_enc @ w_emb)
+        fused.bias.copy_(w_enc @ last.bias.double() + first.bias.double())
+    return embedded_linears[:-1] + [fused] + linears[1:], embedded_activation if len(embedded_linears) > 1 else activation
+
+
+def _base(distribution, embedding=None):
+    """Our base for an nflows flow's base over vectors, and the context size it takes in nflows:
+    ``StandardNormal`` → ``Normal``;
     ``DiagonalNormal`` (trained mean and log σ) → our ``DiagonalNormal``; ``ConditionalDiagonalNormal``
     ([μ, log σ] = encoder(c)) → our ``ConditionalDiagonalNormal`` with the encoder's layers (no
-    encoder: the context is [μ, log σ] itself, our network one identity layer)."""
+    encoder: the context is [μ, log σ] itself, our network one identity layer). With an
+    ``embedding_net`` (``embedding``: its layers and activation) nflows' base sees the embedded
+    context and ours the raw one, so our network is encoder ∘ embedding (``_through_embedding``)."""
     from nflows.distributions.normal import ConditionalDiagonalNormal, DiagonalNormal, StandardNormal
 
     from . import bases
@@ -344,25 +392,36 @@ def _base(distribution):
     parameters = list(distribution.parameters())
     dtype = parameters[0].dtype if parameters else torch.float32
     if type(distribution) is StandardNormal:
-        return bases.Normal(torch.zeros(d, dtype=dtype), torch.ones(d, dtype=dtype), 1)
+        return bases.Normal(torch.zeros(d, dtype=dtype), torch.ones(d, dtype=dtype), 1), 0
     if type(distribution) is DiagonalNormal:
-        return bases.DiagonalNormal(distribution.mean_.detach().reshape(d), distribution.log_std_.detach().reshape(d), 1)
+        return bases.DiagonalNormal(distribution.mean_.detach().reshape(d), distribution.log_std_.detach().reshape(d), 1), 0
     what = f"the nflows base {name}"
     encoder = distribution._context_encoder
     if isinstance(encoder, torch.nn.Module):
-        hidden, activation, tensors, context = _encoder(encoder, d, what)
+        linears, activation = _dense(encoder, what, "context encoder")
+        if linears[-1].out_features != 2 * d:
+            raise MappingError(f"{what}: its context encoder gives {linears[-1].out_features} values, not 2 × {d}")
+        context = linears[0].in_features
     else:
         probe = torch.randn(3, 2 * d, dtype=torch.float64)
         if not torch.equal(encoder(probe), probe):
             raise MappingError(f"{what}: its context encoder {encoder!r} is neither a mapped module nor the identity")
-        eye = torch.eye(2 * d, dtype=dtype)
-        hidden, activation, tensors, context = [], "relu", {"network.layers.0.weight": eye,
-                                                            "network.layers.0.bias": torch.zeros(2 * d, dtype=dtype)}, 2 * d
-    dtype = tensors["network.layers.0.weight"].dtype
-    base = bases.ConditionalDiagonalNormal(d, context, hidden, activation, dtype)
+        identity = torch.nn.Linear(2 * d, 2 * d, dtype=dtype)
+        with torch.no_grad():
+            identity.weight.copy_(torch.eye(2 * d, dtype=dtype))
+            identity.bias.zero_()
+        linears, activation, context = ([] if embedding else [identity]), "relu", 2 * d
+    if embedding:
+        if embedding[0][-1].out_features != context:
+            raise MappingError(f"{what}: it takes a context of {context} values, the embedding_net gives "
+                               f"{embedding[0][-1].out_features}")
+        linears, activation = _through_embedding(embedding, linears, activation, what)
+    tensors = _layer_tensors(linears, "")
+    dtype = tensors["layers.0.weight"].dtype
+    base = bases.ConditionalDiagonalNormal(d, linears[0].in_features, [lin.out_features for lin in linears[:-1]], activation, dtype)
     with torch.no_grad():
-        base.network.load_state_dict({k[len("network."):]: v for k, v in tensors.items()})
-    return base
+        base.network.load_state_dict(tensors)
+    return base, context
 
 
 def to_flow(nflow):
@@ -375,9 +434,10 @@ def to_flow(nflow):
 
     if not hasattr(nflow, "_transform") or not hasattr(nflow, "_distribution"):
         raise MappingError(f"{type(nflow).__name__} is not an nflows Flow")
+    embedding = None
     if not isinstance(nflow._embedding_net, torch.nn.Identity):
-        raise MappingError("nflows flows with an embedding net are not mapped")
-    base = _base(nflow._distribution)
+        embedding = _embedding(nflow._embedding_net)
+    base, base_context = _base(nflow._distribution, embedding and embedding[2:])
     d = base.event_size
     parts = _flatten(nflow._transform)
     dtype = next((p.dtype for p in nflow.parameters()), torch.float32)
@@ -408,15 +468,24 @@ def to_flow(nflow):
                                "affine, additive and rational-quadratic coupling transforms and permutations are)")
         if not isinstance(t, CouplingTransform) and not isinstance(t, Permutation):
             contexts.add(context_size(t.autoregressive_net))
-    if base.context_size:   # nflows passes the base's context to every transform as well
-        contexts.add(base.context_size)
+    if base_context:   # nflows passes the base's context to every transform as well
+        contexts.add(base_context)
     if len(contexts) > 1:
         raise MappingError(f"the nflows flow's transforms (and base) take contexts of different sizes {sorted(contexts)}; "
                            "ours share one")
+    context = max(contexts, default=0)
     if base.dtype != dtype:
         base = base.to(dtype)
         base.dtype = dtype
-    return Flow.from_transforms(plans, states, d, dtype, "the nflows flow", context_size=max(contexts, default=0), base=base)
+    if embedding is None:
+        return Flow.from_transforms(plans, states, d, dtype, "the nflows flow", context_size=context, base=base)
+    options, tensors, linears, _ = embedding
+    if context != options["features"]:
+        raise MappingError(f"the nflows flow's embedding_net gives {options['features']} values, but its transforms "
+                           f"take a context of {context}" if context else
+                           "the nflows flow has an embedding_net, but none of its transforms takes a context")
+    return Flow.from_transforms(plans, states, d, dtype, "the nflows flow", context_size=linears[0].in_features, base=base,
+                                embedding=(options, tensors))
 
 
 def save_nflows(nflow, path):

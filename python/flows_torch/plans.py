@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from . import bijectors as b
+from . import conditional
 from . import splines as s
 from . import monotonic as m
 from .bijectors import MappingError
@@ -195,32 +196,30 @@ PLANS = {
     "ActNorm": lambda o, spec: b.ActNorm(spec.event_shape, spec.dtype),
     "BatchNorm": lambda o, spec: b.BatchNorm(spec.event_shape, o["momentum"], o["epsilon"], spec.dtype),
 }
-def _no_context(name, spec):
-    if spec.context_size:
-        raise MappingError(f"{name} with a context (a conditional layer, its parameters shifted by a network "
-                           "of the context) has no PyTorch mapping")
-
-
+# With a context, each layer's parameters are shifted by a network of it (flows_torch/conditional.py).
 def _sylvester(o, spec):
-    _no_context("Sylvester", spec)
     variant, d = o.get("variant", "orthogonal"), spec.event_size
     m = (o.get("columns") or d) if variant == "orthogonal" else d
-    return b.Sylvester(variant, d, int(m), int(o.get("reflections") or d), spec.dtype)
+    return conditional.made_conditional(b.Sylvester(variant, d, int(m), int(o.get("reflections") or d), spec.dtype),
+                                        o, spec, "Sylvester")
 
 
 PLANS.update({
-    "Planar": lambda o, spec: (_no_context("Planar", spec),
-                               b.Planar(spec.event_size, spec.dtype, o.get("invertibilityMargin", 0.0)))[1],
-    "Radial": lambda o, spec: (_no_context("Radial", spec), b.Radial(spec.event_size, spec.dtype))[1],
+    "Planar": lambda o, spec: conditional.made_conditional(
+        b.Planar(spec.event_size, spec.dtype, o.get("invertibilityMargin", 0.0)), o, spec, "Planar"),
+    "Radial": lambda o, spec: conditional.made_conditional(b.Radial(spec.event_size, spec.dtype), o, spec, "Radial"),
     "Sylvester": _sylvester,
+    "ContextEmbedding": lambda o, spec: conditional.embedded(
+        build(o["inner"], Spec(spec.event_shape, int(o["features"]), spec.dtype)), o, spec),
     "PlanarFlow": lambda o, spec: _stack(o["layers"], lambda i: build(
         {"type": "Planar", "options": {"invertibilityMargin": o.get("invertibilityMargin", 0.0)}}, spec), spec),
     "RadialFlow": lambda o, spec: _stack(o["layers"], lambda i: build({"type": "Radial"}, spec), spec),
     "SylvesterFlow": lambda o, spec: _stack(o["layers"], lambda i: _sylvester({"variant": o["variant"]}, spec), spec,
                                             reversing=o["variant"] == "triangular"),
 })
-PLANS["Householder"] = lambda o, spec: _no_context("Householder", spec) or b.Householder(
-    spec.event_size if o.get("reflections") is None else int(o["reflections"]), spec.event_size, spec.dtype)
+PLANS["Householder"] = lambda o, spec: conditional.made_conditional(b.Householder(
+    spec.event_size if o.get("reflections") is None else int(o["reflections"]), spec.event_size, spec.dtype),
+    o, spec, "Householder")
 PLANS["Bounds"] = lambda o, spec: b.Bounds(o["lower"], o["upper"], spec.event_size)
 for _name in ("Exp", "Sigmoid", "Tanh", "Softplus", "ELU", "LeakyReLU", "Power", "AffineFixed"):
     PLANS[_name] = lambda o, spec, _name=_name: b.Elementwise(_name, o)
