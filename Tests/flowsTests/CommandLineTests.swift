@@ -175,6 +175,7 @@ func fitNotesFamiliesMadeForVariationalInference(_ family: String) throws {
 @Test("flows fit --base builds the named base and flows info names it", arguments: [
     ("normal", [String](), #""type": "Normal""#), ("studentt", ["--degrees-of-freedom", "3.5"], #""degreesOfFreedom": 3.5"#),
     ("diagonal", [], #""type": "DiagonalNormal""#), ("gmm", ["--components", "3"], #""type": "GaussianMixture""#),
+    ("gmm", ["--components", "3", "--covariance", "full"], #""covariance": "full""#),
 ])
 func fitTakesABase(_ base: String, _ options: [String], _ expected: String) throws {
     let dir = folder()
@@ -197,13 +198,13 @@ func fitTakesABase(_ base: String, _ options: [String], _ expected: String) thro
     let dir = folder()
     try DataFile.writeCSV(moons(50, seed: 9), to: "\(dir)/train.csv")
     let cases: [([String], String)] = [
-        (["--base", "cauchy"], "--base: unknown base 'cauchy'; choose one of normal|studentt|uniform|diagonal|gmm"),
+        (["--base", "cauchy"], "--base: unknown base 'cauchy'; choose one of normal|studentt|uniform|diagonal|gmm|conditional-diagonal"),
         (["--base", "uniform"], "--base uniform is the torus base of --flow ncsf: the inverse of every other --flow family reaches all of"),
         (["--base", "normal", "--degrees-of-freedom", "3"], "--degrees-of-freedom applies to --base studentt only"),
         (["--base", "studentt", "--degrees-of-freedom", "0"], "--degrees-of-freedom must be a finite number of at least 0.001"),
         (["--base", "studentt", "--degrees-of-freedom", "nan"], "--degrees-of-freedom must be a finite number"),
         (["--base", "gmm", "--components", "0"], "--components must be at least 1"),
-        (["--base", "diagonal", "--components", "2"], "--components applies to --base gmm only"),
+        (["--base", "diagonal", "--components", "2"], "--components applies to --base gmm and --flow gmm only"),
     ]
     for (options, expected) in cases {
         let run = try flows(["fit", "--data", "\(dir)/train.csv", "--flow", "maf", "--steps", "2", "--out", "\(dir)/m.safetensors"] + options)

@@ -53,6 +53,7 @@ FITTED = [
     ("realnvp", 3, ["--layers", "2", "--base", "diagonal"]),
     ("maf", 3, ["--layers", "2", "--base", "gmm", "--components", "3"]),
     ("nsf-coupling", 5, ["--layers", "2", "--base", "gmm"]),
+    ("gmm", 3, ["--base", "gmm", "--components", "2", "--covariance", "full"]),
 ]
 FITTED_IDS = [f"{f}-d{d}-{o[o.index('--base') + 1]}{i}" for i, (f, d, o) in enumerate(FITTED)]
 TYPES = {"studentt": "StudentT", "diagonal": "DiagonalNormal", "gmm": "GaussianMixture"}

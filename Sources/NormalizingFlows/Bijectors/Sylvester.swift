@@ -98,8 +98,8 @@ final class SylvesterBijector: Bijector {
         columns = m
         let dt = spec.dtype
         func small(_ shape: [Int]) -> Tensor { Tensor.uniform(shape, low: -0.1, high: 0.1, generator: &generator, dtype: dt) }
-        rDiagonal = Parameter(small([m]) + 1, name: "r_diagonal")
-        rTildeDiagonal = Parameter(small([m]) + 1, name: "r_tilde_diagonal")
+        rDiagonal = Parameter(small([m]), name: "r_diagonal")
+        rTildeDiagonal = Parameter(small([m]), name: "r_tilde_diagonal")
         rUpper = Parameter(small([m, m]), name: "r_upper")
         rTildeUpper = Parameter(small([m, m]), name: "r_tilde_upper")
         b = Parameter(.zeros([m], dtype: dt), name: "b")

@@ -30,8 +30,10 @@ struct Fit: ParsableCommand {
     var base: String?
     @Option(name: .customLong("degrees-of-freedom"), parsing: .unconditional, help: "Degrees of freedom of --base studentt.")
     var degreesOfFreedom: Double?
-    @Option(parsing: .unconditional, help: "Mixture components of --base gmm.")
+    @Option(parsing: .unconditional, help: "Mixture components of --base gmm and --flow gmm (default: \(BaseChoice.defaultComponents)).")
     var components: Int?
+    @Option(help: "The mixture components' covariance for --base gmm and --flow gmm: diagonal (the default; O(KD) per point) or full (any positive-definite covariance; O(KD²) per point).")
+    var covariance: String?
     @Option(parsing: .unconditional, help: "Number of layers (default: \(FlowChoice.layersHelp)).")
     var layers: Int?
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.hiddenHelp))
@@ -80,8 +82,9 @@ struct Fit: ParsableCommand {
             throw ValidationError("--context-embedding \(contextEmbedding!) embeds a context: give --context-columns or --context")
         }
         _ = try parsedContextEmbedding()
-        try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins, context: contextOptions.isGiven ? contextOptions.described : nil)
-        _ = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components, flow: FlowChoice(name: flow))
+        try FlowChoice(name: flow).checkApplicable(layers: layers, hidden: hidden, bins: bins, context: contextOptions.isGiven ? contextOptions.described : nil)
+        _ = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components, covariance: covariance,
+                           flow: FlowChoice(name: flow), conditional: contextOptions.isGiven)
         if contextOptions.context != nil && validation != nil && validationContext == nil {
             throw ValidationError("--validation \(validation!) needs --validation-context FILE (its context rows) when the context comes from --context")
         }
@@ -111,11 +114,13 @@ struct Fit: ParsableCommand {
         let plan = bounds.map { Compose([flowPlan, $0]) } ?? flowPlan
         try Limits.checkTraining(plan, eventSize: dimension, contextSize: contextSize, rows: Swift.min(batchSize, training.shape[0]),
                                  options: "--layers/--hidden/--bins", rowsOption: "--batch-size")
-        let baseChoice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components, flow: choice)
+        let baseChoice = try BaseChoice(name: base, degreesOfFreedom: degreesOfFreedom, components: components, covariance: covariance,
+                                        flow: choice, conditional: contextSize > 0)
         // A base fitted to data (a mixture's k-means) sees them where the flow starts: inside any bounds.
         let flowSpace = try SupportOptions.flowSpace(SupportOptions.cellMidpoints(training, dequantized: dequantized), bounds: bounds)
         let makeFlow = {
-            try Flow(base: baseChoice.base(for: flowSpace, degreesOfFreedom: degreesOfFreedom, components: components, seed: seed),
+            try Flow(base: baseChoice.base(for: flowSpace, degreesOfFreedom: degreesOfFreedom, components: components, covariance: covariance,
+                                           contextSize: contextSize, seed: seed),
                      plan: plan, contextSize: contextSize, seed: seed)
         }
         let model = try makeFlow()

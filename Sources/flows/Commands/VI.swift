@@ -50,6 +50,10 @@ struct VI: ParsableCommand {
                 throw ValidationError("--plot \(FileError.clip(plot)) is also --out; the model and the picture need two files")
             }
         }
+        if FlowChoice(rawValue: flow.lowercased()) == .gmm {
+            throw ValidationError("--flow gmm: a Gaussian mixture picks a component at random, so its samples carry no gradient to its weights "
+                + "and reverse KL cannot train it; choose a flow family such as planar, nsf or maf")
+        }
         try FlowChoice(name: flow).checkApplicable(hidden: hidden, bins: bins)
         if FlowChoice(rawValue: flow.lowercased())?.isCircular == true {
             throw ValidationError("--flow \(flow) models angles on the torus [−π, π)ᴰ; the vi energies live on ℝ², so choose another --flow")

@@ -11,6 +11,8 @@ enum FlowChoice: String, CaseIterable {
     case naf, unaf, sospf, bpf
     /// Angles: data in [−π, π)ᴰ under a uniform base on the torus.
     case ncsf
+    /// No layers: a Gaussian mixture base is the whole model (zuko's `GMM`).
+    case gmm
 
     static var names: String { allCases.map(\.rawValue).joined(separator: "|") }
 
@@ -28,6 +30,7 @@ enum FlowChoice: String, CaseIterable {
         case .realnvp, .nsfCoupling, .lrsCoupling: 6
         case .planar, .radial: 32
         case .sylvester: 16
+        case .gmm: 0
         }
     }
 
@@ -41,7 +44,7 @@ enum FlowChoice: String, CaseIterable {
     /// for density estimation.
     var densityEstimationNote: String? {
         switch self {
-        case .maf, .nsf, .nsfCoupling, .lrs, .lrsCoupling, .realnvp, .ncsf, .naf, .unaf, .sospf, .bpf: nil
+        case .maf, .nsf, .nsfCoupling, .lrs, .lrsCoupling, .realnvp, .ncsf, .naf, .unaf, .sospf, .bpf, .gmm: nil
         case .iaf:
             "iaf is made for sampling (variational inference, `flows vi`): scoring data inverts each layer "
                 + "in one sequential step per dimension, so training on data is slow; maf has the same layers "
@@ -71,7 +74,9 @@ enum FlowChoice: String, CaseIterable {
     }
 
     /// Whether the family has conditioner networks (`--hidden`) and spline bins (`--bins`).
-    var takesHidden: Bool { ![.planar, .radial, .sylvester].contains(self) }
+    var takesHidden: Bool { ![.planar, .radial, .sylvester, .gmm].contains(self) }
+    /// Whether the family has layers (`--layers`): all but `gmm`, which is its base alone.
+    var takesLayers: Bool { self != .gmm }
     var takesBins: Bool { [.nsf, .nsfCoupling, .lrs, .lrsCoupling, .ncsf].contains(self) }
     /// Whether the family models angles, data in [−π, π)ᴰ, with the uniform base on the torus.
     var isCircular: Bool { self == .ncsf }
@@ -86,15 +91,16 @@ enum FlowChoice: String, CaseIterable {
                 + "models angles in radians on [−π, π) (π is −π there); wrap them, e.g. to atan2(sin x, cos x), with π written as −π")
         }
     }
-    /// Whether the family can be conditional, p(y | c): every family so far. Conditioner networks
-    /// see the context beside their inputs; planar, radial and Sylvester layers have their
-    /// parameters shifted by a network of the context (Pyro's conditional planar and radial flows).
-    var takesContext: Bool { true }
+    /// Whether the family can be conditional, p(y | c): every family with layers. Conditioner
+    /// networks see the context beside their inputs; planar, radial and Sylvester layers have
+    /// their parameters shifted by a network of the context (Pyro's conditional planar and radial
+    /// flows). A mixture's weights, means and covariances do not depend on a context.
+    var takesContext: Bool { self != .gmm }
 
     /// "5 for maf, iaf, nsf; 6 for nsf-coupling, realnvp; …": the default layers per family, for help texts.
     static var layersHelp: String {
         var groups: [(Int, [String])] = []
-        for choice in allCases {
+        for choice in allCases where choice.takesLayers {
             if let i = groups.firstIndex(where: { $0.0 == choice.defaultLayers }) { groups[i].1.append(choice.rawValue) } else {
                 groups.append((choice.defaultLayers, [choice.rawValue]))
             }
@@ -113,10 +119,13 @@ enum FlowChoice: String, CaseIterable {
 
     /// Refuses options that the family would ignore, and a context (`context`, the option and
     /// value given) for a family that cannot be conditional.
-    func checkApplicable(hidden: String?, bins: Int?, context: String? = nil) throws {
+    func checkApplicable(layers: Int? = nil, hidden: String?, bins: Int?, context: String? = nil) throws {
         if let context, !takesContext {
-            throw ValidationError("\(context): --flow \(rawValue) cannot be conditional (its layers have no conditioner network to take the context); "
+            throw ValidationError("\(context): --flow \(rawValue) cannot be conditional (a Gaussian mixture's parameters do not depend on a context); "
                 + "conditional flows are \(FlowChoice.allCases.filter(\.takesContext).map(\.rawValue).joined(separator: ", "))")
+        }
+        if let layers, !takesLayers {
+            throw ValidationError("--layers \(layers) does not apply to --flow \(rawValue): it has no layers, its Gaussian mixture base is the whole model (--components, --covariance)")
         }
         if hidden != nil && !takesHidden {
             throw ValidationError("--hidden does not apply to --flow \(rawValue) (it has no conditioner network); it applies to \(FlowChoice.allCases.filter(\.takesHidden).map(\.rawValue).joined(separator: ", "))")
@@ -151,6 +160,8 @@ enum FlowChoice: String, CaseIterable {
         case .unaf: return UNAF(layers: layers, conditioner: conditioner)
         case .sospf: return SOSPF(layers: layers, conditioner: conditioner)
         case .bpf: return BPF(layers: layers, conditioner: conditioner)
+        // The identity (loc 0, scale 1): the base's density is the model's.
+        case .gmm: return AffineFixed()
         }
     }
 }
