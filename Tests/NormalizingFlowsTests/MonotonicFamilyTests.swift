@@ -247,34 +247,40 @@ private func directSquares(_ t: Double, raw r: [Double], polynomials k: Int, deg
     return 1e-3 + (1 - 1e-3) / Double(k) * squares.reduce(0, +)
 }
 
-@Test func theSumOfSquaresTransformIntegratesItsPolynomials() throws {
+@Test("the sum-of-squares transform integrates its polynomials, linearly beyond its bound", arguments: [nil, 2.0] as [Double?])
+func theSumOfSquaresTransformIntegratesItsPolynomials(bound: Double?) throws {
     var g = RandomGenerator(seed: 3)
     let (k, l) = (3, 3)
-    let transform = SumOfSquaresPolynomialTransform(polynomials: k, degree: l)
+    let transform = SumOfSquaresPolynomialTransform(polynomials: k, degree: l, bound: bound)
     let n = 60, p = transform.parameterCount
     let x = Tensor.uniform([n], low: -3, high: 3, generator: &g, dtype: .float64)
     let raw = Tensor.randn([n, p], generator: &g, dtype: .float64) * 0.7
     let (y, logDerivative) = transform.forward(x, parameters: raw)
+    let scale = bound ?? 1
     var largest = (y: 0.0, log: 0.0)
     for i in 0..<n {
         let r = Array(raw.doubles[(i * p)..<((i + 1) * p)]), xi = x.doubles[i]
-        // Composite Simpson, 2,000 panels, on a degree-6 integrand: error ~ (x/2000)⁴·|g⁗| ≪ 1e-10.
-        let panels = 2000, step = xi / Double(panels)
-        var integral = directSquares(0, raw: r, polynomials: k, degree: l) + directSquares(xi, raw: r, polynomials: k, degree: l)
-        for j in 1..<panels { integral += (j % 2 == 1 ? 4 : 2) * directSquares(Double(j) * step, raw: r, polynomials: k, degree: l) }
-        let expected = integral * step / 3 + r[p - 1]
+        // g(s) = directSquares(s/B) on [−B, B], constant beyond: Simpson up to the clamped end
+        // (2,000 panels on a degree-6 integrand: error ≪ 1e-10), then the constant slope.
+        let end = bound.map { min(max(xi, -$0), $0) } ?? xi
+        func integrand(_ s: Double) -> Double { directSquares(s / scale, raw: r, polynomials: k, degree: l) }
+        let panels = 2000, step = end / Double(panels)
+        var integral = integrand(0) + integrand(end)
+        for j in 1..<panels { integral += (j % 2 == 1 ? 4 : 2) * integrand(Double(j) * step) }
+        let expected = integral * step / 3 + (xi - end) * integrand(end) + r[p - 1]
         largest.y = max(largest.y, abs(y.doubles[i] - expected) / max(1, abs(expected)))
-        largest.log = max(largest.log, abs(logDerivative.doubles[i] - Foundation.log(directSquares(xi, raw: r, polynomials: k, degree: l))))
+        largest.log = max(largest.log, abs(logDerivative.doubles[i] - Foundation.log(integrand(end))))
     }
     #expect(largest.y < 1e-10 && largest.log < 1e-12, "\(largest)")
+    if let bound { #expect(x.doubles.contains { abs($0) > bound } && x.doubles.contains { abs($0) < bound }) }
     let (same, zeroLog) = transform.forward(x, parameters: Tensor.zeros([1, p], dtype: .float64))
     #expect(maxAbsDifference(same.doubles, x.doubles) < 1e-12 && zeroLog.doubles.allSatisfy { abs($0) < 1e-12 })
 }
 
-@Test("the sum-of-squares transform's gradients match finite differences", arguments: [false, true])
-func sumOfSquaresGradients(inverse: Bool) throws {
+@Test("the sum-of-squares transform's gradients match finite differences", arguments: [false, true], [nil, 1.0] as [Double?])
+func sumOfSquaresGradients(inverse: Bool, bound: Double?) throws {
     var g = RandomGenerator(seed: 6)
-    let transform = SumOfSquaresPolynomialTransform(polynomials: 2, degree: 3)
+    let transform = SumOfSquaresPolynomialTransform(polynomials: 2, degree: 3, bound: bound)
     let x = Tensor([-2.5, -1.2, -0.4, 0, 0.3, 1.7, 2.2], dtype: .float64)
     let parameters = Tensor.randn([7, transform.parameterCount], generator: &g, dtype: .float64) * 0.7
     let result = transformGradCheck(transform, x, parameters, inverse: inverse)
@@ -284,7 +290,8 @@ func sumOfSquaresGradients(inverse: Bool) throws {
 @Test("the sum-of-squares transform inverts to its tolerance", arguments: [DType.float32, .float64])
 func sumOfSquaresRoundTrip(dtype: DType) throws {
     var g = RandomGenerator(seed: 8)
-    let transform = SumOfSquaresPolynomialTransform(polynomials: 3, degree: 2)
+    // Bound 4: −8 and 6 lie on the linear tails.
+    let transform = SumOfSquaresPolynomialTransform(polynomials: 3, degree: 2, bound: 4)
     let xs = [-8, -3, -1e-7, 0, 0.5, 2, 6]
     let x = Tensor(xs, dtype: dtype)
     let raw = Tensor.randn([xs.count, transform.parameterCount], generator: &g, dtype: dtype) * 0.5
@@ -298,15 +305,60 @@ func sumOfSquaresRoundTrip(dtype: DType) throws {
     #expect(maxAbsDifference(logForward.doubles, logInverse.negated().doubles) < (dtype == .float32 ? 1e-4 : 1e-9))
 }
 
+@Test func aDeepSumOfSquaresFlowStaysFiniteOnDataOfScalePi() throws {
+    // Five layers of degree 4 with every weight moved by N(0, 0.2²), about what a few training
+    // steps do: polynomials without a bound compose to degree 9⁵ and overflow Float32 on data in
+    // [−π, π]; with the bound each layer is linear beyond ±10, so the flow stays finite, and its
+    // log-density is the base density of z(x) plus log |det ∂z/∂x|, the Jacobian taken by
+    // central differences in Float64.
+    func flow(bound: Double?, dtype: DType) throws -> Flow {
+        let plan = SOSPF(layers: 5, polynomials: 3, degree: 4, bound: bound, conditioner: DenseAutoregressive(hiddenSizes: [16]))
+        let flow = try Flow(base: Normal.standard([2], dtype: dtype), plan: plan, seed: 1)
+        var g = RandomGenerator(seed: 2)
+        for p in flow.parameters {
+            p.value = p.value + Tensor(Tensor.randn(p.shape, generator: &g, dtype: .float64).doubles, shape: p.shape, dtype: dtype) * 0.2
+        }
+        return flow
+    }
+    let points: [Double] = [-3.1, 2.9, 3.14, -3.14, 0.4, -0.5, 1.5, -2.2]
+    let rows = points.count / 2
+    let unbounded = try? flow(bound: nil, dtype: .float32).logProb(Tensor(points, shape: [rows, 2], dtype: .float32)).doubles
+    #expect(unbounded.map { $0.contains { !$0.isFinite } } ?? true, "the configuration overflows unbounded polynomials: \(unbounded ?? [])")
+    let single = try flow(bound: 10, dtype: .float32).logProb(Tensor(points, shape: [rows, 2], dtype: .float32)).doubles
+    let reference = try flow(bound: 10, dtype: .float64)
+    let double = try reference.logProb(Tensor(points, shape: [rows, 2], dtype: .float64)).doubles
+    #expect(single.allSatisfy(\.isFinite) && double.allSatisfy(\.isFinite), "\(single) \(double)")
+    for (a, b) in zip(single, double) { #expect(abs(a - b) < 1e-3 * (1 + abs(b)), "Float32 \(a), Float64 \(b)") }
+    // z(x), the map toward the base: the bijector's inverse.
+    func z(_ x: [Double]) throws -> [Double] { try reference.bijector.inverse(Tensor(x, shape: [1, 2], dtype: .float64), context: nil).x.doubles }
+    for r in 0..<rows {
+        let x = Array(points[(2 * r)..<(2 * r + 2)])
+        var jacobian = [Double](repeating: 0, count: 4)
+        for j in 0..<2 {
+            let h = 1e-6 * (1 + abs(x[j]))
+            var up = x, down = x
+            up[j] += h
+            down[j] -= h
+            let (zUp, zDown) = (try z(up), try z(down))
+            for i in 0..<2 { jacobian[i * 2 + j] = (zUp[i] - zDown[i]) / (2 * h) }
+        }
+        let zx = try z(x)
+        let expected = zx.map { -0.5 * $0 * $0 - 0.5 * Foundation.log(2 * Double.pi) }.reduce(0, +) + logAbsDeterminant(jacobian, n: 2)
+        #expect(abs(double[r] - expected) < 1e-6 * (1 + abs(expected)), "row \(r): \(double[r]) vs \(expected)")
+    }
+}
+
 // MARK: - Model files
 
-@Test("a monotonic flow's model file rebuilds the same flow", arguments: ["naf", "unaf", "sospf", "bpf"])
+@Test("a monotonic flow's model file rebuilds the same flow", arguments: ["naf", "unaf", "sospf", "sospf-unbounded", "bpf"])
 func monotonicFlowsSaveAndLoad(_ family: String) throws {
     let conditioner = DenseAutoregressive(hiddenSizes: [8])
     let plan: any BijectorPlan = switch family {
     case "naf": NAF(layers: 2, units: 5, conditioner: conditioner)
     case "unaf": UNAF(layers: 2, hiddenUnits: 3, nodes: 20, conditioner: conditioner)
     case "sospf": SOSPF(layers: 2, polynomials: 2, degree: 4, conditioner: conditioner)
+    // Files written before SOSPF had a bound lack the key, which reads back as no bound.
+    case "sospf-unbounded": SOSPF(layers: 2, polynomials: 2, degree: 4, bound: nil, conditioner: conditioner)
     default: BPF(layers: 2, degree: 7, bound: 4, conditioner: conditioner)
     }
     let flow = try Flow(base: Normal.standard([2]), plan: plan, contextSize: 1, seed: 5)
@@ -317,6 +369,10 @@ func monotonicFlowsSaveAndLoad(_ family: String) throws {
     let loaded = try Flow.load(from: path)
     let x = Tensor.randn([5, 2], generator: &g), c = Tensor.randn([5, 1], generator: &g)
     #expect(try PlanCoding.json(loaded.plan) == PlanCoding.json(plan), "the hyperparameters are kept")
+    if family.hasPrefix("sospf") {
+        let json = try PlanCoding.json(plan)
+        #expect(json.contains("\"bound\"") == (family == "sospf"), "\(json)")
+    }
     #expect(maxAbsDifference(try loaded.logProb(x, context: c).doubles, try flow.logProb(x, context: c).doubles) == 0)
 }
 

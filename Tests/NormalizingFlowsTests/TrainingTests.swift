@@ -69,6 +69,28 @@ private func correlatedData(_ n: Int, seed: UInt64) -> Tensor {
     }
 }
 
+@Test("a learning rate that blows the weights up stops training at the second step", arguments: ["maf", "sospf"])
+func aHugeLearningRateStopsTrainingAtTheSecondStep(_ family: String) throws {
+    // Step 1's loss is computed before any update, so it is finite; Adam then moves every weight
+    // by about the learning rate, 1e30, and step 2's loss overflows.
+    let plan: any BijectorPlan = family == "maf"
+        ? MAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [8])) : SOSPF(layers: 2, polynomials: 2, degree: 2, conditioner: DenseAutoregressive(hiddenSizes: [8]))
+    let flow = try Flow(base: Normal.standard([2]), plan: plan)
+    var g = RandomGenerator(seed: 1)
+    var options = FitOptions()
+    options.validationFraction = 0
+    options.learningRate = 1e30
+    options.steps = 10
+    do {
+        try fit(flow, data: Tensor.randn([64, 2], generator: &g), options: options)
+        Issue.record("\(family): training on at learning rate 1e30 did not stop")
+    } catch let TrainingError.nonFiniteLoss(step, value) {
+        #expect(step == 2 && !value.isFinite, "\(family): step \(String(describing: step)), loss \(value)")
+        let message = TrainingError.nonFiniteLoss(step: step, value: value).description
+        #expect(message.contains("at step 2") && message.contains("learning rate") && !message.contains("-nan"), "\(message)")
+    }
+}
+
 @Test func badTrainingDataIsRefused() throws {
     let flow = try Flow(base: Normal.standard([2]), plan: Affine())
     #expect(throws: FlowError.self) { try fit(flow, data: Tensor.zeros([10, 3])) }

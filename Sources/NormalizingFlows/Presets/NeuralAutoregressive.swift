@@ -74,13 +74,20 @@ public struct UNAF: SerializablePlan {
 /// direction (the density in one network pass per layer, each element's integral in closed
 /// form; sampling root-finds each dimension in D sequential steps per layer), with reversed
 /// variable orders between layers.
+///
+/// Each layer's polynomials act on x/B inside [−B, B] and the layer is linear outside, so the
+/// stack grows linearly in its input rather than as a polynomial of degree (2L + 1)ⁿ; zuko's
+/// `SOSPF` scales by the same B = 10 and instead puts a soft clip between layers.
 public struct SOSPF: SerializablePlan {
     /// The number of sum-of-squares polynomial layers (default 5).
     public var layers: Int
     /// K, the squared polynomials per element (default 3).
     public var polynomials: Int
-    /// L, each polynomial's degree (default 3).
+    /// L, each polynomial's degree (default 4).
     public var degree: Int
+    /// B, the half-width of the interval each layer's polynomials act on (default 10; linear
+    /// outside); `nil` for polynomials over the whole line.
+    public var bound: Double?
     /// Each layer's MADE network (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
@@ -90,17 +97,21 @@ public struct SOSPF: SerializablePlan {
     ///   - layers: the number of sum-of-squares polynomial autoregressive layers.
     ///   - polynomials: K, the squared polynomials per element.
     ///   - degree: L, each polynomial's degree.
+    ///   - bound: B, the half-width of the interval each layer's polynomials act on (linear
+    ///     outside); `nil` for polynomials over the whole line.
     ///   - conditioner: each layer's MADE network (each layer gets its own weights).
-    public init(layers: Int = 5, polynomials: Int = 3, degree: Int = 3, conditioner: DenseAutoregressive = DenseAutoregressive()) {
+    public init(layers: Int = 5, polynomials: Int = 3, degree: Int = 4, bound: Double? = 10,
+                conditioner: DenseAutoregressive = DenseAutoregressive()) {
         self.layers = layers
         self.polynomials = polynomials
         self.degree = degree
+        self.bound = bound
         self.conditioner = conditioner
     }
 
     public func makeBijector(for spec: BijectorSpec, generator: inout RandomGenerator) throws -> any Bijector {
-        try stack(layers, Invert(SumOfSquaresPolynomialAutoregressive(polynomials: polynomials, degree: degree, conditioner: conditioner)),
-                  reversing: true, spec, &generator)
+        let layer = SumOfSquaresPolynomialAutoregressive(polynomials: polynomials, degree: degree, bound: bound, conditioner: conditioner)
+        return try stack(layers, Invert(layer), reversing: true, spec, &generator)
     }
 }
 

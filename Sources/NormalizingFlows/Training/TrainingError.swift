@@ -16,12 +16,18 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .nonFiniteLoss(let step, let value):
-            "the loss became \(value)\(step.map { " at step \($0)" } ?? ""); try a lower learning rate or gradient clipping"
+            "the loss became \(Self.spelled(value))\(step.map { " at step \($0)" } ?? ""); "
+                + "try a lower learning rate or gradient clipping, and check the data's scale (standardise each column)"
         case .nonFiniteValidation(let step, let value):
-            "the validation NLL became \(value) at step \(step): a held-out row has zero density under the flow"
+            "the validation NLL became \(Self.spelled(value)) at step \(step): a held-out row has zero density under the flow"
         case .invalidData(let m): "invalid data: \(m)"
         case .invalidOption(let m): "invalid option: \(m)"
         }
+    }
+
+    /// A non-finite value as "NaN", "+inf" or "-inf" (Swift prints a NaN with its sign bit as "-nan").
+    static func spelled(_ value: Double) -> String {
+        value.isNaN ? "NaN" : value.isInfinite ? (value > 0 ? "+inf" : "-inf") : "\(value)"
     }
 }
 

@@ -154,7 +154,9 @@ struct Fit: ParsableCommand {
             }
             let cellMidpoints = { SupportOptions.cellMidpoints($0, dequantized: dequantized) }
             let files = [(data, cellMidpoints(training), trainingContext)] + (held.map { [(validation!, cellMidpoints($0.y), $0.context)] } ?? [])
-            throw overflow(in: files, initialFlow: try makeFlow(), firstStep: firstStep) ?? error
+            if let blamed = overflow(in: files, initialFlow: try makeFlow(), firstStep: firstStep) { throw blamed }
+            guard case .nonFiniteLoss = error else { throw error }
+            throw CommandError("--flow \(flow) diverged (no model written): \(error.description); --lr was \(lr)")
         }
         try model.save(to: out)
         // Which weights the file holds: the best validation step's (restored) or the last step's.
