@@ -305,20 +305,27 @@ class SumOfSquaresPolynomialTransform(MonotoneTransform):
     """The sum-of-squares polynomial transformer (Jaini, Selby & Yu 2019, "Sum-of-Squares
     Polynomial Flow"), Swift ``SumOfSquaresPolynomialTransform``: K polynomials of degree L,
 
-        y = c + ∫₀ˣ g(t) dt,  g(t) = ε + ((1 − ε)/K) Σₖ pₖ(t)²,  pₖ(t) = 1 + Σₗ aₖₗ tˡ,  ε = 10⁻³,
+        S(t) = (1/K) Σₖ pₖ(t)²,  pₖ(t) = 1 + Σₗ aₖₗ tˡ,  P(t) = ∫₀ᵗ S = (1/K) Σₗ,ₘ Gₗₘ tˡ⁺ᵐ⁺¹/(l + m + 1),
 
-    raw parameters [a₁₀…a₁_L, …, a_K0…a_KL, c]. With qₖ the coefficients of pₖ and
-    Gₗₘ = Σₖ qₖₗqₖₘ the integral is closed-form:
-    y = c + εx + ((1 − ε)/K) Σₗ,ₘ Gₗₘ x^{l+m+1}/(l + m + 1), log dy/dx = log g(x).
+    raw parameters [a₁₀…a₁_L, …, a_K0…a_KL, c], qₖ the coefficients of pₖ, Gₗₘ = Σₖ qₖₗqₖₘ,
+    ε = 10⁻³. With a bound B the polynomials act on t̄ = x̄/B, x̄ the input clamped to [−B, B], and
+    the map continues linearly outside:
+
+        y = c + εx + (1 − ε)(B·P(t̄) + (x − x̄)·S(t̄)),  log dy/dx = log(ε + (1 − ε) S(t̄));
+
+    without one (``bound`` None, a file without the key) y = c + εx + (1 − ε) P(x).
     """
 
     floor = 1e-3
 
-    def __init__(self, polynomials, degree):
+    def __init__(self, polynomials, degree, bound=None):
         self.polynomials, self.degree = int(polynomials), int(degree)
         if self.polynomials < 1 or not 0 <= self.degree <= 16:
             raise MappingError(f"a sum-of-squares polynomial transform needs at least one polynomial and a degree from 0 "
                                f"to 16, got {polynomials} polynomials of degree {degree}")
+        if bound is not None and not (math.isfinite(float(bound)) and float(bound) > 0):
+            raise MappingError(f"a sum-of-squares polynomial transform needs a positive finite bound, got {bound}")
+        self.bound = None if bound is None else float(bound)
         self.parameter_count = self.polynomials * (self.degree + 1) + 1
 
     def identity(self):
@@ -330,19 +337,23 @@ class SumOfSquaresPolynomialTransform(MonotoneTransform):
         one = torch.zeros(terms, dtype=x.dtype, device=x.device)
         one[0] = 1
         q = raw[..., :k * terms].unflatten(-1, (k, terms)) + one                      # [..., K, L + 1]
-        powers = [torch.ones_like(x)]
+        clamped = x if self.bound is None else x.clamp(-self.bound, self.bound)      # x̄
+        t = clamped if self.bound is None else clamped / self.bound                  # t̄
+        powers = [torch.ones_like(t)]
         for _ in range(2 * terms):
-            powers.append(powers[-1] * x)
+            powers.append(powers[-1] * t)
         power = torch.stack(powers, dim=-1)                                          # [..., 2L + 2]
         p = (q * power[..., :terms].unsqueeze(-2)).sum(-1)                           # [..., K]
-        scale = (1 - self.floor) / k
-        g = (p * p).sum(-1) * scale + self.floor
+        squares = (p * p).sum(-1) / k                                                # S(t̄)
         pairs = [l + m for l in range(terms) for m in range(terms)]
         divisors = torch.tensor([1 / (s + 1) for s in pairs], dtype=x.dtype, device=x.device).reshape(terms, terms)
         moments = power[..., [s + 1 for s in pairs]].unflatten(-1, (terms, terms)) * divisors
         gram = (q.unsqueeze(-1) * q.unsqueeze(-2)).sum(-3)                           # [..., L + 1, L + 1]
-        integral = (gram * moments).sum((-2, -1)) * scale + x * self.floor
-        return integral + raw[..., k * terms], torch.log(g)
+        antiderivative = (gram * moments).sum((-2, -1)) / k                          # P(t̄)
+        if self.bound is not None:
+            antiderivative = antiderivative * self.bound + (x - clamped) * squares
+        y = antiderivative * (1 - self.floor) + x * self.floor + raw[..., k * terms]
+        return y, torch.log(squares * (1 - self.floor) + self.floor)
 
 
 # ---------------------------------------------------------------------------------------------

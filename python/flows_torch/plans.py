@@ -277,8 +277,8 @@ _MONOTONIC = [
     ("UnconstrainedMonotonic", "UNAF", lambda t: m.UnconstrainedMonotonicTransform(t.get("hiddenUnits", 8), t.get("nodes", 32)),
      lambda o: {"hiddenUnits": o.get("hiddenUnits", 8), "nodes": o.get("nodes", 32)}),
     ("SumOfSquaresPolynomial", "SOSPF",
-     lambda t: m.SumOfSquaresPolynomialTransform(t.get("polynomials", 3), t.get("degree", 3)),
-     lambda o: {"polynomials": o.get("polynomials", 3), "degree": o.get("degree", 3)}),
+     lambda t: m.SumOfSquaresPolynomialTransform(t.get("polynomials", 3), t.get("degree", 4), t.get("bound")),
+     lambda o: {"polynomials": o.get("polynomials", 3), "degree": o.get("degree", 4), "bound": o.get("bound")}),
     ("BernsteinPolynomial", "BPF", lambda t: m.BernsteinPolynomialTransform(t.get("degree", 16), t.get("bound", 5.0)),
      lambda o: {"degree": o.get("degree", 16), "bound": o.get("bound", 5.0)}),
 ]
