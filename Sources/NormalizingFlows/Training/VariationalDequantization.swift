@@ -17,7 +17,7 @@ import Foundation
 /// (the ELBO) over both: the gap shrinks to KL(q ‖ p(k + ·)/P(k)), and log P(k) is then estimated
 /// by importance sampling with q as the proposal (Ho et al. 2019, eq. 9 – 12):
 ///
-///     log P(k) ≈ log (1/K) Σₖ p(k + uₖ) / q(uₖ | k),   uₖ ∼ q(·|k),
+///     log P(k) ≈ log (1/K) Σⱼ p(k + uⱼ) / q(uⱼ | k),   uⱼ ∼ q(·|k),
 ///
 /// an estimate whose expectation lies between the ELBO (K = 1) and log P(k), converging to
 /// log P(k) as K grows (Burda, Grosse & Salakhutdinov 2016, theorem 1).

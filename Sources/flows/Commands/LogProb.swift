@@ -24,7 +24,7 @@ struct LogProb: ParsableCommand {
     var allowInfinite = false
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: "For a model fitted with --dequantize: the y columns that hold whole numbers "
                 + "(as given to fit, or all); writes an estimate of log P(k) = log ∫ p(k + u) du over the unit cell, the log-probability of the whole "
-                + "numbers in nats, instead of the density at k: log (1/K) Σ p(k + uₖ)/q(uₖ | k) over K draws, uniform (q = 1) or, for a model fitted "
+                + "numbers in nats, instead of the density at k: log (1/K) Σⱼ p(k + uⱼ)/q(uⱼ | k) over K draws, uniform (q = 1) or, for a model fitted "
                 + "with --dequantizer variational, from its q (whose columns are then the default). Default: none."))
     var dequantize: String?
     @Option(name: .customLong("dequantize-samples"), parsing: .unconditional,
