@@ -33,7 +33,7 @@ struct Info: ParsableCommand {
             print("base:       \(base)")
             print("plan:       \(plan)")
             if let q = flow.dequantizer {
-                print("dequantizer: variational, y columns \(q.columns.map(String.init).joined(separator: ",")) hold whole numbers k; "
+                print("dequantizer: variational over the whole numbers k of y column\(q.columns.count == 1 ? "" : "s") \(q.columns.map(String.init).joined(separator: ",")); "
                       + "q(u | k) has \(q.noise.parameterCount) of the parameters, plan \(dequantizerPlan!) then a sigmoid; logprob estimates log P(k)")
             }
         }
