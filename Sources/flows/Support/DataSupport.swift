@@ -13,7 +13,7 @@ struct SupportOptions: ParsableArguments {
                 + "Default: none (y on all of ℝᴰ)."))
     var bounds: String?
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: "y columns that hold whole numbers (zero-based, as 0,1 or 0-2, or all): "
-                + "each training batch adds fresh U(0, 1) noise to them, and the reported NLLs bound the integer data's NLL from above, in nats per row "
+                + "each training batch adds fresh noise in [0, 1) to them (uniform, or learned with --dequantizer variational), and the reported NLLs bound the integer data's NLL from above, in nats per row "
                 + "(flows logprob --dequantize estimates log P(k)). With --bounds, bound such a column by whole numbers, e.g. 0:256 for 0…255. "
                 + "Default: none."))
     var dequantize: String?
