@@ -275,6 +275,12 @@ final class LearnedScaleBijector: Bijector {
         try fit(counts, data: countRows, options: counting)
         let logP = try dequantizedLogProb(counts, countRows, columns: [0, 1], samples: 100, generator: &generator)
         #expect(logP.shape == [200] && logP.doubles.allSatisfy { $0.isFinite && $0 < 0 })
+        let learned = try Flow(base: Normal.standard([2]),
+                               plan: Compose([MAF(layers: 5), Bounds(lower: [0, 0], upper: [.infinity, 11])]),
+                               dequantization: VariationalDequantization(columns: [0, 1], standardizing: countRows))
+        try fit(learned, data: countRows, options: counting)
+        let tighter = try dequantizedLogProb(learned, countRows, columns: [0, 1], samples: 100, generator: &generator)
+        #expect(tighter.shape == [200] && tighter.doubles.allSatisfy { $0.isFinite && $0 < 0 })
     }
 
     @Test func listingsMatchTheDocumentation() throws {

@@ -24,6 +24,10 @@ public final class Flow: Distribution, Module {
     public let bijector: any Bijector
     /// The length of the context vector (0 for an unconditional flow).
     public let contextSize: Int
+    /// q(u | k), the learned noise of variational dequantization, when the flow models whole
+    /// numbers that way (``VariationalDequantization``); its parameters follow the bijector's in
+    /// ``parameters`` and ``state()``, under `dequantizer.`. `nil` otherwise.
+    public let dequantizer: VariationalDequantizer?
     /// The trainable parameters of the flow's module tree, each named by its dotted path
     /// (`Module/namedParameters`).
     public private(set) var parameters: [Parameter] = []
@@ -44,8 +48,18 @@ public final class Flow: Distribution, Module {
 
     /// Makes `plan` concrete for `base` (its event shape and dtype) with parameters drawn from
     /// a generator seeded with `seed`.
-    /// - Throws: ``FlowError/invalidConfiguration(_:)`` when the plan cannot work for this base.
-    public init(base: any Distribution, plan: any BijectorPlan, contextSize: Int = 0, seed: UInt64 = 0) throws {
+    ///
+    /// - Parameters:
+    ///   - base: the base distribution; it fixes the event shape and dtype.
+    ///   - plan: the bijector's plan.
+    ///   - contextSize: the length of the context vector (0: unconditional).
+    ///   - dequantization: for whole-number data, a variational dequantizer q(u | k) trained
+    ///     with the flow (see ``VariationalDequantization``); `nil` (the default) for none.
+    ///   - seed: seeds the parameters.
+    /// - Throws: ``FlowError/invalidConfiguration(_:)`` when the plan (or the dequantizer) cannot
+    ///   work for this base.
+    public init(base: any Distribution, plan: any BijectorPlan, contextSize: Int = 0,
+                dequantization: VariationalDequantization? = nil, seed: UInt64 = 0) throws {
         guard contextSize >= 0 else { throw FlowError.invalidConfiguration("context size must be non-negative, got \(contextSize)") }
         guard base.contextSize == 0 || base.contextSize == contextSize else {
             throw FlowError.invalidConfiguration("the base takes a context of size \(base.contextSize), but the flow's context size is \(contextSize)")
@@ -57,6 +71,9 @@ public final class Flow: Distribution, Module {
         self.bijector = try plan.makeBijector(
             for: BijectorSpec(eventShape: base.eventShape, contextSize: contextSize, dtype: base.dtype),
             generator: &generator)
+        dequantizer = try dequantization.map {
+            try VariationalDequantizer($0, eventShape: base.eventShape, contextSize: contextSize, dtype: base.dtype, seed: seed &+ 0x9E37_79B9)
+        }
         let named = namedParameters
         for (name, parameter) in named { parameter.name = name }
         parameters = named.map(\.parameter)
@@ -64,8 +81,8 @@ public final class Flow: Distribution, Module {
         _moduleTree = modules
     }
 
-    /// The earlier spelling of ``init(base:plan:contextSize:seed:)``: its argument was always a plan.
-    @available(*, deprecated, renamed: "init(base:plan:contextSize:seed:)")
+    /// The earlier spelling of ``init(base:plan:contextSize:dequantization:seed:)``: its argument was always a plan.
+    @available(*, deprecated, renamed: "init(base:plan:contextSize:dequantization:seed:)")
     public convenience init(base: any Distribution, bijector plan: any BijectorPlan, contextSize: Int = 0, seed: UInt64 = 0) throws {
         try self.init(base: base, plan: plan, contextSize: contextSize, seed: seed)
     }

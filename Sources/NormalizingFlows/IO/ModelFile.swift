@@ -2,8 +2,10 @@ import Foundation
 
 /// Model files: safetensors holding the flow's module tree (``Flow/state()``: the bijector's
 /// parameters and buffers under `bijector.<dotted path>`, the base's under `base.` (`base.loc`
-/// and `base.scale` for a ``Normal``)), and in `__metadata__` the plan and the base
-/// (``BaseCoding``: its type and settings) as JSON, so a file rebuilds the same flow.
+/// and `base.scale` for a ``Normal``), a variational dequantizer's under `dequantizer.noise.`),
+/// and in `__metadata__` the plan and the base (``BaseCoding``: its type and settings) as JSON,
+/// with a variational dequantizer's settings under `dequantizer` (its columns, center and
+/// scale, as JSON) and `dequantizer_plan`, so a file rebuilds the same flow.
 ///
 /// Dense weights use PyTorch's [out, in] layout. MADE weights are stored unmasked; the applied
 /// weight is stored weight ⊙ mask (divided by the fan-in under ``WeightParameterization/meanField``).
@@ -22,13 +24,18 @@ extension Flow {
     public func save(to path: String) throws {
         let baseJSON = try BaseCoding.json(base)
         let tensors = state()
-        let metadata = [
+        var metadata = [
             "format": Flow.fileFormat,
             "format_version": String(Flow.fileFormatVersion),
             "plan": try PlanCoding.json(plan),
             "base": baseJSON,
             "context_size": String(contextSize),
         ]
+        if let settings = dequantizer?.settings {
+            let coded = DequantizerCoding(kind: "variational", columns: settings.columns, center: settings.center, scale: settings.scale)
+            metadata["dequantizer"] = String(decoding: try JSONEncoder().encode(coded), as: UTF8.self)
+            metadata["dequantizer_plan"] = try PlanCoding.json(settings.plan)
+        }
         try SafeTensors.write(tensors, metadata: metadata, to: path)
     }
 
@@ -75,7 +82,18 @@ extension Flow {
             try checkBudget(PlanBudget.minimum(ofJSON: planJSON, eventSize: eventSize, contextSize: contextSize).parameters)
             let plan = try PlanCoding.plan(fromJSON: planJSON)
             try checkBudget(PlanBudget.minimum(of: plan, eventSize: eventSize, contextSize: contextSize).parameters)
-            let flow = try Flow(base: base, plan: plan, contextSize: contextSize)
+            let dequantization = try metadata["dequantizer"].map { text -> VariationalDequantization in
+                guard let coded = try? JSONDecoder().decode(DequantizerCoding.self, from: Data(text.utf8)), coded.kind == "variational",
+                      let planJSON = metadata["dequantizer_plan"] else {
+                    throw fail("the dequantizer's metadata is not a variational dequantizer's columns, center, scale and plan")
+                }
+                let noiseContext = eventSize + contextSize
+                try checkBudget(PlanBudget.minimum(ofJSON: planJSON, eventSize: coded.columns.count, contextSize: noiseContext).parameters)
+                let plan = try PlanCoding.plan(fromJSON: planJSON)
+                try checkBudget(PlanBudget.minimum(of: plan, eventSize: coded.columns.count, contextSize: noiseContext).parameters)
+                return VariationalDequantization(columns: coded.columns, plan: plan, center: coded.center, scale: coded.scale)
+            }
+            let flow = try Flow(base: base, plan: plan, contextSize: contextSize, dequantization: dequantization)
             for (name, value) in tensors where !value.isFinite { throw fail("'\(FileError.clip(name))' holds NaN or ±∞") }
             try flow.load(state: tensors)
             return flow
@@ -94,4 +112,13 @@ extension Flow {
             }
         }
     }
+}
+
+/// The `dequantizer` metadata of a model file: a variational dequantizer's settings (its plan is
+/// stored beside, as `dequantizer_plan`).
+private struct DequantizerCoding: Codable {
+    var kind: String
+    var columns: [Int]
+    var center: [Double]
+    var scale: [Double]
 }

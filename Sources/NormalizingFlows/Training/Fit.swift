@@ -38,6 +38,12 @@ public struct FitOptions: Sendable {
     /// Jensen's inequality the NLL it is trained and validated on, −E_u log p(k + u), bounds the
     /// integer data's NLL −log P(k) from above, in the same units (nats per row; the cells have
     /// unit volume). ``dequantizedLogProb(_:_:columns:context:samples:generator:)`` estimates log P(k).
+    ///
+    /// A flow with a variational ``Flow/dequantizer`` dequantizes its own columns (this is then
+    /// empty or the same): each step draws u ∼ q(· | k) and maximises the ELBO
+    /// E_q[log p(k + u) − log q(u | k)] over the flow and q together, and the validation NLL is
+    /// the negative ELBO of the held-out rows (one draw each, the same draws at every evaluation),
+    /// again an upper bound on −log P(k), tighter than the uniform one (see ``VariationalDequantization``).
     public var dequantizedColumns: [Int] = []
 
     /// Options with every default listed on the properties: 1000 steps of 256 rows at learning rate
@@ -125,7 +131,9 @@ public func fit(
         }
     }
     try checkContext(context, rows: data.shape[0], "data")
-    let dequantized = options.dequantizedColumns
+    // With a variational dequantizer its columns are dequantized, and the loss is the negative ELBO.
+    let dequantized = try flow.dequantizedColumns(options.dequantizedColumns)
+    let variational = flow.dequantizer != nil
     if !dequantized.isEmpty {
         try checkWholeNumbers(data, columns: dequantized, "data")
         if let validation { try checkWholeNumbers(validation, columns: dequantized, "validation data") }
@@ -133,8 +141,12 @@ public func fit(
     var generator = RandomGenerator(seed: options.seed)
     // Shapes and dtypes, on a first row as training sees it.
     let first = data.slice(alongAxis: 0, 0..<Swift.min(1, data.shape[0]))
-    _ = try flow.logProb(dequantized.isEmpty ? first : dequantize(first, columns: dequantized, generator: &generator),
-                         context: context?.slice(alongAxis: 0, 0..<Swift.min(1, data.shape[0])))
+    let firstContext = context?.slice(alongAxis: 0, 0..<Swift.min(1, data.shape[0]))
+    if variational {
+        _ = try withoutGradients { try flow.dequantizationLogWeights(first, context: firstContext, generator: &generator) }
+    } else {
+        _ = try flow.logProb(dequantized.isEmpty ? first : dequantize(first, columns: dequantized, generator: &generator), context: firstContext)
+    }
     var train = data, trainContext = context
     var held = validation, heldContext = validationContext
     if let validation {
@@ -155,7 +167,13 @@ public func fit(
     }
     let n = train.shape[0]
     guard n >= 1 else { throw TrainingError.invalidData("no training rows") }
-    if !dequantized.isEmpty { held = held.map { dequantize($0, columns: dequantized, generator: &generator) } }
+    if !dequantized.isEmpty && !variational { held = held.map { dequantize($0, columns: dequantized, generator: &generator) } }
+    // The variational bound on the held-out rows, with the same draws of ε at every evaluation.
+    func heldOutNLL(_ held: Tensor) throws -> Double {
+        guard variational else { return try negativeLogLikelihood(flow, held, context: heldContext) }
+        var draws = RandomGenerator(seed: options.seed &+ 1)
+        return try -dequantizationLowerBound(flow, held, context: heldContext, generator: &draws).doubles.reduce(0, +) / Double(held.shape[0])
+    }
 
     let optimizer = optimizer
         ?? Adam(flow.parameters, learningRate: options.learningRate, weightDecay: options.weightDecay, decoupledWeightDecay: true)
@@ -178,20 +196,25 @@ public func fit(
         }
         let picked = Array(order[cursor..<(cursor + batch)])
         var rows = train.indexSelect(alongAxis: 0, picked)
-        if !dequantized.isEmpty { rows = dequantize(rows, columns: dequantized, generator: &generator) }
+        if !dequantized.isEmpty && !variational { rows = dequantize(rows, columns: dequantized, generator: &generator) }
         let rowContext = trainContext?.indexSelect(alongAxis: 0, picked)
         cursor += batch
         optimizer.learningRate = schedule.learningRate(atStep: step)
         // The data were checked up front, so a non-finite value inside the flow means divergence.
         loss = try divergenceReported(atStep: step + 1) {
-            try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, rows, context: rowContext, clipNorm: options.gradientClipNorm)
+            guard variational else {
+                return try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, rows, context: rowContext, clipNorm: options.gradientClipNorm)
+            }
+            return try optimizer.step(clipNorm: options.gradientClipNorm) {
+                try flow.backwardNegativeDequantizationBound(rows, context: rowContext, generator: &generator)
+            }
         }
         step += 1
 
         if step % options.evaluationInterval == 0 || step == options.steps {
             var validationNLL: Double?
             if let held {
-                let nll = try divergenceReported(atStep: step) { try negativeLogLikelihood(flow, held, context: heldContext) }
+                let nll = try divergenceReported(atStep: step) { try heldOutNLL(held) }
                 guard nll.isFinite else { throw TrainingError.nonFiniteValidation(step: step, value: nll) }
                 validationNLL = nll
                 if nll < (best?.nll ?? .infinity) {
@@ -233,7 +256,7 @@ func dequantize(_ rows: Tensor, columns: [Int], generator: inout RandomGenerator
 }
 
 /// Refuses dequantized elements that are not whole numbers (or out of the event).
-private func checkWholeNumbers(_ rows: Tensor, columns: [Int], _ what: String) throws {
+func checkWholeNumbers(_ rows: Tensor, columns: [Int], _ what: String) throws {
     let event = rows.shape.dropFirst().reduce(1, *)
     if let bad = columns.first(where: { $0 < 0 || $0 >= event }) {
         throw TrainingError.invalidOption("dequantized element \(bad) is outside the event of \(event) elements")
@@ -255,28 +278,31 @@ private func checkWholeNumbers(_ rows: Tensor, columns: [Int], _ what: String) t
 }
 
 /// An estimate of log P(k) = log ∫ p(k + u) du over u ∈ [0, 1)ᵈ, the log-probability of integer rows under
-/// a flow fitted with ``FitOptions/dequantizedColumns``: log (1/S) Σₛ p(k + uₛ) over S uniform
-/// draws, computed stably (log-sum-exp). It is consistent, and its expectation lies below
-/// log P(k) by Jensen's inequality, by less as S grows (Ho et al. 2019, eq. 9 with a uniform q).
+/// a flow fitted to them with dequantization, by importance sampling:
+/// log (1/S) Σₛ p(k + uₛ) / q(uₛ | k), computed stably (log-sum-exp). With the flow's variational
+/// ``Flow/dequantizer`` the draws come from it (see ``VariationalDequantization``); otherwise
+/// (``FitOptions/dequantizedColumns``) they are uniform, q = 1. The estimate is consistent, and
+/// its expectation lies below log P(k) by Jensen's inequality and above the ELBO
+/// (``dequantizationLowerBound(_:_:columns:context:samples:generator:)``), by less as S grows
+/// (Ho et al. 2019, eq. 9 – 12; Burda et al. 2016).
 ///
 /// - Parameters:
-///   - flow: a flow fitted with ``FitOptions/dequantizedColumns`` set to `columns`.
+///   - flow: a flow fitted with ``FitOptions/dequantizedColumns`` set to `columns`, or with a
+///     variational dequantizer (`columns` then its columns, or empty).
 ///   - rows: integer-valued in `columns`, shape [N] + event shape.
 ///   - columns: the dequantized elements of each event (flat, row-major indices).
 ///   - context: for a conditional flow, one context row per row.
 ///   - samples: S, at least 1.
-///   - generator: the source of the uniform draws.
+///   - generator: the source of the draws.
 /// - Returns: [N] estimates.
 public func dequantizedLogProb(_ flow: Flow, _ rows: Tensor, columns: [Int], context: Tensor? = nil, samples: Int = 100,
                                generator: inout RandomGenerator) throws -> Tensor {
     guard samples >= 1 else { throw TrainingError.invalidOption("dequantization samples must be at least 1, got \(samples)") }
-    _ = try flow.checkInput(rows)
-    try checkWholeNumbers(rows, columns: columns, "rows")
-    let n = rows.shape[0]
+    let n = rows.shape.first ?? 0
     var logSums = [Double](repeating: -.infinity, count: n)
     for _ in 0..<samples {
-        let logDensity = try withoutGradients { try flow.logProb(dequantize(rows, columns: columns, generator: &generator), context: context).doubles }
-        for (r, value) in logDensity.enumerated() {
+        let logWeights = try withoutGradients { try flow.dequantizationLogWeights(rows, columns: columns, context: context, generator: &generator).doubles }
+        for (r, value) in logWeights.enumerated() {
             let (high, low) = (Swift.max(logSums[r], value), Swift.min(logSums[r], value))
             logSums[r] = high == -.infinity ? high : high + Foundation.log1p(Foundation.exp(low - high))
         }

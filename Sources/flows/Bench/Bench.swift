@@ -26,6 +26,9 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "gemm only: comma-separated shapes MxKxN[:AB] to time instead of the task's (AB: N or T for each operand).")
     var shapes: String?
 
+    @Option(parsing: .unconditional, help: "Family tasks (\(BenchTask.familyTasks.map(\.rawValue).joined(separator: ", "))) only: the points whose log-density and sampling are timed (default \(TaskBench.defaultThroughputPoints)).")
+    var points: Int?
+
     @Option(name: .customLong("data-dir"), help: "Folder with the tasks' data (moons_*.csv, digits_*.csv), relative to the current folder.")
     var dataDirectory = Bench.defaultDataDirectory
 
@@ -36,6 +39,12 @@ struct Bench: ParsableCommand {
         // The timings of every repetition are kept for the median: 8 bytes each.
         if let steps, Double(steps) * 8 > Limits.memory { throw Limits.refuse("--steps \(steps)", needs: Double(steps) * 8, for: "keeping \(steps) timings") }
         _ = try gemmShapes()
+        if let points {
+            guard BenchTask.familyTasks.contains(task) else { throw ValidationError("--points applies to the family tasks only: \(BenchTask.familyTasks.map(\.rawValue).joined(separator: ", "))") }
+            guard points >= 1 else { throw ValidationError("--points must be at least 1, got \(points)") }
+            // Two coordinates per point, with the flow's activations for one batch of 4096.
+            if Double(points) * 16 > Limits.memory { throw Limits.refuse("--points \(points)", needs: Double(points) * 16, for: "\(points) points") }
+        }
     }
 
     private func gemmShapes() throws -> [GEMMBench.Shape] {
@@ -64,7 +73,7 @@ struct Bench: ParsableCommand {
                 let absolute = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
                 throw CommandError("\(dataDirectory): no such folder (\(absolute)); task \(task.rawValue) reads its data (moons_*.csv, digits_*.csv) from --data-dir, by default \(Bench.defaultDataDirectory) relative to the current folder, i.e. beside a clone of this repository")
             }
-            records = [try TaskBench(task: task, steps: steps, seed: seed, dataDirectory: dataDirectory).run()]
+            records = [try TaskBench(task: task, steps: steps, seed: seed, dataDirectory: dataDirectory, points: points).run()]
         }
         for record in records {
             print(json ? record.jsonLine : record.tableLine)
@@ -79,6 +88,13 @@ enum BenchTask: String, CaseIterable, ExpressibleByArgument {
     case mafThroughput = "maf-throughput"
     case planarVI = "planar-vi"
     case mafLarge = "maf-large"
+    case lrsMoons = "lrs-moons"
+    case lrsCouplingMoons = "lrs-coupling-moons"
+    case nafMoons = "naf-moons"
+    case unafMoons = "unaf-moons"
+    case sospfMoons = "sospf-moons"
+    case bpfMoons = "bpf-moons"
+    case ncsfTorus = "ncsf-torus"
     case gemm
     case mlpStep = "mlp-step"
     case vectorMath = "vector-math"
@@ -86,6 +102,23 @@ enum BenchTask: String, CaseIterable, ExpressibleByArgument {
 
     /// Whether the task reads data files from `--data-dir` (the others draw their own points).
     var readsData: Bool { self == .mafMoons || self == .nsfDigits }
+
+    /// The `flows fit --flow` family a family task trains (with `flows fit`'s default plan), `nil` for the other tasks.
+    var family: FlowChoice? {
+        switch self {
+        case .lrsMoons: .lrs
+        case .lrsCouplingMoons: .lrsCoupling
+        case .nafMoons: .naf
+        case .unafMoons: .unaf
+        case .sospfMoons: .sospf
+        case .bpfMoons: .bpf
+        case .ncsfTorus: .ncsf
+        default: nil
+        }
+    }
+
+    /// The tasks that train one `flows fit` family and time its log-density and sampling.
+    static var familyTasks: [BenchTask] { allCases.filter { $0.family != nil } }
 }
 
 /// One line of benchmark output: ordered fields, as JSON or as aligned text.

@@ -7,6 +7,10 @@ struct TaskBench {
     var steps: Int?
     var seed: UInt64
     var dataDirectory: String
+    /// The points a family task scores and samples (default ``defaultThroughputPoints``).
+    var points: Int? = nil
+
+    static let defaultThroughputPoints = 65_536
 
     func run() throws -> BenchRecord {
         switch task {
@@ -16,6 +20,7 @@ struct TaskBench {
         case .mafThroughput: return try mafThroughput()
         case .planarVI: return try planarVI()
         case .mafLarge: return try mafLarge()
+        case .lrsMoons, .lrsCouplingMoons, .nafMoons, .unafMoons, .sospfMoons, .bpfMoons, .ncsfTorus: return try familyTask(task.family!)
         case .gemm, .mlpStep, .vectorMath, .splineKernels: fatalError("not a training task")
         }
     }
@@ -28,8 +33,9 @@ struct TaskBench {
         try DataFile.read((dataDirectory as NSString).appendingPathComponent(name))
     }
 
-    /// Trains `flow` with Adam on minibatches of `train` for `steps` steps (no validation, constant rate).
-    private func train(_ flow: Flow, _ train: Tensor, steps: Int, batch: Int, lr: Double) throws -> Double {
+    /// Trains `flow` with Adam on minibatches of `train` for `steps` steps (no validation, constant
+    /// rate, the gradient norm clipped at `clipNorm` when given).
+    private func train(_ flow: Flow, _ train: Tensor, steps: Int, batch: Int, lr: Double, clipNorm: Double? = nil) throws -> Double {
         let optimizer = Adam(flow.parameters, learningRate: lr)
         var generator = RandomGenerator(seed: seed)
         let n = train.shape[0]
@@ -39,7 +45,7 @@ struct TaskBench {
                 if cursor + batch > n { order = generator.permutation(n); cursor = 0 }
                 let rows = train.indexSelect(alongAxis: 0, Array(order[cursor..<(cursor + batch)]))
                 cursor += batch
-                try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, rows)
+                try optimizer.step(minimizingNegativeLogLikelihoodOf: flow, rows, clipNorm: clipNorm)
             }
         }
     }
@@ -136,5 +142,51 @@ struct TaskBench {
         let flops = 2 * macs * 3 * Double(layers) * Double(n)
         return record([("steps_per_s", Double(n) / seconds), ("wall_s", seconds), ("gflops", flops / seconds / 1e9),
                        ("params", flow.parameterCount)])
+    }
+
+    /// A `flows fit --flow` family on 2-D data: `flows fit`'s default plan and base for the
+    /// family, trained as `flows fit` trains it (Adam, the gradient norm clipped at
+    /// ``FitOptions/gradientClipNorm``'s default 5) at learning rate 1e-3 on batches of 512 for
+    /// 1000 steps by default, on 20,000 rows, then `test_nll` on 10,000 test rows, and the throughput of log p on
+    /// `points` points (batches of 4096) and of drawing as many samples (batches of 4096).
+    /// The data are drawn here: two moons (make_moons' construction: half the points on the
+    /// upper unit half-circle, half on the lower one shifted by (1, 0.5), at uniform angles, plus
+    /// N(0, 0.05²) noise) for the families on ℝ², and ``TorusMixture`` for ncsf's angles.
+    private func familyTask(_ family: FlowChoice) throws -> BenchRecord {
+        var generator = RandomGenerator(seed: seed &+ 3)
+        let draw = { (n: Int, generator: inout RandomGenerator) -> Tensor in
+            family.isCircular ? TorusMixture.sample(n, generator: &generator, dtype: .float32) : Self.twoMoons(n, generator: &generator)
+        }
+        let trainRows = draw(20_000, &generator), testRows = draw(10_000, &generator)
+        let base = try BaseChoice(name: nil, degreesOfFreedom: nil, components: nil, flow: family)
+            .base(for: trainRows, degreesOfFreedom: nil, components: nil, seed: seed)
+        let flow = try Flow(base: base, plan: family.plan(layers: nil, hidden: nil, bins: nil, dimension: 2), seed: seed)
+        let steps = steps ?? 1000
+        let seconds = try train(flow, trainRows, steps: steps, batch: 512, lr: 1e-3, clipNorm: FitOptions().gradientClipNorm)
+        let testNLL = try negativeLogLikelihood(flow, testRows)
+        let points = points ?? Self.defaultThroughputPoints
+        let scored = draw(points, &generator)
+        let batches = stride(from: 0, to: points, by: 4096).map { $0..<Swift.min(points, $0 + 4096) }
+        let logProbSeconds = try Timing.measure {
+            for rows in batches { _ = try withoutGradients { try flow.logProb(scored.slice(alongAxis: 0, rows)) } }
+        }
+        let sampleSeconds = try Timing.measure {
+            for rows in batches { _ = try flow.sample(rows.count, generator: &generator) }
+        }
+        return record([("family", family.rawValue), ("steps_per_s", Double(steps) / seconds), ("wall_s", seconds), ("test_nll", testNLL),
+                       ("logprob_points_per_s", Double(points) / logProbSeconds), ("sample_points_per_s", Double(points) / sampleSeconds),
+                       ("params", flow.parameterCount)])
+    }
+
+    /// `n` points [n, 2] of two interleaved half-circles with N(0, 0.05²) noise (float32).
+    static func twoMoons(_ n: Int, generator: inout RandomGenerator) -> Tensor {
+        var values = [Double]()
+        values.reserveCapacity(2 * n)
+        for i in 0..<n {
+            let angle = Double.pi * generator.nextUniform()
+            let (x, y) = i < n / 2 ? (Foundation.cos(angle), Foundation.sin(angle)) : (1 - Foundation.cos(angle), 0.5 - Foundation.sin(angle))
+            values += [x + 0.05 * generator.nextNormal(), y + 0.05 * generator.nextNormal()]
+        }
+        return Tensor(values, shape: [n, 2], dtype: .float32)
     }
 }

@@ -20,7 +20,10 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try Output.check(out, inputs: [model])
-        _ = try Flow.load(from: model)   // a model file this program reads, checked before Python starts
+        // A model file this program reads, checked before Python starts.
+        if try Flow.load(from: model).dequantizer != nil {
+            throw CommandError("\(model): flows_torch has no variational dequantizer; this model's q(u | k) cannot be exported (fit with the default --dequantizer uniform to export)")
+        }
         let data = try PythonBridge.run("export", ["export", model, "--out", "{out}"], outputName: "model.pt")
         try FileAccess.write(data, to: out)
     }

@@ -118,10 +118,12 @@ struct Fit: ParsableCommand {
                                         flow: choice, conditional: contextSize > 0)
         // A base fitted to data (a mixture's k-means) sees them where the flow starts: inside any bounds.
         let flowSpace = try SupportOptions.flowSpace(SupportOptions.cellMidpoints(training, dequantized: dequantized), bounds: bounds)
+        let variational = supportOptions.dequantizer == .variational
+        let dequantization = variational ? VariationalDequantization(columns: dequantized, standardizing: training) : nil
         let makeFlow = {
             try Flow(base: baseChoice.base(for: flowSpace, degreesOfFreedom: degreesOfFreedom, components: components, covariance: covariance,
                                            contextSize: contextSize, seed: seed),
-                     plan: plan, contextSize: contextSize, seed: seed)
+                     plan: plan, contextSize: contextSize, dequantization: dequantization, seed: seed)
         }
         let model = try makeFlow()
         let held = try validation.map { try contextOptions.load($0, for: model, model: "the model fitted to \(data)", contextPath: validationContext) }
@@ -166,7 +168,8 @@ struct Fit: ParsableCommand {
             ("best_validation_nll", report.bestValidationNLL), ("best_step", report.bestStep),
             ("saved_weights", report.bestStep == nil ? "last" : keep.rawValue), ("saved_step", savedStep),
             ("seconds", report.seconds), ("parameters", model.parameterCount), ("context_size", contextSize),
-            ("dequantized_columns", dequantized.isEmpty ? nil : dequantized), ("model", out),
+            ("dequantized_columns", dequantized.isEmpty ? nil : dequantized),
+            ("dequantizer", dequantized.isEmpty ? nil : supportOptions.dequantizer.rawValue), ("model", out),
         ]
         if json {
             print(Output.json(fields))
@@ -177,8 +180,12 @@ struct Fit: ParsableCommand {
                 : "the last step's weights (step \(savedStep))"
             let conditional = contextSize == 0 ? "" : ", conditional on a context of \(contextSize) values"
             if !dequantized.isEmpty {
-                print("dequantized y columns \(dequantized.map(String.init).joined(separator: ",")): the NLLs are of the dequantized data, "
-                      + "upper bounds on the whole numbers' NLL (nats per row); flows logprob --dequantize estimates log P(k)")
+                let columns = dequantized.map(String.init).joined(separator: ",")
+                print(variational
+                      ? "dequantized y columns \(columns) with a variational dequantizer q(u | k), saved with the model: the NLLs are negative variational "
+                        + "bounds, −E_q[log p(k + u) − log q(u | k)], upper bounds on the whole numbers' NLL (nats per row); flows logprob estimates log P(k)"
+                      : "dequantized y columns \(columns): the NLLs are of the dequantized data, "
+                        + "upper bounds on the whole numbers' NLL (nats per row); flows logprob --dequantize estimates log P(k)")
             }
             print(String(format: "trained %d steps in %.1f s%@; saved %@ (%d parameters%@) with %@",
                          report.stepsTaken, report.seconds, best, out, model.parameterCount, conditional, which))

@@ -10,7 +10,7 @@ struct LogProb: ParsableCommand {
             mass, or a model with absurd weights) has log p = -inf; that is an error naming the row unless \
             --allow-infinite is given, which writes -inf for it. A conditional model scores log p(y | c): the \
             context c of each row comes from --context-columns (those columns of the data file; the others are y) \
-            or --context (a file with one context row per data row).
+            or --context (a file with one context row per data row). A model fitted with --dequantizer variational             scores whole numbers: it writes the estimate of log P(k) (see --dequantize) for its dequantized columns,             with its learned q(u | k) as the importance proposal.
             """)
 
     @Option(help: "The model file.")
@@ -24,10 +24,11 @@ struct LogProb: ParsableCommand {
     var allowInfinite = false
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: "For a model fitted with --dequantize: the y columns that hold whole numbers "
                 + "(as given to fit, or all); writes an estimate of log P(k) = log ∫ p(k + u) du over the unit cell, the log-probability of the whole "
-                + "numbers, instead of the density at k. Default: none."))
+                + "numbers in nats, instead of the density at k: log (1/K) Σⱼ p(k + uⱼ)/q(uⱼ | k) over K draws, uniform (q = 1) or, for a model fitted "
+                + "with --dequantizer variational, from its q (whose columns are then the default). Default: none."))
     var dequantize: String?
     @Option(name: .customLong("dequantize-samples"), parsing: .unconditional,
-            help: "Uniform draws per row for the --dequantize estimate (its error shrinks as 1/√samples). Default: 100.")
+            help: "K, the draws per row of the log P(k) estimate (its error shrinks as 1/√K; with a variational dequantizer it is at least the variational bound and rises to log P(k) as K grows). Default: 100.")
     var dequantizeSamples = 100
     @Option(parsing: .unconditional, help: "Seed of the --dequantize draws. Default: 0.")
     var seed: UInt64 = 0
@@ -43,7 +44,14 @@ struct LogProb: ParsableCommand {
         try Output.check(out, inputs: [model, data, contextOptions.context])
         let flow = try Flow.load(from: model)
         let (rows, context) = try contextOptions.load(data, for: flow, model: model)
-        let cells = try dequantize.map { try SupportOptions.dequantizedColumns($0, columns: rows.shape[1]) }
+        var cells = try dequantize.map { try SupportOptions.dequantizedColumns($0, columns: rows.shape[1]) }
+        if let dequantizer = flow.dequantizer {
+            if let cells, cells.sorted() != dequantizer.columns {
+                throw CommandError("--dequantize \(dequantize!): \(model) was fitted with a variational dequantizer of y columns "
+                    + "\(dequantizer.columns.map(String.init).joined(separator: ",")); leave out --dequantize or give those columns")
+            }
+            cells = dequantizer.columns
+        }
         var generator = RandomGenerator(seed: seed)
         let values = try withoutGradients {
             try (0..<((rows.shape[0] + 4095) / 4096)).map { chunk -> Tensor in
@@ -53,7 +61,7 @@ struct LogProb: ParsableCommand {
                 do {
                     return try dequantizedLogProb(flow, y, columns: cells, context: c, samples: dequantizeSamples, generator: &generator)
                 } catch let error as TrainingError {
-                    throw FileError(path: data, "--dequantize: \(error.description)")
+                    throw FileError(path: data, "\(dequantize == nil ? "the model's dequantized columns" : "--dequantize"): \(error.description)")
                 }
             }
         }

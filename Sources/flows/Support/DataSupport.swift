@@ -4,7 +4,8 @@ import NormalizingFlows
 
 /// Data that do not live on all of ℝᴰ, for `flows fit`: bounded or positive columns
 /// (`--bounds`, a fixed ``Bounds`` bijector on the data side of the flow) and whole-number
-/// columns (`--dequantize`, uniform dequantization while training).
+/// columns (`--dequantize`, uniform dequantization while training, or variational with
+/// `--dequantizer variational`).
 struct SupportOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: "The open interval each y column lies in, so the flow is a density on it: "
                 + "LOW:HIGH for every column, or one LOW:HIGH per y column separated by commas; an empty end, inf or -inf is unbounded "
@@ -12,14 +13,25 @@ struct SupportOptions: ParsableArguments {
                 + "Default: none (y on all of ℝᴰ)."))
     var bounds: String?
     @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: "y columns that hold whole numbers (zero-based, as 0,1 or 0-2, or all): "
-                + "each training batch adds fresh U(0, 1) noise to them, and the reported NLLs bound the integer data's NLL from above, in nats per row "
+                + "each training batch adds fresh noise in [0, 1) to them (uniform, or learned with --dequantizer variational), and the reported NLLs bound the integer data's NLL from above, in nats per row "
                 + "(flows logprob --dequantize estimates log P(k)). With --bounds, bound such a column by whole numbers, e.g. 0:256 for 0…255. "
                 + "Default: none."))
     var dequantize: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: "How --dequantize fills each unit cell: uniform (fresh U(0, 1) noise) or variational "
+                + "(noise drawn from a small conditional flow q(u | k) trained with the model on the variational bound E_q[log p(k + u) − log q(u | k)], "
+                + "Ho et al. 2019; tighter, saved with the model, and used by flows logprob to estimate log P(k)). Default: uniform."))
+    var dequantizer: Dequantizer = .uniform
+
+    enum Dequantizer: String, ExpressibleByArgument, CaseIterable {
+        case uniform, variational
+    }
 
     func validate() throws {
         _ = try parsedBounds(columns: nil)
         if let dequantize { _ = try Self.dequantizedColumns(dequantize, columns: nil) }
+        if dequantizer == .variational && dequantize == nil {
+            throw ValidationError("--dequantizer variational dequantizes whole-number columns: give them with --dequantize (e.g. --dequantize all)")
+        }
     }
 
     /// The `--bounds` for `columns` y columns (any count when `nil`), or `nil` without the option.
@@ -81,11 +93,15 @@ struct SupportOptions: ParsableArguments {
         return list
     }
 
-    /// Refuses the first value of `rows` (from `path`) outside `bounds`, by row and column; a
-    /// dequantized column's whole number k needs its whole cell [k, k + 1] inside.
+    /// Refuses the first value of `rows` (from `path`) in a dequantized column that is not a whole
+    /// number, or outside `bounds`, by row and column; a dequantized column's whole number k
+    /// needs its whole cell [k, k + 1] inside the bounds.
     func check(_ rows: Tensor, of path: String, against bounds: Bounds?, dequantized: [Int]) throws {
-        guard let bounds else { return }
         let values = rows.doubles, width = rows.shape[1], cells = Set(dequantized)
+        for (i, value) in values.enumerated() where cells.contains(i % width) && value != value.rounded() {
+            throw FileError(path: path, "row \(i / width + 1), y column \(i % width) holds \(value): the --dequantize columns must hold whole numbers")
+        }
+        guard let bounds else { return }
         for (i, value) in values.enumerated() {
             let (a, b) = (bounds.lower[i % width], bounds.upper[i % width])
             if cells.contains(i % width) {
