@@ -105,3 +105,44 @@ def datasets(workdir):
         points[:3] *= 4.0  # beyond the spline bound of 5 in some coordinates
         files[d] = (str(train), str(write_csv(workdir / f"eval{d}.csv", points)))
     return files
+
+
+def adam_steps(flow, loss, steps=3, lr=1e-2, nonzero=True):
+    """``steps`` Adam steps on ``loss()`` with ``flow`` in training mode, then evaluation mode.
+    After the first backward pass, a finite gradient (and with ``nonzero`` a non-zero one) must
+    reach every parameter. Leaves the gradients cleared."""
+    optimizer = torch.optim.Adam(flow.parameters(), lr=lr)
+    flow.train()
+    for step in range(steps):
+        optimizer.zero_grad()
+        loss().backward()
+        if step == 0:
+            missing = [n for n, p in flow.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+                       or (nonzero and not p.grad.abs().sum() > 0)]
+            assert not missing, f"no gradient reaches {missing}"
+        optimizer.step()
+    optimizer.zero_grad()
+    flow.eval()
+
+
+def read_all(path):
+    """A safetensors file's metadata and tensors."""
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+
+
+def saved_copy_is_identical(model, directory):
+    """Loads ``model`` with flows_torch and saves it into ``directory``: the copy must hold the same
+    metadata and the same tensors bit for bit. Returns the copy's path."""
+    import flows_torch
+    copy = pathlib.Path(directory) / "copy.safetensors"
+    flows_torch.save(flows_torch.load(model), copy)
+    (meta_a, tensors_a), (meta_b, tensors_b) = read_all(model), read_all(copy)
+    assert meta_a == meta_b
+    assert tensors_a.keys() == tensors_b.keys()
+    for name in tensors_a:
+        assert tensors_a[name].dtype == tensors_b[name].dtype, name
+        assert torch.equal(tensors_a[name], tensors_b[name]), name
+    return copy
+

@@ -8,11 +8,10 @@ from conftest import requirements
 requirements()
 import numpy as np  # noqa: E402 (after the skip)
 import torch
-from safetensors import safe_open
 
 import flows_torch
 from flows_torch.swift_random import SwiftRandom
-from conftest import assert_close, run, swift_logprob, torch_logprob
+from conftest import saved_copy_is_identical, read_all, assert_close, run, swift_logprob, torch_logprob
 
 # (family, dimension, extra `flows fit` options)
 CASES = [
@@ -64,21 +63,10 @@ def test_same_noise_same_samples(fitted):
     assert_close(ours, theirs, f"samples {model}")
 
 
-def read_all(path):
-    with safe_open(path, framework="pt") as f:
-        return f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
-
 
 def test_round_trip_is_identical(fitted, tmp_path):
     model, _, _, _ = fitted
-    copy = tmp_path / "copy.safetensors"
-    flows_torch.save(flows_torch.load(model), copy)
-    (meta_a, tensors_a), (meta_b, tensors_b) = read_all(model), read_all(copy)
-    assert meta_a == meta_b
-    assert tensors_a.keys() == tensors_b.keys()
-    for name in tensors_a:
-        assert tensors_a[name].dtype == tensors_b[name].dtype, name
-        assert torch.equal(tensors_a[name], tensors_b[name]), name
+    copy = saved_copy_is_identical(model, tmp_path)
     run("info", "--model", copy)
 
 

@@ -20,8 +20,7 @@ import flows_torch
 from flows_torch import Flow, bases
 from flows_torch import monotonic as m
 from flows_torch.swift_random import SwiftRandom
-from conftest import assert_close, run, swift_logprob, torch_logprob, write_csv
-from test_fitted_models import read_all
+from conftest import saved_copy_is_identical, adam_steps, assert_close, run, swift_logprob, torch_logprob, write_csv
 from test_plans import jacobian_log_det, randomize, randomize_orders
 
 F64 = {"rel": 1e-10, "abs_": 1e-10}
@@ -99,11 +98,7 @@ def test_fitted_same_noise_same_samples(fitted, tmp_path):
 
 def test_fitted_round_trip_is_identical(fitted, tmp_path):
     model, _, points, _ = fitted
-    copy = tmp_path / "copy.safetensors"
-    flows_torch.save(flows_torch.load(model), copy)
-    (meta_a, tensors_a), (meta_b, tensors_b) = read_all(model), read_all(copy)
-    assert meta_a == meta_b and tensors_a.keys() == tensors_b.keys()
-    assert all(torch.equal(tensors_a[k], tensors_b[k]) for k in tensors_a)
+    copy = saved_copy_is_identical(model, tmp_path)
     assert_close(swift_logprob(copy, points), swift_logprob(model, points), f"round trip {model}", rel=0, abs_=0)
 
 
@@ -113,17 +108,7 @@ def test_fitted_trained_in_torch_and_written_back(fitted, tmp_path):
     model, train, points, _ = fitted
     flow = flows_torch.load(model)
     data = torch.tensor(np.loadtxt(train, delimiter=",", dtype=np.float32, ndmin=2))
-    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-2)
-    flow.train()
-    for step in range(3):
-        optimizer.zero_grad()
-        (-flow().log_prob(data).mean()).backward()
-        if step == 0:
-            missing = [n for n, p in flow.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
-                       or not p.grad.abs().sum() > 0]
-            assert not missing, f"no gradient reaches {missing}"
-        optimizer.step()
-    optimizer.zero_grad()
+    adam_steps(flow, lambda: (-flow().log_prob(data).mean()))
     flow().rsample((16,)).square().sum().backward()
     missing = [n for n, p in flow.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, f"no gradient reaches {missing} through samples"

@@ -15,13 +15,12 @@ from conftest import requirements
 requirements()
 import numpy as np  # noqa: E402 (after the skip)
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 import flows_torch
 from flows_torch import Flow, splines
 from flows_torch.swift_random import SwiftRandom
-from conftest import assert_close, make_data, run, swift_logprob, torch_logprob, write_csv
+from conftest import saved_copy_is_identical, read_all, assert_close, make_data, run, swift_logprob, torch_logprob, write_csv
 
 FLOAT64 = {"rel": 1e-10, "abs_": 1e-10}
 
@@ -49,11 +48,6 @@ CASES = [
     ("ncsf", 3, ["--layers", "2", "--hidden", "16,16"]),
 ]
 IDS = [f"{f}-d{d}-{'_'.join(o).replace('--', '')}" for f, d, o in CASES]
-
-
-def read_all(path):
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
 
 
 def float64_copy(model, path):
@@ -119,15 +113,7 @@ def test_same_noise_same_samples(fitted, precision):
 
 def test_round_trip_is_identical(fitted, tmp_path):
     model, _, _, points, _, _ = fitted
-    copy = tmp_path / "copy.safetensors"
-    flows_torch.save(flows_torch.load(model), copy)
-    (meta_a, tensors_a), (meta_b, tensors_b) = read_all(model), read_all(copy)
-    assert meta_a == meta_b
-    assert tensors_a.keys() == tensors_b.keys()
-    for name in tensors_a:
-        assert tensors_a[name].dtype == tensors_b[name].dtype, name
-        assert torch.equal(tensors_a[name], tensors_b[name]), name
-    assert np.array_equal(swift_logprob(copy, points), swift_logprob(model, points))
+    copy = saved_copy_is_identical(model, tmp_path)
 
 
 def test_torch_training_written_back(fitted, tmp_path):
