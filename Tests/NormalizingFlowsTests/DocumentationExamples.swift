@@ -80,40 +80,6 @@ final class LearnedScaleBijector: Bijector {
         #expect(samples.shape == [10_000, 2] && -logProbs.mean().item < 1.6)
     }
 
-    @Test func densityEstimation() throws {
-        let folder = scratchFolder()
-        var g = RandomGenerator(seed: 1)
-        for (name, n) in [("moons_train.csv", 2000), ("moons_test.csv", 500)] {
-            var rows: [Double] = []
-            for i in 0..<n {
-                let t = Double.pi * g.nextUniform()
-                rows += i % 2 == 0 ? [cos(t), sin(t) + 0.05 * g.nextNormal()] : [1 - cos(t), 0.5 - sin(t) + 0.05 * g.nextNormal()]
-            }
-            try DataFile.writeCSV(Tensor(rows, shape: [n, 2]), to: "\(folder)/\(name)")
-        }
-        let previous = FileManager.default.currentDirectoryPath
-        _ = FileManager.default.changeCurrentDirectoryPath(folder)
-        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
-
-        let train = try DataFile.read("moons_train.csv")        // rows × 2, Float32
-        let test = try DataFile.read("moons_test.csv")
-
-        let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 5))
-        var options = FitOptions()
-        options.steps = 2000
-        options.batchSize = 512
-        options.steps = 150   // (shortened for the test suite)
-        let report = try fit(flow, data: train, options: options) { progress in
-            print(progress.step, progress.loss, progress.validationNLL ?? .nan)
-        }
-        print("best validation NLL", report.bestValidationNLL ?? .nan)
-        print("test NLL", try negativeLogLikelihood(flow, test))
-
-        try flow.save(to: "moons.safetensors")
-        let samples = try Flow.load(from: "moons.safetensors").sample(1000)
-        #expect(samples.shape == [1000, 2] && (report.bestValidationNLL ?? 9) < 2.5)
-    }
-
     @Test func digitsTutorial() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let previous = FileManager.default.currentDirectoryPath
