@@ -153,7 +153,7 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
         try flow.save(to: path)
         let (tensors, saved) = try SafeTensors.read(path)
         var metadata = saved
-        #expect(metadata["format_version"] == String(Flow.fileFormatVersion))
+        #expect(metadata["format_version"] == "2")
         metadata["format_version"] = "1"
         try SafeTensors.write(tensors, metadata: metadata, to: path)
         if refused {
@@ -162,6 +162,80 @@ func planRoundTripsThroughJSON(_ testCase: ConformanceCase) throws {
             #expect(try Flow.load(from: path).parameterCount == flow.parameterCount)
         }
     }
+}
+
+/// A variational dequantizer makes a file version 3, which a reader of version 2 refuses by its
+/// version (not by the `dequantizer` entries it does not know); files without one stay version 2,
+/// and version-2 files holding a dequantizer (as written before the bump) still load.
+@Test func dequantizerFilesAreVersionThreeAndOlderReadersRefuseThemByVersion() throws {
+    let flow = try Flow(base: Normal.standard([2]), plan: Affine(),
+                        dequantization: VariationalDequantization(columns: [1], center: [0, 0], scale: [1, 1]))
+    let path = temporaryPath("dequantizer.safetensors")
+    try flow.save(to: path)
+    let (tensors, metadata) = try SafeTensors.read(path)
+    #expect(metadata["format_version"] == "3" && Flow.fileFormatVersion == 3)
+    func refusal(_ metadata: [String: String], newestVersion: Int = Flow.fileFormatVersion) -> String? {
+        do {
+            _ = try Flow.load((tensors, metadata), path: path, newestVersion: newestVersion)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+    #expect(refusal(metadata) == nil)
+    #expect(refusal(metadata, newestVersion: 2)?.contains("format version 3 is newer than this library reads (2)") == true)
+    var future = metadata
+    future["format_version"] = "99"
+    #expect(refusal(future)?.contains("format version 99 is newer than this library reads (3)") == true, "\(refusal(future) ?? "loaded")")
+    var before = metadata
+    before["format_version"] = "2"
+    #expect(refusal(before) == nil)
+}
+
+/// How flows fit read the data (``DataLayout``) survives a model file without raising its
+/// version, and a layout that does not fit the flow is refused on saving and on loading.
+@Test func aDataLayoutSurvivesAModelFileAndMustFitTheFlow() throws {
+    let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 1, conditioner: .init(hiddenSizes: [4])), contextSize: 2)
+    let layout = DataLayout(width: 4, contextColumns: [2, 0], dequantizedColumns: [1])
+    flow.dataLayout = layout
+    let path = temporaryPath("layout.safetensors")
+    try flow.save(to: path)
+    let (tensors, metadata) = try SafeTensors.read(path)
+    #expect(metadata["data_layout"] == #"{"context_columns":[2,0],"dequantized_columns":[1],"width":4}"#)
+    #expect(metadata["format_version"] == "2")
+    #expect(try Flow.load(from: path).dataLayout == layout)
+    flow.dataLayout = nil
+    try flow.save(to: path)
+    #expect(try SafeTensors.read(path).metadata["data_layout"] == nil && Flow.load(from: path).dataLayout == nil)
+
+    let misfits = [
+        DataLayout(width: 5, contextColumns: [0, 2]),                           // 3 y columns for 2 values
+        DataLayout(width: 3, contextColumns: [0]),                              // 1 context column for 2 values
+        DataLayout(width: 4, contextColumns: [0, 4]),                           // a column beyond the rows
+        DataLayout(width: 4, contextColumns: [0, 0]),
+        DataLayout(width: 3),                                                   // no context columns: 3 y columns
+        DataLayout(width: 4, contextColumns: [0, 2], dequantizedColumns: [2]),  // y has 2 columns
+        DataLayout(width: -1),
+    ]
+    let never = temporaryPath("never.safetensors")
+    for misfit in misfits {
+        flow.dataLayout = misfit
+        #expect(throws: FlowError.self, "\(misfit)") { try flow.save(to: never) }
+        var written = metadata
+        written["data_layout"] = try String(decoding: JSONEncoder().encode(misfit), as: UTF8.self)
+        #expect(throws: FileError.self, "\(misfit)") { try Flow.load((tensors, written), path: path) }
+    }
+    #expect(!FileManager.default.fileExists(atPath: never))
+    for text in ["", "[1]", #"{"width":4}"#, #"{"width":4,"context_columns":[0,2],"dequantized_columns":[1e300]}"#] {
+        var written = metadata
+        written["data_layout"] = text
+        #expect(throws: FileError.self, "\(text)") { try Flow.load((tensors, written), path: path) }
+    }
+    // Uniformly dequantized columns beside a variational dequantizer: one or the other.
+    let variational = try Flow(base: Normal.standard([2]), plan: Affine(),
+                               dequantization: VariationalDequantization(columns: [1], center: [0, 0], scale: [1, 1]))
+    variational.dataLayout = DataLayout(width: 2, dequantizedColumns: [0])
+    #expect(throws: FlowError.self) { try variational.save(to: path) }
 }
 
 /// The base is a module of the flow's tree: its buffers are in the flow's state under `base.`,

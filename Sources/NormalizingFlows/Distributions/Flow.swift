@@ -28,6 +28,10 @@ public final class Flow: Distribution, Module {
     /// numbers that way (``VariationalDequantization``); its parameters follow the bijector's in
     /// ``parameters`` and ``state()``, under `dequantizer.`. `nil` otherwise.
     public let dequantizer: VariationalDequantizer?
+    /// How a data file's rows map onto the flow (its context columns, its uniformly dequantized
+    /// columns), when known: `flows fit` records it, and a model file keeps it (checked against
+    /// the flow on saving and loading). `nil` by default.
+    public var dataLayout: DataLayout?
     /// The trainable parameters of the flow's module tree, each named by its dotted path
     /// (`Module/namedParameters`).
     public private(set) var parameters: [Parameter] = []

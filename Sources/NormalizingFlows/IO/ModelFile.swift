@@ -5,28 +5,36 @@ import Foundation
 /// and `base.scale` for a ``Normal``), a variational dequantizer's under `dequantizer.noise.`),
 /// and in `__metadata__` the plan and the base (``BaseCoding``: its type and settings) as JSON,
 /// with a variational dequantizer's settings under `dequantizer` (its columns, center and
-/// scale, as JSON) and `dequantizer_plan`, so a file rebuilds the same flow.
+/// scale, as JSON) and `dequantizer_plan`, so a file rebuilds the same flow; and, when known,
+/// how a data file's rows map onto the flow under `data_layout` (``DataLayout``, as JSON).
 ///
 /// Dense weights use PyTorch's [out, in] layout. MADE weights are stored unmasked; the applied
 /// weight is stored weight ⊙ mask (divided by the fan-in under ``WeightParameterization/meanField``).
 extension Flow {
     /// The metadata value identifying this library's model files.
     public static let fileFormat = "swift-normalizing-flows"
-    /// The model file version this library writes. Version 2 changed the order of a masked
-    /// autoregressive network's hidden units (ascending degree, and degree 0 with a context), so
-    /// version 1 files holding such a network are refused rather than misread.
-    public static let fileFormatVersion = 2
+    /// The newest model file version this library reads; a newer file is refused with a message
+    /// saying so. Version 2 changed the order of a masked autoregressive network's hidden units
+    /// (ascending degree, and degree 0 with a context), so version 1 files holding such a network
+    /// are refused rather than misread. Version 3 added the variational dequantizer (its
+    /// `dequantizer` metadata and tensors), which a version-2 reader cannot load: a file holding
+    /// one is written as version 3, any other as version 2, which every reader since then loads
+    /// (one that predates `data_layout` ignores it, and asks for the context again).
+    public static let fileFormatVersion = 3
+
+    /// The version ``save(to:)`` writes: the oldest that reads this flow right.
+    var savedFormatVersion: Int { dequantizer == nil ? 2 : 3 }
 
     /// Saves the flow atomically (a temporary file renamed into place).
     /// - Throws: ``FlowError/invalidConfiguration(_:)`` if the plan or base cannot be saved (a
-    ///   base must be a ``SerializableBase``),
+    ///   base must be a ``SerializableBase``) or the ``dataLayout`` does not fit the flow,
     ///   ``FileError`` if the file cannot be written.
     public func save(to path: String) throws {
         let baseJSON = try BaseCoding.json(base)
         let tensors = state()
         var metadata = [
             "format": Flow.fileFormat,
-            "format_version": String(Flow.fileFormatVersion),
+            "format_version": String(savedFormatVersion),
             "plan": try PlanCoding.json(plan),
             "base": baseJSON,
             "context_size": String(contextSize),
@@ -35,6 +43,10 @@ extension Flow {
             let coded = DequantizerCoding(kind: "variational", columns: settings.columns, center: settings.center, scale: settings.scale)
             metadata["dequantizer"] = String(decoding: try JSONEncoder().encode(coded), as: UTF8.self)
             metadata["dequantizer_plan"] = try PlanCoding.json(settings.plan)
+        }
+        if let dataLayout {
+            try checkDataLayout(dataLayout)
+            metadata["data_layout"] = try dataLayout.json()
         }
         try SafeTensors.write(tensors, metadata: metadata, to: path)
     }
@@ -45,13 +57,16 @@ extension Flow {
         try load(SafeTensors.read(path), path: path)
     }
 
-    /// Builds the flow from a model file's tensors and metadata (read from `path`, named in errors).
-    static func load(_ contents: (tensors: [String: Tensor], metadata: [String: String]), path: String) throws -> Flow {
+    /// Builds the flow from a model file's tensors and metadata (read from `path`, named in errors),
+    /// refusing versions above `newestVersion` (``fileFormatVersion``; lower to test how a reader of
+    /// an older version meets a newer file).
+    static func load(_ contents: (tensors: [String: Tensor], metadata: [String: String]), path: String,
+                     newestVersion: Int = fileFormatVersion) throws -> Flow {
         let (tensors, metadata) = contents
         func fail(_ message: String) -> FileError { FileError(path: path, "not a valid model file: \(message)") }
         guard metadata["format"] == fileFormat else { throw fail("it was not written by this library (no '\(fileFormat)' format tag)") }
-        guard let version = metadata["format_version"].flatMap(Int.init), version <= fileFormatVersion else {
-            throw fail("format version \(metadata["format_version"] ?? "missing") is newer than this library reads (\(fileFormatVersion))")
+        guard let version = metadata["format_version"].flatMap(Int.init), version <= newestVersion else {
+            throw fail("format version \(metadata["format_version"] ?? "missing") is newer than this library reads (\(newestVersion))")
         }
         if version < 2, tensors.keys.contains(where: { $0.hasSuffix("conditioner.order") }) {
             throw fail("format version \(version) stored masked autoregressive networks with another layout of hidden units than version \(fileFormatVersion); fit the model again")
@@ -96,9 +111,25 @@ extension Flow {
             let flow = try Flow(base: base, plan: plan, contextSize: contextSize, dequantization: dequantization)
             for (name, value) in tensors where !value.isFinite { throw fail("'\(FileError.clip(name))' holds NaN or ±∞") }
             try flow.load(state: tensors)
+            if let text = metadata["data_layout"] {
+                guard let layout = try? JSONDecoder().decode(DataLayout.self, from: Data(text.utf8)) else {
+                    throw fail("the data layout's metadata is not a JSON object of the width, context columns and dequantized columns")
+                }
+                try flow.checkDataLayout(layout)
+                flow.dataLayout = layout
+            }
             return flow
         } catch let error as FlowError {
             throw fail(error.description)
+        }
+    }
+
+    /// Throws unless `layout` fits this flow (``DataLayout/validate(eventSize:contextSize:)``) and
+    /// lists no uniformly dequantized columns beside a variational dequantizer.
+    private func checkDataLayout(_ layout: DataLayout) throws {
+        try layout.validate(eventSize: eventShape.reduce(1, *), contextSize: contextSize)
+        if dequantizer != nil && !layout.dequantizedColumns.isEmpty {
+            throw FlowError.invalidConfiguration("the data layout names uniformly dequantized columns, but the flow has a variational dequantizer")
         }
     }
 
