@@ -143,6 +143,16 @@ final class LearnedScaleBijector: Bijector {
         #expect(logProbs.shape == [3] && logProbs.isFinite)
     }
 
+    /// "Conditional Flows": the record of how flows fit read the data survives the model file.
+    @Test func conditionalFlowsDataLayout() throws {
+        let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 1), contextSize: 1)
+        let path = "\(scratchFolder())/layout.safetensors"
+        flow.dataLayout = DataLayout(width: 3, contextColumns: [0])   // rows c, y₁, y₂
+        try flow.save(to: path)
+        let columns = try Flow.load(from: path).dataLayout?.contextColumns   // [0]
+        #expect(columns == [0])
+    }
+
     @Test func conditionalBase() throws {
         var generator = RandomGenerator(seed: 0)
         let c = Tensor.uniform([4000, 1], low: -1, high: 1, generator: &generator)

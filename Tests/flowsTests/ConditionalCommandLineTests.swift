@@ -50,6 +50,13 @@ private func column(_ output: String) -> [Float] { output.split(separator: "\n")
     #expect(byColumns.status == 0 && byFile.status == 0, "\(byColumns.error) \(byFile.error)")
     let scored = column(byColumns.output)
     #expect(scored.count == 2000 && column(byFile.output) == scored)
+    // The model file records the context columns and the rows' width: rows of that width score
+    // the same without the option, and rows of another width get one line saying what it expects.
+    let byRecord = try flows(["logprob", "--model", model, "--data", "\(dir)/test.csv"])
+    #expect(byRecord.status == 0 && byRecord.output == byColumns.output, "\(byRecord.error)")
+    expectCleanFailure(try flows(["logprob", "--model", model, "--data", "\(dir)/test-y.csv"]),
+                       "test-y.csv has 2 columns, but \(model) was fitted on 4-column rows with context columns 0,2: "
+                       + "give rows of 4 columns, or --context FILE with y-only rows (2 columns)", "rows of y alone, no options")
 
     // The library's log p(y | c) of the same rows, from the same file.
     let flow = try Flow.load(from: model)
@@ -76,7 +83,10 @@ private func column(_ output: String) -> [Float] { output.split(separator: "\n")
     }
 
     let info = try flows(["info", "--model", model])
-    #expect(info.status == 0 && info.output.contains("context:    2 values (conditional: p(y | c)"), "\(info.output)")
+    #expect(info.status == 0 && info.output.contains("context:    2 values (conditional: p(y | c)) from columns 0,2 of 4-column rows, y from columns 1,3"),
+            "\(info.output)")
+    let infoJSON = try flows(["info", "--model", model, "--json"])
+    #expect(infoJSON.output.contains(#""data_layout": {"width": 4, "context_columns": [0, 2], "dequantized_columns": []}"#), "\(infoJSON.output)")
 }
 
 @Test func aContextEmbeddingFittedFromTheCommandLineRecoversTheKnownConditionalLaw() throws {

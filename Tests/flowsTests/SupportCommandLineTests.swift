@@ -86,6 +86,20 @@ func badBoundsAreOneClearLine(spec: String, expected: String) throws {
     #expect(scored.status == 0, "\(scored.error)")
     let nll = -column(scored.output).reduce(0, +) / 1000
     #expect(abs(nll - trueNLL) < 0.1, "log P(k): NLL \(nll) vs the truth \(trueNLL)")
+    // The model file records the dequantized columns: logprob estimates log P(k) of them by
+    // default (the same draws), and --dequantize none scores the density at k (inside the bounds).
+    let byRecord = try flows(["logprob", "--model", model, "--data", "\(dir)/test.csv", "--dequantize-samples", "64"])
+    #expect(byRecord.status == 0 && byRecord.output == scored.output, "\(byRecord.error)")
+    try "1,1\n3,2\n".write(toFile: "\(dir)/inner.csv", atomically: true, encoding: .utf8)
+    let atK = try flows(["logprob", "--model", model, "--data", "\(dir)/inner.csv", "--dequantize", "none"])
+    let density = try withoutGradients { try Flow.load(from: model).logProb(DataFile.read("\(dir)/inner.csv")).doubles }
+    #expect(atK.status == 0 && zip(column(atK.output), density).allSatisfy { abs($0 - $1) < 1e-5 }, "\(atK.error) \(atK.output) \(density)")
+    let info = try flows(["info", "--model", model])
+    #expect(info.output.contains("dequantizer: uniform over the whole numbers k of y columns 0,1") && info.output.contains("bounds:     y in (0, 7) × (0, 5)"),
+            "\(info.output)")
+    let infoJSON = try flows(["info", "--model", model, "--json"])
+    #expect(infoJSON.output.contains(#""dequantizer": {"kind": "uniform", "columns": [0, 1]}"#)
+            && infoJSON.output.contains(#""bounds": {"lower":[0,0],"upper":[7,5]}"#), "\(infoJSON.output)")
 
     // Not whole numbers: one line with the row; a column y does not have: refused.
     try "1,2\n1.5,2\n".write(toFile: "\(dir)/fractions.csv", atomically: true, encoding: .utf8)

@@ -9,7 +9,9 @@ struct Fit: ParsableCommand {
         discussion: """
             With --context-columns or --context the flow is conditional, p(y | c), and must be one of \
             \(FlowChoice.allCases.filter(\.takesContext).map(\.rawValue).joined(separator: ", ")); rows held out \
-            for validation keep their context rows.
+            for validation keep their context rows. The model file records how the data file was read: the \
+            --context-columns and the data file's column count, and the --dequantize columns (with --bounds in the \
+            plan), so flows logprob reads files of the same kind without those options (flows info shows them).
             """)
 
     @Option(help: "Training data, one row per point: \(dataFormats).")
@@ -160,6 +162,12 @@ struct Fit: ParsableCommand {
             guard case .nonFiniteLoss = error else { throw error }
             throw CommandError("--flow \(flow) diverged (no model written): \(error.description); --lr was \(lr)")
         }
+        // How the data file was read, for flows logprob and info: its context columns and width,
+        // and the uniformly dequantized columns (a variational dequantizer records its own).
+        let contextColumns = try contextOptions.columns(), uniform = variational ? [] : dequantized
+        if contextColumns != nil || !uniform.isEmpty {
+            model.dataLayout = DataLayout(width: dimension + (contextColumns?.count ?? 0), contextColumns: contextColumns, dequantizedColumns: uniform)
+        }
         try model.save(to: out)
         // Which weights the file holds: the best validation step's (restored) or the last step's.
         let savedStep = keep == .best ? (report.bestStep ?? report.stepsTaken) : report.stepsTaken
@@ -168,6 +176,7 @@ struct Fit: ParsableCommand {
             ("best_validation_nll", report.bestValidationNLL), ("best_step", report.bestStep),
             ("saved_weights", report.bestStep == nil ? "last" : keep.rawValue), ("saved_step", savedStep),
             ("seconds", report.seconds), ("parameters", model.parameterCount), ("context_size", contextSize),
+            ("context_columns", contextColumns),
             ("dequantized_columns", dequantized.isEmpty ? nil : dequantized),
             ("dequantizer", dequantized.isEmpty ? nil : supportOptions.dequantizer.rawValue), ("model", out),
         ]
@@ -178,14 +187,15 @@ struct Fit: ParsableCommand {
             let which = report.bestStep == nil ? "the last step's weights (no validation)"
                 : keep == .best ? "the weights of step \(savedStep), the best validation step (--keep last saves the last step's)"
                 : "the last step's weights (step \(savedStep))"
-            let conditional = contextSize == 0 ? "" : ", conditional on a context of \(contextSize) values"
+            let recorded = contextColumns.map { " from columns \(columnList($0)) of the data, recorded for flows logprob" } ?? ""
+            let conditional = contextSize == 0 ? "" : ", conditional on a context of \(contextSize) values\(recorded)"
             if !dequantized.isEmpty {
-                let columns = dequantized.map(String.init).joined(separator: ",")
+                let columns = columnList(dequantized)
                 print(variational
                       ? "dequantized y columns \(columns) with a variational dequantizer q(u | k), saved with the model: the NLLs are negative variational "
                         + "bounds, −E_q[log p(k + u) − log q(u | k)], upper bounds on the whole numbers' NLL (nats per row); flows logprob estimates log P(k)"
                       : "dequantized y columns \(columns): the NLLs are of the dequantized data, "
-                        + "upper bounds on the whole numbers' NLL (nats per row); flows logprob --dequantize estimates log P(k)")
+                        + "upper bounds on the whole numbers' NLL (nats per row); the columns are saved with the model, and flows logprob estimates log P(k)")
             }
             print(String(format: "trained %d steps in %.1f s%@; saved %@ (%d parameters%@) with %@",
                          report.stepsTaken, report.seconds, best, out, model.parameterCount, conditional, which))
