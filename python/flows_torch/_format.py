@@ -3,9 +3,17 @@
 A model file (see ``Sources/NormalizingFlows/IO/ModelFile.swift``) holds the tensors
 ``base.<name>`` (``base.loc`` and ``base.scale`` for a normal base; see :mod:`flows_torch.bases`)
 and ``bijector.<dotted module path>`` and the metadata
-``format`` = ``swift-normalizing-flows``, ``format_version`` (2), ``plan`` (JSON),
-``base`` (JSON: ``{"type": "Normal", "eventRank": r}``, or another base type with its settings)
-and ``context_size``.
+``format`` = ``swift-normalizing-flows``, ``format_version`` (2, or 3 for a file holding a
+variational dequantizer), ``plan`` (JSON), ``base`` (JSON: ``{"type": "Normal", "eventRank": r}``,
+or another base type with its settings) and ``context_size``; and, for a model written by
+``flows fit`` with ``--context-columns`` or ``--dequantize``, ``data_layout`` (JSON: how it read
+the data file, ``{"context_columns": [0, 2], "dequantized_columns": [], "width": 4}``), which
+this package keeps and writes back as read.
+
+Version 3 marks a file that holds a variational dequantizer q(u | k) (``dequantizer`` metadata,
+``dequantizer.noise.…`` tensors), so that readers of version 2 refuse it by its version. This
+package reads the version and refuses such a file by what it holds (it does not map the
+dequantizer); what it writes holds none, so it writes version 2, as the Swift library does.
 """
 
 import json
@@ -16,7 +24,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 FILE_FORMAT = "swift-normalizing-flows"
-FILE_FORMAT_VERSION = 2
+FILE_FORMAT_VERSION = 3  # the newest version read
+WRITTEN_FORMAT_VERSION = 2  # a file without a variational dequantizer
 
 
 class ModelFileError(ValueError):
@@ -42,6 +51,9 @@ def read(path):
         raise ModelFileError(f"{path}: format version {version} is newer than this package reads ({FILE_FORMAT_VERSION})")
     if version < 2 and any(k.endswith("conditioner.order") for k in tensors):
         raise ModelFileError(f"{path}: format version {version} laid out masked networks differently; fit the model again")
+    if "dequantizer" in metadata:
+        raise ModelFileError(f"{path}: holds a variational dequantizer q(u | k) (flows fit --dequantizer variational), "
+                             "which flows_torch does not map")
     for key in ("plan", "base", "context_size"):
         if key not in metadata:
             raise ModelFileError(f"{path}: the metadata lacks '{key}'")
@@ -59,16 +71,19 @@ def file_mode(path):
         return 0o666 & ~mask
 
 
-def write(path, tensors, plan_json, base_json, context_size):
-    """Writes a model file atomically: a temporary file in the same folder, renamed into place."""
+def write(path, tensors, plan_json, base_json, context_size, data_layout=None):
+    """Writes a model file atomically: a temporary file in the same folder, renamed into place.
+    ``data_layout`` is the ``data_layout`` metadata text (None: none)."""
     path = os.fspath(path)
     metadata = {
         "format": FILE_FORMAT,
-        "format_version": str(FILE_FORMAT_VERSION),
+        "format_version": str(WRITTEN_FORMAT_VERSION),
         "plan": plan_json if isinstance(plan_json, str) else json.dumps(plan_json, sort_keys=True, separators=(",", ":")),
         "base": base_json,
         "context_size": str(int(context_size)),
     }
+    if data_layout is not None:
+        metadata["data_layout"] = data_layout
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     write_atomically(path, ".safetensors", lambda temporary: save_file(tensors, temporary, metadata=metadata))
 

@@ -18,6 +18,10 @@ TorchScript module is not written: the Swift inverses of Planar and Sylvester la
 per-point Newton solves that do not script, and a scripted module could not be trained
 further and written back.
 
+When the model file records how ``flows fit`` read the data (``data_layout``: its context and
+dequantized columns), the checkpoint holds that text under ``"data_layout"`` too, and ``import``
+writes it back.
+
 **import** reads:
 
 - a checkpoint written by ``export`` (recognised by its ``format``), after training in torch;
@@ -91,12 +95,15 @@ def _atomic_torch_save(value, path):
 
 def checkpoint(flow):
     """The plain-data checkpoint of a :class:`flows_torch.Flow` (see the module docstring)."""
-    return {
+    value = {
         "format": FORMAT, "version": VERSION, "plan": flow.plan,
         "base": flow.base_json,
         "context_size": int(flow.context_size),
         "state_dict": {k: v.detach().cpu().clone() for k, v in flow.state_dict().items()},
     }
+    if flow.data_layout is not None:
+        value["data_layout"] = flow.data_layout
+    return value
 
 
 def is_checkpoint(value):
@@ -116,7 +123,12 @@ def from_checkpoint(value, path="the checkpoint"):
         raise MappingError(f"{path}: not a complete flows_torch checkpoint ({error!r} missing or malformed)") from None
     if not isinstance(state, dict):
         raise MappingError(f"{path}: not a complete flows_torch checkpoint (its state_dict is a {type(state).__name__})")
-    return from_file_state(plan, base, context_size, state, path)
+    layout = value.get("data_layout")
+    if layout is not None and not isinstance(layout, str):
+        raise MappingError(f"{path}: the checkpoint's data_layout is a {type(layout).__name__}, not JSON text")
+    flow = from_file_state(plan, base, context_size, state, path)
+    flow.data_layout = layout
+    return flow
 
 
 def load_checkpoint(path):

@@ -83,7 +83,9 @@ class Flow(nn.Module):
     distribution over flattened events; a Normal base's ``loc`` and ``scale`` are buffers, not
     trained, as in Swift, while trained bases hold parameters), so ``state_dict()`` holds exactly
     the file's tensors under the file's names, ``plan`` (the plan JSON text, written back as
-    read), ``base_json`` (the base metadata, likewise), ``context_size``. Created in evaluation
+    read), ``base_json`` (the base metadata, likewise), ``context_size``, ``data_layout`` (the
+    ``data_layout`` metadata text, how ``flows fit`` read the data file, likewise; None when the
+    file has none). Created in evaluation
     mode (BatchNorm uses its running statistics, ActNorm does not initialise itself), as Swift's
     ``Flow``; call ``.train()`` to train.
     """
@@ -101,6 +103,7 @@ class Flow(nn.Module):
         self.event_size = base.event_size
         self.base = base
         self.base_json = base.json()
+        self.data_layout = None
         self.bijector = build(plan, Spec(tuple(self.event_shape), self.context_size, base.dtype))
         self.eval()
 
@@ -209,9 +212,11 @@ def from_file_state(plan_text, base_text, context_size, tensors, path):
 def load(path):
     """A model file as a :class:`Flow` (see the module docstring)."""
     tensors, metadata = _format.read(path)
-    return from_file_state(metadata["plan"], metadata["base"], metadata["context_size"], tensors, path)
+    flow = from_file_state(metadata["plan"], metadata["base"], metadata["context_size"], tensors, path)
+    flow.data_layout = metadata.get("data_layout")
+    return flow
 
 
 def save_flow(flow, path):
     """Writes a :class:`Flow` as a model file: its plan and base metadata and tensors under the file's names."""
-    _format.write(path, flow.file_tensors(), flow.plan, flow.base_json, flow.context_size)
+    _format.write(path, flow.file_tensors(), flow.plan, flow.base_json, flow.context_size, flow.data_layout)

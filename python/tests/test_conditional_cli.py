@@ -13,7 +13,8 @@ import torch
 
 import flows_torch
 from flows_torch.swift_random import SwiftRandom
-from conftest import assert_close, run, write_csv
+from flows_torch.cli import from_checkpoint
+from conftest import assert_close, read_all, run, saved_copy_is_identical, write_csv
 
 # (family, dimension of y, extra `flows fit` options)
 CASES = [
@@ -90,3 +91,19 @@ def test_samples_at_one_context_and_per_row_contexts_come_from_the_same_noise(fi
     with torch.no_grad():
         assert_close(one, flow(torch.tensor([0.3, -1.2])).sample_from_noise(noise).double().numpy(), "samples at c = (0.3, -1.2)")
         assert_close(per_row, flow(c).sample_from_noise(noise).double().numpy(), "samples at the rows' contexts")
+
+
+def test_recorded_context_columns_survive_flows_torch(fitted, tmp_path):
+    """`flows fit --context-columns` records the columns and the rows' width; flows_torch writes
+    them back as read (save, and export to a checkpoint then import), and `flows logprob` then
+    reads such rows without the option."""
+    d = fitted["d"]
+    metadata, _ = read_all(fitted["model"])
+    layout = f'{{"context_columns":[0,{d + 1}],"dequantized_columns":[],"width":{d + 2}}}'
+    assert metadata["data_layout"] == layout and metadata["format_version"] == "2"
+    flow = flows_torch.load(fitted["model"])
+    assert flow.data_layout == layout
+    copy = saved_copy_is_identical(fitted["model"], tmp_path)
+    assert from_checkpoint(flows_torch.checkpoint(flow)).data_layout == layout
+    by_columns = swift_values("logprob", "--model", fitted["model"], "--data", fitted["rows"], "--context-columns", fitted["columns"])
+    assert np.array_equal(swift_values("logprob", "--model", copy, "--data", fitted["rows"]), by_columns)

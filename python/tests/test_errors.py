@@ -1,5 +1,7 @@
 """What cannot be mapped fails with one clear error naming the part."""
 
+import re
+
 import pytest
 
 from conftest import requirements
@@ -86,3 +88,26 @@ def test_tensor_mismatch_is_named(tmp_path):
 def test_saving_other_objects_is_refused(tmp_path):
     with pytest.raises(flows_torch.MappingError, match="cannot save"):
         flows_torch.save(torch.nn.Linear(2, 2), tmp_path / "m.safetensors")
+
+
+def test_format_versions_up_to_three_are_read_and_newer_ones_refused(tmp_path):
+    """Version 3 (a file that may hold a variational dequantizer) reads; a newer version is refused
+    by its number; a dequantizer, which this package does not map, is refused by name."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    flows_torch.save(Flow.from_plan({"type": "LULinear", "options": {}}, (2,)), path)
+    with safe_open(str(path), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    assert metadata["format_version"] == "2"
+    for version, message in [("3", None), ("4", re.escape("format version 4 is newer than this package reads (3)"))]:
+        save_file(tensors, str(path), metadata={**metadata, "format_version": version})
+        if message is None:
+            flows_torch.load(path)
+        else:
+            with pytest.raises(flows_torch.ModelFileError, match=message):
+                flows_torch.load(path)
+    save_file(tensors, str(path), metadata={**metadata, "format_version": "3", "dequantizer": "{}"})
+    with pytest.raises(flows_torch.ModelFileError, match="holds a variational dequantizer"):
+        flows_torch.load(path)
