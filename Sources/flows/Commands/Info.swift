@@ -31,12 +31,14 @@ struct Info: ParsableCommand {
                 Output.RawJSON(text: Output.json([("kind", "variational"), ("columns", q.columns), ("parameters", q.noise.parameterCount),
                                                   ("plan", Output.RawJSON(text: dequantizerPlan!))]))
             } ?? (uniform.isEmpty ? nil : Output.RawJSON(text: Output.json([("kind", "uniform"), ("columns", uniform)])))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
             let dataLayout = layout.map {
                 Output.RawJSON(text: Output.json([("width", $0.width), ("context_columns", $0.contextColumns), ("dequantized_columns", $0.dequantizedColumns)]))
             }
             print(Output.json([("dimension", dimension), ("parameters", flow.parameterCount), ("dtype", flow.dtype.rawValue),
                                ("context_size", flow.contextSize), ("base", Output.RawJSON(text: base)), ("plan", Output.RawJSON(text: plan)),
-                               ("dequantizer", dequantizer), ("data_layout", dataLayout), ("bounds", try bounds.map { Output.RawJSON(text: String(decoding: try JSONEncoder().encode($0), as: UTF8.self)) })]))
+                               ("dequantizer", dequantizer), ("data_layout", dataLayout), ("bounds", try bounds.map { Output.RawJSON(text: String(decoding: try encoder.encode($0), as: UTF8.self)) })]))
         } else {
             print("dimension:  \(dimension)")
             func list(_ columns: [Int]) -> String { "column\(columns.count == 1 ? "" : "s") \(columnList(columns))" }
