@@ -124,6 +124,9 @@ func fitNotesFamiliesMadeForVariationalInference(_ family: String) throws {
     }
     // The note goes to standard error: the JSON lines on standard output stay machine-readable.
     #expect(!fitted.output.contains("note:"))
+    // Without --lr the layers that start near the identity train at 1e-2, the others at 1e-3.
+    let rate = ["planar", "radial", "sylvester"].contains(family) ? "0.01" : "0.001"
+    #expect(fitted.output.split(separator: "\n").last!.contains("\"learning_rate\": \(rate),"), "\(family): \(fitted.output)")
 }
 
 @Test func userMistakesGiveAClearErrorAndStatusOne() throws {

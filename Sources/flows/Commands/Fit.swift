@@ -49,8 +49,8 @@ struct Fit: ParsableCommand {
     var steps = 2000
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Rows per step.")
     var batchSize = 256
-    @Option(parsing: .unconditional, help: "Adam learning rate (constant).")
-    var lr = 1e-3
+    @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.fitLearningRateHelp))
+    var lr: Double?
     @Option(parsing: .unconditional, help: "Seed for parameters, shuffling and the validation split.")
     var seed: UInt64 = 0
     @Option(help: "The model file to write (safetensors); checked before training, never one of the inputs.")
@@ -73,7 +73,7 @@ struct Fit: ParsableCommand {
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         guard (0..<1).contains(validationFraction) else {
             throw ValidationError("--validation-fraction must lie in [0, 1), got \(validationFraction)")
         }
@@ -138,6 +138,7 @@ struct Fit: ParsableCommand {
         if let note = choice.splineBoundNote(flowSpace) { printError("note: \(note)") }
         options.steps = steps
         options.batchSize = batchSize
+        let lr = self.lr ?? choice.defaultFitLearningRate
         options.learningRate = lr
         options.seed = seed
         options.evaluationInterval = Swift.max(1, Swift.min(100, steps / 20))
@@ -175,7 +176,7 @@ struct Fit: ParsableCommand {
             ("event", "done"), ("steps", report.stepsTaken), ("final_loss", report.finalLoss),
             ("best_validation_nll", report.bestValidationNLL), ("best_step", report.bestStep),
             ("saved_weights", report.bestStep == nil ? "last" : keep.rawValue), ("saved_step", savedStep),
-            ("seconds", report.seconds), ("parameters", model.parameterCount), ("context_size", contextSize),
+            ("seconds", report.seconds), ("learning_rate", lr), ("parameters", model.parameterCount), ("context_size", contextSize),
             ("context_columns", contextColumns),
             ("dequantized_columns", dequantized.isEmpty ? nil : dequantized),
             ("dequantizer", dequantized.isEmpty ? nil : supportOptions.dequantizer.rawValue), ("model", out),
