@@ -167,8 +167,8 @@ func backwardNegativeLogLikelihoodGivesTheWholeBatchGradient(flowName: String) t
     let sigma = 0.5
     let flow = try Flow(base: Normal.standard([2]), plan: MAF(layers: 2, conditioner: DenseAutoregressive(hiddenSizes: [32])), contextSize: 2)
     var options = VariationalOptions()
-    options.steps = 3000
-    options.learningRate = 3e-3
+    options.steps = 1200
+    options.learningRate = 6e-3
     options.learningRatePolicy = .cosine
     let logJoint = { (z: Tensor, x: Tensor) -> Tensor in
         let residual = (x - z) / sigma
