@@ -3,7 +3,7 @@ import Foundation
 /// A monotonic Bernstein polynomial (Ramasinghe, Fernando, Khan & Barnes 2021, "Robust
 /// normalizing flows using Bernstein-type polynomials", BMVC): on [−B, B], with u = (x + B)/(2B),
 ///
-///   y = Σₖ βₖ bₖ(u),   bₖ(u) = C(M, k) uᵏ(1 − u)ᴹ⁻ᵏ  (k = 0…M),
+///     y = Σₖ βₖ bₖ(u),   bₖ(u) = C(M, k) uᵏ(1 − u)ᴹ⁻ᵏ  (k = 0…M),
 ///
 /// which increases when the coefficients do: dy/dx = (M/(2B)) Σₖ (βₖ₊₁ − βₖ) bₖ,ₘ₋₁(u) > 0
 /// (the derivative of a Bernstein polynomial is the Bernstein polynomial of its differences).
@@ -13,7 +13,8 @@ import Foundation
 /// does), so it is a bijection of the real line with a continuous derivative; with x̄ the input
 /// clamped to [−B, B] and ū its u,
 ///
-///   y = Σₖ βₖ bₖ(ū) + (x − x̄)·y′(ū),   log |dy/dx| = log((M/(2B)) Σₖ (βₖ₊₁ − βₖ) bₖ,ₘ₋₁(ū)).
+///     y = Σₖ βₖ bₖ(ū) + (x − x̄)·y′(ū),
+///     log |dy/dx| = log((M/(2B)) Σₖ (βₖ₊₁ − βₖ) bₖ,ₘ₋₁(ū)).
 ///
 /// βₖ = −B + 2Bk/M (raw₀ = −B, rawₖ = softplus⁻¹(2B/M)) is the identity. Cost: O(M) per element
 /// forward (composed tensor operations); the inverse is found by ``MonotoneRootFinder``.

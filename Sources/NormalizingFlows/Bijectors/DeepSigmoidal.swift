@@ -4,7 +4,8 @@ import Foundation
 /// Lacoste & Courville 2018, "Neural Autoregressive Flows", ICML; the one-hidden-layer DSF
 /// y = σ⁻¹(wᵀσ(a·x + b))): per element, with K units,
 ///
-///   y = logit S(x),  S(x) = Σⱼ wⱼ σ(aⱼx + bⱼ),  aⱼ = softplus(αⱼ) > 0,  w = softmax(ω),
+///     y = logit S(x),   S(x) = Σⱼ wⱼ σ(aⱼx + bⱼ),
+///     aⱼ = softplus(αⱼ) > 0,   w = softmax(ω),
 ///
 /// from 3K raw parameters per element, laid out [α₁…α_K, b₁…b_K, ω₁…ω_K] (Pyro's
 /// `DeepSigmoid` order: pre-softplus slopes, offsets, pre-softmax weights). S increases from 0
@@ -12,11 +13,13 @@ import Foundation
 /// 1 − S = Σⱼ wⱼσ(−zⱼ) (the weights sum to 1), everything is computed in log space, so nothing
 /// saturates however large |x| is (a plain logit of S rounds to ±∞ once S rounds to 0 or 1):
 ///
-///   log S = LSEⱼ(log wⱼ + log σ(zⱼ)),   log(1 − S) = LSEⱼ(log wⱼ + log σ(−zⱼ)),   y = log S − log(1 − S),
+///     log S      = LSEⱼ(log wⱼ + log σ(zⱼ)),
+///     log(1 − S) = LSEⱼ(log wⱼ + log σ(−zⱼ)),
+///     y          = log S − log(1 − S),
 ///
 /// and, as S′ = Σⱼ wⱼaⱼσ(zⱼ)σ(−zⱼ) and dy/dS = 1/(S(1 − S)),
 ///
-///   log dy/dx = LSEⱼ(log wⱼ + log aⱼ + log σ(zⱼ) + log σ(−zⱼ)) − log S − log(1 − S),
+///     log dy/dx = LSEⱼ(log wⱼ + log aⱼ + log σ(zⱼ) + log σ(−zⱼ)) − log S − log(1 − S),
 ///
 /// LSE the log-sum-exp. The slopes' raw values are floored at −30 before the softplus
 /// (aⱼ ≥ 9·10⁻¹⁴), so that log aⱼ stays finite; the floor is part of the map, used in y and in

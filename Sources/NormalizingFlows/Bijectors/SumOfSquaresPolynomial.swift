@@ -4,7 +4,8 @@ import Foundation
 /// Polynomial Flow", ICML): the integral of a sum of squared polynomials, which is nonnegative,
 /// so the map is monotonic. On [−B, B], with t = x/B,
 ///
-///   y = c + ∫₀ˣ g(s) ds,   g(x) = ε + (1 − ε) S(x/B),   S(t) = (1/K) Σₖ pₖ(t)²,   pₖ(t) = 1 + Σₗ aₖₗ tˡ  (l = 0…L),
+///     y = c + ∫₀ˣ g(s) ds,   g(x) = ε + (1 − ε) S(x/B),
+///     S(t) = (1/K) Σₖ pₖ(t)²,   pₖ(t) = 1 + Σₗ aₖₗ tˡ  (l = 0…L),
 ///
 /// with K polynomials of degree L and ε = 10⁻³, from K(L + 1) + 1 raw parameters per element laid
 /// out [a₁₀…a₁_L, …, a_K0…a_KL, c]. As in zuko's `SOSPolynomialTransform`, each polynomial is
@@ -19,8 +20,9 @@ import Foundation
 /// [−B, B], t̄ = x̄/B, and the integral of S in closed form (Gₗₘ = Σₖ qₖₗqₖₘ, qₖ the
 /// coefficients of pₖ),
 ///
-///   P(t) = ∫₀ᵗ S = (1/K) Σₗ,ₘ Gₗₘ tˡ⁺ᵐ⁺¹/(l + m + 1),
-///   y = c + εx + (1 − ε)(B·P(t̄) + (x − x̄)·S(t̄)),   log dy/dx = log(ε + (1 − ε) S(t̄)),
+///     P(t) = ∫₀ᵗ S = (1/K) Σₗ,ₘ Gₗₘ tˡ⁺ᵐ⁺¹/(l + m + 1),
+///     y = c + εx + (1 − ε)(B·P(t̄) + (x − x̄)·S(t̄)),
+///     log dy/dx = log(ε + (1 − ε) S(t̄)),
 ///
 /// so y and its derivative are continuous at ±B. Without a bound (`bound` nil) the polynomial
 /// acts on x itself over the whole line, as in Jaini et al.: y = c + εx + (1 − ε) P(x).

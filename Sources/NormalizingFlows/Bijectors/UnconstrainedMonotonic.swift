@@ -4,7 +4,8 @@ import Foundation
 /// Monotonic Neural Networks", NeurIPS): a map that is monotonic because it is the
 /// integral of a positive function,
 ///
-///   y = β + ∫₀ˣ g(t) dt,   g(t) = softplus(c + Σₖ vₖ tanh(aₖt + bₖ)) + 10⁻³ > 0,
+///     y = β + ∫₀ˣ g(t) dt,
+///     g(t) = softplus(c + Σₖ vₖ tanh(aₖt + bₖ)) + 10⁻³ > 0,
 ///
 /// so dy/dx = g(x) and log |dy/dx| = log g(x) in closed form. The integrand is a network with
 /// one hidden layer of H units whose weights are all raw parameters of the element, 3H + 2 of
