@@ -32,6 +32,10 @@ public struct DeepSigmoidalTransform: ParametricElementwiseTransform, Codable {
     /// K, the sigmoid units per element.
     public var units: Int
 
+    /// The settings of a deep sigmoidal map: K sigmoid units (default 16, 3K raw parameters per
+    /// element; more units give a more flexible map, at O(K) per element). Checked by
+    /// ``validate()`` when a bijector is made: K ≥ 1.
+    ///
     /// - Parameter units: K, the sigmoid units per element (Huang et al. and Pyro use 16).
     public init(units: Int = 16) { self.units = units }
 
@@ -72,6 +76,9 @@ public struct DeepSigmoidal: BijectorPlan, SerializablePlan {
     /// The deep sigmoidal map of every element (its K units).
     public var transform: DeepSigmoidalTransform
 
+    /// An elementwise deep sigmoidal map of K units (default 16), each element with its own 3K
+    /// parameters, starting as the identity.
+    ///
     /// - Parameter units: K, the sigmoid units per element.
     public init(units: Int = 16) { transform = DeepSigmoidalTransform(units: units) }
 
@@ -91,6 +98,9 @@ public struct DeepSigmoidalAutoregressive: BijectorPlan, SerializablePlan {
     /// The MADE network that gives each dimension's 3K raw parameters.
     public var conditioner: DenseAutoregressive
 
+    /// A deep sigmoidal autoregressive layer of K units (default 16), its parameters from
+    /// `conditioner` (default: two hidden layers of 64 ReLU units).
+    ///
     /// - Parameters:
     ///   - units: K, the sigmoid units per element.
     ///   - conditioner: the MADE network that outputs each dimension's 3K raw parameters.
