@@ -3,7 +3,7 @@ import Foundation
 /// A monotonic Bernstein polynomial (Ramasinghe, Fernando, Khan & Barnes 2021, "Robust
 /// normalizing flows using Bernstein-type polynomials", BMVC): on [−B, B], with u = (x + B)/(2B),
 ///
-///   y = Σₖ βₖ bₖ(u),   bₖ(u) = C(M, k) uᵏ(1 − u)ᴹ⁻ᵏ  (k = 0…M),
+///     y = Σₖ βₖ bₖ(u),   bₖ(u) = C(M, k) uᵏ(1 − u)ᴹ⁻ᵏ  (k = 0…M),
 ///
 /// which increases when the coefficients do: dy/dx = (M/(2B)) Σₖ (βₖ₊₁ − βₖ) bₖ,ₘ₋₁(u) > 0
 /// (the derivative of a Bernstein polynomial is the Bernstein polynomial of its differences).
@@ -13,7 +13,8 @@ import Foundation
 /// does), so it is a bijection of the real line with a continuous derivative; with x̄ the input
 /// clamped to [−B, B] and ū its u,
 ///
-///   y = Σₖ βₖ bₖ(ū) + (x − x̄)·y′(ū),   log |dy/dx| = log((M/(2B)) Σₖ (βₖ₊₁ − βₖ) bₖ,ₘ₋₁(ū)).
+///     y = Σₖ βₖ bₖ(ū) + (x − x̄)·y′(ū),
+///     log |dy/dx| = log((M/(2B)) Σₖ (βₖ₊₁ − βₖ) bₖ,ₘ₋₁(ū)).
 ///
 /// βₖ = −B + 2Bk/M (raw₀ = −B, rawₖ = softplus⁻¹(2B/M)) is the identity. Cost: O(M) per element
 /// forward (composed tensor operations); the inverse is found by ``MonotoneRootFinder``.
@@ -23,6 +24,10 @@ public struct BernsteinPolynomialTransform: ParametricElementwiseTransform, Coda
     /// B: the polynomial acts on [−B, B], linear outside.
     public var bound: Double
 
+    /// The settings of a Bernstein polynomial map: degree M (default 16, M + 1 raw parameters per
+    /// element) on [−B, B] (default B = 5, in the data's units; linear outside). Checked by
+    /// ``validate()`` when a bijector is made: 1 ≤ M ≤ 64 and B positive and finite.
+    ///
     /// - Parameters:
     ///   - degree: M, the polynomial's degree.
     ///   - bound: B, the half-width of the interval the polynomial acts on.
@@ -85,8 +90,13 @@ public struct BernsteinPolynomialTransform: ParametricElementwiseTransform, Coda
 /// An elementwise monotonic Bernstein polynomial with its own free parameters per element
 /// (``BernsteinPolynomialTransform``; Ramasinghe et al. 2021).
 public struct BernsteinPolynomial: BijectorPlan, SerializablePlan {
+    /// The Bernstein polynomial of every element: its degree M (default 16) and the bound B
+    /// (default 5) outside which it continues linearly; each element has its own M + 1 parameters.
     public var transform: BernsteinPolynomialTransform
 
+    /// An elementwise Bernstein polynomial of degree M (default 16) on [−B, B] (default B = 5,
+    /// linear outside), each element with its own M + 1 coefficients, starting as the identity.
+    ///
     /// - Parameters:
     ///   - degree: M, the polynomial's degree.
     ///   - bound: B, the half-width of the interval the polynomial acts on.
@@ -104,9 +114,17 @@ public struct BernsteinPolynomial: BijectorPlan, SerializablePlan {
 /// with a context when the flow has one. `forward` is one network pass; `inverse` takes D
 /// sequential root-finding steps. ``BPF`` uses it inverted.
 public struct BernsteinPolynomialAutoregressive: BijectorPlan, SerializablePlan {
+    /// The Bernstein polynomial of every dimension: its degree M (default 16) and the bound B
+    /// (default 5) outside which it continues linearly.
     public var transform: BernsteinPolynomialTransform
+    /// The MADE network that gives each dimension's M + 1 raw coefficients from the dimensions
+    /// before it (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// A Bernstein polynomial autoregressive layer of degree M (default 16) on [−B, B] (default
+    /// B = 5, linear outside), its coefficients from `conditioner` (default: two hidden layers of
+    /// 64 ReLU units).
+    ///
     /// - Parameters:
     ///   - degree: M, the polynomial's degree.
     ///   - bound: B, the half-width of the interval the polynomial acts on.

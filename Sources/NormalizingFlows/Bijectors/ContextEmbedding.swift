@@ -5,7 +5,7 @@
 /// badly scaled, while a conditioner only needs a few informative features of them. The
 /// embedding e: ℝᶜ → ℝᴱ is a dense network trained with the flow by the same loss, so
 ///
-///   log p(y | c) = log p_base(f⁻¹(y; e(c))) + log |det ∂f⁻¹(y; e(c))/∂y|
+///     log p(y | c) = log p_base(f⁻¹(y; e(c))) + log |det ∂f⁻¹(y; e(c))/∂y|
 ///
 /// and one network serves every layer, instead of each conditioner learning its own features of
 /// c. The inner plan is made for a context of size E (``features``).

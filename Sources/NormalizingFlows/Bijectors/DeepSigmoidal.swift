@@ -4,7 +4,8 @@ import Foundation
 /// Lacoste & Courville 2018, "Neural Autoregressive Flows", ICML; the one-hidden-layer DSF
 /// y = σ⁻¹(wᵀσ(a·x + b))): per element, with K units,
 ///
-///   y = logit S(x),  S(x) = Σⱼ wⱼ σ(aⱼx + bⱼ),  aⱼ = softplus(αⱼ) > 0,  w = softmax(ω),
+///     y = logit S(x),   S(x) = Σⱼ wⱼ σ(aⱼx + bⱼ),
+///     aⱼ = softplus(αⱼ) > 0,   w = softmax(ω),
 ///
 /// from 3K raw parameters per element, laid out [α₁…α_K, b₁…b_K, ω₁…ω_K] (Pyro's
 /// `DeepSigmoid` order: pre-softplus slopes, offsets, pre-softmax weights). S increases from 0
@@ -12,11 +13,13 @@ import Foundation
 /// 1 − S = Σⱼ wⱼσ(−zⱼ) (the weights sum to 1), everything is computed in log space, so nothing
 /// saturates however large |x| is (a plain logit of S rounds to ±∞ once S rounds to 0 or 1):
 ///
-///   log S = LSEⱼ(log wⱼ + log σ(zⱼ)),   log(1 − S) = LSEⱼ(log wⱼ + log σ(−zⱼ)),   y = log S − log(1 − S),
+///     log S      = LSEⱼ(log wⱼ + log σ(zⱼ)),
+///     log(1 − S) = LSEⱼ(log wⱼ + log σ(−zⱼ)),
+///     y          = log S − log(1 − S),
 ///
 /// and, as S′ = Σⱼ wⱼaⱼσ(zⱼ)σ(−zⱼ) and dy/dS = 1/(S(1 − S)),
 ///
-///   log dy/dx = LSEⱼ(log wⱼ + log aⱼ + log σ(zⱼ) + log σ(−zⱼ)) − log S − log(1 − S),
+///     log dy/dx = LSEⱼ(log wⱼ + log aⱼ + log σ(zⱼ) + log σ(−zⱼ)) − log S − log(1 − S),
 ///
 /// LSE the log-sum-exp. The slopes' raw values are floored at −30 before the softplus
 /// (aⱼ ≥ 9·10⁻¹⁴), so that log aⱼ stays finite; the floor is part of the map, used in y and in
@@ -29,6 +32,10 @@ public struct DeepSigmoidalTransform: ParametricElementwiseTransform, Codable {
     /// K, the sigmoid units per element.
     public var units: Int
 
+    /// The settings of a deep sigmoidal map: K sigmoid units (default 16, 3K raw parameters per
+    /// element; more units give a more flexible map, at O(K) per element). Checked by
+    /// ``validate()`` when a bijector is made: K ≥ 1.
+    ///
     /// - Parameter units: K, the sigmoid units per element (Huang et al. and Pyro use 16).
     public init(units: Int = 16) { self.units = units }
 
@@ -69,6 +76,9 @@ public struct DeepSigmoidal: BijectorPlan, SerializablePlan {
     /// The deep sigmoidal map of every element (its K units).
     public var transform: DeepSigmoidalTransform
 
+    /// An elementwise deep sigmoidal map of K units (default 16), each element with its own 3K
+    /// parameters, starting as the identity.
+    ///
     /// - Parameter units: K, the sigmoid units per element.
     public init(units: Int = 16) { transform = DeepSigmoidalTransform(units: units) }
 
@@ -88,6 +98,9 @@ public struct DeepSigmoidalAutoregressive: BijectorPlan, SerializablePlan {
     /// The MADE network that gives each dimension's 3K raw parameters.
     public var conditioner: DenseAutoregressive
 
+    /// A deep sigmoidal autoregressive layer of K units (default 16), its parameters from
+    /// `conditioner` (default: two hidden layers of 64 ReLU units).
+    ///
     /// - Parameters:
     ///   - units: K, the sigmoid units per element.
     ///   - conditioner: the MADE network that outputs each dimension's 3K raw parameters.

@@ -22,8 +22,8 @@ import Foundation
 /// w_b = √dₖ (the same spline: only the weights' ratios matter) and evaluates the pieces in the
 /// equivalent form anchored at the nearer end e (xₖ below x_c, xₖ₊₁ above):
 ///
-///   y = yₑ + dₑ (x − xₑ)/E,   log dy/dx = log dₑ − 2 log E,
-///   E = (1 − τ) + cₑ τ,   τ = |x − xₑ|/(fₑ w),   cₑ = √dₑ ((1 − λ)√dₖ₊₁ + λ√dₖ)/s,
+///     y = yₑ + dₑ (x − xₑ)/E,   log dy/dx = log dₑ − 2 log E,
+///     E = (1 − τ) + cₑ τ,   τ = |x − xₑ|/(fₑ w),   cₑ = √dₑ ((1 − λ)√dₖ₊₁ + λ√dₖ)/s,
 ///
 /// with fₑ = λ below x_c and 1 − λ above. The inverse is linear-rational too: with
 /// r = |y − yₑ|/|y_c − yₑ| it is τ = r/G, G = cₑ (1 − r) + r, x = xₑ ± τ fₑ w, and

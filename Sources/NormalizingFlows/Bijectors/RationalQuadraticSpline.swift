@@ -11,8 +11,8 @@ import Foundation
 /// available. The derivatives are 1 at ±B so the tails join smoothly.
 /// In bin k with ξ = (x − xₖ)/wₖ, sₖ = hₖ/wₖ:
 ///
-///   y = yₖ + hₖ (sₖ ξ² + dₖ ξ(1−ξ)) / (sₖ + (dₖ₊₁ + dₖ − 2sₖ) ξ(1−ξ)),
-///   dy/dx = sₖ² (dₖ₊₁ξ² + 2sₖ ξ(1−ξ) + dₖ(1−ξ)²) / (sₖ + (dₖ₊₁ + dₖ − 2sₖ) ξ(1−ξ))².
+///     y = yₖ + hₖ (sₖ ξ² + dₖ ξ(1−ξ)) / (sₖ + (dₖ₊₁ + dₖ − 2sₖ) ξ(1−ξ)),
+///     dy/dx = sₖ² (dₖ₊₁ξ² + 2sₖ ξ(1−ξ) + dₖ(1−ξ)²) / (sₖ + (dₖ₊₁ + dₖ − 2sₖ) ξ(1−ξ))².
 ///
 /// The inverse solves the quadratic for ξ with the cancellation-free root 2c / (−b − √(b² − 4ac)).
 /// Everything from the raw parameters to the output (knots, bin search, rational function,

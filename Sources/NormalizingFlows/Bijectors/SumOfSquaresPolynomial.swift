@@ -4,7 +4,8 @@ import Foundation
 /// Polynomial Flow", ICML): the integral of a sum of squared polynomials, which is nonnegative,
 /// so the map is monotonic. On [−B, B], with t = x/B,
 ///
-///   y = c + ∫₀ˣ g(s) ds,   g(x) = ε + (1 − ε) S(x/B),   S(t) = (1/K) Σₖ pₖ(t)²,   pₖ(t) = 1 + Σₗ aₖₗ tˡ  (l = 0…L),
+///     y = c + ∫₀ˣ g(s) ds,   g(x) = ε + (1 − ε) S(x/B),
+///     S(t) = (1/K) Σₖ pₖ(t)²,   pₖ(t) = 1 + Σₗ aₖₗ tˡ  (l = 0…L),
 ///
 /// with K polynomials of degree L and ε = 10⁻³, from K(L + 1) + 1 raw parameters per element laid
 /// out [a₁₀…a₁_L, …, a_K0…a_KL, c]. As in zuko's `SOSPolynomialTransform`, each polynomial is
@@ -19,8 +20,9 @@ import Foundation
 /// [−B, B], t̄ = x̄/B, and the integral of S in closed form (Gₗₘ = Σₖ qₖₗqₖₘ, qₖ the
 /// coefficients of pₖ),
 ///
-///   P(t) = ∫₀ᵗ S = (1/K) Σₗ,ₘ Gₗₘ tˡ⁺ᵐ⁺¹/(l + m + 1),
-///   y = c + εx + (1 − ε)(B·P(t̄) + (x − x̄)·S(t̄)),   log dy/dx = log(ε + (1 − ε) S(t̄)),
+///     P(t) = ∫₀ᵗ S = (1/K) Σₗ,ₘ Gₗₘ tˡ⁺ᵐ⁺¹/(l + m + 1),
+///     y = c + εx + (1 − ε)(B·P(t̄) + (x − x̄)·S(t̄)),
+///     log dy/dx = log(ε + (1 − ε) S(t̄)),
 ///
 /// so y and its derivative are continuous at ±B. Without a bound (`bound` nil) the polynomial
 /// acts on x itself over the whole line, as in Jaini et al.: y = c + εx + (1 − ε) P(x).
@@ -39,6 +41,11 @@ public struct SumOfSquaresPolynomialTransform: ParametricElementwiseTransform, C
     /// ε, the floor under g.
     static let floor = 1e-3
 
+    /// The settings of a sum-of-squares polynomial map: K squared polynomials (default 3) of degree
+    /// L (default 4), K(L + 1) + 1 raw parameters per element, on [−B, B] (default B = 10, in the
+    /// data's units; linear outside). Checked by ``validate()`` when a bijector is made: K ≥ 1,
+    /// 0 ≤ L ≤ 16 and B positive and finite.
+    ///
     /// - Parameters:
     ///   - polynomials: K, the squared polynomials (zuko's `SOSPF` uses 3).
     ///   - degree: L, each polynomial's degree (zuko's uses 4).
@@ -101,8 +108,15 @@ public struct SumOfSquaresPolynomialTransform: ParametricElementwiseTransform, C
 /// An elementwise sum-of-squares polynomial transform with its own free parameters per element
 /// (``SumOfSquaresPolynomialTransform``; Jaini et al. 2019).
 public struct SumOfSquaresPolynomial: BijectorPlan, SerializablePlan {
+    /// The sum-of-squares map of every element: K squared polynomials (default 3) of degree L
+    /// (default 4) on [−B, B] (default B = 10, linear outside); each element has its own
+    /// K(L + 1) + 1 parameters.
     public var transform: SumOfSquaresPolynomialTransform
 
+    /// An elementwise sum-of-squares polynomial map of K squared polynomials (default 3) of degree
+    /// L (default 4) on [−B, B] (default B = 10, linear outside), each element with its own
+    /// K(L + 1) + 1 parameters, starting as the identity.
+    ///
     /// - Parameters:
     ///   - polynomials: K, the squared polynomials.
     ///   - degree: L, each polynomial's degree.
@@ -122,9 +136,17 @@ public struct SumOfSquaresPolynomial: BijectorPlan, SerializablePlan {
 /// before it, with a context when the flow has one. `forward` is one network pass; `inverse`
 /// takes D sequential root-finding steps. ``SOSPF`` uses it inverted.
 public struct SumOfSquaresPolynomialAutoregressive: BijectorPlan, SerializablePlan {
+    /// The sum-of-squares map of every dimension: K squared polynomials (default 3) of degree L
+    /// (default 4) on [−B, B] (default B = 10, linear outside).
     public var transform: SumOfSquaresPolynomialTransform
+    /// The MADE network that gives each dimension's K(L + 1) + 1 raw parameters from the
+    /// dimensions before it (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// A sum-of-squares polynomial autoregressive layer of K squared polynomials (default 3) of
+    /// degree L (default 4) on [−B, B] (default B = 10, linear outside), its coefficients from
+    /// `conditioner` (default: two hidden layers of 64 ReLU units).
+    ///
     /// - Parameters:
     ///   - polynomials: K, the squared polynomials.
     ///   - degree: L, each polynomial's degree.

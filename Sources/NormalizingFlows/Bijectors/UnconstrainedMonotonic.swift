@@ -4,7 +4,8 @@ import Foundation
 /// Monotonic Neural Networks", NeurIPS): a map that is monotonic because it is the
 /// integral of a positive function,
 ///
-///   y = β + ∫₀ˣ g(t) dt,   g(t) = softplus(c + Σₖ vₖ tanh(aₖt + bₖ)) + 10⁻³ > 0,
+///     y = β + ∫₀ˣ g(t) dt,
+///     g(t) = softplus(c + Σₖ vₖ tanh(aₖt + bₖ)) + 10⁻³ > 0,
 ///
 /// so dy/dx = g(x) and log |dy/dx| = log g(x) in closed form. The integrand is a network with
 /// one hidden layer of H units whose weights are all raw parameters of the element, 3H + 2 of
@@ -38,6 +39,11 @@ public struct UnconstrainedMonotonicTransform: ParametricElementwiseTransform, C
     /// The floor under the integrand: g ≥ 10⁻³, so log g stays finite.
     static let integrandFloor = 1e-3
 
+    /// The settings of a UMNN map: H hidden units in the integrand (default 8, 3H + 2 raw
+    /// parameters per element) and N Gauss–Legendre nodes (default 32; the rule's error falls
+    /// geometrically with N, at N forward evaluations of the integrand per element). Checked by
+    /// ``validate()`` when a bijector is made: H ≥ 1 and 1 ≤ N ≤ 256.
+    ///
     /// - Parameters:
     ///   - hiddenUnits: H, the integrand network's hidden units.
     ///   - nodes: N, the Gauss–Legendre nodes of the integral.
@@ -124,8 +130,13 @@ func gaussLegendreRule(_ n: Int) -> (nodes: [Double], weights: [Double]) {
 /// An elementwise unconstrained monotonic transform with its own free parameters per element
 /// (``UnconstrainedMonotonicTransform``; Wehenkel & Louppe 2019).
 public struct UnconstrainedMonotonic: BijectorPlan, SerializablePlan {
+    /// The monotonic integral map of every element: its integrand's hidden units H (default 8)
+    /// and Gauss–Legendre nodes N (default 32); each element has its own 3H + 2 parameters.
     public var transform: UnconstrainedMonotonicTransform
 
+    /// An elementwise UMNN map of H hidden units (default 8) integrated with N nodes (default
+    /// 32), each element with its own 3H + 2 parameters, starting as the identity.
+    ///
     /// - Parameters:
     ///   - hiddenUnits: H, the integrand network's hidden units.
     ///   - nodes: N, the Gauss–Legendre nodes of the integral.
@@ -144,9 +155,16 @@ public struct UnconstrainedMonotonic: BijectorPlan, SerializablePlan {
 /// sequential steps, each a root-finding of one dimension (``MonotoneRootFinder``). ``UNAF``
 /// uses it inverted, so that the density is the one-pass direction.
 public struct UnconstrainedMonotonicAutoregressive: BijectorPlan, SerializablePlan {
+    /// The monotonic integral map of every dimension: its integrand's hidden units H (default 8)
+    /// and Gauss–Legendre nodes N (default 32).
     public var transform: UnconstrainedMonotonicTransform
+    /// The MADE network that gives each dimension's 3H + 2 raw parameters from the dimensions
+    /// before it (default: two hidden layers of 64 ReLU units).
     public var conditioner: DenseAutoregressive
 
+    /// A UMNN autoregressive layer of H hidden units per integrand (default 8) and N nodes
+    /// (default 32), its parameters from `conditioner` (default: two hidden layers of 64 ReLU units).
+    ///
     /// - Parameters:
     ///   - hiddenUnits: H, the integrand network's hidden units.
     ///   - nodes: N, the Gauss–Legendre nodes of the integral.

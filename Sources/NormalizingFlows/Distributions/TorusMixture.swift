@@ -15,8 +15,11 @@ import Foundation
 public enum TorusMixture {
     /// Concentration of the ridge, κ₁.
     public static let ridgeConcentration = 4.0
-    /// Centre μ and concentration κ₂ of the bump.
+    /// Centre μ = (μ₁, μ₂) of the von Mises bump, in radians: (2.8, −1.2), so that the bump
+    /// crosses the cut at θ₁ = ±π.
     public static let bumpCentre = (2.8, -1.2)
+    /// Concentration κ₂ of the von Mises bump in each angle (6: a standard deviation of about
+    /// 1/√κ₂ ≈ 0.41 rad per angle).
     public static let bumpConcentration = 6.0
 
     /// `n` points [n, 2] in [−π, π)², float64 unless `dtype` says otherwise.

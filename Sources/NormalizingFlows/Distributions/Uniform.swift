@@ -47,6 +47,9 @@ public final class Uniform: SerializableBase {
     /// The buffers `low` and `high`, under PyTorch's names (stored as `base.low`, `base.high`).
     public var members: [(name: String, member: ModuleMember)] { [("low", .buffer(lowBuffer)), ("high", .buffer(highBuffer))] }
 
+    /// Checks the box a model file loaded: low below high everywhere, both finite, with a finite
+    /// width, so that log-densities and samples stay finite.
+    ///
     /// - Throws: ``FlowError/stateMismatch(_:)`` when a loaded low is not below its high, or an
     ///   end or the width is not finite.
     public func buffersDidLoad() throws {

@@ -5,8 +5,10 @@ import Foundation
 /// decoupled weight decay (AdamW, Loshchilov & Hutter 2019).
 ///
 /// With gradient g at step t:
-///   m ← β₁m + (1 − β₁)g,  v ← β₂v + (1 − β₂)g²,
-///   θ ← θ − η · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε).
+///
+///     m ← β₁m + (1 − β₁)g,   v ← β₂v + (1 − β₂)g²,
+///     θ ← θ − η · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε).
+///
 /// Weight decay λ adds λθ to g (L2, the PyTorch `Adam` convention) or, when `decoupled`, subtracts
 /// ηλθ from θ directly (PyTorch `AdamW`).
 ///

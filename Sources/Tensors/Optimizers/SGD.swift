@@ -1,7 +1,11 @@
 /// Stochastic gradient descent with optional momentum (heavy-ball or Nesterov) and L2 weight decay.
 ///
 /// With gradient g (plus λθ for weight decay λ), momentum μ and velocity b:
-///   b ← μb + g;  θ ← θ − η·b,  or for Nesterov θ ← θ − η·(g + μb);  without momentum θ ← θ − η·g.
+///
+///     b ← μb + g,   θ ← θ − η·b              (heavy ball)
+///     b ← μb + g,   θ ← θ − η·(g + μb)       (Nesterov)
+///     θ ← θ − η·g                            (without momentum)
+///
 /// This is PyTorch's `SGD` convention (no dampening).
 public final class SGD: Optimizer {
     /// The parameters this optimizer updates, in the order of its velocity buffers.
