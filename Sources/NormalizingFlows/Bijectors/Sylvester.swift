@@ -247,9 +247,9 @@ final class SylvesterBijector: Bijector {
 /// order between layers, as in the paper.
 ///
 /// Its layers start near the identity and move points by bounded amounts, so they train slowly at
-/// ``FitOptions``' default learning rate of 1e-3: fitted to data, use about 1e-2 (`flows fit`'s
-/// default for this family; on two moons, 2,000 steps, held-out NLL 1.814 at 1e-3 and 0.537 at 1e-2,
-/// a Gaussian 1.884).
+/// the default learning rate of 1e-3 (``FitOptions``, ``VariationalOptions``): use about 1e-2, the
+/// default of `flows fit` and `flows vi` for this family (fitted to two moons for 2,000 steps:
+/// held-out NLL 1.814 at 1e-3, 0.537 at 1e-2; a Gaussian 1.884).
 public struct SylvesterFlow: SerializablePlan {
     /// The number of Sylvester layers (default 16).
     public var layers: Int

@@ -3,9 +3,9 @@
 /// per layer (see ``Planar``).
 ///
 /// Its layers start near the identity and move points by bounded amounts, so they train slowly at
-/// ``FitOptions``' default learning rate of 1e-3: fitted to data, use about 1e-2 (`flows fit`'s
-/// default for this family; on two moons, 2,000 steps, held-out NLL 0.924 at 1e-3 and 0.476 at 1e-2,
-/// a Gaussian 1.884).
+/// the default learning rate of 1e-3 (``FitOptions``, ``VariationalOptions``): use about 1e-2, the
+/// default of `flows fit` and `flows vi` for this family (fitted to two moons for 2,000 steps:
+/// held-out NLL 0.924 at 1e-3, 0.476 at 1e-2; a Gaussian 1.884).
 public struct PlanarFlow: SerializablePlan {
     /// The number of planar layers (default 32).
     public var layers: Int
@@ -37,9 +37,9 @@ public struct PlanarFlow: SerializablePlan {
 /// `layers` radial layers (Rezende & Mohamed 2015).
 ///
 /// Its layers start near the identity and move points by bounded amounts, so they train slowly at
-/// ``FitOptions``' default learning rate of 1e-3: fitted to data, use about 1e-2 (`flows fit`'s
-/// default for this family; on two moons, 2,000 steps, held-out NLL 1.123 at 1e-3 and 0.450 at 1e-2,
-/// a Gaussian 1.884).
+/// the default learning rate of 1e-3 (``FitOptions``, ``VariationalOptions``): use about 1e-2, the
+/// default of `flows fit` and `flows vi` for this family (fitted to two moons for 2,000 steps:
+/// held-out NLL 1.123 at 1e-3, 0.450 at 1e-2; a Gaussian 1.884).
 public struct RadialFlow: SerializablePlan {
     /// The number of radial layers (default 32).
     public var layers: Int

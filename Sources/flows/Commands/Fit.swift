@@ -49,7 +49,7 @@ struct Fit: ParsableCommand {
     var steps = 2000
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Rows per step.")
     var batchSize = 256
-    @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.fitLearningRateHelp))
+    @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.learningRateHelp))
     var lr: Double?
     @Option(parsing: .unconditional, help: "Seed for parameters, shuffling and the validation split.")
     var seed: UInt64 = 0
@@ -138,7 +138,7 @@ struct Fit: ParsableCommand {
         if let note = choice.splineBoundNote(flowSpace) { printError("note: \(note)") }
         options.steps = steps
         options.batchSize = batchSize
-        let lr = self.lr ?? choice.defaultFitLearningRate
+        let lr = self.lr ?? choice.defaultLearningRate
         options.learningRate = lr
         options.seed = seed
         options.evaluationInterval = Swift.max(1, Swift.min(100, steps / 20))

@@ -25,8 +25,8 @@ struct VI: ParsableCommand {
     var steps = 5000
     @Option(parsing: .unconditional, help: "Monte Carlo samples per step.")
     var samples = 256
-    @Option(parsing: .unconditional, help: "Adam learning rate.")
-    var lr = 1e-3
+    @Option(parsing: .unconditional, help: ArgumentHelp(stringLiteral: FlowChoice.learningRateHelp))
+    var lr: Double?
     @Option(parsing: .unconditional, help: "Seed.")
     var seed: UInt64 = 0
     @Option(help: "The model file to write.")
@@ -39,7 +39,7 @@ struct VI: ParsableCommand {
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
-        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
         if let layers, layers < 1 { throw ValidationError("--layers must be at least 1, got \(layers)") }
         if let bins, bins < 2 { throw ValidationError("--bins must be at least 2, got \(bins)") }
         _ = try parseSizes(hidden, option: "--hidden")
@@ -74,12 +74,14 @@ struct VI: ParsableCommand {
         try Output.check(out, inputs: [])
         try Output.check(plot, option: "--plot", inputs: [out])
         let target = try Energy.named(energy)
-        let plan = try FlowChoice(name: flow).plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: 2)
+        let choice = try FlowChoice(name: flow)
+        let plan = try choice.plan(layers: layers, hidden: try parseSizes(hidden, option: "--hidden"), bins: bins, dimension: 2)
         try Limits.checkTraining(plan, eventSize: 2, rows: samples, options: "--layers/--hidden/--bins", rowsOption: "--samples")
         let model = try Flow(base: try variationalBase(), plan: plan, seed: seed)
         var options = VariationalOptions()
         options.steps = steps
         options.samplesPerStep = samples
+        let lr = self.lr ?? choice.defaultLearningRate
         options.learningRate = lr
         options.seed = seed
         options.reportInterval = Swift.max(1, steps / 20)
@@ -93,7 +95,7 @@ struct VI: ParsableCommand {
         let kl = try klDivergence(model, logDensity: target.logDensity, logNormalizer: logZ, samples: 100_000)
         let fields: [(String, Any?)] = [
             ("event", "done"), ("energy", target.rawValue), ("flow", flow), ("base", base.lowercased()), ("steps", report.stepsTaken),
-            ("kl", kl), ("log_z", logZ), ("seconds", report.seconds), ("steps_per_s", Double(report.stepsTaken) / report.seconds),
+            ("learning_rate", lr), ("kl", kl), ("log_z", logZ), ("seconds", report.seconds), ("steps_per_s", Double(report.stepsTaken) / report.seconds),
             ("model", out), ("plot", plot),
         ]
         if json {
