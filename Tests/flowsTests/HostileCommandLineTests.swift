@@ -243,7 +243,7 @@ func expectCleanFailure(_ run: Run, status: Int32 = 1, _ fragment: String, _ nam
         for name in ["maf", "iaf", "nsf", "nsf-coupling", "lrs", "lrs-coupling", "realnvp", "planar", "radial", "sylvester", "naf", "unaf", "sospf", "bpf", "ncsf"] {
             #expect(help.contains(name), "\(command) --help lacks \(name)")
         }
-        for text in ["16 for", "32 for", "default: 64,64", "default: 8", "(default: 0.001)"] {
+        for text in ["16 for", "32 for", "default: 64,64", "default: 8", "Default: 0.001; 0.01 for planar, radial, sylvester"] {
             #expect(help.contains(text), "\(command) --help lacks '\(text)'")
         }
     }
