@@ -12,7 +12,7 @@ import Testing
 // flow's first use does not trap either. A trap kills the test process; a signal handler first
 // writes the input being tried to $TMPDIR/fuzz-crash-<target>.bin, to be added to the corpus.
 //
-// Time per target: FUZZ_SECONDS (default 2; CI runs 60). FUZZ_SEED picks the random stream
+// Time per target: FUZZ_SECONDS (default 2; CI runs 10). FUZZ_SEED picks the random stream
 // (default 1, so a failure reproduces). Each target prints its execution count.
 
 private let corpusRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
