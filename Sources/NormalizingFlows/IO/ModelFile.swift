@@ -69,7 +69,7 @@ extension Flow {
             throw fail("format version \(metadata["format_version"] ?? "missing") is newer than this library reads (\(newestVersion))")
         }
         if version < 2, tensors.keys.contains(where: { $0.hasSuffix("conditioner.order") }) {
-            throw fail("format version \(version) stored masked autoregressive networks with another layout of hidden units than version \(fileFormatVersion); fit the model again")
+            throw fail("format version \(version) stored masked autoregressive networks with another layout of hidden units than version 2 and later; fit the model again")
         }
         guard let planJSON = metadata["plan"], let baseJSON = metadata["base"],
               let contextSize = metadata["context_size"].flatMap(Int.init), contextSize >= 0 else {
